@@ -1,0 +1,117 @@
+//! The `coid` command line: `serve`, `check-config`, `deliver` (LDA mode), `explain`
+//! and `user get|set`. Exit codes follow sysexits(3): 0 ok, 64 usage, 65 data error,
+//! 67 unknown user, 75 temporary failure, 78 configuration error.
+
+mod build;
+mod deliver;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use build::build_pipeline;
+
+/// sysexits(3) codes.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Command line usage error.
+    pub const USAGE: u8 = 64;
+    /// Input data was incorrect (permanent refusal).
+    pub const DATAERR: u8 = 65;
+    /// Addressee unknown.
+    pub const NOUSER: u8 = 67;
+    /// Internal software error.
+    pub const SOFTWARE: u8 = 70;
+    /// Temporary failure: try again later.
+    pub const TEMPFAIL: u8 = 75;
+    /// Configuration error.
+    pub const CONFIG: u8 = 78;
+}
+
+/// coid: Chat Over IMAP for an existing Postfix + Dovecot host.
+#[derive(Debug, Parser)]
+#[command(name = "coid", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the LMTP proxy.
+    Serve {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Check a config file and its policy script; print every problem; exit 78 if any.
+    CheckConfig {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Deliver one message from standard input (LDA mode, like dovecot-lda).
+    Deliver {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// Envelope sender (empty for the null sender).
+        #[arg(long, short = 'f', default_value = "")]
+        from: String,
+        /// Envelope recipients.
+        #[arg(long, short = 'r', required = true, num_args = 1..)]
+        rcpt: Vec<String>,
+    },
+    /// Print, as JSON, what coid would do with the message on standard input.
+    Explain {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// Envelope sender.
+        #[arg(long, short = 'f', default_value = "")]
+        from: String,
+        /// Envelope recipients.
+        #[arg(long, short = 'r', required = true, num_args = 1..)]
+        rcpt: Vec<String>,
+    },
+    /// Read or change a user's COI settings.
+    User {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: user::UserAction,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let code = match cli.command {
+        Command::Serve { config } => serve::run(&config),
+        Command::CheckConfig { config } => build::check_config(&config),
+        Command::Deliver { config, from, rcpt } => deliver::deliver(&config, from, rcpt),
+        Command::Explain { config, from, rcpt } => deliver::explain(&config, from, rcpt),
+        Command::User { config, action } => user::run(&config, action),
+    };
+    ExitCode::from(code)
+}
+
+/// Logs to stderr; without timestamps under systemd, which adds its own.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COID_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}

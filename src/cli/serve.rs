@@ -1,0 +1,124 @@
+//! `coid serve`: bind the listeners, then serve until SIGTERM/SIGINT (a second signal
+//! exits at once).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::build::{build_pipeline, load_config};
+use super::exit;
+use crate::config::Config;
+use crate::lmtp::Limits;
+use crate::lmtp::connection::ConnectionContext;
+use crate::server::{self, Listener, ShutdownPolicy};
+
+/// Grace period for transactions in flight at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the daemon.
+pub fn run(config_path: &Path) -> u8 {
+    let config = match load_config(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("coid: cannot start runtime: {err}");
+            return exit::SOFTWARE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> u8 {
+    let (pipeline, _store) = match build_pipeline(&config) {
+        Ok(built) => built,
+        Err(code) => return code,
+    };
+    if let Err(err) = std::fs::create_dir_all(config.spool_dir()) {
+        eprintln!(
+            "coid: cannot create {}: {err}",
+            config.spool_dir().display()
+        );
+        return exit::TEMPFAIL;
+    }
+    let listeners = match bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(message) => {
+            eprintln!("coid: {message}");
+            return exit::CONFIG;
+        }
+    };
+    let ctx = Arc::new(context(&config, pipeline));
+    tracing::info!(listeners = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket, backend = %config.delivery.backend, "coid serving");
+    server::run(
+        listeners,
+        ctx,
+        config.lmtp.max_connections,
+        stop_signal(),
+        ShutdownPolicy {
+            grace: SHUTDOWN_GRACE,
+        },
+    )
+    .await;
+    tracing::info!("coid stopped");
+    exit::OK
+}
+
+/// The per-connection settings from the config.
+pub fn context(config: &Config, pipeline: Arc<crate::pipeline::Pipeline>) -> ConnectionContext {
+    ConnectionContext {
+        pipeline,
+        limits: Limits {
+            max_line: config.lmtp.max_line_length,
+            max_message_size: config.lmtp.max_message_size,
+            max_recipients: config.lmtp.max_recipients,
+        },
+        hostname: config.lmtp.hostname.clone(),
+        idle_timeout: Duration::from_secs(config.lmtp.idle_timeout_secs),
+        spool_threshold: config.lmtp.spool_threshold,
+        spool_dir: config.spool_dir(),
+    }
+}
+
+async fn bind(config: &Config) -> Result<Vec<Listener>, String> {
+    let mut listeners = Vec::new();
+    for addr in &config.lmtp.tcp {
+        listeners.push(
+            Listener::tcp(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        );
+    }
+    if !config.lmtp.unix_socket.is_empty() {
+        let path = Path::new(&config.lmtp.unix_socket);
+        let mode = u32::from_str_radix(&config.lmtp.unix_socket_mode, 8).unwrap_or(0o660);
+        listeners.push(
+            Listener::unix(path, mode)
+                .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?,
+        );
+    }
+    Ok(listeners)
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(1);
+    });
+}

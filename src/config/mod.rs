@@ -1,0 +1,283 @@
+//! coid's configuration: one TOML file, `deny_unknown_fields` everywhere, every key with
+//! a default that `conf.d/coid.toml` documents. [`Config::load`] parses and then
+//! [`Config::validate`] reports every problem at once, before anything is bound.
+
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use validate::Problems;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// LMTP listeners and session limits.
+    pub lmtp: LmtpConfig,
+    /// Where coid keeps its state (SQLite, spool).
+    pub state: StateConfig,
+    /// The Sieve policy.
+    pub policy: PolicyConfig,
+    /// Server-wide COI defaults.
+    pub coi: CoiConfig,
+    /// How recipients map to users.
+    pub users: UsersConfig,
+    /// Where messages are stored.
+    pub delivery: DeliveryConfig,
+}
+
+/// `[lmtp]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmtpConfig {
+    /// Name in the LHLO reply.
+    pub hostname: String,
+    /// Unix socket path to listen on (empty: none).
+    pub unix_socket: String,
+    /// Octal mode of the unix socket.
+    pub unix_socket_mode: String,
+    /// TCP addresses to listen on.
+    pub tcp: Vec<String>,
+    /// Concurrent sessions; more wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Longest command line in bytes, CRLF included (RFC 5321 §4.5.3.1.4: 512 minimum).
+    pub max_line_length: usize,
+    /// Largest message in bytes; advertised as SIZE (RFC 1870).
+    pub max_message_size: u64,
+    /// Most recipients per transaction.
+    pub max_recipients: usize,
+    /// Seconds a session may stay silent before it is closed with 421.
+    pub idle_timeout_secs: u64,
+    /// Bodies above this many bytes are spooled to a file.
+    pub spool_threshold: usize,
+}
+
+impl Default for LmtpConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            unix_socket: String::new(),
+            unix_socket_mode: "0660".into(),
+            tcp: vec!["127.0.0.1:10024".into()],
+            max_connections: 64,
+            max_line_length: 4096,
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 1000,
+            idle_timeout_secs: 300,
+            spool_threshold: 256 * 1024,
+        }
+    }
+}
+
+/// `[state]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// State directory: `coid.sqlite` and `spool/` live here.
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("/var/lib/coid"),
+        }
+    }
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// The operator's Sieve script; empty means the built-in default (the same text as
+    /// `conf.d/policy.sieve`).
+    pub script: String,
+    /// Sieve instructions one run may execute before it is stopped (then: keep).
+    pub cpu_limit: usize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            script: String::new(),
+            cpu_limit: 10_000,
+        }
+    }
+}
+
+/// `[coi]`: defaults for users who never set their own (COI server spec).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoiConfig {
+    /// COI on for users who have not set `enabled`.
+    pub enabled: bool,
+    /// `none`, `active` or `seen` for users who have not set `message-filter`.
+    pub message_filter: String,
+    /// The COI mailbox root; chats go to `<root>/Chats`.
+    pub mailbox_root: String,
+}
+
+impl Default for CoiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            message_filter: "none".into(),
+            mailbox_root: "COI".into(),
+        }
+    }
+}
+
+/// `[users]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersConfig {
+    /// Characters that start an address extension (`alice+tag@`), like Postfix's
+    /// `recipient_delimiter`; empty: none.
+    pub recipient_delimiter: String,
+    /// `address` (user = `local@domain`, Dovecot's `%u` for virtual users) or
+    /// `localpart` (user = `local`, `%n` for system users).
+    pub username: String,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        Self {
+            recipient_delimiter: "+".into(),
+            username: "address".into(),
+        }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// `maildir` (embedded) or `dovecot` (LMTP to Dovecot).
+    pub backend: String,
+    /// `[delivery.dovecot]`
+    pub dovecot: DovecotConfig,
+    /// `[delivery.maildir]`
+    pub maildir: MaildirConfig,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            backend: "maildir".into(),
+            dovecot: DovecotConfig::default(),
+            maildir: MaildirConfig::default(),
+        }
+    }
+}
+
+/// `[delivery.dovecot]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DovecotConfig {
+    /// Dovecot's LMTP: a unix socket path, or `host:port`.
+    pub lmtp: String,
+    /// The hierarchy separator of the user namespace (`separator` in Dovecot's
+    /// `namespace inbox {}`); policy folder names use `/` and are translated.
+    pub hierarchy_separator: String,
+    /// Seconds to wait for the connection.
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for each reply (well under Postfix's 600 s).
+    pub reply_timeout_secs: u64,
+    /// Name in our LHLO to Dovecot.
+    pub lhlo_name: String,
+}
+
+impl Default for DovecotConfig {
+    fn default() -> Self {
+        Self {
+            lmtp: "/run/dovecot/lmtp".into(),
+            hierarchy_separator: "/".into(),
+            connect_timeout_secs: 10,
+            reply_timeout_secs: 120,
+            lhlo_name: "coid".into(),
+        }
+    }
+}
+
+/// `[delivery.maildir]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaildirConfig {
+    /// Maildir of a user; `{domain}`, `{local}` and `{user}` are replaced. Relative
+    /// paths are under the state directory.
+    pub path: String,
+    /// fsync files and directories before answering (off only for tests and benches).
+    pub fsync: bool,
+}
+
+impl Default for MaildirConfig {
+    fn default() -> Self {
+        Self {
+            path: "mail/{domain}/{local}/Maildir".into(),
+            fsync: true,
+        }
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax or an unknown key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said.
+        message: String,
+    },
+    /// Values that parse but cannot work; all of them.
+    #[error("{0}")]
+    Invalid(Problems),
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    ///
+    /// # Errors
+    /// Any problem; [`ConfigError::Invalid`] lists them all.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::parse(&text, path)?;
+        config.validate().map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no validation).
+    ///
+    /// # Errors
+    /// Syntax errors and unknown keys.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.state.dir.join("coid.sqlite")
+    }
+
+    /// The spool directory for large messages.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state.dir.join("spool")
+    }
+}

@@ -1,0 +1,203 @@
+//! Semantic checks on a parsed [`Config`]: every problem is collected, so an operator
+//! fixes them in one round (`coid check-config` exits 78, EX_CONFIG, when any is found).
+
+use std::fmt;
+
+use super::Config;
+
+/// All problems found in a config.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<String>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(p)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks values that parse but cannot work.
+    ///
+    /// # Errors
+    /// Every problem found.
+    pub fn validate(&self) -> Result<(), Problems> {
+        let mut p = Vec::new();
+        self.validate_lmtp(&mut p);
+        self.validate_coi(&mut p);
+        self.validate_delivery(&mut p);
+        if !matches!(self.users.username.as_str(), "address" | "localpart") {
+            p.push(format!(
+                "users.username: {:?} is not \"address\" or \"localpart\"",
+                self.users.username
+            ));
+        }
+        if self.state.dir.as_os_str().is_empty() {
+            p.push("state.dir: must not be empty".into());
+        }
+        if self.policy.cpu_limit == 0 {
+            p.push("policy.cpu_limit: must be above 0".into());
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(p))
+        }
+    }
+
+    fn validate_lmtp(&self, p: &mut Vec<String>) {
+        let l = &self.lmtp;
+        if l.unix_socket.is_empty() && l.tcp.is_empty() {
+            p.push("lmtp: set unix_socket or tcp, or coid has nothing to listen on".into());
+        }
+        for addr in &l.tcp {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                p.push(format!("lmtp.tcp: {addr:?} is not an IP:port address"));
+            }
+        }
+        if u32::from_str_radix(&l.unix_socket_mode, 8).map_or(true, |m| m > 0o777) {
+            p.push(format!(
+                "lmtp.unix_socket_mode: {:?} is not an octal mode",
+                l.unix_socket_mode
+            ));
+        }
+        if l.hostname.is_empty()
+            || l.hostname
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            p.push("lmtp.hostname: must be a non-empty name without spaces".into());
+        }
+        check_range(
+            p,
+            "lmtp.max_connections",
+            l.max_connections as u64,
+            1,
+            100_000,
+        );
+        check_range(
+            p,
+            "lmtp.max_line_length",
+            l.max_line_length as u64,
+            512,
+            1 << 20,
+        );
+        check_range(
+            p,
+            "lmtp.max_message_size",
+            l.max_message_size,
+            1024,
+            1 << 40,
+        );
+        check_range(
+            p,
+            "lmtp.max_recipients",
+            l.max_recipients as u64,
+            1,
+            100_000,
+        );
+        check_range(p, "lmtp.idle_timeout_secs", l.idle_timeout_secs, 1, 3600);
+        check_range(
+            p,
+            "lmtp.spool_threshold",
+            l.spool_threshold as u64,
+            1024,
+            1 << 30,
+        );
+    }
+
+    fn validate_coi(&self, p: &mut Vec<String>) {
+        if crate::store::MessageFilter::parse(&self.coi.message_filter).is_none() {
+            p.push(format!(
+                "coi.message_filter: {:?} is not none, active or seen",
+                self.coi.message_filter
+            ));
+        }
+        let root = &self.coi.mailbox_root;
+        if root.is_empty()
+            || root.starts_with('/')
+            || root.ends_with('/')
+            || root.chars().any(char::is_control)
+        {
+            p.push(format!(
+                "coi.mailbox_root: {root:?} is not a usable folder name"
+            ));
+        }
+    }
+
+    fn validate_delivery(&self, p: &mut Vec<String>) {
+        let d = &self.delivery;
+        match d.backend.as_str() {
+            "maildir" => {
+                if d.maildir.path.is_empty() {
+                    p.push("delivery.maildir.path: must not be empty".into());
+                }
+            }
+            "dovecot" => {
+                if d.dovecot.lmtp.is_empty() {
+                    p.push("delivery.dovecot.lmtp: must name a socket path or host:port".into());
+                }
+                check_range(
+                    p,
+                    "delivery.dovecot.connect_timeout_secs",
+                    d.dovecot.connect_timeout_secs,
+                    1,
+                    300,
+                );
+                check_range(
+                    p,
+                    "delivery.dovecot.reply_timeout_secs",
+                    d.dovecot.reply_timeout_secs,
+                    1,
+                    540,
+                );
+            }
+            other => p.push(format!(
+                "delivery.backend: {other:?} is not \"maildir\" or \"dovecot\""
+            )),
+        }
+        if d.dovecot.hierarchy_separator.chars().count() != 1 {
+            p.push("delivery.dovecot.hierarchy_separator: must be one character".into());
+        }
+    }
+}
+
+fn check_range(p: &mut Vec<String>, key: &str, value: u64, min: u64, max: u64) {
+    if !(min..=max).contains(&value) {
+        p.push(format!("{key}: {value} is outside {min}..={max}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default()
+            .validate()
+            .expect("defaults must validate");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "[lmtp]\ntcp = [\"nope\"]\nmax_line_length = 10\n[coi]\nmessage_filter = \"sometimes\"\n[delivery]\nbackend = \"imap\"\n";
+        let config = Config::parse(text, Path::new("t.toml")).expect("parses");
+        let problems = config.validate().expect_err("must fail");
+        assert_eq!(problems.0.len(), 4, "{problems}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err =
+            Config::parse("[lmtp]\nmax_conections = 3\n", Path::new("t.toml")).expect_err("typo");
+        assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+}

@@ -1,0 +1,760 @@
+//! The embedded store: delivery straight into users' Maildir++ folders, laid out the
+//! way Dovecot reads them, for hosts without Dovecot LMTP (and for tests).
+//!
+//! Follows the Maildir spec (cr.yp.to/proto/maildir.html): write `tmp/<unique>`, then
+//! rename into `new/` (no flags) or `cur/<unique>:2,<letters>` (flags). Folders are
+//! Maildir++ (`COI/Chats` → `.COI.Chats` with a `maildirfolder` file), names in modified
+//! UTF-7 (RFC 3501 §5.1.3). Keywords use Dovecot's `dovecot-keywords` (`<index> <name>`
+//! per line, index 0 → letter `a`, at most 26), new folders go into `subscriptions`
+//! (Dovecot's version 2 format: `V\t2\n\n`, then one name per line with TAB between
+//! hierarchy levels). Both files are rewritten under Dovecot's dotlock (`<file>.lock`,
+//! created exclusively, filled, renamed over the file), so Dovecot and coid can share them.
+//! Our own trouble is 4xx; the only 5xx is a recipient whose name would escape the tree.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::stream::{HeaderFilter, LfLines, Transform};
+use super::{Backend, BoxFuture, Job, Message};
+use crate::config::MaildirConfig;
+use crate::lmtp::Reply;
+use crate::spool::Spooled;
+use crate::users::UserAddress;
+
+const SAVED: Reply = Reply::new(250, [2, 0, 0], "Saved");
+const BAD_MAILBOX: Reply = Reply::new(550, [5, 1, 1], "Bad destination mailbox address");
+const CHUNK: usize = 64 * 1024;
+const KEYWORDS_FILE: &str = "dovecot-keywords";
+const MAX_KEYWORDS: u8 = 26;
+const SUBSCRIPTIONS_V2: &[u8] = b"V\t2\n\n";
+/// Dotlock retries (100 ms apart) and the age after which a lock is stale (Dovecot: 30 s).
+const LOCK_TRIES: u32 = 50;
+const LOCK_STALE: Duration = Duration::from_secs(30);
+/// Base64 alphabet of modified UTF-7 (RFC 3501 §5.1.3: `,` instead of `/`).
+const MUTF7_B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+/// Per-process counter for unique names (the `Q` part).
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Why one copy could not be stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum Error {
+    /// A recipient part that would leave the mail tree.
+    #[error("invalid mailbox name part {0:?}")]
+    BadName(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0}: still locked")]
+    Locked(PathBuf),
+    #[error("blocking task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The Maildir++ backend.
+#[derive(Debug, Clone)]
+pub struct Maildir {
+    template: String,
+    state_dir: PathBuf,
+    fsync: bool,
+    /// Host name for unique names, with `/` and `:` escaped as Dovecot does.
+    host: String,
+}
+
+/// Flags split into Maildir info letters and keywords.
+#[derive(Debug, Default)]
+struct Flags {
+    system: Vec<u8>,
+    keywords: Vec<String>,
+}
+
+/// A folder ready to take a message, and the info letters for it.
+struct Dest {
+    dir: PathBuf,
+    info: String,
+}
+
+impl Maildir {
+    /// From `[delivery.maildir]`; relative paths are under `state_dir`.
+    pub fn new(config: &MaildirConfig, state_dir: &Path) -> Maildir {
+        let host = fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let host = host
+            .replace('/', "\\057")
+            .replace(':', "\\072")
+            .replace(',', "\\054");
+        Maildir {
+            template: config.path.clone(),
+            state_dir: state_dir.to_owned(),
+            fsync: config.fsync,
+            host,
+        }
+    }
+
+    /// The user's Maildir root; each placeholder value must stay one path component.
+    fn root_for(&self, user: &UserAddress) -> Result<PathBuf, Error> {
+        let mut path = self.template.clone();
+        for (key, value) in [
+            ("{domain}", &user.domain),
+            ("{local}", &user.local),
+            ("{user}", &user.username),
+        ] {
+            if path.contains(key) {
+                if value.is_empty()
+                    || value.starts_with('.')
+                    || value.chars().any(|c| c == '/' || c.is_control())
+                {
+                    return Err(Error::BadName(value.clone()));
+                }
+                path = path.replace(key, value);
+            }
+        }
+        let path = PathBuf::from(path);
+        Ok(if path.is_relative() {
+            self.state_dir.join(path)
+        } else {
+            path
+        })
+    }
+
+    /// `<secs>.M<micros>P<pid>Q<counter>.<host>` (Dovecot's form).
+    fn unique(&self) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let q = SEQ.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}.M{}P{}Q{q}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            self.host
+        )
+    }
+
+    async fn deliver_one(&self, body: &Spooled, job: &Job) -> Reply {
+        match self.store(body, job).await {
+            Ok(path) => {
+                tracing::debug!(rcpt = %job.rcpt, path = %path.display(), "saved to maildir");
+                SAVED
+            }
+            Err(error @ Error::BadName(_)) => {
+                tracing::warn!(rcpt = %job.rcpt, %error, "refused recipient");
+                BAD_MAILBOX
+            }
+            Err(error) => {
+                tracing::error!(rcpt = %job.rcpt, %error, "maildir delivery failed");
+                Reply::TEMP_FAILURE
+            }
+        }
+    }
+
+    async fn store(&self, body: &Spooled, job: &Job) -> Result<PathBuf, Error> {
+        let root = self.root_for(&job.user)?;
+        let folder = folder_parts(job.target.folder.as_deref(), &job.rcpt);
+        let flags = parse_flags(&job.target.flags, &job.rcpt);
+        let (create, fsync, rcpt) = (job.target.create, self.fsync, job.rcpt.clone());
+        let dest = blocking(move || prepare(&root, folder.as_deref(), create, flags, fsync, &rcpt))
+            .await?;
+        let base = self.unique();
+        let tmp = dest.dir.join("tmp").join(&base);
+        let result = match write_tmp(&tmp, body, fsync).await {
+            Ok(size) => {
+                let tmp = tmp.clone();
+                blocking(move || commit(&tmp, &dest, &base, size, fsync)).await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+}
+
+impl Backend for Maildir {
+    fn deliver<'a>(
+        &'a self,
+        message: &'a Message<'a>,
+        jobs: &'a [Job],
+    ) -> BoxFuture<'a, Vec<Reply>> {
+        Box::pin(async move {
+            let mut replies = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                replies.push(self.deliver_one(message.body, job).await);
+            }
+            replies
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "maildir"
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+/// Folder name → encoded Maildir++ levels; `None` for INBOX or an invalid name.
+fn folder_parts(folder: Option<&str>, rcpt: &str) -> Option<Vec<String>> {
+    let folder = folder.filter(|f| !f.eq_ignore_ascii_case("INBOX"))?;
+    let valid =
+        |p: &str| !p.is_empty() && !p.chars().any(|c| c == '.' || c == '/' || c.is_control());
+    if folder.split('/').all(valid) {
+        return Some(folder.split('/').map(mutf7).collect());
+    }
+    tracing::warn!(rcpt, folder, "invalid folder name, delivering to INBOX");
+    None
+}
+
+/// Modified UTF-7 (RFC 3501 §5.1.3), as Dovecot names folders on disk.
+fn mutf7(name: &str) -> String {
+    let mut out = String::new();
+    let mut wide: Vec<u16> = Vec::new();
+    for c in name.chars().chain(std::iter::once('\0')) {
+        if !(' '..='~').contains(&c) && c != '\0' {
+            wide.extend_from_slice(c.encode_utf16(&mut [0; 2]));
+            continue;
+        }
+        if !wide.is_empty() {
+            let bytes: Vec<u8> = wide.drain(..).flat_map(u16::to_be_bytes).collect();
+            out.push('&');
+            for chunk in bytes.chunks(3) {
+                let n = chunk
+                    .iter()
+                    .zip([16, 8, 0])
+                    .fold(0u32, |acc, (b, s)| acc | u32::from(*b) << s);
+                for shift in [18, 12, 6, 0].into_iter().take(chunk.len() + 1) {
+                    out.extend(
+                        MUTF7_B64
+                            .get(((n >> shift) & 63) as usize)
+                            .map(|&b| char::from(b)),
+                    );
+                }
+            }
+            out.push('-');
+        }
+        match c {
+            '&' => out.push_str("&-"),
+            '\0' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// IMAP flags → Maildir letters (D F R S T) and keywords (RFC 3501 atoms).
+fn parse_flags(flags: &[String], rcpt: &str) -> Flags {
+    let mut out = Flags::default();
+    for flag in flags {
+        if let Some(name) = flag.strip_prefix('\\') {
+            match name.to_ascii_lowercase().as_str() {
+                "draft" => out.system.push(b'D'),
+                "flagged" => out.system.push(b'F'),
+                "answered" => out.system.push(b'R'),
+                "seen" => out.system.push(b'S'),
+                "deleted" => out.system.push(b'T'),
+                _ => tracing::warn!(rcpt, flag, "ignoring unknown system flag"),
+            }
+        } else if !flag.is_empty()
+            && flag
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
+        {
+            if !out.keywords.iter().any(|k| k.eq_ignore_ascii_case(flag)) {
+                out.keywords.push(flag.clone());
+            }
+        } else {
+            tracing::warn!(rcpt, flag, "ignoring invalid keyword");
+        }
+    }
+    out
+}
+
+/// Makes the root and target folder ready; falls back to INBOX for a missing folder
+/// without `:create` (as Pigeonhole does).
+fn prepare(
+    root: &Path,
+    folder: Option<&[String]>,
+    create: bool,
+    flags: Flags,
+    fsync: bool,
+    rcpt: &str,
+) -> Result<Dest, Error> {
+    ensure_maildir(root, fsync)?;
+    let dir = match folder {
+        None => root.to_owned(),
+        Some(parts) => {
+            let dir = root.join(format!(".{}", parts.join(".")));
+            if dir.is_dir() {
+                ensure_maildir(&dir, fsync)?;
+                dir
+            } else if create {
+                create_folder(root, &dir, parts, fsync)?;
+                dir
+            } else {
+                tracing::warn!(rcpt, folder = %parts.join("/"), "folder missing and no :create, delivering to INBOX");
+                root.to_owned()
+            }
+        }
+    };
+    let mut info = flags.system;
+    info.extend(keyword_letters(&dir, &flags.keywords, rcpt, fsync)?);
+    info.sort_unstable();
+    info.dedup();
+    Ok(Dest {
+        dir,
+        info: String::from_utf8_lossy(&info).into_owned(),
+    })
+}
+
+/// Creates `cur`, `new` and `tmp` (mode 0700) if missing.
+fn ensure_maildir(dir: &Path, fsync: bool) -> Result<(), Error> {
+    if ["cur", "new", "tmp"]
+        .iter()
+        .all(|sub| dir.join(sub).is_dir())
+    {
+        return Ok(());
+    }
+    for sub in ["cur", "new", "tmp"] {
+        let path = dir.join(sub);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(at(&path))?;
+    }
+    if fsync {
+        sync_dir(dir)?;
+        dir.parent().map(sync_dir).transpose()?;
+    }
+    Ok(())
+}
+
+/// A new Maildir++ folder: the directories, `maildirfolder`, and a subscription.
+fn create_folder(root: &Path, dir: &Path, parts: &[String], fsync: bool) -> Result<(), Error> {
+    ensure_maildir(dir, fsync)?;
+    let marker = dir.join("maildirfolder");
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&marker)
+        .map_err(at(&marker))?;
+    let joined = |sep: &str| parts.join(sep).into_bytes();
+    update_locked(&root.join("subscriptions"), fsync, |old| {
+        // A file without the v2 header is version 1: names use the storage separator.
+        let (line, mut out) = match old.starts_with(SUBSCRIPTIONS_V2) || old.is_empty() {
+            true => (
+                joined("\t"),
+                if old.is_empty() {
+                    SUBSCRIPTIONS_V2.to_vec()
+                } else {
+                    old.to_vec()
+                },
+            ),
+            false => (joined("."), old.to_vec()),
+        };
+        if old.split(|&b| b == b'\n').any(|l| l == line) {
+            return None;
+        }
+        if !out.is_empty() && !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+        Some(out)
+    })
+}
+
+/// Letters for `keywords` in `dir`'s `dovecot-keywords`, adding those not yet listed.
+fn keyword_letters(
+    dir: &Path,
+    keywords: &[String],
+    rcpt: &str,
+    fsync: bool,
+) -> Result<Vec<u8>, Error> {
+    if keywords.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut letters = Vec::new();
+    update_locked(&dir.join(KEYWORDS_FILE), fsync, |old| {
+        let mut table: Vec<(u8, String)> = String::from_utf8_lossy(old)
+            .lines()
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .and_then(|(i, k)| Some((i.parse().ok()?, k.to_owned())))
+            })
+            .filter(|(i, k)| *i < MAX_KEYWORDS && !k.is_empty())
+            .collect();
+        let before = table.len();
+        for keyword in keywords {
+            let index = table
+                .iter()
+                .find(|(_, k)| k.eq_ignore_ascii_case(keyword))
+                .map(|(i, _)| *i);
+            let index = index.or_else(|| {
+                let free = (0..MAX_KEYWORDS).find(|i| table.iter().all(|(j, _)| j != i))?;
+                table.push((free, keyword.clone()));
+                Some(free)
+            });
+            match index {
+                Some(i) => letters.push(b'a' + i),
+                None => tracing::warn!(rcpt, keyword, "26 keywords in use, keyword dropped"),
+            }
+        }
+        table.sort_unstable();
+        (table.len() != before).then(|| {
+            table
+                .iter()
+                .flat_map(|(i, k)| format!("{i} {k}\n").into_bytes())
+                .collect()
+        })
+    })?;
+    Ok(letters)
+}
+
+/// Rewrites `path` under Dovecot's dotlock; `edit` gets the old content and returns the
+/// new one, or `None` to leave the file alone.
+fn update_locked(
+    path: &Path,
+    fsync: bool,
+    edit: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+) -> Result<(), Error> {
+    let mut lock_name = path.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let lock = PathBuf::from(lock_name);
+    let mut file = acquire(&lock)?;
+    let result = (|| {
+        let old = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(at(path)(e)),
+        };
+        let Some(new) = edit(&old) else {
+            return fs::remove_file(&lock).map_err(at(&lock));
+        };
+        file.write_all(&new).map_err(at(&lock))?;
+        if fsync {
+            file.sync_all().map_err(at(&lock))?;
+        }
+        fs::rename(&lock, path).map_err(at(path))?;
+        if fsync {
+            path.parent().map(sync_dir).transpose().map(drop)
+        } else {
+            Ok(())
+        }
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&lock);
+    }
+    result
+}
+
+fn acquire(lock: &Path) -> Result<File, Error> {
+    for _ in 0..LOCK_TRIES {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(lock)
+        {
+            Ok(file) => return Ok(file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let age = fs::metadata(lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|age| age > LOCK_STALE) {
+                    let _ = fs::remove_file(lock);
+                } else {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Err(e) => return Err(at(lock)(e)),
+        }
+    }
+    Err(Error::Locked(lock.to_owned()))
+}
+
+/// Streams the body through the header filter and CRLF → LF into `path`; returns its size.
+async fn write_tmp(path: &Path, body: &Spooled, fsync: bool) -> Result<u64, Error> {
+    let mut reader = body.reader().await.map_err(at(Path::new("<spool>")))?;
+    let mut options = tokio::fs::OpenOptions::new();
+    let mut file = options
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .await
+        .map_err(at(path))?;
+    let (mut filter, mut lf) = (HeaderFilter::new(), LfLines::default());
+    let (mut buf, mut mid, mut out) = (vec![0u8; CHUNK], Vec::new(), Vec::new());
+    let mut size = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(at(Path::new("<spool>")))?;
+        mid.clear();
+        out.clear();
+        if n == 0 {
+            filter.finish(&mut mid);
+            lf.push(&mid, &mut out);
+            lf.finish(&mut out);
+        } else {
+            filter.push(buf.get(..n).unwrap_or_default(), &mut mid);
+            lf.push(&mid, &mut out);
+        }
+        file.write_all(&out).await.map_err(at(path))?;
+        size += out.len() as u64;
+        if n == 0 {
+            break;
+        }
+    }
+    file.flush().await.map_err(at(path))?;
+    if fsync {
+        file.sync_all().await.map_err(at(path))?;
+    }
+    Ok(size)
+}
+
+/// Moves the written file into `new/` or, with flags, `cur/` (Maildir spec).
+fn commit(tmp: &Path, dest: &Dest, base: &str, size: u64, fsync: bool) -> Result<PathBuf, Error> {
+    let (sub, name) = match dest.info.is_empty() {
+        true => ("new", format!("{base},S={size}")),
+        false => ("cur", format!("{base},S={size}:2,{}", dest.info)),
+    };
+    let target = dest.dir.join(sub).join(name);
+    fs::rename(tmp, &target).map_err(at(&target))?;
+    if fsync {
+        sync_dir(&dest.dir.join(sub))?;
+        sync_dir(&dest.dir.join("tmp"))?;
+    }
+    Ok(target)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lmtp::Envelope;
+    use crate::policy::Target;
+
+    const MAIL: &[u8] = b"From: a@x\r\nX-Coid-Folder: COI/Chats\r\nSubject: hi\r\n\r\nbody\r\n";
+
+    fn job(local: &str, folder: Option<&str>, flags: &[&str], create: bool) -> Job {
+        let user = UserAddress {
+            local: local.into(),
+            domain: "example.org".into(),
+            username: format!("{local}@example.org"),
+        };
+        let flags = flags.iter().map(|f| (*f).to_owned()).collect();
+        let target = Target {
+            folder: folder.map(str::to_owned),
+            flags,
+            create,
+        };
+        Job {
+            rcpt: format!("{local}@example.org"),
+            user,
+            target,
+        }
+    }
+
+    async fn run(state: &Path, template: &str, jobs: &[Job]) -> Vec<Reply> {
+        let maildir = Maildir::new(
+            &MaildirConfig {
+                path: template.into(),
+                fsync: true,
+            },
+            state,
+        );
+        let (envelope, body) = (Envelope::default(), Spooled::Memory(MAIL.to_vec()));
+        let replies = maildir
+            .deliver(
+                &Message {
+                    envelope: &envelope,
+                    body: &body,
+                },
+                jobs,
+            )
+            .await;
+        assert_eq!(replies.len(), jobs.len());
+        replies
+    }
+
+    /// The single file in `dir`.
+    fn only_file(dir: &Path) -> PathBuf {
+        let files: Vec<PathBuf> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files.into_iter().next().expect("one file")
+    }
+
+    const TEMPLATE: &str = "mail/{domain}/{local}/Maildir";
+
+    #[tokio::test]
+    async fn inbox_lands_in_new_with_lf_and_without_trusted_headers() {
+        let state = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            run(state.path(), TEMPLATE, &[job("alice", None, &[], false)]).await,
+            [SAVED]
+        );
+        let root = state.path().join("mail/example.org/alice/Maildir");
+        let file = only_file(&root.join("new"));
+        let content = fs::read(&file).expect("read");
+        assert_eq!(content, b"From: a@x\nSubject: hi\n\nbody\n");
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
+        assert!(name.ends_with(&format!(",S={}", content.len())), "{name}");
+        assert!(
+            fs::read_dir(root.join("tmp"))
+                .expect("tmp")
+                .next()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn chat_folder_is_created_subscribed_and_flagged() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let jobs = [
+            job("bob", Some("COI/Chats"), &["$Chat"], true),
+            job("bob", None, &["\\Seen"], false),
+        ];
+        assert_eq!(run(state.path(), TEMPLATE, &jobs).await, [SAVED, SAVED]);
+        let root = state.path().join("mail/example.org/bob/Maildir");
+        let folder = root.join(".COI.Chats");
+        for sub in ["cur", "new", "tmp"] {
+            assert!(folder.join(sub).is_dir(), "{sub}");
+        }
+        assert_eq!(
+            fs::read(folder.join("maildirfolder")).expect("maildirfolder"),
+            b""
+        );
+        assert_eq!(
+            fs::read_to_string(folder.join(KEYWORDS_FILE)).expect("keywords"),
+            "0 $Chat\n"
+        );
+        assert!(
+            only_file(&folder.join("cur"))
+                .to_string_lossy()
+                .ends_with(":2,a")
+        );
+        assert_eq!(
+            fs::read(root.join("subscriptions")).expect("subscriptions"),
+            b"V\t2\n\nCOI\tChats\n"
+        );
+        assert!(
+            only_file(&root.join("cur"))
+                .to_string_lossy()
+                .ends_with(":2,S")
+        );
+        // A second chat reuses the keyword and leaves the subscription alone.
+        let jobs = [job("bob", Some("COI/Chats"), &["$Chat", "\\Seen"], true)];
+        assert_eq!(run(state.path(), TEMPLATE, &jobs).await, [SAVED]);
+        assert_eq!(fs::read_dir(folder.join("cur")).expect("cur").count(), 2);
+        assert_eq!(
+            fs::read(root.join("subscriptions")).expect("subscriptions"),
+            b"V\t2\n\nCOI\tChats\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_folder_without_create_goes_to_inbox() {
+        let state = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            run(
+                state.path(),
+                TEMPLATE,
+                &[job("carol", Some("Lists"), &[], false)]
+            )
+            .await,
+            [SAVED]
+        );
+        let root = state.path().join("mail/example.org/carol/Maildir");
+        assert!(!root.join(".Lists").exists());
+        only_file(&root.join("new"));
+    }
+
+    #[tokio::test]
+    async fn path_escape_is_refused_and_writes_nothing() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let replies = run(
+            state.path(),
+            TEMPLATE,
+            &[job("../x", None, &[], false), job(".", None, &[], false)],
+        )
+        .await;
+        assert_eq!(replies, [BAD_MAILBOX, BAD_MAILBOX]);
+        assert!(fs::read_dir(state.path()).expect("state").next().is_none());
+    }
+
+    #[tokio::test]
+    async fn unwritable_store_is_a_temporary_failure() {
+        use std::os::unix::fs::PermissionsExt;
+        let state = tempfile::tempdir().expect("tempdir");
+        let locked = state.path().join("locked");
+        fs::create_dir(&locked).expect("mkdir");
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o500)).expect("chmod");
+        let template = if fs::write(locked.join("probe"), b"").is_ok() {
+            // Running as root: permission bits do not stop writes; block with a file.
+            fs::write(state.path().join("file"), b"").expect("file");
+            "file/{local}"
+        } else {
+            "locked/{local}"
+        };
+        let replies = run(state.path(), template, &[job("dave", None, &[], false)]).await;
+        assert_eq!(replies, [Reply::TEMP_FAILURE]);
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).expect("chmod back");
+    }
+
+    #[test]
+    fn folder_names_are_checked_and_encoded() {
+        assert_eq!(
+            folder_parts(Some("COI/Chats"), "r"),
+            Some(vec!["COI".into(), "Chats".into()])
+        );
+        assert_eq!(folder_parts(Some("inbox"), "r"), None);
+        for bad in ["a//b", "a.b", "/a", "a\tb"] {
+            assert_eq!(folder_parts(Some(bad), "r"), None, "{bad}");
+        }
+        // Examples from RFC 3501 §5.1.3 and what Dovecot 2.3 writes.
+        assert_eq!(mutf7("Chäts"), "Ch&AOQ-ts");
+        assert_eq!(mutf7("R&D"), "R&-D");
+        assert_eq!(
+            mutf7("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! coid: the Chat Over IMAP server side for an existing Postfix + Dovecot host.
+//!
+//! # Layout
+//! ```text
+//! Postfix ─LMTP─▶ lmtp (session, sans-IO) ─▶ pipeline ─▶ classify ─▶ policy (Sieve, per rcpt)
+//!                   ▲ per-rcpt replies          │                          │
+//!                   └───────────────────────────┴──── delivery (Dovecot LMTP | Maildir)
+//!                                               state: store (SQLite: per-user COI settings)
+//! ```
+//! - [`lmtp`]: the RFC 2033 listener: framing, session state machine, replies, I/O.
+//! - [`spool`]: message bodies in memory or, past a threshold, in a temp file.
+//! - [`classify`]: chat / group / read receipt / email from the outer headers.
+//! - [`policy`]: the operator's Sieve script, run per recipient.
+//! - [`delivery`]: one trait, per-recipient results; Dovecot LMTP and Maildir backends.
+//! - [`pipeline`]: one message through classify → policy → delivery.
+//! - [`store`]: the SQLite state store (COI settings as METADATA entries).
+//! - [`server`]: listeners, connection limit, graceful shutdown.
+//! - [`config`], [`users`], [`cli`]: configuration, recipient → user, the command line.
+
+pub mod classify;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod lmtp;
+pub mod pipeline;
+pub mod policy;
+pub mod server;
+pub mod spool;
+pub mod store;
+pub mod users;

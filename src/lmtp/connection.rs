@@ -1,0 +1,211 @@
+//! The I/O side of one LMTP session: reads bytes into the sans-IO [`Session`], spools
+//! message bodies, runs the pipeline after DATA and writes replies. Replies are
+//! buffered while pipelined input is pending and flushed before waiting (RFC 2920).
+//!
+//! Bounded: one read buffer, a spool that moves to disk past its threshold, an idle
+//! timeout that ends the session with 421, and a shutdown signal that ends idle
+//! sessions with 421 while a transaction in flight is allowed to finish.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::{Envelope, Event, Limits, Reply, Session};
+use crate::pipeline::Pipeline;
+use crate::spool::SpoolWriter;
+
+/// Size of the read buffer.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What every connection shares.
+pub struct ConnectionContext {
+    /// Message processing.
+    pub pipeline: Arc<Pipeline>,
+    /// Session limits.
+    pub limits: Limits,
+    /// LHLO name.
+    pub hostname: String,
+    /// Silence allowed before 421.
+    pub idle_timeout: Duration,
+    /// Spool threshold in bytes.
+    pub spool_threshold: usize,
+    /// Spool directory.
+    pub spool_dir: PathBuf,
+}
+
+/// Runs one session to its end. I/O errors end it quietly (the peer went away).
+pub async fn serve<S>(stream: S, ctx: Arc<ConnectionContext>, shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = Connection {
+        stream,
+        session: Session::new(ctx.hostname.clone(), ctx.limits.clone()),
+        ctx,
+        shutdown,
+        pending: Vec::new(),
+        out: Vec::new(),
+        spool: None,
+        spool_failed: false,
+    };
+    if let Err(err) = conn.run().await {
+        tracing::debug!(error = %err, "session ended by i/o error");
+    }
+}
+
+struct Connection<S> {
+    stream: S,
+    session: Session,
+    ctx: Arc<ConnectionContext>,
+    shutdown: watch::Receiver<bool>,
+    /// Received bytes the session has not consumed yet.
+    pending: Vec<u8>,
+    /// Replies not yet written.
+    out: Vec<u8>,
+    spool: Option<SpoolWriter>,
+    spool_failed: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    async fn run(&mut self) -> std::io::Result<()> {
+        Reply::READY.write_to(&mut self.out);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            self.step().await?;
+            if self.session.is_closed() {
+                return self.flush().await;
+            }
+            if !self.pending.is_empty() {
+                continue;
+            }
+            self.flush().await?;
+            let mut events = Vec::new();
+            if *self.shutdown.borrow() && !self.session.in_transaction() {
+                self.session.close_with(Reply::SHUTTING_DOWN, &mut events);
+                self.handle(events).await?;
+                continue;
+            }
+            match self.read(&mut buf).await {
+                Read::Data(n) => self
+                    .pending
+                    .extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Read::Eof => return Ok(()),
+                Read::Error(err) => return Err(err),
+                Read::Idle => self.session.close_with(Reply::IDLE_TIMEOUT, &mut events),
+                Read::Shutdown => {}
+            }
+            self.handle(events).await?;
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> Read {
+        let in_tx = self.session.in_transaction();
+        tokio::select! {
+            r = tokio::time::timeout(self.ctx.idle_timeout, self.stream.read(buf)) => match r {
+                Err(_) => Read::Idle,
+                Ok(Ok(0)) => Read::Eof,
+                Ok(Ok(n)) => Read::Data(n),
+                Ok(Err(err)) => Read::Error(err),
+            },
+            _ = self.shutdown.changed(), if !in_tx && !*self.shutdown.borrow() => Read::Shutdown,
+        }
+    }
+
+    /// Feeds pending input to the session and acts on what it says.
+    async fn step(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() || self.session.awaiting_delivery() {
+            return Ok(());
+        }
+        let mut events = Vec::new();
+        let used = self.session.ingest(&self.pending, &mut events);
+        self.pending.drain(..used);
+        self.handle(events).await
+    }
+
+    async fn handle(&mut self, events: Vec<Event>) -> std::io::Result<()> {
+        for event in events {
+            match event {
+                Event::Reply(reply) => reply.write_to(&mut self.out),
+                Event::Replies(lines) => write_multiline(&lines, &mut self.out),
+                Event::BeginData => {
+                    self.spool = Some(SpoolWriter::new(
+                        self.ctx.spool_threshold,
+                        &self.ctx.spool_dir,
+                    ));
+                    self.spool_failed = false;
+                }
+                Event::AbortData => self.spool = None,
+                Event::EndOfData(envelope) => self.deliver(envelope).await?,
+                Event::Close => {}
+            }
+        }
+        self.spool_body().await;
+        Ok(())
+    }
+
+    async fn spool_body(&mut self) {
+        let body = self.session.take_body();
+        if body.is_empty() || self.spool_failed {
+            return;
+        }
+        if let Some(spool) = self.spool.as_mut() {
+            if let Err(err) = spool.write(&body).await {
+                tracing::error!(error = %err, dir = %self.ctx.spool_dir.display(), "cannot spool message");
+                self.spool_failed = true;
+            }
+        }
+    }
+
+    async fn deliver(&mut self, envelope: Envelope) -> std::io::Result<()> {
+        self.spool_body().await;
+        self.flush().await?;
+        let rcpts = envelope.recipients.len();
+        let replies = match (self.spool.take(), self.spool_failed) {
+            (Some(spool), false) => match spool.finish().await {
+                Ok(body) => self.ctx.pipeline.process(&envelope, &body).await,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot finish spool file");
+                    vec![Reply::TEMP_FAILURE; rcpts]
+                }
+            },
+            _ => vec![Reply::TEMP_FAILURE; rcpts],
+        };
+        let mut events = Vec::new();
+        self.session.finish_data(replies, &mut events);
+        for event in events {
+            if let Event::Reply(reply) = event {
+                reply.write_to(&mut self.out);
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+enum Read {
+    Data(usize),
+    Eof,
+    Error(std::io::Error),
+    Idle,
+    Shutdown,
+}
+
+/// `250-first` ... `250 last` (RFC 5321 §4.2.1).
+fn write_multiline(lines: &[Reply], out: &mut Vec<u8>) {
+    let last = lines.len().saturating_sub(1);
+    for (i, line) in lines.iter().enumerate() {
+        let sep = if i == last { ' ' } else { '-' };
+        out.extend_from_slice(format!("{}{sep}{}\r\n", line.code, line.text).as_bytes());
+    }
+}

@@ -1,0 +1,14 @@
+//! LMTP in (RFC 2033): the listener side that Postfix's `lmtp(8)` client talks to.
+//!
+//! `line`, `session`, `reply` and `envelope` are sans-IO; `connection` is the only part
+//! that reads and writes a socket.
+
+pub mod connection;
+pub mod envelope;
+pub mod line;
+pub mod reply;
+pub mod session;
+
+pub use envelope::{Envelope, Recipient};
+pub use reply::Reply;
+pub use session::{Event, Limits, Session};

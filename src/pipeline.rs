@@ -1,0 +1,247 @@
+//! One message through coid: read the header section, classify once, look up each
+//! recipient's COI settings, run the policy per recipient, deliver, and combine the
+//! store's answers into exactly one LMTP reply per recipient, in RCPT order.
+//!
+//! Failures of coid's own parts (spool, state store, store unreachable) are 4xx for
+//! every recipient; a message that cannot be parsed is still delivered, as email.
+
+use std::sync::Arc;
+
+use mail_parser::{Message as Parsed, MessageParser};
+use tracing::Instrument;
+
+use crate::classify::{Classification, classify_raw};
+use crate::config::Config;
+use crate::delivery::{Backend, Job, Message};
+use crate::lmtp::{Envelope, Reply};
+use crate::policy::{Evaluation, Facts, Policy, Verdict};
+use crate::spool::Spooled;
+use crate::store::{CoiSettings, Store, StoreError};
+use crate::users::{UserAddress, UserMap};
+
+/// Most header bytes read for classification and the policy.
+pub const MAX_HEADER: usize = 256 * 1024;
+
+/// Why a message could not be decided; always temporary.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Reading the spooled message failed.
+    #[error("spool: {0}")]
+    Spool(#[from] std::io::Error),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task died.
+    #[error("worker task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What coid decided for one recipient.
+#[derive(Debug, Clone)]
+pub struct RcptDecision {
+    /// The address as given in RCPT.
+    pub rcpt: String,
+    /// The user it maps to.
+    pub user: UserAddress,
+    /// The policy's outcome.
+    pub evaluation: Evaluation,
+}
+
+/// What coid decided for one message.
+#[derive(Debug, Clone)]
+pub struct Decisions {
+    /// The message's class.
+    pub classification: Classification,
+    /// Message-ID, for logs.
+    pub message_id: Option<String>,
+    /// One per recipient, in RCPT order.
+    pub recipients: Vec<RcptDecision>,
+}
+
+/// The shared per-message machinery.
+pub struct Pipeline {
+    policy: Arc<Policy>,
+    store: Store,
+    backend: Arc<dyn Backend>,
+    users: UserMap,
+    coi_defaults: CoiSettings,
+}
+
+impl Pipeline {
+    /// Assembles a pipeline.
+    pub fn new(
+        config: &Config,
+        policy: Arc<Policy>,
+        store: Store,
+        backend: Arc<dyn Backend>,
+    ) -> Pipeline {
+        Pipeline {
+            policy,
+            store,
+            backend,
+            users: UserMap::new(&config.users),
+            coi_defaults: CoiSettings::defaults(&config.coi),
+        }
+    }
+
+    /// Classifies and runs the policy for every recipient, without delivering.
+    ///
+    /// # Errors
+    /// Spool or state store trouble.
+    pub async fn decide(
+        &self,
+        envelope: &Envelope,
+        body: &Spooled,
+    ) -> Result<Decisions, PipelineError> {
+        let header = body.header_block(MAX_HEADER).await?;
+        let classification = classify_raw(&header);
+        let users: Vec<UserAddress> = envelope
+            .recipients
+            .iter()
+            .map(|r| self.users.resolve(&r.address))
+            .collect();
+        let settings = self.settings_of(&users).await?;
+        let parsed = parse_for_policy(body, &header);
+        let message_id = parsed.message_id().map(str::to_owned);
+        let recipients = envelope
+            .recipients
+            .iter()
+            .zip(users)
+            .zip(settings)
+            .map(|((rcpt, user), settings)| {
+                let facts = Facts { mail_from: &envelope.mail_from, rcpt: &rcpt.address, classification: &classification, settings: &settings };
+                let evaluation = self.policy.evaluate(parsed.clone(), &facts);
+                if let Some(warning) = &evaluation.warning {
+                    tracing::warn!(rcpt = %rcpt.address, warning, "policy failed; keeping in INBOX");
+                }
+                RcptDecision { rcpt: rcpt.address.clone(), user, evaluation }
+            })
+            .collect();
+        Ok(Decisions {
+            classification,
+            message_id,
+            recipients,
+        })
+    }
+
+    async fn settings_of(&self, users: &[UserAddress]) -> Result<Vec<CoiSettings>, PipelineError> {
+        let store = self.store.clone();
+        let defaults = self.coi_defaults.clone();
+        let names: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
+        let settings = tokio::task::spawn_blocking(move || {
+            names
+                .iter()
+                .map(|n| store.coi_settings(n, &defaults))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        Ok(settings)
+    }
+
+    /// Decides and delivers one message; returns one reply per recipient, in order.
+    pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> Vec<Reply> {
+        let span = tracing::info_span!(
+            "message",
+            size = body.len(),
+            msg_id = tracing::field::Empty,
+            class = tracing::field::Empty
+        );
+        async {
+            match self.decide(envelope, body).await {
+                Ok(decisions) => {
+                    let span = tracing::Span::current();
+                    span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
+                    span.record("class", decisions.classification.class.as_str());
+                    self.deliver(envelope, body, &decisions).await
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot process message; deferring");
+                    vec![Reply::TEMP_FAILURE; envelope.recipients.len()]
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn deliver(
+        &self,
+        envelope: &Envelope,
+        body: &Spooled,
+        decisions: &Decisions,
+    ) -> Vec<Reply> {
+        let mut replies: Vec<Option<Reply>> = vec![None; decisions.recipients.len()];
+        let mut jobs = Vec::new();
+        let mut owners = Vec::new();
+        for (i, d) in decisions.recipients.iter().enumerate() {
+            match &d.evaluation.verdict {
+                Verdict::Reject(reason) => replies[i] = Some(reject_reply(reason)),
+                Verdict::Discard => replies[i] = Some(Reply::DISCARDED),
+                Verdict::Deliver(targets) => {
+                    for target in targets {
+                        jobs.push(Job {
+                            rcpt: d.rcpt.clone(),
+                            user: d.user.clone(),
+                            target: target.clone(),
+                        });
+                        owners.push(i);
+                    }
+                }
+            }
+        }
+        let message = Message { envelope, body };
+        let results = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.deliver(&message, &jobs).await
+        };
+        for ((owner, job), result) in owners.iter().zip(&jobs).zip(results) {
+            log_outcome(job, &result);
+            let slot = &mut replies[*owner];
+            *slot = Some(combine(slot.take(), result));
+        }
+        replies
+            .into_iter()
+            .map(|r| r.unwrap_or(Reply::TEMP_FAILURE))
+            .collect()
+    }
+}
+
+/// The policy sees the whole message when it is in memory, the header section when it
+/// was spooled; an unparseable message is an empty one (classified as email).
+fn parse_for_policy<'a>(body: &'a Spooled, header: &'a [u8]) -> Parsed<'a> {
+    let parsed = match body.as_bytes() {
+        Some(bytes) => MessageParser::new().parse(bytes),
+        None => MessageParser::new().parse_headers(header),
+    };
+    parsed.unwrap_or_default()
+}
+
+/// Several copies of one recipient: success only if all succeeded; otherwise the
+/// first temporary failure (so the MTA retries), else the first permanent one.
+fn combine(previous: Option<Reply>, next: Reply) -> Reply {
+    match previous {
+        None => next,
+        Some(prev) if prev.is_temporary() => prev,
+        Some(_) if next.is_temporary() => next,
+        Some(prev) if prev.is_permanent() => prev,
+        Some(_) => next,
+    }
+}
+
+fn reject_reply(reason: &str) -> Reply {
+    if reason.trim().is_empty() {
+        Reply::REJECTED_BY_POLICY
+    } else {
+        Reply::dynamic(550, [5, 7, 1], reason)
+    }
+}
+
+fn log_outcome(job: &Job, reply: &Reply) {
+    let folder = job.target.folder.as_deref().unwrap_or("INBOX");
+    if reply.is_success() {
+        tracing::info!(rcpt = %job.rcpt, folder, flags = ?job.target.flags, code = reply.code, "delivered");
+    } else {
+        tracing::warn!(rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, "not delivered");
+    }
+}

@@ -1,0 +1,177 @@
+//! Listeners and the accept loop: a connection permit is taken before `accept()`, so an
+//! overloaded coid stops accepting and the kernel backlog absorbs the load; each
+//! session runs in its own task with a tracing span. On shutdown the listeners close,
+//! idle sessions get 421 and transactions in flight get a grace period to finish.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::lmtp::connection::{self, ConnectionContext};
+
+/// A bound listening socket.
+pub enum Listener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix domain socket, with its path (removed at shutdown).
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds a TCP listener.
+    ///
+    /// # Errors
+    /// The address is in use or not ours.
+    pub async fn tcp(addr: &str) -> std::io::Result<Listener> {
+        Ok(Listener::Tcp(TcpListener::bind(addr).await?))
+    }
+
+    /// Binds a unix socket at `path` with `mode`, replacing a stale socket file.
+    ///
+    /// # Errors
+    /// The directory is missing or not writable.
+    pub fn unix(path: &Path, mode: u32) -> std::io::Result<Listener> {
+        if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        Ok(Listener::Unix(listener, path.to_owned()))
+    }
+
+    /// The TCP address, for tests and logs.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+}
+
+/// How the server stops.
+#[derive(Debug, Clone)]
+pub struct ShutdownPolicy {
+    /// Time transactions in flight get to finish after the stop signal.
+    pub grace: Duration,
+}
+
+static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Serves `listeners` until `stop` resolves, then drains within the grace period.
+pub async fn run(
+    listeners: Vec<Listener>,
+    ctx: Arc<ConnectionContext>,
+    max_connections: usize,
+    stop: impl std::future::Future<Output = ()>,
+    policy: ShutdownPolicy,
+) {
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let sessions = TaskTracker::new();
+    let mut acceptors = Vec::new();
+    let mut paths = Vec::new();
+    for listener in listeners {
+        if let Listener::Unix(_, path) = &listener {
+            paths.push(path.clone());
+        }
+        let accept = Acceptor {
+            ctx: ctx.clone(),
+            permits: permits.clone(),
+            shutdown: shutdown_rx.clone(),
+            sessions: sessions.clone(),
+        };
+        acceptors.push(tokio::spawn(accept.run(listener)));
+    }
+    stop.await;
+    tracing::info!("shutting down: no new sessions");
+    let _ = shutdown_tx.send(true);
+    for acceptor in acceptors {
+        let _ = acceptor.await;
+    }
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+    sessions.close();
+    if tokio::time::timeout(policy.grace, sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = sessions.len(),
+            "grace period over; cutting sessions off"
+        );
+    }
+}
+
+/// One listener's accept loop.
+struct Acceptor {
+    ctx: Arc<ConnectionContext>,
+    permits: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+    sessions: TaskTracker,
+}
+
+impl Acceptor {
+    async fn run(mut self, listener: Listener) {
+        loop {
+            let permit = tokio::select! {
+                p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = self.shutdown.changed() => return,
+            };
+            let accepted = tokio::select! {
+                a = accept(&listener) => a,
+                _ = self.shutdown.changed() => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => self.spawn(stream, peer, permit),
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn spawn(&self, stream: Stream, peer: String, permit: tokio::sync::OwnedSemaphorePermit) {
+        let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("session", id, peer = %peer);
+        let (ctx, rx) = (self.ctx.clone(), self.shutdown.clone());
+        self.sessions.spawn(
+            async move {
+                tracing::debug!("session start");
+                match stream {
+                    Stream::Tcp(s) => connection::serve(s, ctx, rx).await,
+                    Stream::Unix(s) => connection::serve(s, ctx, rx).await,
+                }
+                drop(permit);
+                tracing::debug!("session end");
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<(Stream, String)> {
+    match listener {
+        Listener::Tcp(l) => l
+            .accept()
+            .await
+            .map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
+        Listener::Unix(l, _) => l
+            .accept()
+            .await
+            .map(|(s, _)| (Stream::Unix(s), "unix".to_owned())),
+    }
+}
+
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
