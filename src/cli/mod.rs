@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use build::build_pipeline;
+pub use serve::context as serve_context;
 
 /// sysexits(3) codes.
 pub mod exit {

@@ -201,3 +201,18 @@ mod tests {
         assert!(err.to_string().contains("max_conections"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use std::path::Path;
+
+    use super::*;
+
+    /// conf.d/coid.toml documents the defaults: parsing it must give exactly them.
+    #[test]
+    fn shipped_config_equals_defaults() {
+        let text = include_str!("../../conf.d/coid.toml");
+        let shipped = Config::parse(text, Path::new("conf.d/coid.toml")).expect("parses");
+        assert_eq!(format!("{shipped:?}"), format!("{:?}", Config::default()));
+    }
+}

@@ -44,15 +44,17 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Why one copy could not be stored.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 enum Error {
     /// A recipient part that would leave the mail tree.
     #[error("invalid mailbox name part {0:?}")]
     BadName(String),
+    /// A file system call failed (disk full, permissions): 4xx, the MTA retries.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// Another process held a dotlock for too long.
     #[error("{0}: still locked")]
     Locked(PathBuf),
+    /// A blocking file task panicked.
     #[error("blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -126,12 +128,8 @@ impl Maildir {
                 path = path.replace(key, value);
             }
         }
-        let path = PathBuf::from(path);
-        Ok(if path.is_relative() {
-            self.state_dir.join(path)
-        } else {
-            path
-        })
+        // `join` keeps an absolute path as it is.
+        Ok(self.state_dir.join(path))
     }
 
     /// `<secs>.M<micros>P<pid>Q<counter>.<host>` (Dovecot's form).
@@ -175,13 +173,11 @@ impl Maildir {
             .await?;
         let base = self.unique();
         let tmp = dest.dir.join("tmp").join(&base);
-        let result = match write_tmp(&tmp, body, fsync).await {
-            Ok(size) => {
-                let tmp = tmp.clone();
-                blocking(move || commit(&tmp, &dest, &base, size, fsync)).await
-            }
-            Err(e) => Err(e),
-        };
+        let result = async {
+            let (size, tmp) = (write_tmp(&tmp, body, fsync).await?, tmp.clone());
+            blocking(move || commit(&tmp, &dest, &base, size, fsync)).await
+        }
+        .await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(&tmp).await;
         }

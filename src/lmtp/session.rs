@@ -344,3 +344,7 @@ fn parse_error_reply(err: &ProtoError) -> Reply {
         _ => Reply::SYNTAX_ERROR,
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

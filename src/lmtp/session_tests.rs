@@ -1,0 +1,167 @@
+//! Session dialogues at the byte level: pipelining, per-recipient replies, limits and
+//! the SMTP-smuggling vectors that must not end DATA.
+
+use super::*;
+
+fn limits() -> Limits {
+    Limits { max_line: 512, max_message_size: 1000, max_recipients: 3 }
+}
+
+/// Drives a session like a connection would; delivery answers `reply` per recipient.
+struct Driver {
+    session: Session,
+    messages: Vec<(Envelope, Vec<u8>)>,
+    body: Vec<u8>,
+    aborted: usize,
+}
+
+impl Driver {
+    fn new() -> Self {
+        Driver { session: Session::new("test.example", limits()), messages: Vec::new(), body: Vec::new(), aborted: 0 }
+    }
+
+    /// Feeds input in chunks of `n`; returns the reply lines written.
+    fn feed(&mut self, input: &[u8], n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        for chunk in input.chunks(n.max(1)) {
+            pending.extend_from_slice(chunk);
+            loop {
+                let mut events = Vec::new();
+                let used = self.session.ingest(&pending, &mut events);
+                pending.drain(..used);
+                let delivered = self.handle(events, &mut out);
+                if !delivered || pending.is_empty() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn handle(&mut self, events: Vec<Event>, out: &mut Vec<String>) -> bool {
+        let mut delivered = false;
+        for event in events {
+            match event {
+                Event::Reply(r) => out.push(r.to_string()),
+                Event::Replies(rs) => out.extend(rs.iter().map(|r| format!("{} {}", r.code, r.text))),
+                Event::BeginData => self.body.clear(),
+                Event::AbortData => self.aborted += 1,
+                Event::EndOfData(envelope) => {
+                    self.body.extend(self.session.take_body());
+                    let n = envelope.recipients.len();
+                    self.messages.push((envelope, std::mem::take(&mut self.body)));
+                    let mut more = Vec::new();
+                    self.session.finish_data(vec![Reply::OK; n], &mut more);
+                    self.handle(more, out);
+                    delivered = true;
+                }
+                Event::Close => out.push("CLOSE".into()),
+            }
+        }
+        self.body.extend(self.session.take_body());
+        delivered
+    }
+}
+
+const TRANSACTION: &[u8] = b"LHLO client\r\nMAIL FROM:<a@x> BODY=8BITMIME SIZE=100\r\nRCPT TO:<b@y>\r\nRCPT TO:<c+tag@y>\r\nDATA\r\nSubject: t\r\n\r\n..dotted\r\nbody\r\n.\r\nQUIT\r\n";
+
+#[test]
+fn pipelined_transaction_in_any_fragmentation() {
+    for n in [1, 2, 3, 7, 64, 4096] {
+        let mut d = Driver::new();
+        let out = d.feed(TRANSACTION, n);
+        let codes: Vec<&str> = out.iter().map(|l| l.get(..3).unwrap_or(l)).collect();
+        assert_eq!(
+            codes,
+            ["250", "250", "250", "250", "250", "250", "250", "250", "250", "354", "250", "250", "221", "CLO"],
+            "chunk {n}: {out:?}"
+        );
+        let (envelope, body) = d.messages.first().expect("one message");
+        assert_eq!(envelope.mail_from, "a@x");
+        assert!(envelope.body_8bit);
+        assert_eq!(envelope.recipients.len(), 2);
+        assert_eq!(body, b"Subject: t\r\n\r\n.dotted\r\nbody\r\n", "chunk {n}");
+    }
+}
+
+#[test]
+fn lhlo_advertises_extensions() {
+    let out = Driver::new().feed(b"LHLO x\r\n", 100);
+    for ext in ["PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "SIZE 1000"] {
+        assert!(out.iter().any(|l| l.ends_with(ext)), "{ext} missing in {out:?}");
+    }
+}
+
+#[test]
+fn smtp_smuggling_vectors_do_not_end_data() {
+    for vector in [&b"\n.\n"[..], b"\r.\r\n", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r"] {
+        let mut input = b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: s\r\n\r\nbefore".to_vec();
+        input.extend_from_slice(vector);
+        input.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nsmuggled\r\n.\r\n");
+        let mut d = Driver::new();
+        d.feed(&input, 5);
+        assert_eq!(d.messages.len(), 1, "{vector:?}");
+        let body = &d.messages.first().expect("message").1;
+        assert!(memchr::memmem::find(body, b"smuggled").is_some(), "{vector:?}: {body:?}");
+    }
+}
+
+#[test]
+fn ehlo_is_refused_and_order_is_enforced() {
+    let out = Driver::new().feed(b"EHLO x\r\nMAIL FROM:<a@x>\r\nLHLO x\r\nRCPT TO:<b@y>\r\nDATA\r\nMAIL FROM:<a@x>\r\nMAIL FROM:<a@x>\r\nDATA\r\n", 100);
+    let codes: Vec<&str> = out.iter().map(|l| l.get(..9).unwrap_or(l)).collect();
+    assert_eq!(codes.first(), Some(&"500 5.5.1"));
+    assert_eq!(codes.get(1), Some(&"503 5.5.1"));
+    assert!(out.iter().any(|l| l.starts_with("503 5.5.1 Send MAIL")), "{out:?}");
+    assert!(out.iter().any(|l| l.starts_with("503 5.5.1 Sender already")), "{out:?}");
+    assert!(out.iter().any(|l| l.starts_with("503 5.5.1 No valid")), "{out:?}");
+}
+
+#[test]
+fn size_limits() {
+    let out = Driver::new().feed(b"LHLO x\r\nMAIL FROM:<a@x> SIZE=5000\r\n", 100);
+    assert!(out.last().is_some_and(|l| l.starts_with("552 5.3.4")), "{out:?}");
+
+    let mut input = b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 3000));
+    input.extend_from_slice(b"\r\n.\r\nNOOP\r\n");
+    let mut d = Driver::new();
+    let out = d.feed(&input, 256);
+    assert!(d.messages.is_empty());
+    assert_eq!(d.aborted, 1);
+    let tail: Vec<&str> = out.iter().rev().take(3).map(|l| l.get(..9).unwrap_or(l)).collect();
+    assert_eq!(tail, ["250 2.0.0", "552 5.3.4", "552 5.3.4"], "{out:?}");
+}
+
+#[test]
+fn long_lines_and_recipient_limit() {
+    let mut input = b"LHLO x\r\nNOOP ".to_vec();
+    input.extend(std::iter::repeat_n(b'a', 600));
+    input.extend_from_slice(b"\r\nMAIL FROM:<a@x>\r\nRCPT TO:<1@y>\r\nRCPT TO:<2@y>\r\nRCPT TO:<3@y>\r\nRCPT TO:<4@y>\r\n");
+    let out = Driver::new().feed(&input, 50);
+    assert!(out.iter().any(|l| l.starts_with("500 5.5.2")), "{out:?}");
+    assert!(out.last().is_some_and(|l| l.starts_with("452 4.5.3")), "{out:?}");
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut d = Driver::new();
+    let mut seed: u32 = 7;
+    let mut input = Vec::new();
+    for _ in 0..20_000 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        input.push((seed >> 16) as u8);
+        if seed % 97 == 0 {
+            input.extend_from_slice(b"\r\nDATA\r\nRCPT TO:<a@b>\r\nMAIL FROM:<>\r\n.\r\n");
+        }
+    }
+    d.feed(&input, 33);
+}
+
+#[test]
+fn null_sender_and_rset() {
+    let out = Driver::new().feed(b"LHLO x\r\nMAIL FROM:<>\r\nRSET\r\nMAIL FROM:<a@x>\r\n", 100);
+    let codes: Vec<&str> = out.iter().rev().take(3).map(|l| l.get(..3).unwrap_or(l)).collect();
+    assert_eq!(codes, ["250", "250", "250"], "{out:?}");
+}
