@@ -193,9 +193,52 @@ fn is_mdn(message: &Message<'_>) -> bool {
 }
 
 /// Delta Chat (core 2.x) end-to-end encrypted messages show no chat header outside the
-/// encryption. Placeholder until measured on real messages: never matches.
-pub fn is_deltachat_encrypted(_message: &Message<'_>) -> bool {
-    false
+/// encryption (measured with deltachat-rpc-server 2.65.0, fixtures in
+/// `tests/data/eml/deltachat/`). What they do show, all together, is distinctive:
+/// - `Chat-Is-Post-Message` (the second part of a large attachment), or else
+/// - `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"`,
+/// - `Subject: [...]` exactly (the real subject is inside),
+/// - `To: "hidden-recipients": ;` and no `Cc`,
+/// - a Message-ID at `@localhost` (core 2.x: a UUID).
+///
+/// Ordinary OpenPGP mail (Thunderbird, K-9, Mutt, Mailvelope) keeps real recipients
+/// and a Message-ID at the sender's domain, so it does not match.
+pub fn is_deltachat_encrypted(message: &Message<'_>) -> bool {
+    if message.header("Chat-Is-Post-Message").is_some() {
+        return true;
+    }
+    is_pgp_encrypted(message)
+        && message.subject().is_some_and(|s| s.trim() == "[...]")
+        && message.header("Cc").is_none()
+        && message.header_raw("To").is_some_and(is_hidden_recipients)
+        && message.message_id().is_some_and(is_localhost_id)
+}
+
+/// RFC 3156 `multipart/encrypted; protocol="application/pgp-encrypted"`.
+fn is_pgp_encrypted(message: &Message<'_>) -> bool {
+    message
+        .header(HeaderName::ContentType)
+        .and_then(HeaderValue::as_content_type)
+        .is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("encrypted"))
+                && ct.attribute("protocol").is_some_and(|p| p.eq_ignore_ascii_case("application/pgp-encrypted"))
+        })
+}
+
+/// `"hidden-recipients": ;`, an empty RFC 5322 group, whitespace-insensitive.
+fn is_hidden_recipients(raw: &str) -> bool {
+    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    compact == "\"hidden-recipients\":;"
+}
+
+/// `<id@localhost>` with a token-like id (UUID in core 2.x, shorter ids before).
+fn is_localhost_id(id: &str) -> bool {
+    id.rsplit_once('@').is_some_and(|(local, domain)| {
+        domain == "localhost"
+            && (8..=80).contains(&local.len())
+            && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    })
 }
 
 #[cfg(test)]
@@ -273,6 +316,14 @@ mod tests {
         let plain = "Content-Type: multipart/report; report-type=\"disposition-notification\"; boundary=b\r\n\r\n";
         let c = classify_str(plain);
         assert_eq!((c.class, c.is_chat), (Class::Mdn, false));
+    }
+
+    #[test]
+    fn pgp_mail_from_ordinary_clients_is_email() {
+        let thunderbird = "From: a@x.org\r\nTo: b@y.org\r\nSubject: ...\r\nMessage-ID: <0d1c7a2e-4e55-4a7e-9f0e-1c2d3e4f5a6b@x.org>\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n";
+        assert_eq!(classify_str(thunderbird), Classification::EMAIL);
+        let hidden_but_real_domain = "To: \"hidden-recipients\": ;\r\nSubject: [...]\r\nMessage-ID: <abcdefgh-1234@x.org>\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n";
+        assert_eq!(classify_str(hidden_but_real_domain), Classification::EMAIL);
     }
 
     #[test]

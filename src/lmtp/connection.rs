@@ -151,11 +151,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if body.is_empty() || self.spool_failed {
             return;
         }
-        if let Some(spool) = self.spool.as_mut() {
-            if let Err(err) = spool.write(&body).await {
-                tracing::error!(error = %err, dir = %self.ctx.spool_dir.display(), "cannot spool message");
-                self.spool_failed = true;
-            }
+        if let Some(spool) = self.spool.as_mut()
+            && let Err(err) = spool.write(&body).await
+        {
+            tracing::error!(error = %err, dir = %self.ctx.spool_dir.display(), "cannot spool message");
+            self.spool_failed = true;
         }
     }
 

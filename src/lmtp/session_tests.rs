@@ -152,7 +152,7 @@ fn garbage_never_panics() {
     for _ in 0..20_000 {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         input.push((seed >> 16) as u8);
-        if seed % 97 == 0 {
+        if seed.is_multiple_of(97) {
             input.extend_from_slice(b"\r\nDATA\r\nRCPT TO:<a@b>\r\nMAIL FROM:<>\r\n.\r\n");
         }
     }

@@ -1,22 +1,22 @@
 //! The embedded store: delivery straight into users' Maildir++ folders, laid out the
 //! way Dovecot reads them, for hosts without Dovecot LMTP (and for tests).
 //!
-//! Follows the Maildir spec (cr.yp.to/proto/maildir.html): write `tmp/<unique>`, then
-//! rename into `new/` (no flags) or `cur/<unique>:2,<letters>` (flags). Folders are
-//! Maildir++ (`COI/Chats` → `.COI.Chats` with a `maildirfolder` file), names in modified
-//! UTF-7 (RFC 3501 §5.1.3). Keywords use Dovecot's `dovecot-keywords` (`<index> <name>`
-//! per line, index 0 → letter `a`, at most 26), new folders go into `subscriptions`
-//! (Dovecot's version 2 format: `V\t2\n\n`, then one name per line with TAB between
-//! hierarchy levels). Both files are rewritten under Dovecot's dotlock (`<file>.lock`,
-//! created exclusively, filled, renamed over the file), so Dovecot and coid can share them.
+//! This file holds the Maildir side: user and folder paths, streaming the body into
+//! `tmp/`, and the rename into place. Follows the Maildir spec (cr.yp.to/proto/maildir.html):
+//! write `tmp/<unique>`, then rename into `new/` (no flags) or `cur/<unique>:2,<letters>`
+//! (flags). Folders are Maildir++ (`COI/Chats` → `.COI.Chats` with a `maildirfolder` file).
+//! The files Dovecot shares with us (`dovecot-keywords`, `subscriptions`, their dotlocks,
+//! modified UTF-7 names) live in `dovecot_files.rs`, which follows Dovecot's formats.
 //! Our own trouble is 4xx; the only 5xx is a recipient whose name would escape the tree.
 
+mod dovecot_files;
+
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -26,18 +26,11 @@ use crate::config::MaildirConfig;
 use crate::lmtp::Reply;
 use crate::spool::Spooled;
 use crate::users::UserAddress;
+use dovecot_files::{keyword_letters, mutf7};
 
 const SAVED: Reply = Reply::new(250, [2, 0, 0], "Saved");
 const BAD_MAILBOX: Reply = Reply::new(550, [5, 1, 1], "Bad destination mailbox address");
 const CHUNK: usize = 64 * 1024;
-const KEYWORDS_FILE: &str = "dovecot-keywords";
-const MAX_KEYWORDS: u8 = 26;
-const SUBSCRIPTIONS_V2: &[u8] = b"V\t2\n\n";
-/// Dotlock retries (100 ms apart) and the age after which a lock is stale (Dovecot: 30 s).
-const LOCK_TRIES: u32 = 50;
-const LOCK_STALE: Duration = Duration::from_secs(30);
-/// Base64 alphabet of modified UTF-7 (RFC 3501 §5.1.3: `,` instead of `/`).
-const MUTF7_B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 /// Per-process counter for unique names (the `Q` part).
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -223,42 +216,6 @@ fn folder_parts(folder: Option<&str>, rcpt: &str) -> Option<Vec<String>> {
     None
 }
 
-/// Modified UTF-7 (RFC 3501 §5.1.3), as Dovecot names folders on disk.
-fn mutf7(name: &str) -> String {
-    let mut out = String::new();
-    let mut wide: Vec<u16> = Vec::new();
-    for c in name.chars().chain(std::iter::once('\0')) {
-        if !(' '..='~').contains(&c) && c != '\0' {
-            wide.extend_from_slice(c.encode_utf16(&mut [0; 2]));
-            continue;
-        }
-        if !wide.is_empty() {
-            let bytes: Vec<u8> = wide.drain(..).flat_map(u16::to_be_bytes).collect();
-            out.push('&');
-            for chunk in bytes.chunks(3) {
-                let n = chunk
-                    .iter()
-                    .zip([16, 8, 0])
-                    .fold(0u32, |acc, (b, s)| acc | u32::from(*b) << s);
-                for shift in [18, 12, 6, 0].into_iter().take(chunk.len() + 1) {
-                    out.extend(
-                        MUTF7_B64
-                            .get(((n >> shift) & 63) as usize)
-                            .map(|&b| char::from(b)),
-                    );
-                }
-            }
-            out.push('-');
-        }
-        match c {
-            '&' => out.push_str("&-"),
-            '\0' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// IMAP flags → Maildir letters (D F R S T) and keywords (RFC 3501 atoms).
 fn parse_flags(flags: &[String], rcpt: &str) -> Flags {
     let mut out = Flags::default();
@@ -358,140 +315,7 @@ fn create_folder(root: &Path, dir: &Path, parts: &[String], fsync: bool) -> Resu
         .mode(0o600)
         .open(&marker)
         .map_err(at(&marker))?;
-    let joined = |sep: &str| parts.join(sep).into_bytes();
-    update_locked(&root.join("subscriptions"), fsync, |old| {
-        // A file without the v2 header is version 1: names use the storage separator.
-        let (line, mut out) = match old.starts_with(SUBSCRIPTIONS_V2) || old.is_empty() {
-            true => (
-                joined("\t"),
-                if old.is_empty() {
-                    SUBSCRIPTIONS_V2.to_vec()
-                } else {
-                    old.to_vec()
-                },
-            ),
-            false => (joined("."), old.to_vec()),
-        };
-        if old.split(|&b| b == b'\n').any(|l| l == line) {
-            return None;
-        }
-        if !out.is_empty() && !out.ends_with(b"\n") {
-            out.push(b'\n');
-        }
-        out.extend_from_slice(&line);
-        out.push(b'\n');
-        Some(out)
-    })
-}
-
-/// Letters for `keywords` in `dir`'s `dovecot-keywords`, adding those not yet listed.
-fn keyword_letters(
-    dir: &Path,
-    keywords: &[String],
-    rcpt: &str,
-    fsync: bool,
-) -> Result<Vec<u8>, Error> {
-    if keywords.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut letters = Vec::new();
-    update_locked(&dir.join(KEYWORDS_FILE), fsync, |old| {
-        let mut table: Vec<(u8, String)> = String::from_utf8_lossy(old)
-            .lines()
-            .filter_map(|l| {
-                l.split_once(' ')
-                    .and_then(|(i, k)| Some((i.parse().ok()?, k.to_owned())))
-            })
-            .filter(|(i, k)| *i < MAX_KEYWORDS && !k.is_empty())
-            .collect();
-        let before = table.len();
-        for keyword in keywords {
-            let index = table
-                .iter()
-                .find(|(_, k)| k.eq_ignore_ascii_case(keyword))
-                .map(|(i, _)| *i);
-            let index = index.or_else(|| {
-                let free = (0..MAX_KEYWORDS).find(|i| table.iter().all(|(j, _)| j != i))?;
-                table.push((free, keyword.clone()));
-                Some(free)
-            });
-            match index {
-                Some(i) => letters.push(b'a' + i),
-                None => tracing::warn!(rcpt, keyword, "26 keywords in use, keyword dropped"),
-            }
-        }
-        table.sort_unstable();
-        (table.len() != before).then(|| {
-            table
-                .iter()
-                .flat_map(|(i, k)| format!("{i} {k}\n").into_bytes())
-                .collect()
-        })
-    })?;
-    Ok(letters)
-}
-
-/// Rewrites `path` under Dovecot's dotlock; `edit` gets the old content and returns the
-/// new one, or `None` to leave the file alone.
-fn update_locked(
-    path: &Path,
-    fsync: bool,
-    edit: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
-) -> Result<(), Error> {
-    let mut lock_name = path.as_os_str().to_owned();
-    lock_name.push(".lock");
-    let lock = PathBuf::from(lock_name);
-    let mut file = acquire(&lock)?;
-    let result = (|| {
-        let old = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(at(path)(e)),
-        };
-        let Some(new) = edit(&old) else {
-            return fs::remove_file(&lock).map_err(at(&lock));
-        };
-        file.write_all(&new).map_err(at(&lock))?;
-        if fsync {
-            file.sync_all().map_err(at(&lock))?;
-        }
-        fs::rename(&lock, path).map_err(at(path))?;
-        if fsync {
-            path.parent().map(sync_dir).transpose().map(drop)
-        } else {
-            Ok(())
-        }
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&lock);
-    }
-    result
-}
-
-fn acquire(lock: &Path) -> Result<File, Error> {
-    for _ in 0..LOCK_TRIES {
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(lock)
-        {
-            Ok(file) => return Ok(file),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let age = fs::metadata(lock)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok());
-                if age.is_some_and(|age| age > LOCK_STALE) {
-                    let _ = fs::remove_file(lock);
-                } else {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-            Err(e) => return Err(at(lock)(e)),
-        }
-    }
-    Err(Error::Locked(lock.to_owned()))
+    dovecot_files::subscribe(root, parts, fsync)
 }
 
 /// Streams the body through the header filter and CRLF → LF into `path`; returns its size.
@@ -659,7 +483,7 @@ mod tests {
             b""
         );
         assert_eq!(
-            fs::read_to_string(folder.join(KEYWORDS_FILE)).expect("keywords"),
+            fs::read_to_string(folder.join(dovecot_files::KEYWORDS_FILE)).expect("keywords"),
             "0 $Chat\n"
         );
         assert!(
@@ -745,12 +569,10 @@ mod tests {
         for bad in ["a//b", "a.b", "/a", "a\tb"] {
             assert_eq!(folder_parts(Some(bad), "r"), None, "{bad}");
         }
-        // Examples from RFC 3501 §5.1.3 and what Dovecot 2.3 writes.
-        assert_eq!(mutf7("Chäts"), "Ch&AOQ-ts");
-        assert_eq!(mutf7("R&D"), "R&-D");
+        // Each level is encoded on its own (the encoding itself: `dovecot_files`).
         assert_eq!(
-            mutf7("~peter/mail/台北/日本語"),
-            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+            folder_parts(Some("Chäts/R&D"), "r"),
+            Some(vec!["Ch&AOQ-ts".into(), "R&-D".into()])
         );
     }
 }
