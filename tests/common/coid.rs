@@ -1,0 +1,208 @@
+//! Start the real `coid` binary for a test: a config file in a temp dir, `coid serve`
+//! as a child process on a leased loopback port and a unix socket, stopped on drop.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::ports::{PortLease, lease_port};
+use super::{make_run_dir, process, tail_file, wait_until};
+
+/// How coid should be configured.
+#[derive(Clone, Debug)]
+pub struct CoidOpts {
+    /// `[delivery]` backend: `dovecot` or `maildir`.
+    pub backend: String,
+    /// Dovecot's LMTP (socket path or host:port) for the dovecot backend.
+    pub dovecot_lmtp: String,
+    /// Hierarchy separator of the store.
+    pub separator: String,
+    /// Server-wide COI defaults.
+    pub coi_enabled: bool,
+    /// Server-wide message filter default.
+    pub message_filter: String,
+    /// Policy script text; `None` for the built-in default.
+    pub policy: Option<String>,
+    /// Seconds coid waits for each store reply.
+    pub reply_timeout_secs: u64,
+    /// Appended to the generated TOML (may add whole tables).
+    pub extra_toml: String,
+}
+
+impl CoidOpts {
+    /// coid delivering to Dovecot at `lmtp`.
+    pub fn dovecot(lmtp: &str) -> CoidOpts {
+        CoidOpts {
+            backend: "dovecot".into(),
+            dovecot_lmtp: lmtp.into(),
+            separator: "/".into(),
+            coi_enabled: false,
+            message_filter: "none".into(),
+            policy: None,
+            reply_timeout_secs: 20,
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// A running `coid serve`.
+pub struct Coid {
+    child: Option<Child>,
+    dir: TempDir,
+    port: PortLease,
+}
+
+impl Coid {
+    /// Writes the config and starts coid; waits until it accepts connections.
+    pub fn start(opts: CoidOpts) -> Coid {
+        let dir = make_run_dir("coid-");
+        let port = lease_port();
+        let policy_path = dir.path().join("policy.sieve");
+        let policy = match &opts.policy {
+            Some(text) => {
+                process::write_file(&policy_path, text);
+                policy_path.display().to_string()
+            }
+            None => String::new(),
+        };
+        let config = format!(
+            "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n\
+             [state]\ndir = \"{state}\"\n[policy]\nscript = \"{policy}\"\n\
+             [coi]\nenabled = {enabled}\nmessage_filter = \"{filter}\"\n\
+             [delivery]\nbackend = \"{backend}\"\n\
+             [delivery.dovecot]\nlmtp = \"{lmtp}\"\nhierarchy_separator = \"{sep}\"\nreply_timeout_secs = {timeout}\n\
+             [delivery.maildir]\nfsync = false\n{extra}",
+            port = port.port(),
+            sock = dir.path().join("lmtp.sock").display(),
+            state = dir.path().join("state").display(),
+            enabled = opts.coi_enabled,
+            filter = opts.message_filter,
+            backend = opts.backend,
+            lmtp = opts.dovecot_lmtp,
+            sep = opts.separator,
+            timeout = opts.reply_timeout_secs,
+            extra = opts.extra_toml,
+        );
+        process::write_file(&dir.path().join("coid.toml"), config);
+        let mut coid = Coid { child: None, dir, port };
+        coid.spawn();
+        coid
+    }
+
+    fn spawn(&mut self) {
+        let log = process::output_file(&self.log_path());
+        let err = log.try_clone().expect("cloning the coid log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_coid"))
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .env("COID_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("starting coid");
+        self.child = Some(child);
+        let addr = self.lmtp_addr();
+        if wait_until(Duration::from_secs(15), || TcpStream::connect(addr).ok()).is_none() {
+            panic!("coid did not listen on {addr}\n{}", tail_file(&self.log_path(), 40));
+        }
+    }
+
+    /// Starts coid again after [`Coid::stop`], same config and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            process::terminate(child.id(), "coid", Duration::from_secs(10));
+            let _ = child.wait();
+        }
+    }
+
+    /// The TCP listener.
+    pub fn lmtp_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port.port()))
+    }
+
+    /// Postfix transport for the TCP listener.
+    pub fn transport_inet(&self) -> String {
+        format!("lmtp:inet:127.0.0.1:{}", self.port.port())
+    }
+
+    /// The unix socket listener.
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join("lmtp.sock")
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("coid.toml")
+    }
+
+    /// coid's log (stderr).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("coid.log")
+    }
+
+    /// The whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The state directory (maildir backend writes under `mail/`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Runs a coid subcommand with this config; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        run_cli(&self.config_path(), args, stdin)
+    }
+
+    /// `coid user set ADDR key=value...`, which must succeed.
+    pub fn user_set(&self, address: &str, settings: &[&str]) {
+        let mut args = vec!["user", "--config", "", "set", address];
+        args.extend_from_slice(settings);
+        let (code, out, err) = self.cli(&args, None);
+        assert_eq!(code, 0, "coid user set failed: {out}{err}");
+    }
+}
+
+/// Runs `coid` with `args`; an empty string right after "--config" is replaced by
+/// `config`, and a missing "--config" is appended after the subcommand.
+pub fn run_cli(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    use std::io::Write;
+    let config = config.display().to_string();
+    let args: Vec<&str> = args.iter().map(|a| if a.is_empty() { config.as_str() } else { a }).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coid"))
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running coid");
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.unwrap_or_default()).expect("writing coid's stdin");
+    }
+    let out = child.wait_with_output().expect("waiting for coid");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Drop for Coid {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("[coid-test] coid log tail:\n{}", tail_file(&self.log_path(), 60));
+        }
+        self.stop();
+    }
+}

@@ -1,0 +1,51 @@
+//! The whole host picture for a test: real Dovecot with coid's shipped Sieve "before"
+//! script and settings (`conf.d/dovecot/`), coid delivering to Dovecot's LMTP socket,
+//! and real Postfix delivering to coid.
+
+use std::time::Duration;
+
+use super::coid::{Coid, CoidOpts};
+use super::{Dovecot, DovecotOpts, Postfix, PostfixOpts, SieveScript};
+
+/// coid's Pigeonhole before-script, as shipped.
+pub const COID_SIEVE: &str = include_str!("../../conf.d/dovecot/coid.sieve");
+
+/// Dovecot set up the way `conf.d/dovecot/90-coid.conf` sets it up.
+pub fn dovecot_opts(separator: &str) -> DovecotOpts {
+    DovecotOpts {
+        separator: separator.to_owned(),
+        sieve_before: Some(SieveScript::Inline(COID_SIEVE.to_owned())),
+        sieve_global_extensions: Some("+editheader".to_owned()),
+        lda_mailbox_autosubscribe: true,
+        ..DovecotOpts::default()
+    }
+}
+
+/// Postfix → coid → Dovecot.
+pub struct Stack {
+    /// Postfix (dropped first).
+    pub postfix: Postfix,
+    /// coid.
+    pub coid: Coid,
+    /// Dovecot.
+    pub dovecot: Dovecot,
+}
+
+impl Stack {
+    /// Starts Dovecot, then coid (configured by `tweak`), then Postfix.
+    pub fn start(dovecot: DovecotOpts, tweak: impl FnOnce(&mut CoidOpts)) -> Stack {
+        let dovecot = Dovecot::start(dovecot);
+        let mut opts = CoidOpts::dovecot(&dovecot.lmtp_socket().display().to_string());
+        opts.separator = dovecot.separator().to_owned();
+        tweak(&mut opts);
+        let coid = Coid::start(opts);
+        let postfix = Postfix::start(PostfixOpts::new(&coid.transport_inet()));
+        Stack { postfix, coid, dovecot }
+    }
+
+    /// Sends through Postfix and waits until `user` has the message.
+    pub fn send_and_wait(&self, from: &str, rcpts: &[&str], message: &[u8], user: &str, message_id: &str) -> super::StoredMessage {
+        super::send_smtp(self.postfix.smtp_port(), from, rcpts, message).expect("Postfix accepts the message");
+        self.dovecot.wait_for_message(user, message_id, Duration::from_secs(20))
+    }
+}
