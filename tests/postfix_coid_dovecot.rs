@@ -18,7 +18,7 @@ fn chat_id() -> String {
 }
 
 fn active_stack(separator: &str) -> Stack {
-    let stack = Stack::start(dovecot_opts(separator), |_| {});
+    let stack = Stack::start(dovecot_opts(separator), |_, _| {});
     stack.coid.user_set("alice@example.org", &["enabled=yes", "message-filter=active"]);
     stack
 }
@@ -72,7 +72,7 @@ fn group_chat_and_chat_read_receipt() {
 
 #[test]
 fn filter_modes_per_user() {
-    let stack = Stack::start(dovecot_opts("/"), |_| {});
+    let stack = Stack::start(dovecot_opts("/"), |_, _| {});
     stack.coid.user_set("alice@example.org", &["enabled=yes", "message-filter=active"]);
     stack.coid.user_set("bob@example.org", &["enabled=yes", "message-filter=none"]);
     stack.coid.user_set("carol@example.org", &["enabled=yes", "message-filter=seen"]);
@@ -106,7 +106,7 @@ fn dot_separator_store() {
 #[test]
 fn per_recipient_verdicts_are_relayed() {
     let dovecot = dovecot_opts("/").with_user(DovecotUser::new("carol@example.org").over_quota());
-    let stack = Stack::start(dovecot, |_| {});
+    let stack = Stack::start(dovecot, |_, _| {});
     let msg = MessageBuilder::new().header("Chat-Version", "1.0").build();
     let rcpts = ["alice@example.org", "dave@example.org", "carol@example.org", "bob+tag@example.org"];
     let outcome = send_lmtp(LmtpTarget::Tcp(stack.coid.lmtp_addr()), "x@example.net", &rcpts, &msg);

@@ -25,6 +25,7 @@
 
 pub mod coid;
 pub mod dovecot;
+pub mod fault;
 pub mod imap;
 pub mod message;
 pub mod ports;

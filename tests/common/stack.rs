@@ -33,11 +33,15 @@ pub struct Stack {
 
 impl Stack {
     /// Starts Dovecot, then coid (configured by `tweak`), then Postfix.
-    pub fn start(dovecot: DovecotOpts, tweak: impl FnOnce(&mut CoidOpts)) -> Stack {
-        let dovecot = Dovecot::start(dovecot);
+    pub fn start(dovecot: DovecotOpts, tweak: impl FnOnce(&Dovecot, &mut CoidOpts)) -> Stack {
+        Stack::start_with(Dovecot::start(dovecot), tweak)
+    }
+
+    /// Like [`Stack::start`] with an already running Dovecot.
+    pub fn start_with(dovecot: Dovecot, tweak: impl FnOnce(&Dovecot, &mut CoidOpts)) -> Stack {
         let mut opts = CoidOpts::dovecot(&dovecot.lmtp_socket().display().to_string());
         opts.separator = dovecot.separator().to_owned();
-        tweak(&mut opts);
+        tweak(&dovecot, &mut opts);
         let coid = Coid::start(opts);
         let postfix = Postfix::start(PostfixOpts::new(&coid.transport_inet()));
         Stack { postfix, coid, dovecot }

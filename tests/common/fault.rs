@@ -1,0 +1,120 @@
+//! A fault-injecting LMTP hop for tests: sits between coid and Dovecot and, for its
+//! first connections, refuses, stalls, or dies in the middle of DATA; later connections
+//! are passed through to Dovecot untouched. Only for fault injection: everything else
+//! in the tests talks to the real Dovecot.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What to do with one connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Greet with 421 and close.
+    Refuse,
+    /// Accept and never answer.
+    Stall,
+    /// Relay to Dovecot, then cut both sides after a few bytes of message data.
+    DieMidData,
+}
+
+/// The running hop; stops accepting when dropped.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port; `faults` apply to the first connections in turn.
+    pub fn start(upstream: SocketAddr, faults: Vec<Fault>) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fault proxy");
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        let addr = listener.local_addr().expect("fault proxy address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let faults = Arc::new(Mutex::new(VecDeque::from(faults)));
+        let (stop2, count) = (stop.clone(), connections.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let fault = faults.lock().expect("faults lock").pop_front();
+                        let stop3 = stop2.clone();
+                        std::thread::spawn(move || handle(client, upstream, fault, stop3));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FaultProxy { addr, stop, connections }
+    }
+
+    /// `host:port` for coid's `delivery.dovecot.lmtp`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Option<Fault>, stop: Arc<AtomicBool>) {
+    client.set_nonblocking(false).expect("blocking client socket");
+    match fault {
+        Some(Fault::Refuse) => {
+            let _ = client.write_all(b"421 4.3.2 fault injected: refusing\r\n");
+        }
+        Some(Fault::Stall) => {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some(Fault::DieMidData) => relay(client, upstream, true),
+        None => relay(client, upstream, false),
+    }
+}
+
+/// Copies both ways; with `die`, cuts both connections once the client has sent
+/// `DATA` and then some message bytes.
+fn relay(client: TcpStream, upstream: SocketAddr, die: bool) {
+    let Ok(server) = TcpStream::connect(upstream) else { return };
+    let (mut c_read, mut s_write) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+    let (mut s_read, mut c_write) = (server.try_clone().expect("clone"), client.try_clone().expect("clone"));
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut s_read, &mut c_write);
+        let _ = c_write.shutdown(Shutdown::Both);
+    });
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 16];
+    loop {
+        let Ok(n) = c_read.read(&mut buf) else { break };
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(buf.get(..n).unwrap_or_default());
+        let in_data = seen.windows(6).position(|w| w == b"DATA\r\n").is_some_and(|p| seen.len() > p + 40);
+        if die && in_data {
+            let _ = server.shutdown(Shutdown::Both);
+            let _ = client.shutdown(Shutdown::Both);
+            break;
+        }
+        if s_write.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+            break;
+        }
+    }
+    let _ = s_write.shutdown(Shutdown::Write);
+    let _ = back.join();
+}

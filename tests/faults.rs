@@ -1,0 +1,64 @@
+//! Nothing is lost: when the store refuses, stalls or dies in the middle of DATA, coid
+//! answers 4xx, real Postfix keeps the message and retries, and it arrives exactly
+//! once. When the store is down for good, every recipient gets a 4xx.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fault::{Fault, FaultProxy};
+use common::stack::{Stack, dovecot_opts};
+use common::{Dovecot, DovecotOpts, LmtpTarget, MessageBuilder, send_lmtp};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// Sends one message through Postfix with the store misbehaving per `faults`, and
+/// checks it is deferred first and then stored exactly once.
+fn survives(faults: Vec<Fault>) {
+    let dovecot = Dovecot::start(dovecot_opts("/"));
+    let proxy = FaultProxy::start(dovecot.lmtp_tcp(), faults.clone());
+    let stack = Stack::start_with(dovecot, |_, opts| {
+        opts.dovecot_lmtp = proxy.addr();
+        opts.reply_timeout_secs = 2;
+    });
+    let msg = MessageBuilder::new().subject("fault test");
+    let id = msg.get_message_id().expect("id").to_owned();
+    common::send_smtp(stack.postfix.smtp_port(), "bob@example.net", &["alice@example.org"], &msg.build())
+        .expect("Postfix accepts");
+    let stored = stack.dovecot.wait_for_message("alice", &id, WAIT);
+    assert_eq!(stored.mailbox, "INBOX");
+    stack.postfix.wait_for_empty_queue(WAIT).expect("queue drains");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stack.dovecot.count_message("alice", &id), 1, "{faults:?}: stored more than once");
+    assert!(proxy.connections() > faults.len(), "{faults:?}: Postfix did not retry");
+    let log = stack.postfix.log();
+    assert!(log.contains("status=deferred"), "{faults:?}: no deferral in the Postfix log:\n{log}");
+    assert!(log.contains(" 451 4."), "{faults:?}: coid did not answer 4xx:\n{log}");
+}
+
+#[test]
+fn store_dies_mid_data() {
+    survives(vec![Fault::DieMidData]);
+}
+
+#[test]
+fn store_stalls() {
+    survives(vec![Fault::Stall]);
+}
+
+#[test]
+fn store_refuses() {
+    survives(vec![Fault::Refuse, Fault::Refuse]);
+}
+
+#[test]
+fn store_down_is_temporary_for_every_recipient() {
+    let stack = Stack::start(DovecotOpts::default(), |d, opts| {
+        opts.dovecot_lmtp = d.dir().join("no-such-socket").display().to_string();
+    });
+    let rcpts = ["alice@example.org", "bob@example.org"];
+    let msg = MessageBuilder::new().header("Chat-Version", "1.0").build();
+    let outcome = send_lmtp(LmtpTarget::Tcp(stack.coid.lmtp_addr()), "x@example.net", &rcpts, &msg);
+    let codes: Vec<u16> = outcome.data.iter().map(|r| r.0).collect();
+    assert_eq!(codes, [451, 451], "{outcome:?}");
+}
