@@ -20,7 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.state.dir = dir.path().to_owned();
     config.lmtp.tcp = vec!["127.0.0.1:0".into()];
     config.delivery.maildir.fsync = false;
-    let (pipeline, store) = build_pipeline(&config).map_err(|code| format!("setup failed ({code})"))?;
+    let (pipeline, store) =
+        build_pipeline(&config).map_err(|code| format!("setup failed ({code})"))?;
     store.set("alice@example.org", ENTRY_ENABLED, Some("yes"))?;
     store.set("alice@example.org", ENTRY_MESSAGE_FILTER, Some("active"))?;
     std::fs::create_dir_all(config.spool_dir())?;
@@ -30,8 +31,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr().ok_or("no address")?;
     let ctx = Arc::new(serve_context(&config, pipeline));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(server::run(vec![listener], ctx, 8, async { let _ = stop_rx.await; }, ShutdownPolicy { grace: Duration::from_secs(5) }));
-    println!("coid listening on {addr}, state in {}\n", dir.path().display());
+    let server = runtime.spawn(server::run(
+        vec![listener],
+        ctx,
+        8,
+        async {
+            let _ = stop_rx.await;
+        },
+        ShutdownPolicy {
+            grace: Duration::from_secs(5),
+        },
+    ));
+    println!(
+        "coid listening on {addr}, state in {}\n",
+        dir.path().display()
+    );
 
     let email = "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: lunch?\r\nMessage-ID: <plain-1@example.net>\r\n\r\nHi Alice\r\n";
     let chat = "From: bob@example.net\r\nTo: alice@example.org\r\nChat-Version: 1.0\r\nMessage-ID: <chat$quickstart1@example.net>\r\n\r\nhi from a chat\r\n";
@@ -65,7 +79,12 @@ fn lmtp_send(addr: &str, message: &str) -> Result<Vec<String>, Box<dyn std::erro
         }
     };
     read_reply(&mut reader)?;
-    for cmd in ["LHLO quickstart", "MAIL FROM:<bob@example.net>", "RCPT TO:<alice@example.org>", "DATA"] {
+    for cmd in [
+        "LHLO quickstart",
+        "MAIL FROM:<bob@example.net>",
+        "RCPT TO:<alice@example.org>",
+        "DATA",
+    ] {
         write!(stream, "{cmd}\r\n")?;
         read_reply(&mut reader)?;
     }

@@ -221,8 +221,12 @@ fn is_pgp_encrypted(message: &Message<'_>) -> bool {
         .and_then(HeaderValue::as_content_type)
         .is_some_and(|ct| {
             ct.ctype().eq_ignore_ascii_case("multipart")
-                && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("encrypted"))
-                && ct.attribute("protocol").is_some_and(|p| p.eq_ignore_ascii_case("application/pgp-encrypted"))
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("encrypted"))
+                && ct
+                    .attribute("protocol")
+                    .is_some_and(|p| p.eq_ignore_ascii_case("application/pgp-encrypted"))
         })
 }
 
@@ -237,7 +241,9 @@ fn is_localhost_id(id: &str) -> bool {
     id.rsplit_once('@').is_some_and(|(local, domain)| {
         domain == "localhost"
             && (8..=80).contains(&local.len())
-            && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     })
 }
 

@@ -6,7 +6,10 @@ use coid::classify::{Class, Signal, classify_raw};
 use rstest::rstest;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/data/eml/deltachat/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/eml/deltachat/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -28,7 +31,11 @@ fn fixture(name: &str) -> Vec<u8> {
 fn encrypted_deltachat_messages_are_chat(#[case] name: &str) {
     let c = classify_raw(&fixture(name));
     assert!(c.is_chat, "{name}: {c:?}");
-    assert_eq!(c.class, Class::Chat, "{name}: encrypted: 1:1, group and MDN look alike outside");
+    assert_eq!(
+        c.class,
+        Class::Chat,
+        "{name}: encrypted: 1:1, group and MDN look alike outside"
+    );
     assert_eq!(c.signal, Signal::DeltaChatEncrypted, "{name}");
 }
 
@@ -37,13 +44,20 @@ fn encrypted_deltachat_messages_are_chat(#[case] name: &str) {
 #[case::unencrypted_group("unencrypted-group.eml", Class::Chat)]
 fn unencrypted_deltachat_messages_carry_chat_version(#[case] name: &str, #[case] class: Class) {
     let c = classify_raw(&fixture(name));
-    assert_eq!((c.class, c.signal), (class, Signal::ChatVersion), "{name}: {c:?}");
+    assert_eq!(
+        (c.class, c.signal),
+        (class, Signal::ChatVersion),
+        "{name}: {c:?}"
+    );
 }
 
 /// Older cores still put Chat-Version outside the encryption.
 #[test]
 fn deltachat_2_59_messages_are_chat() {
-    let dir = format!("{}/tests/data/eml/deltachat/v2.59.0", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!(
+        "{}/tests/data/eml/deltachat/v2.59.0",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("v2.59.0 fixtures") {
         let path = entry.expect("entry").path();

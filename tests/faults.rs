@@ -23,17 +23,38 @@ fn survives(faults: Vec<Fault>) {
     });
     let msg = MessageBuilder::new().subject("fault test");
     let id = msg.get_message_id().expect("id").to_owned();
-    common::send_smtp(stack.postfix.smtp_port(), "bob@example.net", &["alice@example.org"], &msg.build())
-        .expect("Postfix accepts");
+    common::send_smtp(
+        stack.postfix.smtp_port(),
+        "bob@example.net",
+        &["alice@example.org"],
+        &msg.build(),
+    )
+    .expect("Postfix accepts");
     let stored = stack.dovecot.wait_for_message("alice", &id, WAIT);
     assert_eq!(stored.mailbox, "INBOX");
-    stack.postfix.wait_for_empty_queue(WAIT).expect("queue drains");
+    stack
+        .postfix
+        .wait_for_empty_queue(WAIT)
+        .expect("queue drains");
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(stack.dovecot.count_message("alice", &id), 1, "{faults:?}: stored more than once");
-    assert!(proxy.connections() > faults.len(), "{faults:?}: Postfix did not retry");
+    assert_eq!(
+        stack.dovecot.count_message("alice", &id),
+        1,
+        "{faults:?}: stored more than once"
+    );
+    assert!(
+        proxy.connections() > faults.len(),
+        "{faults:?}: Postfix did not retry"
+    );
     let log = stack.postfix.log();
-    assert!(log.contains("status=deferred"), "{faults:?}: no deferral in the Postfix log:\n{log}");
-    assert!(log.contains(" 451 4."), "{faults:?}: coid did not answer 4xx:\n{log}");
+    assert!(
+        log.contains("status=deferred"),
+        "{faults:?}: no deferral in the Postfix log:\n{log}"
+    );
+    assert!(
+        log.contains(" 451 4."),
+        "{faults:?}: coid did not answer 4xx:\n{log}"
+    );
 }
 
 #[test]
@@ -58,7 +79,12 @@ fn store_down_is_temporary_for_every_recipient() {
     });
     let rcpts = ["alice@example.org", "bob@example.org"];
     let msg = MessageBuilder::new().header("Chat-Version", "1.0").build();
-    let outcome = send_lmtp(LmtpTarget::Tcp(stack.coid.lmtp_addr()), "x@example.net", &rcpts, &msg);
+    let outcome = send_lmtp(
+        LmtpTarget::Tcp(stack.coid.lmtp_addr()),
+        "x@example.net",
+        &rcpts,
+        &msg,
+    );
     let codes: Vec<u16> = outcome.data.iter().map(|r| r.0).collect();
     assert_eq!(codes, [451, 451], "{outcome:?}");
 }

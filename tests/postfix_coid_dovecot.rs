@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::coid::CoidOpts;
 use common::stack::{Stack, dovecot_opts};
 use common::{DovecotUser, LmtpTarget, MessageBuilder, send_lmtp, unique_message_id};
 
@@ -19,19 +18,34 @@ fn chat_id() -> String {
 
 fn active_stack(separator: &str) -> Stack {
     let stack = Stack::start(dovecot_opts(separator), |_, _| {});
-    stack.coid.user_set("alice@example.org", &["enabled=yes", "message-filter=active"]);
+    stack.coid.user_set(
+        "alice@example.org",
+        &["enabled=yes", "message-filter=active"],
+    );
     stack
 }
 
 #[test]
 fn plain_mail_arrives_in_inbox_unchanged() {
     let stack = active_stack("/");
-    let msg = MessageBuilder::new().subject("plain mail").body("Line one\r\n.leading dot\r\n");
+    let msg = MessageBuilder::new()
+        .subject("plain mail")
+        .body("Line one\r\n.leading dot\r\n");
     let id = msg.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait("bob@example.net", &["alice@example.org"], &msg.build(), "alice", &id);
+    let stored = stack.send_and_wait(
+        "bob@example.net",
+        &["alice@example.org"],
+        &msg.build(),
+        "alice",
+        &id,
+    );
     assert_eq!(stored.mailbox, "INBOX");
     assert!(!stored.has_flag("$Chat"), "{:?}", stored.flags);
-    assert!(stored.text().ends_with("Line one\r\n.leading dot\r\n"), "{}", stored.text());
+    assert!(
+        stored.text().ends_with("Line one\r\n.leading dot\r\n"),
+        "{}",
+        stored.text()
+    );
     assert!(stored.header("X-Coid-Folder").is_none());
 }
 
@@ -41,54 +55,123 @@ fn each_chat_rule_files_into_chats_with_keyword() {
     let by_header = MessageBuilder::new().header("Chat-Version", "1.0");
     let by_msgid = MessageBuilder::new().message_id(&chat_id());
     let root = chat_id();
-    let by_refs = MessageBuilder::new().header("References", &format!("{root} {}", unique_message_id()));
-    for (rule, msg) in [("Chat-Version", by_header), ("Message-ID", by_msgid), ("References", by_refs)] {
+    let by_refs =
+        MessageBuilder::new().header("References", &format!("{root} {}", unique_message_id()));
+    for (rule, msg) in [
+        ("Chat-Version", by_header),
+        ("Message-ID", by_msgid),
+        ("References", by_refs),
+    ] {
         let id = msg.get_message_id().expect("id").to_owned();
-        let stored = stack.send_and_wait("bob@example.net", &["alice@example.org"], &msg.build(), "alice", &id);
+        let stored = stack.send_and_wait(
+            "bob@example.net",
+            &["alice@example.org"],
+            &msg.build(),
+            "alice",
+            &id,
+        );
         assert_eq!(stored.mailbox, "COI/Chats", "{rule}");
         assert!(stored.has_flag("$Chat"), "{rule}: {:?}", stored.flags);
-        assert!(stored.header("X-Coid-Folder").is_none(), "{rule}: routing header left in the store");
+        assert!(
+            stored.header("X-Coid-Folder").is_none(),
+            "{rule}: routing header left in the store"
+        );
     }
     let mut imap = stack.dovecot.imap("alice");
-    assert!(imap.subscribed_names().iter().any(|n| n == "COI/Chats"), "COI/Chats is not subscribed");
+    assert!(
+        imap.subscribed_names().iter().any(|n| n == "COI/Chats"),
+        "COI/Chats is not subscribed"
+    );
 }
 
 #[test]
 fn group_chat_and_chat_read_receipt() {
     let stack = active_stack("/");
     let group_id = unique_message_id().replace("<coid-test", "<chat$group.abcdefabcdef12");
-    let group = MessageBuilder::new().message_id(&group_id).header("Chat-Version", "1.0");
-    let stored = stack.send_and_wait("bob@example.net", &["alice@example.org"], &group.build(), "alice", &group_id);
-    assert_eq!((stored.mailbox.as_str(), stored.has_flag("$Chat")), ("COI/Chats", true));
+    let group = MessageBuilder::new()
+        .message_id(&group_id)
+        .header("Chat-Version", "1.0");
+    let stored = stack.send_and_wait(
+        "bob@example.net",
+        &["alice@example.org"],
+        &group.build(),
+        "alice",
+        &group_id,
+    );
+    assert_eq!(
+        (stored.mailbox.as_str(), stored.has_flag("$Chat")),
+        ("COI/Chats", true)
+    );
 
     let mdn = MessageBuilder::new()
         .header("Chat-Version", "1.0")
         .set("Content-Type", "multipart/report; report-type=disposition-notification; boundary=\"b1\"")
         .body("--b1\r\nContent-Type: text/plain\r\n\r\nread\r\n--b1\r\nContent-Type: message/disposition-notification\r\n\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n--b1--\r\n");
     let id = mdn.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait("bob@example.net", &["alice@example.org"], &mdn.build(), "alice", &id);
-    assert!(stored.has_flag("$Chat"), "a chat MDN is chat: {:?}", stored.flags);
+    let stored = stack.send_and_wait(
+        "bob@example.net",
+        &["alice@example.org"],
+        &mdn.build(),
+        "alice",
+        &id,
+    );
+    assert!(
+        stored.has_flag("$Chat"),
+        "a chat MDN is chat: {:?}",
+        stored.flags
+    );
 }
 
 #[test]
 fn filter_modes_per_user() {
     let stack = Stack::start(dovecot_opts("/"), |_, _| {});
-    stack.coid.user_set("alice@example.org", &["enabled=yes", "message-filter=active"]);
-    stack.coid.user_set("bob@example.org", &["enabled=yes", "message-filter=none"]);
-    stack.coid.user_set("carol@example.org", &["enabled=yes", "message-filter=seen"]);
+    stack.coid.user_set(
+        "alice@example.org",
+        &["enabled=yes", "message-filter=active"],
+    );
+    stack
+        .coid
+        .user_set("bob@example.org", &["enabled=yes", "message-filter=none"]);
+    stack
+        .coid
+        .user_set("carol@example.org", &["enabled=yes", "message-filter=seen"]);
     let msg = MessageBuilder::new().header("Chat-Version", "1.0");
     let id = msg.get_message_id().expect("id").to_owned();
     let rcpts = ["alice@example.org", "bob@example.org", "carol@example.org"];
-    common::send_smtp(stack.postfix.smtp_port(), "dave@example.net", &rcpts, &msg.build()).expect("sent");
-    for (user, folder, chat) in [("alice", "COI/Chats", true), ("bob", "INBOX", true), ("carol", "INBOX", true)] {
+    common::send_smtp(
+        stack.postfix.smtp_port(),
+        "dave@example.net",
+        &rcpts,
+        &msg.build(),
+    )
+    .expect("sent");
+    for (user, folder, chat) in [
+        ("alice", "COI/Chats", true),
+        ("bob", "INBOX", true),
+        ("carol", "INBOX", true),
+    ] {
         let stored = stack.dovecot.wait_for_message(user, &id, WAIT);
-        assert_eq!((stored.mailbox.as_str(), stored.has_flag("$Chat")), (folder, chat), "{user}");
+        assert_eq!(
+            (stored.mailbox.as_str(), stored.has_flag("$Chat")),
+            (folder, chat),
+            "{user}"
+        );
     }
     stack.coid.user_set("bob@example.org", &["enabled=no"]);
     let msg = MessageBuilder::new().header("Chat-Version", "1.0");
     let id = msg.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait("dave@example.net", &["bob@example.org"], &msg.build(), "bob", &id);
-    assert_eq!((stored.mailbox.as_str(), stored.has_flag("$Chat")), ("INBOX", false), "COI disabled");
+    let stored = stack.send_and_wait(
+        "dave@example.net",
+        &["bob@example.org"],
+        &msg.build(),
+        "bob",
+        &id,
+    );
+    assert_eq!(
+        (stored.mailbox.as_str(), stored.has_flag("$Chat")),
+        ("INBOX", false),
+        "COI disabled"
+    );
 }
 
 #[test]
@@ -96,10 +179,20 @@ fn dot_separator_store() {
     let stack = active_stack(".");
     let msg = MessageBuilder::new().header("Chat-Version", "1.0");
     let id = msg.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait("bob@example.net", &["alice@example.org"], &msg.build(), "alice", &id);
+    let stored = stack.send_and_wait(
+        "bob@example.net",
+        &["alice@example.org"],
+        &msg.build(),
+        "alice",
+        &id,
+    );
     assert_eq!(stored.mailbox, "COI.Chats");
     let mut imap = stack.dovecot.imap("alice");
-    let chats = imap.list().into_iter().find(|m| m.name == "COI.Chats").expect("COI.Chats listed");
+    let chats = imap
+        .list()
+        .into_iter()
+        .find(|m| m.name == "COI.Chats")
+        .expect("COI.Chats listed");
     assert_eq!(chats.delimiter.as_deref(), Some("."));
 }
 
@@ -108,13 +201,33 @@ fn per_recipient_verdicts_are_relayed() {
     let dovecot = dovecot_opts("/").with_user(DovecotUser::new("carol@example.org").over_quota());
     let stack = Stack::start(dovecot, |_, _| {});
     let msg = MessageBuilder::new().header("Chat-Version", "1.0").build();
-    let rcpts = ["alice@example.org", "dave@example.org", "carol@example.org", "bob+tag@example.org"];
-    let outcome = send_lmtp(LmtpTarget::Tcp(stack.coid.lmtp_addr()), "x@example.net", &rcpts, &msg);
+    let rcpts = [
+        "alice@example.org",
+        "dave@example.org",
+        "carol@example.org",
+        "bob+tag@example.org",
+    ];
+    let outcome = send_lmtp(
+        LmtpTarget::Tcp(stack.coid.lmtp_addr()),
+        "x@example.net",
+        &rcpts,
+        &msg,
+    );
     let verdicts = outcome.verdicts(&rcpts);
     let codes: Vec<u16> = verdicts.iter().map(|(_, r)| r.0).collect();
     assert_eq!(codes, [250, 550, 552, 250], "{verdicts:?}");
-    assert!(verdicts.get(1).is_some_and(|(_, r)| r.1.starts_with("5.1.1")), "{verdicts:?}");
-    assert!(verdicts.get(2).is_some_and(|(_, r)| r.1.starts_with("5.2.2")), "{verdicts:?}");
+    assert!(
+        verdicts
+            .get(1)
+            .is_some_and(|(_, r)| r.1.starts_with("5.1.1")),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts
+            .get(2)
+            .is_some_and(|(_, r)| r.1.starts_with("5.2.2")),
+        "{verdicts:?}"
+    );
 }
 
 #[test]
@@ -125,10 +238,19 @@ fn unix_socket_listener_and_incoming_routing_headers_are_stripped() {
         .header("X-Coid-Flags", "\\Deleted")
         .header("x-coid-create", "yes");
     let id = msg.get_message_id().expect("id").to_owned();
-    let outcome = send_lmtp(LmtpTarget::Unix(stack.coid.socket_path()), "x@example.net", &["alice@example.org"], &msg.build());
+    let outcome = send_lmtp(
+        LmtpTarget::Unix(stack.coid.socket_path()),
+        "x@example.net",
+        &["alice@example.org"],
+        &msg.build(),
+    );
     assert_eq!(outcome.data.first().map(|r| r.0), Some(250), "{outcome:?}");
     let stored = stack.dovecot.wait_for_message("alice", &id, WAIT);
     assert_eq!(stored.mailbox, "INBOX");
     assert!(!stored.has_flag("\\Deleted"));
-    assert!(!stored.text().to_ascii_lowercase().contains("x-coid-"), "{}", stored.text());
+    assert!(
+        !stored.text().to_ascii_lowercase().contains("x-coid-"),
+        "{}",
+        stored.text()
+    );
 }

@@ -4,7 +4,11 @@
 use super::*;
 
 fn limits() -> Limits {
-    Limits { max_line: 512, max_message_size: 1000, max_recipients: 3 }
+    Limits {
+        max_line: 512,
+        max_message_size: 1000,
+        max_recipients: 3,
+    }
 }
 
 /// Drives a session like a connection would; delivery answers `reply` per recipient.
@@ -17,7 +21,12 @@ struct Driver {
 
 impl Driver {
     fn new() -> Self {
-        Driver { session: Session::new("test.example", limits()), messages: Vec::new(), body: Vec::new(), aborted: 0 }
+        Driver {
+            session: Session::new("test.example", limits()),
+            messages: Vec::new(),
+            body: Vec::new(),
+            aborted: 0,
+        }
     }
 
     /// Feeds input in chunks of `n`; returns the reply lines written.
@@ -44,13 +53,16 @@ impl Driver {
         for event in events {
             match event {
                 Event::Reply(r) => out.push(r.to_string()),
-                Event::Replies(rs) => out.extend(rs.iter().map(|r| format!("{} {}", r.code, r.text))),
+                Event::Replies(rs) => {
+                    out.extend(rs.iter().map(|r| format!("{} {}", r.code, r.text)))
+                }
                 Event::BeginData => self.body.clear(),
                 Event::AbortData => self.aborted += 1,
                 Event::EndOfData(envelope) => {
                     self.body.extend(self.session.take_body());
                     let n = envelope.recipients.len();
-                    self.messages.push((envelope, std::mem::take(&mut self.body)));
+                    self.messages
+                        .push((envelope, std::mem::take(&mut self.body)));
                     let mut more = Vec::new();
                     self.session.finish_data(vec![Reply::OK; n], &mut more);
                     self.handle(more, out);
@@ -74,7 +86,10 @@ fn pipelined_transaction_in_any_fragmentation() {
         let codes: Vec<&str> = out.iter().map(|l| l.get(..3).unwrap_or(l)).collect();
         assert_eq!(
             codes,
-            ["250", "250", "250", "250", "250", "250", "250", "250", "250", "354", "250", "250", "221", "CLO"],
+            [
+                "250", "250", "250", "250", "250", "250", "250", "250", "250", "354", "250", "250",
+                "221", "CLO"
+            ],
             "chunk {n}: {out:?}"
         );
         let (envelope, body) = d.messages.first().expect("one message");
@@ -88,22 +103,43 @@ fn pipelined_transaction_in_any_fragmentation() {
 #[test]
 fn lhlo_advertises_extensions() {
     let out = Driver::new().feed(b"LHLO x\r\n", 100);
-    for ext in ["PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "SIZE 1000"] {
-        assert!(out.iter().any(|l| l.ends_with(ext)), "{ext} missing in {out:?}");
+    for ext in [
+        "PIPELINING",
+        "ENHANCEDSTATUSCODES",
+        "8BITMIME",
+        "SMTPUTF8",
+        "SIZE 1000",
+    ] {
+        assert!(
+            out.iter().any(|l| l.ends_with(ext)),
+            "{ext} missing in {out:?}"
+        );
     }
 }
 
 #[test]
 fn smtp_smuggling_vectors_do_not_end_data() {
-    for vector in [&b"\n.\n"[..], b"\r.\r\n", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r"] {
-        let mut input = b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: s\r\n\r\nbefore".to_vec();
+    for vector in [
+        &b"\n.\n"[..],
+        b"\r.\r\n",
+        b"\n.\r\n",
+        b"\r\n.\n",
+        b"\r\n.\r",
+    ] {
+        let mut input =
+            b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: s\r\n\r\nbefore"
+                .to_vec();
         input.extend_from_slice(vector);
-        input.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nsmuggled\r\n.\r\n");
+        input
+            .extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nsmuggled\r\n.\r\n");
         let mut d = Driver::new();
         d.feed(&input, 5);
         assert_eq!(d.messages.len(), 1, "{vector:?}");
         let body = &d.messages.first().expect("message").1;
-        assert!(memchr::memmem::find(body, b"smuggled").is_some(), "{vector:?}: {body:?}");
+        assert!(
+            memchr::memmem::find(body, b"smuggled").is_some(),
+            "{vector:?}: {body:?}"
+        );
     }
 }
 
@@ -113,24 +149,43 @@ fn ehlo_is_refused_and_order_is_enforced() {
     let codes: Vec<&str> = out.iter().map(|l| l.get(..9).unwrap_or(l)).collect();
     assert_eq!(codes.first(), Some(&"500 5.5.1"));
     assert_eq!(codes.get(1), Some(&"503 5.5.1"));
-    assert!(out.iter().any(|l| l.starts_with("503 5.5.1 Send MAIL")), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with("503 5.5.1 Sender already")), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with("503 5.5.1 No valid")), "{out:?}");
+    assert!(
+        out.iter().any(|l| l.starts_with("503 5.5.1 Send MAIL")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("503 5.5.1 Sender already")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with("503 5.5.1 No valid")),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn size_limits() {
     let out = Driver::new().feed(b"LHLO x\r\nMAIL FROM:<a@x> SIZE=5000\r\n", 100);
-    assert!(out.last().is_some_and(|l| l.starts_with("552 5.3.4")), "{out:?}");
+    assert!(
+        out.last().is_some_and(|l| l.starts_with("552 5.3.4")),
+        "{out:?}"
+    );
 
-    let mut input = b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n".to_vec();
+    let mut input =
+        b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n".to_vec();
     input.extend(std::iter::repeat_n(b'x', 3000));
     input.extend_from_slice(b"\r\n.\r\nNOOP\r\n");
     let mut d = Driver::new();
     let out = d.feed(&input, 256);
     assert!(d.messages.is_empty());
     assert_eq!(d.aborted, 1);
-    let tail: Vec<&str> = out.iter().rev().take(3).map(|l| l.get(..9).unwrap_or(l)).collect();
+    let tail: Vec<&str> = out
+        .iter()
+        .rev()
+        .take(3)
+        .map(|l| l.get(..9).unwrap_or(l))
+        .collect();
     assert_eq!(tail, ["250 2.0.0", "552 5.3.4", "552 5.3.4"], "{out:?}");
 }
 
@@ -141,7 +196,10 @@ fn long_lines_and_recipient_limit() {
     input.extend_from_slice(b"\r\nMAIL FROM:<a@x>\r\nRCPT TO:<1@y>\r\nRCPT TO:<2@y>\r\nRCPT TO:<3@y>\r\nRCPT TO:<4@y>\r\n");
     let out = Driver::new().feed(&input, 50);
     assert!(out.iter().any(|l| l.starts_with("500 5.5.2")), "{out:?}");
-    assert!(out.last().is_some_and(|l| l.starts_with("452 4.5.3")), "{out:?}");
+    assert!(
+        out.last().is_some_and(|l| l.starts_with("452 4.5.3")),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -161,7 +219,15 @@ fn garbage_never_panics() {
 
 #[test]
 fn null_sender_and_rset() {
-    let out = Driver::new().feed(b"LHLO x\r\nMAIL FROM:<>\r\nRSET\r\nMAIL FROM:<a@x>\r\n", 100);
-    let codes: Vec<&str> = out.iter().rev().take(3).map(|l| l.get(..3).unwrap_or(l)).collect();
+    let out = Driver::new().feed(
+        b"LHLO x\r\nMAIL FROM:<>\r\nRSET\r\nMAIL FROM:<a@x>\r\n",
+        100,
+    );
+    let codes: Vec<&str> = out
+        .iter()
+        .rev()
+        .take(3)
+        .map(|l| l.get(..3).unwrap_or(l))
+        .collect();
     assert_eq!(codes, ["250", "250", "250"], "{out:?}");
 }

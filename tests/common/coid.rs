@@ -87,7 +87,11 @@ impl Coid {
             extra = opts.extra_toml,
         );
         process::write_file(&dir.path().join("coid.toml"), config);
-        let mut coid = Coid { child: None, dir, port };
+        let mut coid = Coid {
+            child: None,
+            dir,
+            port,
+        };
         coid.spawn();
         coid
     }
@@ -107,7 +111,10 @@ impl Coid {
         self.child = Some(child);
         let addr = self.lmtp_addr();
         if wait_until(Duration::from_secs(15), || TcpStream::connect(addr).ok()).is_none() {
-            panic!("coid did not listen on {addr}\n{}", tail_file(&self.log_path(), 40));
+            panic!(
+                "coid did not listen on {addr}\n{}",
+                tail_file(&self.log_path(), 40)
+            );
         }
     }
 
@@ -179,7 +186,10 @@ impl Coid {
 pub fn run_cli(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     use std::io::Write;
     let config = config.display().to_string();
-    let args: Vec<&str> = args.iter().map(|a| if a.is_empty() { config.as_str() } else { a }).collect();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if a.is_empty() { config.as_str() } else { a })
+        .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_coid"))
         .args(&args)
         .stdin(Stdio::piped())
@@ -188,7 +198,8 @@ pub fn run_cli(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, Stri
         .spawn()
         .expect("running coid");
     if let Some(mut pipe) = child.stdin.take() {
-        pipe.write_all(stdin.unwrap_or_default()).expect("writing coid's stdin");
+        pipe.write_all(stdin.unwrap_or_default())
+            .expect("writing coid's stdin");
     }
     let out = child.wait_with_output().expect("waiting for coid");
     (
@@ -201,7 +212,10 @@ pub fn run_cli(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, Stri
 impl Drop for Coid {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("[coid-test] coid log tail:\n{}", tail_file(&self.log_path(), 60));
+            eprintln!(
+                "[coid-test] coid log tail:\n{}",
+                tail_file(&self.log_path(), 60)
+            );
         }
         self.stop();
     }

@@ -32,7 +32,9 @@ impl FaultProxy {
     /// Listens on a free loopback port; `faults` apply to the first connections in turn.
     pub fn start(upstream: SocketAddr, faults: Vec<Fault>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fault proxy");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("fault proxy address");
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -51,7 +53,11 @@ impl FaultProxy {
                 }
             }
         });
-        FaultProxy { addr, stop, connections }
+        FaultProxy {
+            addr,
+            stop,
+            connections,
+        }
     }
 
     /// `host:port` for coid's `delivery.dovecot.lmtp`.
@@ -71,8 +77,15 @@ impl Drop for FaultProxy {
     }
 }
 
-fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Option<Fault>, stop: Arc<AtomicBool>) {
-    client.set_nonblocking(false).expect("blocking client socket");
+fn handle(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    fault: Option<Fault>,
+    stop: Arc<AtomicBool>,
+) {
+    client
+        .set_nonblocking(false)
+        .expect("blocking client socket");
     match fault {
         Some(Fault::Refuse) => {
             let _ = client.write_all(b"421 4.3.2 fault injected: refusing\r\n");
@@ -90,22 +103,32 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Option<Fault>, sto
 /// Copies both ways; with `die`, cuts both connections once the client has sent
 /// `DATA` and then some message bytes.
 fn relay(client: TcpStream, upstream: SocketAddr, die: bool) {
-    let Ok(server) = TcpStream::connect(upstream) else { return };
-    let (mut c_read, mut s_write) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
-    let (mut s_read, mut c_write) = (server.try_clone().expect("clone"), client.try_clone().expect("clone"));
+    let Ok(server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let (mut c_read, mut s_write) = (
+        client.try_clone().expect("clone"),
+        server.try_clone().expect("clone"),
+    );
+    let (mut s_read, mut c_write) = (
+        server.try_clone().expect("clone"),
+        client.try_clone().expect("clone"),
+    );
     let back = std::thread::spawn(move || {
         let _ = std::io::copy(&mut s_read, &mut c_write);
         let _ = c_write.shutdown(Shutdown::Both);
     });
     let mut seen: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16];
-    loop {
-        let Ok(n) = c_read.read(&mut buf) else { break };
+    while let Ok(n) = c_read.read(&mut buf) {
         if n == 0 {
             break;
         }
         seen.extend_from_slice(buf.get(..n).unwrap_or_default());
-        let in_data = seen.windows(6).position(|w| w == b"DATA\r\n").is_some_and(|p| seen.len() > p + 40);
+        let in_data = seen
+            .windows(6)
+            .position(|w| w == b"DATA\r\n")
+            .is_some_and(|p| seen.len() > p + 40);
         if die && in_data {
             let _ = server.shutdown(Shutdown::Both);
             let _ = client.shutdown(Shutdown::Both);

@@ -82,7 +82,10 @@ impl Postfix {
                     return postfix;
                 }
                 Err(failure) if attempt < START_ATTEMPTS && (failure.port_clash || quick) => {
-                    eprintln!("[coid-test] Postfix start failed, retrying: {}", failure.message);
+                    eprintln!(
+                        "[coid-test] Postfix start failed, retrying: {}",
+                        failure.message
+                    );
                     // A failed quick start is retried with Postfix's own
                     // checks, whose messages explain more.
                     quick = quick && failure.port_clash;
@@ -252,7 +255,11 @@ fn launch(opts: &PostfixOpts, ids: &SystemIds, quick: bool) -> Result<Postfix, L
     let smtp = lease_port();
     let root = dir.path();
     prepare_files(root, opts, smtp.port(), ids.owner);
-    if quick && create_queue_dirs(&root.join("queue"), ids).inspect_err(|e| eprintln!("QQ {e}")).is_ok() {
+    if quick
+        && create_queue_dirs(&root.join("queue"), ids)
+            .inspect_err(|e| eprintln!("QQ {e}"))
+            .is_ok()
+    {
         process::write_file(&root.join("queue/quick-start"), "");
     }
 

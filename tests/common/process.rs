@@ -67,7 +67,12 @@ pub fn live_children(pid: u32) -> Vec<u32> {
 /// daemons such as `dovecot-<instance>/log` show here).
 pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_owned())
+        .map(|raw| {
+            String::from_utf8_lossy(&raw)
+                .replace('\0', " ")
+                .trim()
+                .to_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -126,12 +131,21 @@ pub fn user_ids(user: &str) -> Option<(u32, u32)> {
 
 /// gid of a system group, from `getent group`.
 pub fn group_id(group: &str) -> Option<u32> {
-    let out = Command::new("getent").arg("group").arg(group).output().ok()?;
+    let out = Command::new("getent")
+        .arg("group")
+        .arg(group)
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
     // name:x:gid:members
-    String::from_utf8_lossy(&out.stdout).split(':').nth(2)?.trim().parse().ok()
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `(uid, gid)` of a system user that must already exist (package users).

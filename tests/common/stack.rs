@@ -44,12 +44,25 @@ impl Stack {
         tweak(&dovecot, &mut opts);
         let coid = Coid::start(opts);
         let postfix = Postfix::start(PostfixOpts::new(&coid.transport_inet()));
-        Stack { postfix, coid, dovecot }
+        Stack {
+            postfix,
+            coid,
+            dovecot,
+        }
     }
 
     /// Sends through Postfix and waits until `user` has the message.
-    pub fn send_and_wait(&self, from: &str, rcpts: &[&str], message: &[u8], user: &str, message_id: &str) -> super::StoredMessage {
-        super::send_smtp(self.postfix.smtp_port(), from, rcpts, message).expect("Postfix accepts the message");
-        self.dovecot.wait_for_message(user, message_id, Duration::from_secs(20))
+    pub fn send_and_wait(
+        &self,
+        from: &str,
+        rcpts: &[&str],
+        message: &[u8],
+        user: &str,
+        message_id: &str,
+    ) -> super::StoredMessage {
+        super::send_smtp(self.postfix.smtp_port(), from, rcpts, message)
+            .expect("Postfix accepts the message");
+        self.dovecot
+            .wait_for_message(user, message_id, Duration::from_secs(20))
     }
 }
