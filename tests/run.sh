@@ -34,4 +34,4 @@ done
 
 cargo build --locked --tests --all-targets
 # The network namespace: only loopback exists inside it.
-exec unshare --net -- bash -c 'ip link set lo up && exec cargo test --locked --offline "$@"' bash "$@"
+exec unshare --net -- bash -c 'ip link set lo up && exec cargo test --locked --offline --tests "$@"' bash "$@"
