@@ -7,7 +7,7 @@
 #    so no test can reach anything outside 127.0.0.0/8 and ::1.
 # Postfix and Dovecot are started by the tests themselves on high loopback ports in
 # temporary directories; nothing system-wide is configured or started.
-# Extra arguments go to `cargo test` (e.g. tests/run.sh --test lmtp_proxy).
+# Extra arguments go to `cargo test` (e.g. tests/run.sh --test faults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
