@@ -6,16 +6,17 @@
 //! and they pin down Dovecot/Pigeonhole behaviour that coid relies on:
 //! per-recipient LMTP verdicts (unknown user, over quota), Sieve `fileinto
 //! :create` with keywords under both hierarchy separators, whether
-//! `lda_mailbox_autosubscribe` applies to Sieve-created folders, and whether a
-//! global before-script may use `editheader`.
+//! `lda_mailbox_autosubscribe` applies to Sieve-created folders, whether a
+//! global before-script may use `editheader`, and what a folder name with the
+//! wrong separator does.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{
-    Dovecot, DovecotOpts, DovecotUser, LmtpTarget, MessageBuilder, Postfix, PostfixOpts, send_lmtp,
-    send_smtp,
+    Dovecot, DovecotOpts, DovecotUser, LmtpTarget, MessageBuilder, Postfix, PostfixOpts,
+    SieveScript, send_lmtp, send_smtp,
 };
 use rstest::rstest;
 
@@ -144,11 +145,15 @@ fn postfix_delivers_straight_to_dovecot(#[case] via_socket: bool) {
 #[case::slash("/")]
 #[case::dot(".")]
 fn sieve_before_files_chats_with_keyword(#[case] separator: &str) {
+    // Given as a file here, to exercise that variant of the option.
+    let script_file = tempfile::NamedTempFile::new().expect("creating a temporary Sieve file");
+    std::fs::write(script_file.path(), chats_script(separator, "", ""))
+        .expect("writing the temporary Sieve file");
     let opts = DovecotOpts {
         separator: separator.to_owned(),
+        sieve_before: Some(SieveScript::File(script_file.path().to_owned())),
         ..DovecotOpts::default()
-    }
-    .with_sieve_before(&chats_script(separator, "", ""));
+    };
     let dovecot = Dovecot::start(opts);
     let chat = chat_message();
     let plain = MessageBuilder::new();
@@ -238,6 +243,38 @@ fn sieve_create_subscribes_only_with_autosubscribe(#[case] autosubscribe: bool) 
         autosubscribe,
         "LSUB: {subscribed:?}"
     );
+    assert!(
+        dovecot.log_errors().is_empty(),
+        "{:?}",
+        dovecot.log_errors()
+    );
+}
+
+/// With the "." separator a Sieve `fileinto "COI/Chats"` is an invalid name:
+/// Pigeonhole logs an error, keeps the message in INBOX, and LMTP still says
+/// 250. Scripts must spell folder names with the namespace's separator.
+#[test]
+fn slash_folder_name_under_dot_separator_falls_back_to_inbox() {
+    let opts = DovecotOpts {
+        separator: ".".to_owned(),
+        ..DovecotOpts::default()
+    }
+    .with_sieve_before(&chats_script("/", "", ""));
+    let dovecot = Dovecot::start(opts);
+    let chat = chat_message();
+    let outcome = send_lmtp(dovecot.lmtp_tcp(), SENDER, &[ALICE], &chat.build());
+    assert_eq!(outcome.data[0].0, 250, "{outcome:?}");
+
+    let stored = dovecot.wait_for_message(ALICE, &message_id(&chat), WAIT);
+    assert_eq!(stored.mailbox, "INBOX");
+    assert!(!stored.has_flag("$Chat"), "flags: {:?}", stored.flags);
+    let errors = dovecot.log_errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Name must not have '/' characters")),
+        "{errors:?}"
+    );
 }
 
 /// Pigeonhole check: with `sieve_global_extensions = +editheader` a global
@@ -267,6 +304,24 @@ fn before_script_can_delete_header_with_global_editheader() {
         stored.text()
     );
     assert_eq!(stored.header("Subject").as_deref(), Some("chat"));
+    assert!(
+        dovecot.log_errors().is_empty(),
+        "{:?}",
+        dovecot.log_errors()
+    );
+}
+
+/// Without `sieve_global_extensions = +editheader` the same script does not
+/// even compile, and `Dovecot::start` says so.
+#[test]
+#[should_panic(expected = "unknown Sieve capability `editheader'")]
+fn editheader_needs_the_global_extension() {
+    let script = chats_script(
+        "/",
+        "  deleteheader \"X-Test-Route\";\n",
+        ", \"editheader\"",
+    );
+    Dovecot::start(DovecotOpts::default().with_sieve_before(&script));
 }
 
 #[test]
@@ -274,7 +329,7 @@ fn imap_metadata_round_trip() {
     let dovecot = Dovecot::start(DovecotOpts::default());
     let mut imap = dovecot.imap(ALICE);
     assert!(
-        imap.capabilities().iter().any(|c| c.contains("METADATA")),
+        imap.capabilities().iter().any(|c| c == "METADATA"),
         "{:?}",
         imap.capabilities()
     );

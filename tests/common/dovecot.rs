@@ -18,6 +18,9 @@
 //! as that user), `chroot =` on the services, no anvil auth penalty and no
 //! auth failure delay (tests log in a lot), and a precompiled Sieve script
 //! (the mail uid cannot write the `.svbin` next to a root-owned script).
+//!
+//! The quota plugin is loaded for all protocols (LMTP adds `sieve`, IMAP adds
+//! `imap_quota`), so delivery and IMAP see the same quota.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;

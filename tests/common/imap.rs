@@ -14,7 +14,7 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use imap_proto::types::NameAttribute;
+use imap_proto::types::{Capability, NameAttribute};
 
 use super::raw_imap::{RawImap, RawResponse, Token, literal_plus, quoted};
 
@@ -106,7 +106,13 @@ impl Imap {
     /// CAPABILITY after login (includes METADATA, QUOTA...).
     pub fn capabilities(&mut self) -> Vec<String> {
         let caps = self.session.capabilities().expect("IMAP CAPABILITY");
-        caps.iter().map(|c| format!("{c:?}")).collect()
+        caps.iter()
+            .map(|c| match c {
+                Capability::Imap4rev1 => "IMAP4rev1".to_owned(),
+                Capability::Auth(mechanism) => format!("AUTH={mechanism}"),
+                Capability::Atom(atom) => atom.to_string(),
+            })
+            .collect()
     }
 
     /// All mailboxes (`LIST "" *`).

@@ -19,6 +19,8 @@
 //! * [`message`]: build RFC 5322 test messages.
 //! * [`ports`]: collision-free loopback port allocation.
 //! * [`process`]: PIDs, signals, system users and helper commands.
+//! * [`coid`], [`fault`], [`stack`]: the coid binary, a fault-injecting LMTP
+//!   hop, and the whole Postfix -> coid -> Dovecot stack.
 
 // Each test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]

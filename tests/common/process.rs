@@ -129,25 +129,6 @@ pub fn user_ids(user: &str) -> Option<(u32, u32)> {
     Some((id("-u")?, id("-g")?))
 }
 
-/// gid of a system group, from `getent group`.
-pub fn group_id(group: &str) -> Option<u32> {
-    let out = Command::new("getent")
-        .arg("group")
-        .arg(group)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    // name:x:gid:members
-    String::from_utf8_lossy(&out.stdout)
-        .split(':')
-        .nth(2)?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// `(uid, gid)` of a system user that must already exist (package users).
 pub fn existing_user_ids(user: &str) -> (u32, u32) {
     user_ids(user).unwrap_or_else(|| {
@@ -229,4 +210,19 @@ pub fn mkdir(path: &Path) {
 /// Write a file with a readable panic message.
 pub fn write_file(path: &Path, contents: impl AsRef<[u8]>) {
     std::fs::write(path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// Write a file and date its modification time back by a minute.
+///
+/// Postfix pauses (in 300 ms steps, up to about 2 s) before it reads a table
+/// or main.cf whose mtime is within the last second, to let a writer finish;
+/// every Postfix command at start-up would do that on fresh files.
+pub fn write_settled_file(path: &Path, contents: impl AsRef<[u8]>) {
+    write_file(path, contents);
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(past))
+        .unwrap_or_else(|e| panic!("backdating {}: {e}", path.display()));
 }
