@@ -57,6 +57,19 @@ pub enum Signal {
     None,
 }
 
+impl Signal {
+    /// The kebab-case name used in Sieve environment items and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::ChatVersion => "chat-version",
+            Signal::MessageId => "message-id",
+            Signal::References => "references",
+            Signal::DeltaChatEncrypted => "delta-chat-encrypted",
+            Signal::None => "none",
+        }
+    }
+}
+
 /// The result of classifying one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Classification {
@@ -330,6 +343,19 @@ mod tests {
         assert_eq!(classify_str(thunderbird), Classification::EMAIL);
         let hidden_but_real_domain = "To: \"hidden-recipients\": ;\r\nSubject: [...]\r\nMessage-ID: <abcdefgh-1234@x.org>\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n";
         assert_eq!(classify_str(hidden_but_real_domain), Classification::EMAIL);
+    }
+
+    #[test]
+    fn signal_names_match_their_json() {
+        for signal in [
+            Signal::ChatVersion,
+            Signal::MessageId,
+            Signal::References,
+            Signal::DeltaChatEncrypted,
+            Signal::None,
+        ] {
+            assert_eq!(serde_json::to_value(signal).expect("json"), signal.as_str());
+        }
     }
 
     #[test]

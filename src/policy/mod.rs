@@ -173,14 +173,10 @@ fn environment(facts: &Facts<'_>) -> [(&'static str, String); 8] {
     let c = facts.classification;
     let s = facts.settings;
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    let signal = serde_json::to_value(c.signal)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     [
         ("vnd.coid.class", c.class.as_str().to_owned()),
         ("vnd.coid.chat", yes_no(c.is_chat)),
-        ("vnd.coid.signal", signal),
+        ("vnd.coid.signal", c.signal.as_str().to_owned()),
         ("vnd.coid.group-id", c.group_id.clone().unwrap_or_default()),
         ("vnd.coid.coi-enabled", yes_no(s.enabled)),
         (
