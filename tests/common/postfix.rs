@@ -9,8 +9,12 @@
 //! Needed in a container without systemd or syslog (see the shared harness
 //! README, "Pitfalls"): an ABSOLUTE `-c` path, a `data_directory` owned by
 //! `postfix`, `maillog_file` plus a `postlog` service, and `chroot = n` on
-//! every master.cf line. Retries are fast (1 s backoff instead of 300 s), so
+//! every master.cf line. Retries are fast (3 s backoff instead of 300 s), so
 //! a test that makes the next hop fail briefly does not stall for minutes.
+//! Not 1 s: qmgr treats a deferred file as due when its mtime is at most one
+//! second ahead, so a 1 s backoff lets it grab the file again while the lmtp
+//! agent still holds its lock; qmgr then logs "skipped, still being
+//! delivered" and leaves the file in `active` until it restarts (seen in CI).
 //! Postfix must run as root; otherwise the start panics (never a skip).
 //!
 //! The generated files are dated back a minute: Postfix waits up to ~2 s
@@ -356,8 +360,8 @@ fn main_cf(root: &Path, opts: &PostfixOpts) -> String {
          in_flow_delay = 0\n\
          smtpd_error_sleep_time = 0\n\
          queue_run_delay = 1s\n\
-         minimal_backoff_time = 1s\n\
-         maximal_backoff_time = 4s\n\
+         minimal_backoff_time = 3s\n\
+         maximal_backoff_time = 6s\n\
          maximal_queue_lifetime = 1h\n\
          bounce_queue_lifetime = 1h\n\
          lmtp_connect_timeout = 5s\n\
