@@ -97,6 +97,11 @@ impl DovecotLmtp {
             return Ok(Vec::new());
         };
         let env = message.envelope;
+        if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, jobs) {
+            // Dovecot 2.3 would store such a sender as `Return-Path: <>`; Postfix
+            // bounces the same way when it talks to the store directly.
+            return Ok(vec![Reply::UTF8_ADDRESS_UNSUPPORTED; jobs.len()]);
+        }
         let mut cmd = format!("MAIL FROM:<{}>", env.mail_from);
         if env.body_8bit && c.eight_bit {
             cmd.push_str(" BODY=8BITMIME");
@@ -171,6 +176,13 @@ impl DovecotLmtp {
         stuffer.finish(&mut out);
         c.send(&out).await
     }
+}
+
+/// Whether the sender and every recipient are ASCII, so a store without SMTPUTF8
+/// (RFC 6531) can take the envelope unchanged. UTF-8 in header fields (RFC 6532) is
+/// passed through either way: the store keeps the bytes as they are.
+fn envelope_is_ascii(mail_from: &str, jobs: &[&Job]) -> bool {
+    mail_from.is_ascii() && jobs.iter().all(|j| j.rcpt.is_ascii())
 }
 
 /// Job indexes grouped by identical target, groups in order of first appearance.

@@ -94,6 +94,12 @@ impl Reply {
     pub const NESTED_MAIL: Reply = Reply::new(503, [5, 5, 1], "Sender already given");
     pub const NEED_RCPT: Reply = Reply::new(503, [5, 5, 1], "No valid recipients");
     pub const MESSAGE_TOO_BIG: Reply = Reply::new(552, [5, 3, 4], "Message too big for system");
+    /// RFC 6531 §3.7.4.1: a non-ASCII address the next hop cannot take.
+    pub const UTF8_ADDRESS_UNSUPPORTED: Reply = Reply::new(
+        553,
+        [5, 6, 7],
+        "Non-ASCII address, but the mail store does not support SMTPUTF8",
+    );
     pub const REJECTED_BY_POLICY: Reply = Reply::new(550, [5, 7, 1], "Rejected by policy");
 }
 

@@ -21,6 +21,7 @@
 //! * [`process`]: PIDs, signals, system users and helper commands.
 //! * [`coid`], [`fault`], [`stack`]: the coid binary, a fault-injecting LMTP
 //!   hop, and the whole Postfix -> coid -> Dovecot stack.
+//! * [`user_sieve`]: a user's own Pigeonhole script in a test Dovecot.
 
 // Each test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -36,6 +37,7 @@ pub mod process;
 pub mod raw_imap;
 pub mod smtp;
 pub mod stack;
+pub mod user_sieve;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,7 +46,9 @@ pub use dovecot::{Dovecot, DovecotOpts, DovecotUser, SieveScript};
 pub use imap::{Imap, MailboxInfo, StoredMessage};
 pub use message::{MessageBuilder, unique_message_id};
 pub use postfix::{Postfix, PostfixOpts};
-pub use smtp::{LmtpOutcome, LmtpTarget, Reply, send_lmtp, send_smtp, try_send_lmtp};
+pub use smtp::{
+    LmtpOutcome, LmtpTarget, Reply, send_lmtp, send_smtp, send_smtp_with, try_send_lmtp,
+};
 
 /// The mail domain every test user lives in.
 pub const DOMAIN: &str = "example.org";

@@ -131,11 +131,22 @@ pub fn try_send_lmtp(
 /// Submit a message over SMTP to 127.0.0.1:`port`.
 /// `Err` describes the first unexpected reply (or I/O error).
 pub fn send_smtp(port: u16, from: &str, rcpts: &[&str], message: &[u8]) -> Result<(), String> {
+    send_smtp_with(port, from, "", rcpts, message)
+}
+
+/// Like [`send_smtp`], with ESMTP parameters on MAIL (e.g. `" BODY=8BITMIME SMTPUTF8"`).
+pub fn send_smtp_with(
+    port: u16,
+    from: &str,
+    mail_params: &str,
+    rcpts: &[&str],
+    message: &[u8],
+) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut conn = Conn::open(&LmtpTarget::Tcp(addr))?;
     conn.expect("greeting", 220)?;
     conn.command("EHLO coid-test.example.net", 250)?;
-    conn.command(&format!("MAIL FROM:<{from}>"), 250)?;
+    conn.command(&format!("MAIL FROM:<{from}>{mail_params}"), 250)?;
     for rcpt in rcpts {
         conn.command(&format!("RCPT TO:<{rcpt}>"), 250)?;
     }
