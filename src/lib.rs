@@ -13,6 +13,7 @@
 //! - [`policy`]: the operator's Sieve script, run per recipient.
 //! - [`delivery`]: one trait, per-recipient results; Dovecot LMTP and Maildir backends.
 //! - [`pipeline`]: one message through classify → policy → delivery.
+//! - [`push`]: Web Push pieces: subscriptions, payload, VAPID, endpoint rules, outcomes.
 //! - [`store`]: the SQLite state store (COI settings as METADATA entries).
 //! - [`server`]: listeners, connection limit, graceful shutdown.
 //! - [`config`], [`users`], [`cli`]: configuration, recipient → user, the command line.
@@ -24,6 +25,7 @@ pub mod delivery;
 pub mod lmtp;
 pub mod pipeline;
 pub mod policy;
+pub mod push;
 pub mod server;
 pub mod spool;
 pub mod store;

@@ -1,0 +1,141 @@
+//! What a push service's answer means for the push and the subscription (RFC 8030
+//! §5, §7.2, §8.4; WebPush spec "Push Service Responses"). Pure: status and
+//! `Retry-After` in, a decision out; the queue acts on it.
+
+use std::time::{Duration, SystemTime};
+
+/// The longest `Retry-After` honoured; anything longer is capped so a push is not
+/// parked past its useful life.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A push attempt's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: accepted by the push service.
+    Delivered,
+    /// 404 or 410: the subscription is gone; delete it.
+    Gone,
+    /// 413: the payload is too large; retry once without content.
+    TooLarge,
+    /// 429: this endpoint asks to wait (per endpoint, not per subscription).
+    RateLimited {
+        /// From `Retry-After`, capped at [`MAX_RETRY_AFTER`]; `None` when absent.
+        wait: Option<Duration>,
+    },
+    /// 5xx, 408, or no answer: retry with backoff until the push's deadline.
+    Temporary,
+    /// 401 or 403: our VAPID credentials were refused. Logged loudly; the
+    /// subscription is kept (the fault may be ours).
+    Unauthorized(u16),
+    /// 3xx: redirects are never followed; the push is dropped.
+    Redirected(u16),
+    /// Any other answer (400, 415…): this push cannot succeed; it is dropped.
+    Rejected(u16),
+}
+
+impl Outcome {
+    /// Classifies an HTTP answer.
+    pub fn from_response(status: u16, retry_after: Option<&str>, now: SystemTime) -> Outcome {
+        match status {
+            200..=299 => Outcome::Delivered,
+            404 | 410 => Outcome::Gone,
+            413 => Outcome::TooLarge,
+            429 => Outcome::RateLimited {
+                wait: retry_after.and_then(|v| parse_retry_after(v, now)),
+            },
+            408 | 500..=599 => Outcome::Temporary,
+            401 | 403 => Outcome::Unauthorized(status),
+            300..=399 => Outcome::Redirected(status),
+            _ => Outcome::Rejected(status),
+        }
+    }
+
+    /// A short stable name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Gone => "gone",
+            Outcome::TooLarge => "too-large",
+            Outcome::RateLimited { .. } => "rate-limited",
+            Outcome::Temporary => "temporary",
+            Outcome::Unauthorized(_) => "unauthorized",
+            Outcome::Redirected(_) => "redirected",
+            Outcome::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date; capped.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// Backoff before retry number `attempt` (1-based) after a temporary failure:
+/// 2 s, 4 s, 8 s … capped at `max`.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let secs = 1u64.checked_shl(attempt.min(20)).unwrap_or(u64::MAX);
+    Duration::from_secs(secs).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: SystemTime = SystemTime::UNIX_EPOCH;
+
+    #[test]
+    fn statuses() {
+        let o = |s| Outcome::from_response(s, None, NOW);
+        assert_eq!(o(201), Outcome::Delivered);
+        assert_eq!(o(204), Outcome::Delivered);
+        assert_eq!(o(404), Outcome::Gone);
+        assert_eq!(o(410), Outcome::Gone);
+        assert_eq!(o(413), Outcome::TooLarge);
+        assert_eq!(o(429), Outcome::RateLimited { wait: None });
+        assert_eq!(o(500), Outcome::Temporary);
+        assert_eq!(o(503), Outcome::Temporary);
+        assert_eq!(o(408), Outcome::Temporary);
+        assert_eq!(o(401), Outcome::Unauthorized(401));
+        assert_eq!(o(403), Outcome::Unauthorized(403));
+        assert_eq!(o(301), Outcome::Redirected(301));
+        assert_eq!(o(400), Outcome::Rejected(400));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let later = NOW + Duration::from_secs(90);
+        let date = httpdate::fmt_http_date(later);
+        assert_eq!(
+            Outcome::from_response(429, Some(" 30 "), NOW),
+            Outcome::RateLimited {
+                wait: Some(Duration::from_secs(30))
+            }
+        );
+        assert_eq!(parse_retry_after(&date, NOW), Some(Duration::from_secs(90)));
+        assert_eq!(parse_retry_after("99999999", NOW), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", NOW), None);
+        let past = httpdate::fmt_http_date(NOW);
+        assert_eq!(
+            parse_retry_after(&past, NOW + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let max = Duration::from_secs(300);
+        assert_eq!(backoff(1, max), Duration::from_secs(2));
+        assert_eq!(backoff(2, max), Duration::from_secs(4));
+        assert_eq!(backoff(8, max), Duration::from_secs(256));
+        assert_eq!(backoff(9, max), max);
+        assert_eq!(backoff(u32::MAX, max), max);
+    }
+}
