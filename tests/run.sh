@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs coid's whole test suite on a fresh Debian 12 / Ubuntu machine, as root:
 #   sudo tests/run.sh
-# 1. installs what the tests need (Postfix, Dovecot with Pigeonhole, iproute2) with apt;
-# 2. builds the tests (this is the only step that uses the network: crates.io);
+# 1. installs what the tests need (Postfix, Dovecot with Pigeonhole, iproute2, python3-venv)
+#    with apt, and the Python tools in tests/requirements.txt into a venv with pip;
+# 2. builds the tests (installs and this build are the only steps that use the network);
 # 3. runs every test inside a fresh network namespace that has nothing but loopback,
 #    so no test can reach anything outside 127.0.0.0/8 and ::1.
 # Postfix and Dovecot are started by the tests themselves on high loopback ports in
@@ -16,7 +17,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(dovecot-core dovecot-lmtpd dovecot-imapd dovecot-sieve dovecot-managesieved postfix iproute2 util-linux)
+packages=(dovecot-core dovecot-lmtpd dovecot-imapd dovecot-sieve dovecot-managesieved postfix iproute2 util-linux
+  python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,10 +30,42 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-for tool in dovecot sievec doveadm postfix postqueue unshare ip; do
+for tool in dovecot sievec doveadm postfix postqueue unshare ip python3; do
   command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool is missing after install" >&2; exit 1; }
 done
 
+# Python tools the tests run (tests/requirements.txt: the Delta Chat client, http_ece),
+# pinned, in a venv from PyPI (the network is allowed here, for installs only). Reused
+# while its stamp matches the requirements file.
+venv="$PWD/target/testvenv"
+stamp="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"
+mkdir -p target
+exec 9>target/testvenv.lock
+flock 9   # two runs at once must not build the venv over each other
+if [ "$(cat "$venv/.coid-stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo "tests/run.sh: installing tests/requirements.txt into $venv"
+  rm -rf "$venv"
+  if ! { python3 -m venv "$venv" &&
+         "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt &&
+         "$venv/bin/deltachat-rpc-server" --version >/dev/null 2>&1 &&
+         "$venv/bin/python" -c 'import http_ece, cryptography'; }; then
+    echo "tests/run.sh: FAILED to install tests/requirements.txt from PyPI into $venv;" \
+         "tests/deltachat_live.rs and the push tests need it" >&2
+    exit 1
+  fi
+  echo "$stamp" > "$venv/.coid-stamp"
+fi
+flock -u 9
+export COID_DC_PYTHON="$venv/bin/python" COID_TEST_PYTHON="$venv/bin/python"
+
 cargo build --locked --tests --all-targets
+# All test targets, unless the arguments pick targets themselves (`--test NAME`).
+targets=(--tests)
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    --test|--test=*|--lib|--bin|--bin=*|--bins|--tests|--all-targets) targets=() ;;
+  esac
+done
 # The network namespace: only loopback exists inside it.
-exec unshare --net -- bash -c 'ip link set lo up && exec cargo test --locked --offline --tests "$@"' bash "$@"
+exec unshare --net -- bash -c 'ip link set lo up && exec cargo test --locked --offline "$@"' bash "${targets[@]}" "$@"
