@@ -8,12 +8,14 @@
 //! - [`vapid`]: the server's P-256 key and RFC 8292 `Authorization: vapid` headers.
 //! - [`endpoint`]: which push endpoints coid may contact (https, public addresses).
 //! - [`outcome`]: a push service's HTTP answer (RFC 8030 §5, §8.4) as a decision.
+//! - [`sender`]: encrypt, sign and POST one push (the only network I/O here).
 //!
-//! All of these are pure; sending and the durable queue build on them.
+//! All but [`sender`] are pure.
 
 pub mod endpoint;
 pub mod outcome;
 pub mod payload;
+pub mod sender;
 pub mod subscription;
 pub mod vapid;
 

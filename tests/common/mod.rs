@@ -22,6 +22,8 @@
 //! * [`coid`], [`fault`], [`stack`]: the coid binary, a fault-injecting LMTP
 //!   hop, and the whole Postfix -> coid -> Dovecot stack.
 //! * [`user_sieve`]: a user's own Pigeonhole script in a test Dovecot.
+//! * [`metadata`]: IMAP METADATA through coid's dict proxy; a raw dict client.
+//! * [`push_receiver`]: a Web Push service that decrypts with another implementation.
 
 // Each test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -31,9 +33,11 @@ pub mod dovecot;
 pub mod fault;
 pub mod imap;
 pub mod message;
+pub mod metadata;
 pub mod ports;
 pub mod postfix;
 pub mod process;
+pub mod push_receiver;
 pub mod raw_imap;
 pub mod smtp;
 pub mod stack;

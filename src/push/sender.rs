@@ -1,0 +1,267 @@
+//! Sends one Web Push message: RFC 8291 aes128gcm encryption (web-push-native), an
+//! RFC 8292 VAPID header ([`super::vapid`]), RFC 8030 `TTL`, `Urgency` and `Topic`,
+//! POSTed with one pooled reqwest client that never follows redirects, ignores proxy
+//! environment variables (a proxy would resolve names past our address checks), and
+//! resolves names through [`super::endpoint`]'s rules. The answer becomes an
+//! [`Outcome`]; no answer at all (connect failure, timeout) is [`Outcome::Temporary`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::Url;
+
+use super::endpoint::{EndpointPolicy, Refused};
+use super::outcome::Outcome;
+use super::vapid::VapidKey;
+
+/// RFC 8030 §5.3 urgency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// `very-low`.
+    VeryLow,
+    /// `low`.
+    Low,
+    /// `normal`.
+    Normal,
+    /// `high`.
+    High,
+}
+
+impl Urgency {
+    fn as_str(self) -> &'static str {
+        match self {
+            Urgency::VeryLow => "very-low",
+            Urgency::Low => "low",
+            Urgency::Normal => "normal",
+            Urgency::High => "high",
+        }
+    }
+}
+
+/// Where a push goes: a subscription's resource.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Push resource URL.
+    pub endpoint: Url,
+    /// The user agent's ECDH key.
+    pub p256dh: p256::PublicKey,
+    /// The user agent's auth secret.
+    pub auth: [u8; 16],
+}
+
+/// RFC 8030 headers for one push.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long the push service keeps it (`TTL`; also bounds the JWT's `exp`).
+    pub ttl: Duration,
+    /// `Urgency`.
+    pub urgency: Urgency,
+    /// `Topic`: a newer push with the same topic replaces an undelivered one.
+    /// At most 32 characters of the URL-safe base64 alphabet.
+    pub topic: Option<&'static str>,
+}
+
+/// Why a push was not even attempted.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The endpoint breaks the operator's rules.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// Encryption or request building failed (a bad key or URL).
+    #[error("cannot build the push request: {0}")]
+    Build(String),
+}
+
+/// One attempt's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// What it means.
+    pub outcome: Outcome,
+    /// The HTTP status, if there was an answer.
+    pub status: Option<u16>,
+    /// A short description for logs.
+    pub detail: String,
+}
+
+/// The push client; cheap to share.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    vapid: VapidKey,
+    subject: String,
+    policy: EndpointPolicy,
+}
+
+impl Sender {
+    /// A sender signing as `subject` (`mailto:` or `https:` URL, RFC 8292 §2.1).
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built (TLS setup).
+    pub fn new(
+        vapid: VapidKey,
+        subject: &str,
+        policy: EndpointPolicy,
+        timeout: Duration,
+    ) -> Result<Sender, SendError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .pool_max_idle_per_host(4)
+            .user_agent(concat!("coid/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(CheckedResolver { policy }))
+            .build()
+            .map_err(|e| SendError::Build(e.to_string()))?;
+        Ok(Sender {
+            client,
+            vapid,
+            subject: subject.to_owned(),
+            policy,
+        })
+    }
+
+    /// Encrypts `plaintext` for `target` and POSTs it.
+    ///
+    /// # Errors
+    /// [`SendError`] when no request could be made; an answer of any kind, or none,
+    /// is an [`Attempt`].
+    pub async fn send(
+        &self,
+        target: &Target,
+        plaintext: &[u8],
+        options: &Options,
+    ) -> Result<Attempt, SendError> {
+        self.policy.check_url(&target.endpoint)?;
+        self.check_resolved(&target.endpoint).await?;
+        let request = self.build(target, plaintext, options)?;
+        match self.client.execute(request).await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok());
+                let outcome = Outcome::from_response(status, retry_after, SystemTime::now());
+                Ok(Attempt {
+                    outcome,
+                    status: Some(status),
+                    detail: format!("HTTP {status}"),
+                })
+            }
+            Err(err) => Ok(Attempt {
+                outcome: Outcome::Temporary,
+                status: None,
+                detail: error_chain(&err),
+            }),
+        }
+    }
+
+    /// Refuses up front a name that resolves only to non-public addresses, so that
+    /// is a refusal and not a retry; the resolver enforces it again at connect time.
+    async fn check_resolved(&self, endpoint: &Url) -> Result<(), SendError> {
+        let Some(url::Host::Domain(host)) = endpoint.host() else {
+            return Ok(());
+        };
+        if self.policy.allow_private {
+            return Ok(());
+        }
+        let Ok(addrs) = tokio::net::lookup_host((host, 0)).await else {
+            return Ok(()); // a resolver failure may pass: retried as temporary
+        };
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        match addrs
+            .iter()
+            .find(|a| self.policy.check_addr(a.ip()).is_err())
+        {
+            Some(bad)
+                if addrs
+                    .iter()
+                    .all(|a| self.policy.check_addr(a.ip()).is_err()) =>
+            {
+                Err(SendError::Refused(Refused::NotPublic(bad.ip())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn build(
+        &self,
+        target: &Target,
+        plaintext: &[u8],
+        options: &Options,
+    ) -> Result<reqwest::Request, SendError> {
+        let uri: http::Uri = target
+            .endpoint
+            .as_str()
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| SendError::Build(e.to_string()))?;
+        let auth = web_push_native::Auth::clone_from_slice(&target.auth);
+        let mut request = web_push_native::WebPushBuilder::new(uri, target.p256dh, auth)
+            .with_valid_duration(options.ttl)
+            .build(plaintext.to_vec())
+            .map_err(|e| SendError::Build(e.to_string()))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let vapid = self
+            .vapid
+            .authorization(&target.endpoint, &self.subject, now, options.ttl);
+        let headers = request.headers_mut();
+        insert(headers, "authorization", &vapid)?;
+        insert(headers, "urgency", options.urgency.as_str())?;
+        if let Some(topic) = options.topic {
+            insert(headers, "topic", topic)?;
+        }
+        reqwest::Request::try_from(request).map_err(|e| SendError::Build(e.to_string()))
+    }
+}
+
+fn insert(headers: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<(), SendError> {
+    let value = http::HeaderValue::from_str(value).map_err(|e| SendError::Build(e.to_string()))?;
+    headers.insert(name, value);
+    Ok(())
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Resolves names with the system resolver and keeps only addresses the policy allows.
+struct CheckedResolver {
+    policy: EndpointPolicy,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|a| policy.check_addr(a.ip()).is_ok())
+                .collect();
+            if allowed.is_empty() {
+                let first = resolved
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                return Err(format!("{host} resolves to no public address ({first})").into());
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
