@@ -6,6 +6,7 @@
 //!                   ▲ per-rcpt replies          │                          │
 //!                   └───────────────────────────┴──── delivery (Dovecot LMTP | Maildir)
 //!                                               state: store (SQLite: per-user COI settings)
+//! Dovecot IMAP METADATA ─dict proxy─▶ dict (session, sans-IO) ─▶ store
 //! ```
 //! - [`lmtp`]: the RFC 2033 listener: framing, session state machine, replies, I/O.
 //! - [`spool`]: message bodies in memory or, past a threshold, in a temp file.
@@ -15,6 +16,7 @@
 //! - [`pipeline`]: one message through classify → policy → delivery.
 //! - [`push`]: Web Push pieces: subscriptions, payload, VAPID, endpoint rules, outcomes.
 //! - [`store`]: the SQLite state store (COI settings as METADATA entries).
+//! - [`dict`]: Dovecot's dict proxy protocol: IMAP METADATA into the store.
 //! - [`server`]: listeners, connection limit, graceful shutdown.
 //! - [`config`], [`users`], [`cli`]: configuration, recipient → user, the command line.
 
@@ -22,6 +24,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod dict;
 pub mod lmtp;
 pub mod pipeline;
 pub mod policy;

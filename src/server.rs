@@ -1,7 +1,8 @@
 //! Listeners and the accept loop: a connection permit is taken before `accept()`, so an
 //! overloaded coid stops accepting and the kernel backlog absorbs the load; each
 //! session runs in its own task with a tracing span. On shutdown the listeners close,
-//! idle sessions get 421 and transactions in flight get a grace period to finish.
+//! idle sessions end (LMTP: with 421) and transactions in flight get a grace period to
+//! finish. The same loop serves LMTP and the dict proxy, through [`Handler`].
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -9,12 +10,39 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::lmtp::connection::{self, ConnectionContext};
+
+/// Serves one accepted connection of some protocol.
+pub trait Handler: Send + Sync + 'static {
+    /// The protocol's name in each session's tracing span.
+    const PROTOCOL: &'static str;
+
+    /// Runs one connection to its end; ends idle sessions when `shutdown` turns true.
+    fn serve<S>(
+        self: Arc<Self>,
+        stream: S,
+        shutdown: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+}
+
+impl Handler for ConnectionContext {
+    const PROTOCOL: &'static str = "lmtp";
+
+    async fn serve<S>(self: Arc<Self>, stream: S, shutdown: watch::Receiver<bool>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        connection::serve(stream, self, shutdown).await;
+    }
+}
 
 /// A bound listening socket.
 pub enum Listener {
@@ -65,9 +93,9 @@ pub struct ShutdownPolicy {
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Serves `listeners` until `stop` resolves, then drains within the grace period.
-pub async fn run(
+pub async fn run<H: Handler>(
     listeners: Vec<Listener>,
-    ctx: Arc<ConnectionContext>,
+    ctx: Arc<H>,
     max_connections: usize,
     stop: impl std::future::Future<Output = ()>,
     policy: ShutdownPolicy,
@@ -111,14 +139,14 @@ pub async fn run(
 }
 
 /// One listener's accept loop.
-struct Acceptor {
-    ctx: Arc<ConnectionContext>,
+struct Acceptor<H> {
+    ctx: Arc<H>,
     permits: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
     sessions: TaskTracker,
 }
 
-impl Acceptor {
+impl<H: Handler> Acceptor<H> {
     async fn run(mut self, listener: Listener) {
         loop {
             let permit = tokio::select! {
@@ -141,14 +169,14 @@ impl Acceptor {
 
     fn spawn(&self, stream: Stream, peer: String, permit: tokio::sync::OwnedSemaphorePermit) {
         let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!("session", id, peer = %peer);
+        let span = tracing::info_span!("session", proto = H::PROTOCOL, id, peer = %peer);
         let (ctx, rx) = (self.ctx.clone(), self.shutdown.clone());
         self.sessions.spawn(
             async move {
                 tracing::debug!("session start");
                 match stream {
-                    Stream::Tcp(s) => connection::serve(s, ctx, rx).await,
-                    Stream::Unix(s) => connection::serve(s, ctx, rx).await,
+                    Stream::Tcp(s) => ctx.serve(s, rx).await,
+                    Stream::Unix(s) => ctx.serve(s, rx).await,
                 }
                 drop(permit);
                 tracing::debug!("session end");

@@ -34,7 +34,7 @@ fn check_config_reports_every_problem() {
     let (code, out, _) = good.run(&["check-config", "--config", ""], None);
     assert_eq!(code, 0, "{out}");
     let bad = Setup::new(
-        "[coi]\nmessage_filter = \"sometimes\"\n[policy]\nscript = \"/nonexistent/policy.sieve\"\n[users]\nusername = \"uid\"\n",
+        "[coi]\nmessage_filter = \"sometimes\"\n[policy]\nscript = \"/nonexistent/policy.sieve\"\n[users]\nusername = \"uid\"\n[dict]\nsocket = \"run/dict\"\n",
     );
     let (code, _, err) = bad.run(&["check-config", "--config", ""], None);
     assert_eq!(code, 78, "{err}");
@@ -42,6 +42,7 @@ fn check_config_reports_every_problem() {
         "message_filter",
         "users.username",
         "/nonexistent/policy.sieve",
+        "dict.socket",
     ] {
         assert!(err.contains(needle), "missing {needle} in {err}");
     }

@@ -1,5 +1,5 @@
-//! `coid serve`: bind the listeners, then serve until SIGTERM/SIGINT (a second signal
-//! exits at once).
+//! `coid serve`: bind the listeners (the dict proxy socket first, then LMTP), then serve
+//! both until SIGTERM/SIGINT (a second signal exits at once).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,9 +8,11 @@ use std::time::Duration;
 use super::build::{build_pipeline, load_config};
 use super::exit;
 use crate::config::Config;
+use crate::dict::{self, Attributes, DictContext};
 use crate::lmtp::Limits;
 use crate::lmtp::connection::ConnectionContext;
 use crate::server::{self, Listener, ShutdownPolicy};
+use crate::store::Store;
 
 /// Grace period for transactions in flight at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -35,7 +37,7 @@ pub fn run(config_path: &Path) -> u8 {
 }
 
 async fn serve(config: Config) -> u8 {
-    let (pipeline, _store) = match build_pipeline(&config) {
+    let (pipeline, store) = match build_pipeline(&config) {
         Ok(built) => built,
         Err(code) => return code,
     };
@@ -46,27 +48,84 @@ async fn serve(config: Config) -> u8 {
         );
         return exit::TEMPFAIL;
     }
-    let listeners = match bind(&config).await {
-        Ok(listeners) => listeners,
+    // The dict socket first: once LMTP accepts, everything is up.
+    let bound = match bind_dict(&config) {
+        Ok(dict) => bind(&config).await.map(|lmtp| (lmtp, dict)),
+        Err(message) => Err(message),
+    };
+    let (listeners, dict_listeners) = match bound {
+        Ok(bound) => bound,
         Err(message) => {
             eprintln!("coid: {message}");
             return exit::CONFIG;
         }
     };
     let ctx = Arc::new(context(&config, pipeline));
-    tracing::info!(listeners = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket, backend = %config.delivery.backend, "coid serving");
-    server::run(
-        listeners,
-        ctx,
-        config.lmtp.max_connections,
-        stop_signal(),
-        ShutdownPolicy {
-            grace: SHUTDOWN_GRACE,
-        },
-    )
-    .await;
+    let dict_ctx = Arc::new(dict_context(&config, store));
+    tracing::info!(listeners = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket, dict = %config.dict.socket, backend = %config.delivery.backend, "coid serving");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let policy = ShutdownPolicy {
+        grace: SHUTDOWN_GRACE,
+    };
+    tokio::join!(
+        server::run(
+            listeners,
+            ctx,
+            config.lmtp.max_connections,
+            stopped(stop_rx.clone()),
+            policy.clone(),
+        ),
+        server::run(
+            dict_listeners,
+            dict_ctx,
+            config.dict.max_connections,
+            stopped(stop_rx),
+            policy,
+        ),
+    );
     tracing::info!("coid stopped");
     exit::OK
+}
+
+/// Resolves once the stop signal has been given.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The dict proxy's settings from the config.
+pub fn dict_context(config: &Config, store: Store) -> DictContext {
+    let d = &config.dict;
+    DictContext {
+        attributes: Arc::new(Attributes::new(store, &config.users, &config.coi)),
+        limits: dict::Limits {
+            max_line: d.max_line_length,
+            max_transactions: d.max_transactions,
+            max_changes: d.max_changes,
+            max_pending_bytes: d.max_pending_bytes,
+            max_rows: d.max_iterate_rows,
+        },
+        idle_timeout: Duration::from_secs(d.idle_timeout_secs),
+    }
+}
+
+/// The dict proxy's socket, if configured; its directory is created if missing.
+fn bind_dict(config: &Config) -> Result<Vec<Listener>, String> {
+    if config.dict.socket.is_empty() {
+        return Ok(Vec::new());
+    }
+    let path = Path::new(&config.dict.socket);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mode = u32::from_str_radix(&config.dict.socket_mode, 8).unwrap_or(0o660);
+    let listener = Listener::unix(path, mode)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    Ok(vec![listener])
 }
 
 /// The per-connection settings from the config.

@@ -1,5 +1,5 @@
 //! `coid user get|set`: the COI settings of one user in the state store, the same
-//! entries IMAP METADATA will write through Dovecot's dict proxy.
+//! entries IMAP METADATA writes through Dovecot's dict proxy (`crate::dict`).
 
 use std::path::Path;
 

@@ -26,6 +26,8 @@ pub struct Config {
     pub users: UsersConfig,
     /// Where messages are stored.
     pub delivery: DeliveryConfig,
+    /// The dict proxy for Dovecot's IMAP METADATA.
+    pub dict: DictConfig,
 }
 
 /// `[lmtp]`
@@ -67,6 +69,47 @@ impl Default for LmtpConfig {
             max_recipients: 1000,
             idle_timeout_secs: 300,
             spool_threshold: 256 * 1024,
+        }
+    }
+}
+
+/// `[dict]`: the Dovecot dict proxy server (`mail_attribute_dict = proxy:<socket>:coid`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DictConfig {
+    /// Unix socket path to listen on (empty: no dict proxy).
+    pub socket: String,
+    /// Octal mode of the socket; Dovecot's mail processes (`mail_uid`) must be able to
+    /// connect, and nobody else should: whoever can, can write any user's METADATA.
+    pub socket_mode: String,
+    /// Concurrent connections; more wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Longest protocol line in bytes (Dovecot's own dict server: 65536).
+    pub max_line_length: usize,
+    /// Seconds a connection may stay silent before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Open transactions per connection.
+    pub max_transactions: usize,
+    /// Changes in one transaction.
+    pub max_changes: usize,
+    /// Uncommitted bytes (keys and values) per connection.
+    pub max_pending_bytes: usize,
+    /// Rows one iteration returns at most.
+    pub max_iterate_rows: usize,
+}
+
+impl Default for DictConfig {
+    fn default() -> Self {
+        Self {
+            socket: "/run/coid/dict".into(),
+            socket_mode: "0660".into(),
+            max_connections: 64,
+            max_line_length: 65536,
+            idle_timeout_secs: 60,
+            max_transactions: 16,
+            max_changes: 1000,
+            max_pending_bytes: 4 * 1024 * 1024,
+            max_iterate_rows: 1000,
         }
     }
 }

@@ -31,6 +31,7 @@ impl Config {
         self.validate_lmtp(&mut p);
         self.validate_coi(&mut p);
         self.validate_delivery(&mut p);
+        self.validate_dict(&mut p);
         if !matches!(self.users.username.as_str(), "address" | "localpart") {
             p.push(format!(
                 "users.username: {:?} is not \"address\" or \"localpart\"",
@@ -165,6 +166,62 @@ impl Config {
             p.push("delivery.dovecot.hierarchy_separator: must be one character".into());
         }
     }
+
+    fn validate_dict(&self, p: &mut Vec<String>) {
+        let d = &self.dict;
+        if !d.socket.is_empty() {
+            // sun_path holds 108 bytes including the NUL.
+            if !d.socket.starts_with('/') || d.socket.len() > 107 || d.socket.ends_with('/') {
+                p.push(format!(
+                    "dict.socket: {:?} is not an absolute socket path of at most 107 bytes",
+                    d.socket
+                ));
+            }
+        }
+        if u32::from_str_radix(&d.socket_mode, 8).map_or(true, |m| m > 0o777) {
+            p.push(format!(
+                "dict.socket_mode: {:?} is not an octal mode",
+                d.socket_mode
+            ));
+        }
+        check_range(
+            p,
+            "dict.max_connections",
+            d.max_connections as u64,
+            1,
+            100_000,
+        );
+        check_range(
+            p,
+            "dict.max_line_length",
+            d.max_line_length as u64,
+            1024,
+            1 << 24,
+        );
+        check_range(p, "dict.idle_timeout_secs", d.idle_timeout_secs, 1, 3600);
+        check_range(
+            p,
+            "dict.max_transactions",
+            d.max_transactions as u64,
+            1,
+            1000,
+        );
+        check_range(p, "dict.max_changes", d.max_changes as u64, 1, 1_000_000);
+        check_range(
+            p,
+            "dict.max_iterate_rows",
+            d.max_iterate_rows as u64,
+            1,
+            1_000_000,
+        );
+        if d.max_pending_bytes < d.max_line_length || d.max_pending_bytes > 1 << 30 {
+            p.push(format!(
+                "dict.max_pending_bytes: {} must be between dict.max_line_length and {}",
+                d.max_pending_bytes,
+                1u64 << 30
+            ));
+        }
+    }
 }
 
 fn check_range(p: &mut Vec<String>, key: &str, value: u64, min: u64, max: u64) {
@@ -188,10 +245,10 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported() {
-        let text = "[lmtp]\ntcp = [\"nope\"]\nmax_line_length = 10\n[coi]\nmessage_filter = \"sometimes\"\n[delivery]\nbackend = \"imap\"\n";
+        let text = "[lmtp]\ntcp = [\"nope\"]\nmax_line_length = 10\n[coi]\nmessage_filter = \"sometimes\"\n[delivery]\nbackend = \"imap\"\n[dict]\nsocket = \"run/dict\"\nsocket_mode = \"999\"\nmax_transactions = 0\n";
         let config = Config::parse(text, Path::new("t.toml")).expect("parses");
         let problems = config.validate().expect_err("must fail");
-        assert_eq!(problems.0.len(), 4, "{problems}");
+        assert_eq!(problems.0.len(), 7, "{problems}");
     }
 
     #[test]

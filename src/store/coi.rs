@@ -6,10 +6,37 @@ use serde::Serialize;
 use super::{Store, StoreError};
 use crate::config::CoiConfig;
 
+/// The parent of the COI config entries.
+const COI_CONFIG_PREFIX: &str = "/private/vendor/vendor.dovecot/coi/config/";
 /// `enabled`: `yes`, or absent (NIL) for off.
 pub const ENTRY_ENABLED: &str = "/private/vendor/vendor.dovecot/coi/config/enabled";
 /// `message-filter`: `none`, `active` or `seen`.
 pub const ENTRY_MESSAGE_FILTER: &str = "/private/vendor/vendor.dovecot/coi/config/message-filter";
+/// `mailbox-root`: read-only for users; the value is `[coi] mailbox_root`.
+pub const ENTRY_MAILBOX_ROOT: &str = "/private/vendor/vendor.dovecot/coi/config/mailbox-root";
+
+/// Whether a user may write `value` (`None`: unset, IMAP `NIL`) to METADATA `entry`
+/// (COI server spec; coi-spec.md §2.3, §2.4, §2.6). Entries that are not COI settings
+/// are not checked here.
+///
+/// # Errors
+/// The refusal, worded like Dovecot's COI plugin words it.
+pub fn check_entry_write(entry: &str, value: Option<&str>) -> Result<(), String> {
+    let ok = match entry {
+        ENTRY_ENABLED => matches!(value, None | Some("yes")),
+        ENTRY_MESSAGE_FILTER => value.is_none_or(|v| MessageFilter::parse(v).is_some()),
+        ENTRY_MAILBOX_ROOT => return Err(format!("unable to set {entry}: it is read-only")),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid value for {entry}: {:?}",
+            value.unwrap_or_default()
+        ))
+    }
+}
 
 /// Where chat messages go (COI server spec "Configure Message Filtering").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,7 +111,15 @@ impl Store {
         defaults: &CoiSettings,
     ) -> Result<CoiSettings, StoreError> {
         let mut settings = defaults.clone();
-        for (entry, value) in self.entries(username)? {
+        // Only the COI config entries: a user's other METADATA may be large.
+        let config = self.scan(
+            super::Table::Metadata,
+            username,
+            COI_CONFIG_PREFIX,
+            super::Depth::Children,
+            16,
+        )?;
+        for (entry, value) in config {
             match entry.as_str() {
                 ENTRY_ENABLED => settings.enabled = value == "yes",
                 ENTRY_MESSAGE_FILTER => match MessageFilter::parse(&value) {
@@ -119,5 +154,21 @@ mod tests {
         assert!(s.enabled);
         assert_eq!(s.message_filter, MessageFilter::Active);
         assert_eq!(s.chats_folder(), "COI/Chats");
+    }
+
+    #[test]
+    fn only_spec_values_may_be_written() {
+        assert!(check_entry_write(ENTRY_ENABLED, Some("yes")).is_ok());
+        assert!(check_entry_write(ENTRY_ENABLED, None).is_ok());
+        assert!(check_entry_write(ENTRY_ENABLED, Some("no")).is_err());
+        assert!(check_entry_write(ENTRY_ENABLED, Some("YES")).is_err());
+        for ok in ["none", "active", "seen"] {
+            assert!(check_entry_write(ENTRY_MESSAGE_FILTER, Some(ok)).is_ok());
+        }
+        assert!(check_entry_write(ENTRY_MESSAGE_FILTER, None).is_ok());
+        assert!(check_entry_write(ENTRY_MESSAGE_FILTER, Some("inactive")).is_err());
+        assert!(check_entry_write(ENTRY_MAILBOX_ROOT, Some("COI")).is_err());
+        assert!(check_entry_write(ENTRY_MAILBOX_ROOT, None).is_err());
+        assert!(check_entry_write("/private/comment", Some("anything")).is_ok());
     }
 }

@@ -2,11 +2,15 @@
 //!
 //! Per-user settings are kept as IMAP METADATA entries (RFC 5464) under their entry
 //! names, e.g. `/private/vendor/vendor.dovecot/coi/config/message-filter` (COI server
-//! spec). That is the shape Dovecot's dict proxy will write them in (IMAP SETMETADATA),
-//! and the shape the delivery path and `coid user` read and write today.
+//! spec): IMAP SETMETADATA writes them through Dovecot's dict proxy (`crate::dict`),
+//! the delivery path and `coid user` read and write the same rows. Dovecot's other
+//! attributes (mailbox annotations, shared ones, Dovecot-internal keys) are kept
+//! verbatim in a second table ([`Table::Attributes`]). The schema grows by numbered
+//! migrations (`PRAGMA user_version`), never losing data.
 //! All calls block: async callers use `tokio::task::spawn_blocking`.
 
 mod coi;
+mod dict;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,7 +18,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use coi::{CoiSettings, ENTRY_ENABLED, ENTRY_MESSAGE_FILTER, MessageFilter};
+pub use coi::{
+    CoiSettings, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, MessageFilter,
+    check_entry_write,
+};
+pub use dict::{Depth, Table, Write};
 
 /// Errors from the state store. All of them are coid's own trouble: temporary.
 #[derive(Debug, thiserror::Error)]
@@ -35,17 +43,28 @@ pub enum StoreError {
     Poisoned,
 }
 
-/// The schema, applied when `PRAGMA user_version` is below [`SCHEMA_VERSION`].
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS user_metadata (
-    username TEXT NOT NULL,
-    entry    TEXT NOT NULL,
-    value    TEXT NOT NULL,
-    updated  INTEGER NOT NULL,
-    PRIMARY KEY (username, entry)
-) WITHOUT ROWID;
-";
-const SCHEMA_VERSION: i64 = 1;
+/// Schema migrations: entry `i` takes `PRAGMA user_version` from `i` to `i + 1`. Each
+/// runs in its own SQLite transaction; existing data is kept.
+const MIGRATIONS: [&str; 2] = [
+    // 1: the users' METADATA entries (COI settings), by entry name.
+    "CREATE TABLE IF NOT EXISTS user_metadata (
+        username TEXT NOT NULL,
+        entry    TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        updated  INTEGER NOT NULL,
+        PRIMARY KEY (username, entry)
+    ) WITHOUT ROWID;",
+    // 2: every other key of Dovecot's attribute dictionary, verbatim (dict proxy).
+    "CREATE TABLE IF NOT EXISTS dict_attributes (
+        username TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        updated  INTEGER NOT NULL,
+        PRIMARY KEY (username, key)
+    ) WITHOUT ROWID;",
+];
+/// The schema version this coid writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A handle to the state store; cheap to clone.
 #[derive(Clone)]
@@ -65,15 +84,11 @@ impl Store {
                 source,
             })?;
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version < SCHEMA_VERSION {
-            conn.execute_batch(SCHEMA)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
+        migrate(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -133,6 +148,23 @@ impl Store {
     }
 }
 
+/// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction. A newer
+/// database (written by a later coid) is left alone.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (done, sql) in MIGRATIONS.iter().enumerate() {
+        let next = done as i64 + 1;
+        if next <= version {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", next)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -178,5 +210,44 @@ mod tests {
             store.get("bob@example.org", ENTRY_ENABLED).expect("get"),
             None
         );
+    }
+
+    /// A version-1 database (before the dict proxy) is migrated in place, data kept.
+    #[test]
+    fn migrates_version_1_keeping_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            conn.execute(
+                "INSERT INTO user_metadata VALUES ('a@x', ?1, 'yes', 1)",
+                params![ENTRY_ENABLED],
+            )
+            .expect("row");
+        }
+        let store = Store::open(&path).expect("migrate");
+        assert_eq!(
+            store.get("a@x", ENTRY_ENABLED).expect("get").as_deref(),
+            Some("yes")
+        );
+        let version: i64 = store
+            .lock()
+            .expect("lock")
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        store
+            .apply(
+                "a@x",
+                &[Write {
+                    table: Table::Attributes,
+                    key: "priv/g/comment".into(),
+                    value: Some("hi".into()),
+                }],
+            )
+            .expect("new table usable");
     }
 }

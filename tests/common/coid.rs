@@ -30,6 +30,11 @@ pub struct CoidOpts {
     pub reply_timeout_secs: u64,
     /// Appended to the generated TOML (may add whole tables).
     pub extra_toml: String,
+    /// `COID_LOG` for the child: `debug` for tests, `info` (the default) for benchmarks.
+    pub log_level: String,
+    /// The dict proxy socket (`[dict] socket`, mode 0666 so Dovecot's mail user can
+    /// connect); `None`: `dict.sock` in coid's temporary directory.
+    pub dict_socket: Option<PathBuf>,
 }
 
 impl CoidOpts {
@@ -44,6 +49,8 @@ impl CoidOpts {
             policy: None,
             reply_timeout_secs: 20,
             extra_toml: String::new(),
+            log_level: "debug".into(),
+            dict_socket: None,
         }
     }
 }
@@ -53,6 +60,8 @@ pub struct Coid {
     child: Option<Child>,
     dir: TempDir,
     port: PortLease,
+    log_level: String,
+    dict_socket: PathBuf,
 }
 
 impl Coid {
@@ -60,6 +69,10 @@ impl Coid {
     pub fn start(opts: CoidOpts) -> Coid {
         let dir = make_run_dir("coid-");
         let port = lease_port();
+        let dict_socket = opts
+            .dict_socket
+            .clone()
+            .unwrap_or_else(|| dir.path().join("dict.sock"));
         let policy_path = dir.path().join("policy.sieve");
         let policy = match &opts.policy {
             Some(text) => {
@@ -74,7 +87,8 @@ impl Coid {
              [coi]\nenabled = {enabled}\nmessage_filter = \"{filter}\"\n\
              [delivery]\nbackend = \"{backend}\"\n\
              [delivery.dovecot]\nlmtp = \"{lmtp}\"\nhierarchy_separator = \"{sep}\"\nreply_timeout_secs = {timeout}\n\
-             [delivery.maildir]\nfsync = false\n{extra}",
+             [delivery.maildir]\nfsync = false\n\
+             [dict]\nsocket = \"{dict}\"\nsocket_mode = \"0666\"\n{extra}",
             port = port.port(),
             sock = dir.path().join("lmtp.sock").display(),
             state = dir.path().join("state").display(),
@@ -84,6 +98,7 @@ impl Coid {
             lmtp = opts.dovecot_lmtp,
             sep = opts.separator,
             timeout = opts.reply_timeout_secs,
+            dict = dict_socket.display(),
             extra = opts.extra_toml,
         );
         process::write_file(&dir.path().join("coid.toml"), config);
@@ -91,6 +106,8 @@ impl Coid {
             child: None,
             dir,
             port,
+            log_level: opts.log_level,
+            dict_socket,
         };
         coid.spawn();
         coid
@@ -102,7 +119,7 @@ impl Coid {
         let child = Command::new(env!("CARGO_BIN_EXE_coid"))
             .args(["serve", "--config"])
             .arg(self.config_path())
-            .env("COID_LOG", "debug")
+            .env("COID_LOG", &self.log_level)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -132,6 +149,11 @@ impl Coid {
         }
     }
 
+    /// The PID of the running `coid serve` (for /proc readings), if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The TCP listener.
     pub fn lmtp_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port.port()))
@@ -145,6 +167,11 @@ impl Coid {
     /// The unix socket listener.
     pub fn socket_path(&self) -> PathBuf {
         self.dir.path().join("lmtp.sock")
+    }
+
+    /// The dict proxy socket (for Dovecot's `mail_attribute_dict = proxy:<it>:coid`).
+    pub fn dict_socket_path(&self) -> &Path {
+        &self.dict_socket
     }
 
     /// The config file.

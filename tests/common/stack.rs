@@ -10,6 +10,17 @@ use super::{Dovecot, DovecotOpts, Postfix, PostfixOpts, SieveScript};
 /// coid's Pigeonhole before-script, as shipped.
 pub const COID_SIEVE: &str = include_str!("../../conf.d/dovecot/coid.sieve");
 
+/// coid's Dovecot snippet for IMAP METADATA through coid's dict proxy, as shipped.
+pub const COID_METADATA_CONF: &str = include_str!("../../conf.d/dovecot/91-coid-metadata.conf");
+
+/// `opts` plus the shipped METADATA snippet, pointed at coid's dict socket `socket`
+/// (its `mail_attribute_dict` comes after, and so overrides, the harness's own).
+pub fn with_coid_metadata(mut opts: DovecotOpts, socket: &std::path::Path) -> DovecotOpts {
+    let snippet = COID_METADATA_CONF.replace("/run/coid/dict", &socket.display().to_string());
+    opts.extra_conf.push_str(&snippet);
+    opts
+}
+
 /// Dovecot set up the way `conf.d/dovecot/90-coid.conf` sets it up.
 pub fn dovecot_opts(separator: &str) -> DovecotOpts {
     DovecotOpts {
