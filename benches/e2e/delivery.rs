@@ -1,0 +1,279 @@
+//! One delivery run: a fresh Dovecot (set up as `conf.d/dovecot/` ships it), for the
+//! proxied path a fresh coid in front of it, and a fresh Postfix whose LMTP next hop is
+//! Dovecot (direct) or coid (proxied), both over unix sockets as in production.
+//! Postfix may run as many LMTP sessions to the next hop as the scenario says
+//! (`lmtp_destination_concurrency_limit`, reached at once). Plain emails to one user
+//! are submitted by SMTP either all at once by [`INJECTORS`] clients (throughput) or
+//! one at a time (latency without queueing); the run ends when the maillog shows N
+//! `status=sent` lines. A run only counts if every message was delivered exactly
+//! once: N sent lines, no other status, an empty queue, and N messages in the user's
+//! INBOX according to `doveadm`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::coid::{Coid, CoidOpts};
+use crate::common::stack::dovecot_opts;
+use crate::common::{Dovecot, MessageBuilder, Postfix, PostfixOpts, send_smtp, tail_file};
+use crate::postfix_log::{Delays, LogTail};
+
+/// Parallel SMTP clients submitting to Postfix; enough to keep a backlog in its queue.
+pub const INJECTORS: usize = 4;
+const RCPT: &str = "alice@example.org";
+const MAIL_FROM: &str = "bench@example.net";
+
+/// Where Postfix delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hop {
+    /// Postfix → Dovecot LMTP.
+    Direct,
+    /// Postfix → coid → Dovecot LMTP.
+    Proxied,
+}
+
+impl Hop {
+    /// Its name in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hop::Direct => "direct",
+            Hop::Proxied => "proxied",
+        }
+    }
+}
+
+/// How mail is submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    /// [`INJECTORS`] clients submit as fast as Postfix takes mail: a backlog builds up
+    /// and the next hop is kept busy (throughput).
+    Saturated,
+    /// One message in flight: submit, wait for delivery, repeat (latency without
+    /// queueing).
+    OneAtATime,
+}
+
+/// What one run does.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    pub hop: Hop,
+    pub load: Load,
+    /// Parallel LMTP sessions Postfix opens to the next hop.
+    pub sessions: usize,
+    /// Bytes per message (headers included, approximately).
+    pub size: usize,
+    /// Messages to deliver.
+    pub messages: usize,
+}
+
+/// What one valid run measured.
+pub struct Outcome {
+    pub scenario: Scenario,
+    /// First submission → last `status=sent` seen in the maillog.
+    pub elapsed: Duration,
+    /// First submission → last submission accepted.
+    pub injected: Duration,
+    /// Per delivered message.
+    pub delays: Vec<Delays>,
+}
+
+impl Outcome {
+    /// Delivered messages per second.
+    pub fn rate(&self) -> f64 {
+        self.scenario.messages as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// coid as the bench runs it: production log level, patient with Dovecot.
+pub fn coid_opts(dovecot: &Dovecot) -> CoidOpts {
+    let mut opts = CoidOpts::dovecot(&dovecot.lmtp_socket().display().to_string());
+    opts.separator = dovecot.separator().to_owned();
+    opts.reply_timeout_secs = 300;
+    opts.log_level = "info".into();
+    opts
+}
+
+/// Runs one scenario; panics if the run is not valid.
+pub fn run(scenario: Scenario) -> Outcome {
+    settle_disk();
+    let dovecot = Dovecot::start(dovecot_opts("/"));
+    let coid = (scenario.hop == Hop::Proxied).then(|| Coid::start(coid_opts(&dovecot)));
+    let next_hop = match &coid {
+        Some(coid) => format!("lmtp:unix:{}", coid.socket_path().display()),
+        None => dovecot.lmtp_transport_unix(),
+    };
+    let mut postfix_opts = PostfixOpts::new(&next_hop);
+    postfix_opts.extra_main_cf = format!(
+        "lmtp_destination_concurrency_limit = {n}\n\
+         lmtp_initial_destination_concurrency = {n}\n\
+         delay_logging_resolution_limit = 6\n",
+        n = scenario.sessions
+    );
+    let postfix = Postfix::start(postfix_opts);
+    let mut run = Run {
+        scenario,
+        postfix: &postfix,
+        log: LogTail::from_end(postfix.log_path()),
+        began: Instant::now(),
+    };
+    let injected = match scenario.load {
+        Load::Saturated => run.saturate(),
+        Load::OneAtATime => run.one_at_a_time(),
+    };
+    let elapsed = run.began.elapsed();
+    let mut log = run.log;
+    check_valid(&scenario, &postfix, &dovecot, &mut log);
+    drop(postfix);
+    drop(coid);
+    Outcome {
+        scenario,
+        elapsed,
+        injected,
+        delays: log.sent,
+    }
+}
+
+/// Flushes dirty pages (`sync`), so the writeback of the previous run's mail and the
+/// removal of its directories do not land in this run's time.
+pub fn settle_disk() {
+    let synced = std::process::Command::new("sync")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(synced, "`sync` failed");
+}
+
+/// A run in progress.
+struct Run<'a> {
+    scenario: Scenario,
+    postfix: &'a Postfix,
+    log: LogTail,
+    began: Instant,
+}
+
+impl Run<'_> {
+    /// [`INJECTORS`] clients submit everything while Postfix delivers; returns once
+    /// all is delivered, with how long the submissions took.
+    fn saturate(&mut self) -> Duration {
+        let Scenario { size, messages, .. } = self.scenario;
+        let port = self.postfix.smtp_port();
+        let mut injection = Some(std::thread::spawn(move || inject(port, size, messages)));
+        let mut injected = None;
+        while !self.delivered(messages) {
+            // A refused submission ends the run at once rather than at the deadline.
+            if injection.as_ref().is_some_and(|i| i.is_finished()) {
+                injected = injection.take().map(join_injectors);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        injected
+            .or_else(|| injection.map(join_injectors))
+            .unwrap_or_default()
+    }
+
+    /// One client submits a message and waits until it is delivered, then the next.
+    fn one_at_a_time(&mut self) -> Duration {
+        let filler = filler(self.scenario.size);
+        let port = self.postfix.smtp_port();
+        for i in 0..self.scenario.messages {
+            send_smtp(port, MAIL_FROM, &[RCPT], &message(i, &filler))
+                .unwrap_or_else(|e| panic!("Postfix refused message {i}: {e}"));
+            while !self.delivered(i + 1) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.began.elapsed()
+    }
+
+    /// Whether `n` messages are delivered; panics on a failed delivery or a timeout.
+    fn delivered(&mut self, n: usize) -> bool {
+        let sent = self.log.poll();
+        let scenario = &self.scenario;
+        assert!(
+            self.log.failed.is_empty(),
+            "{scenario:?}: not every delivery succeeded:\n{}",
+            self.log.failed.join("\n")
+        );
+        let deadline = Duration::from_secs(120 + scenario.messages as u64);
+        assert!(
+            self.began.elapsed() < deadline,
+            "{scenario:?}: {sent} of {} delivered after {deadline:?}\n{}",
+            scenario.messages,
+            tail_file(&self.postfix.log_path(), 20)
+        );
+        sent >= n
+    }
+}
+
+/// Exactly N deliveries: nothing else logged, nothing queued, N in the INBOX.
+fn check_valid(scenario: &Scenario, postfix: &Postfix, dovecot: &Dovecot, log: &mut LogTail) {
+    postfix
+        .wait_for_empty_queue(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{scenario:?}: {e}"));
+    log.poll();
+    assert!(
+        log.sent.len() == scenario.messages && log.failed.is_empty(),
+        "{scenario:?}: {} sent lines, other statuses: {:?}",
+        log.sent.len(),
+        log.failed
+    );
+    assert_eq!(
+        inbox_count(dovecot),
+        scenario.messages,
+        "{scenario:?}: the INBOX does not hold exactly the delivered messages"
+    );
+}
+
+/// Messages in the INBOX of the benchmark's recipient, from `doveadm mailbox status`.
+pub fn inbox_count(dovecot: &Dovecot) -> usize {
+    let status = dovecot.doveadm(&["mailbox", "status", "-u", RCPT, "messages", "INBOX"]);
+    // "INBOX messages=N"
+    status
+        .split("messages=")
+        .nth(1)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected doveadm mailbox status output {status:?}"))
+}
+
+fn join_injectors(handle: std::thread::JoinHandle<Duration>) -> Duration {
+    handle
+        .join()
+        .expect("every submission was accepted by Postfix")
+}
+
+/// Submits `messages` messages of about `size` bytes with [`INJECTORS`] SMTP clients;
+/// returns how long that took.
+fn inject(port: u16, size: usize, messages: usize) -> Duration {
+    let began = Instant::now();
+    let filler = Arc::new(filler(size));
+    std::thread::scope(|scope| {
+        for injector in 0..INJECTORS {
+            let filler = Arc::clone(&filler);
+            scope.spawn(move || {
+                for i in (injector..messages).step_by(INJECTORS) {
+                    let message = message(i, &filler);
+                    send_smtp(port, MAIL_FROM, &[RCPT], &message)
+                        .unwrap_or_else(|e| panic!("Postfix refused message {i}: {e}"));
+                }
+            });
+        }
+    });
+    began.elapsed()
+}
+
+/// A plain email: the harness's headers, then `filler` as body.
+pub fn message(i: usize, filler: &[u8]) -> Vec<u8> {
+    let mut message = MessageBuilder::new()
+        .subject(&format!("coid benchmark message {i}"))
+        .body("")
+        .build();
+    message.extend_from_slice(filler);
+    message
+}
+
+/// A text body (CRLF lines of 78 bytes) that makes a [`message`] about `size` bytes.
+pub fn filler(size: usize) -> Vec<u8> {
+    const LINE: &[u8] =
+        b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod temp\r\n";
+    let headers = message(0, b"").len();
+    let lines = size.saturating_sub(headers).div_ceil(LINE.len()).max(1);
+    LINE.repeat(lines)
+}
