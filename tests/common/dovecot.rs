@@ -128,8 +128,14 @@ pub struct DovecotOpts {
     pub lmtp_rcpt_check_quota: bool,
     /// `mail_debug = yes` (verbose log, useful when a test misbehaves).
     pub mail_debug: bool,
-    /// Appended verbatim to the generated dovecot.conf.
+    /// Appended to the generated dovecot.conf, with `@SIEVE_GLOBAL@` replaced by the
+    /// directory holding `global_sieve`.
     pub extra_conf: String,
+    /// Admin Sieve scripts (file name, text), installed and precompiled there.
+    pub global_sieve: Vec<(String, String)>,
+    /// Executables (path under that directory, text with `@DOVECOT_CONF@` replaced
+    /// by this instance's config file), mode 0755.
+    pub global_programs: Vec<(String, String)>,
 }
 
 impl Default for DovecotOpts {
@@ -147,6 +153,8 @@ impl Default for DovecotOpts {
             lmtp_rcpt_check_quota: false,
             mail_debug: false,
             extra_conf: String::new(),
+            global_sieve: Vec::new(),
+            global_programs: Vec::new(),
         }
     }
 }
@@ -530,7 +538,29 @@ fn prepare_files(root: &Path, opts: &DovecotOpts, ids: &SystemIds, lmtp_port: u1
     if let Some(script) = &opts.sieve_before {
         install_sieve_before(&config, &sieve_dir, script);
     }
+    let global_dir = root.join(GLOBAL_SIEVE_DIR);
+    for (name, text) in &opts.global_programs {
+        let path = global_dir.join(name);
+        if let Some(parent) = path.parent() {
+            process::mkdir(parent);
+        }
+        let conf = config.display().to_string();
+        process::write_file(&path, text.replace("@DOVECOT_CONF@", &conf));
+        process::chmod(&path, 0o755);
+    }
+    for (name, text) in &opts.global_sieve {
+        process::mkdir(&global_dir);
+        let path = global_dir.join(name);
+        process::write_file(&path, text);
+        process::run_checked(
+            Command::new("sievec").arg("-c").arg(&config).arg(&path),
+            "precompiling a global Sieve script",
+        );
+    }
 }
+
+/// Where [`DovecotOpts::global_sieve`] scripts go, under the instance directory.
+const GLOBAL_SIEVE_DIR: &str = "sieve-global";
 
 /// passwd-file lines: `user:{PLAIN}pass:uid:gid:gecos:home:shell:extra_fields`.
 fn passwd_file(users: &[DovecotUser]) -> String {
@@ -613,7 +643,10 @@ fn render_config(p: &ConfigParams<'_>) -> String {
         mail_config(p),
         delivery_config(p),
         service_config(p),
-        p.opts.extra_conf.clone(),
+        p.opts.extra_conf.replace(
+            "@SIEVE_GLOBAL@",
+            &p.root.join(GLOBAL_SIEVE_DIR).display().to_string(),
+        ),
     ]
     .join("\n")
 }

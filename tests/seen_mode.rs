@@ -1,0 +1,144 @@
+//! The COI folders and the "seen" message filter, with the shipped
+//! `conf.d/dovecot/92-coid-seen.conf` and `coid-seen.sieve` on real Dovecot 2.3
+//! (Pigeonhole imapsieve reading the user's COI settings as METADATA served by coid):
+//! COI/Chats and COI/Contacts exist at login, a chat stays in INBOX until the user sets
+//! `\Seen` on it and then moves to COI/Chats, while plain mail and other users' chats
+//! stay where they are.
+
+mod common;
+
+use std::time::Duration;
+
+use common::metadata::{set_ok, socket_dir};
+use common::stack::{Stack, dovecot_opts, with_coid_metadata};
+use common::{Imap, MessageBuilder, StoredMessage};
+
+const SEEN_CONF: &str = include_str!("../conf.d/dovecot/92-coid-seen.conf");
+const SEEN_SIEVE: &str = include_str!("../conf.d/dovecot/coid-seen.sieve");
+const SEEN_MOVE: &str = include_str!("../conf.d/dovecot/coid-seen-move");
+const CONFIG: &str = "/private/vendor/vendor.dovecot/coi/config";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn seen_stack() -> (Stack, tempfile::TempDir) {
+    let (dir, socket) = socket_dir();
+    let mut opts = with_coid_metadata(dovecot_opts("/"), &socket);
+    opts.extra_conf.push_str(
+        &SEEN_CONF
+            .replace(
+                "/etc/dovecot/coid-seen.sieve",
+                "@SIEVE_GLOBAL@/coid-seen.sieve",
+            )
+            .replace("/usr/lib/coid/sieve-execute", "@SIEVE_GLOBAL@/bin"),
+    );
+    opts.global_programs.push((
+        "bin/coid-seen-move".to_owned(),
+        SEEN_MOVE.replace(
+            "DOVEADM=\"doveadm\"",
+            "DOVEADM=\"doveadm -c @DOVECOT_CONF@\"",
+        ),
+    ));
+    opts.global_sieve
+        .push(("coid-seen.sieve".to_owned(), SEEN_SIEVE.to_owned()));
+    let stack = Stack::start(opts, |_, coid| coid.dict_socket = Some(socket));
+    (stack, dir)
+}
+
+fn set_filter(imap: &mut Imap, filter: &str) {
+    set_ok(
+        imap,
+        "",
+        &[
+            (&format!("{CONFIG}/enabled"), Some("yes")),
+            (&format!("{CONFIG}/message-filter"), Some(filter)),
+        ],
+    );
+}
+
+fn mark_seen(imap: &mut Imap, message: &StoredMessage) {
+    let session = imap.session();
+    session.select(&message.mailbox).expect("SELECT");
+    session
+        .uid_store(message.uid.to_string(), "+FLAGS (\\Seen)")
+        .expect("UID STORE");
+}
+
+fn send(stack: &Stack, rcpt: &str, msg: MessageBuilder) -> String {
+    let id = msg.get_message_id().expect("id").to_owned();
+    common::send_smtp(
+        stack.postfix.smtp_port(),
+        "bob@example.net",
+        &[rcpt],
+        &msg.build(),
+    )
+    .expect("Postfix accepts");
+    id
+}
+
+#[test]
+fn coi_folders_exist_at_login() {
+    let (stack, _dir) = seen_stack();
+    let mut imap = stack.dovecot.imap("carol");
+    let names = imap.mailbox_names();
+    assert!(names.iter().any(|n| n == "COI/Chats"), "{names:?}");
+    assert!(names.iter().any(|n| n == "COI/Contacts"), "{names:?}");
+    assert!(
+        imap.subscribed_names().iter().any(|n| n == "COI/Chats"),
+        "Chats is subscribed"
+    );
+}
+
+#[test]
+fn seen_filter_moves_a_chat_once_it_is_read() {
+    let (stack, _dir) = seen_stack();
+    let mut alice = stack.dovecot.imap("alice");
+    set_filter(&mut alice, "seen");
+    let mut bob = stack.dovecot.imap("bob");
+    set_filter(&mut bob, "none");
+
+    let chat = send(
+        &stack,
+        "alice@example.org",
+        MessageBuilder::new().header("Chat-Version", "1.0"),
+    );
+    let plain = send(
+        &stack,
+        "alice@example.org",
+        MessageBuilder::new().subject("plain"),
+    );
+    let bobs = send(
+        &stack,
+        "bob@example.org",
+        MessageBuilder::new().header("Chat-Version", "1.0"),
+    );
+
+    let stored = stack.dovecot.wait_for_message("alice", &chat, WAIT);
+    assert_eq!(
+        stored.mailbox, "INBOX",
+        "seen mode keeps a new chat in INBOX"
+    );
+    assert!(stored.has_flag("$Chat") && !stored.has_flag("\\Seen"));
+    mark_seen(&mut alice, &stored);
+    let moved = common::wait_until(WAIT, || {
+        let found = alice.find_all(&chat);
+        (found.len() == 1 && found[0].mailbox == "COI/Chats").then(|| found[0].clone())
+    })
+    .unwrap_or_else(|| panic!("not moved: {:?}", alice.find_all(&chat)));
+    assert!(
+        moved.has_flag("$Chat") && moved.has_flag("\\Seen"),
+        "{:?}",
+        moved.flags
+    );
+
+    let plain_stored = stack.dovecot.wait_for_message("alice", &plain, WAIT);
+    mark_seen(&mut alice, &plain_stored);
+    let bob_stored = stack.dovecot.wait_for_message("bob", &bobs, WAIT);
+    mark_seen(&mut bob, &bob_stored);
+    std::thread::sleep(Duration::from_millis(500));
+    let plain_now = alice.find_all(&plain);
+    assert_eq!(plain_now.len(), 1);
+    assert_eq!(plain_now[0].mailbox, "INBOX", "plain mail is not moved");
+    let bob_now = bob.find_all(&bobs);
+    assert_eq!(bob_now.len(), 1);
+    assert_eq!(bob_now[0].mailbox, "INBOX", "filter none: not moved");
+    assert!(bob_now[0].has_flag("\\Seen"));
+}
