@@ -5,8 +5,10 @@
 //! Postfix ─LMTP─▶ lmtp (session, sans-IO) ─▶ pipeline ─▶ classify ─▶ policy (Sieve, per rcpt)
 //!                   ▲ per-rcpt replies          │                          │
 //!                   └───────────────────────────┴──── delivery (Dovecot LMTP | Maildir)
-//!                                               state: store (SQLite: per-user COI settings)
+//!                                               └─▶ push::delivered (after the replies)
+//!    state: store (SQLite: COI settings, WebPush subscriptions, push queue, VAPID key)
 //! Dovecot IMAP METADATA ─dict proxy─▶ dict (session, sans-IO) ─▶ store
+//! push::worker: the store's push queue ─HTTPS (RFC 8030/8291/8292)─▶ push services
 //! ```
 //! - [`lmtp`]: the RFC 2033 listener: framing, session state machine, replies, I/O.
 //! - [`spool`]: message bodies in memory or, past a threshold, in a temp file.
@@ -14,8 +16,10 @@
 //! - [`policy`]: the operator's Sieve script, run per recipient.
 //! - [`delivery`]: one trait, per-recipient results; Dovecot LMTP and Maildir backends.
 //! - [`pipeline`]: one message through classify → policy → delivery.
-//! - [`push`]: Web Push pieces: subscriptions, payload, VAPID, endpoint rules, outcomes.
-//! - [`store`]: the SQLite state store (COI settings as METADATA entries).
+//! - [`push`]: Web Push: subscriptions, payload, VAPID, endpoint rules, outcomes, the
+//!   durable queue and its worker.
+//! - [`store`]: the SQLite state store (COI settings as METADATA entries, WebPush
+//!   subscriptions, the push queue, the server's VAPID key).
 //! - [`dict`]: Dovecot's dict proxy protocol: IMAP METADATA into the store.
 //! - [`server`]: listeners, connection limit, graceful shutdown.
 //! - [`config`], [`users`], [`cli`]: configuration, recipient → user, the command line.

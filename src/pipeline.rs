@@ -4,17 +4,22 @@
 //!
 //! Failures of coid's own parts (spool, state store, store unreachable) are 4xx for
 //! every recipient; a message that cannot be parsed is still delivered, as email.
+//! After delivery, the pushes for the recipients it was stored for are handed to the
+//! push hook (`crate::push::delivered`), which queues them in a task of its own: the
+//! replies never wait for push work and never change because of it.
 
 use std::sync::Arc;
 
 use mail_parser::{Message as Parsed, MessageParser};
 use tracing::Instrument;
 
-use crate::classify::{Classification, classify_raw};
+use crate::classify::{Class, Classification, classify_raw};
 use crate::config::Config;
 use crate::delivery::{Backend, Job, Message};
 use crate::lmtp::{Envelope, Reply};
-use crate::policy::{Evaluation, Facts, Policy, Verdict};
+use crate::policy::{Evaluation, Facts, Policy, Target, Verdict};
+use crate::push::delivered::{Delivered, DeliveredMessage, PushHook};
+use crate::push::queue::PushQueue;
 use crate::spool::Spooled;
 use crate::store::{CoiSettings, Store, StoreError};
 use crate::users::{UserAddress, UserMap};
@@ -56,6 +61,9 @@ pub struct Decisions {
     pub message_id: Option<String>,
     /// One per recipient, in RCPT order.
     pub recipients: Vec<RcptDecision>,
+    /// The header section classification read (at most [`MAX_HEADER`] bytes); push
+    /// payloads are built from it.
+    pub header: Vec<u8>,
 }
 
 /// The shared per-message machinery.
@@ -65,6 +73,8 @@ pub struct Pipeline {
     backend: Arc<dyn Backend>,
     users: UserMap,
     coi_defaults: CoiSettings,
+    push: Option<PushHook>,
+    separator: char,
 }
 
 impl Pipeline {
@@ -81,6 +91,32 @@ impl Pipeline {
             backend,
             users: UserMap::new(&config.users),
             coi_defaults: CoiSettings::defaults(&config.coi),
+            push: None,
+            separator: config
+                .delivery
+                .dovecot
+                .hierarchy_separator
+                .chars()
+                .next()
+                .unwrap_or('/'),
+        }
+    }
+
+    /// Queues pushes after delivery through `hook`.
+    pub fn with_push(mut self, hook: PushHook) -> Pipeline {
+        self.push = Some(hook);
+        self
+    }
+
+    /// The push queue, if pushes are queued.
+    pub fn push_queue(&self) -> Option<&PushQueue> {
+        self.push.as_ref().map(PushHook::queue)
+    }
+
+    /// Waits until the pushes of every message processed so far are queued.
+    pub async fn flush_pushes(&self) {
+        if let Some(hook) = &self.push {
+            hook.flush().await;
         }
     }
 
@@ -101,26 +137,30 @@ impl Pipeline {
             .map(|r| self.users.resolve(&r.address))
             .collect();
         let settings = self.settings_of(&users).await?;
-        let parsed = parse_for_policy(body, &header);
-        let message_id = parsed.message_id().map(str::to_owned);
-        let recipients = envelope
-            .recipients
-            .iter()
-            .zip(users)
-            .zip(settings)
-            .map(|((rcpt, user), settings)| {
-                let facts = Facts { mail_from: &envelope.mail_from, rcpt: &rcpt.address, classification: &classification, settings: &settings };
-                let evaluation = self.policy.evaluate(parsed.clone(), &facts);
-                if let Some(warning) = &evaluation.warning {
-                    tracing::warn!(rcpt = %rcpt.address, warning, "policy failed; keeping in INBOX");
-                }
-                RcptDecision { rcpt: rcpt.address.clone(), user, evaluation }
-            })
-            .collect();
+        let (message_id, recipients) = {
+            let parsed = parse_for_policy(body, &header);
+            let message_id = parsed.message_id().map(str::to_owned);
+            let recipients = envelope
+                .recipients
+                .iter()
+                .zip(users)
+                .zip(settings)
+                .map(|((rcpt, user), settings)| {
+                    let facts = Facts { mail_from: &envelope.mail_from, rcpt: &rcpt.address, classification: &classification, settings: &settings };
+                    let evaluation = self.policy.evaluate(parsed.clone(), &facts);
+                    if let Some(warning) = &evaluation.warning {
+                        tracing::warn!(rcpt = %rcpt.address, warning, "policy failed; keeping in INBOX");
+                    }
+                    RcptDecision { rcpt: rcpt.address.clone(), user, evaluation }
+                })
+                .collect();
+            (message_id, recipients)
+        };
         Ok(Decisions {
             classification,
             message_id,
             recipients,
+            header,
         })
     }
 
@@ -152,7 +192,9 @@ impl Pipeline {
                     let span = tracing::Span::current();
                     span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
                     span.record("class", decisions.classification.class.as_str());
-                    self.deliver(envelope, body, &decisions).await
+                    let (replies, stored) = self.deliver(envelope, body, &decisions).await;
+                    self.queue_pushes(body, &decisions, &replies, stored);
+                    replies
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "cannot process message; deferring");
@@ -164,13 +206,16 @@ impl Pipeline {
         .await
     }
 
+    /// Delivers; returns one reply per recipient and, per recipient, the first target
+    /// the store took a copy for.
     async fn deliver(
         &self,
         envelope: &Envelope,
         body: &Spooled,
         decisions: &Decisions,
-    ) -> Vec<Reply> {
+    ) -> (Vec<Reply>, Vec<Option<Target>>) {
         let mut replies: Vec<Option<Reply>> = vec![None; decisions.recipients.len()];
+        let mut stored: Vec<Option<Target>> = vec![None; decisions.recipients.len()];
         let mut jobs = Vec::new();
         let mut owners = Vec::new();
         for (i, d) in decisions.recipients.iter().enumerate() {
@@ -197,13 +242,54 @@ impl Pipeline {
         };
         for ((owner, job), result) in owners.iter().zip(&jobs).zip(results) {
             log_outcome(job, &result);
+            if result.is_success() && stored[*owner].is_none() {
+                stored[*owner] = Some(job.target.clone());
+            }
             let slot = &mut replies[*owner];
             *slot = Some(combine(slot.take(), result));
         }
-        replies
+        let replies = replies
             .into_iter()
             .map(|r| r.unwrap_or(Reply::TEMP_FAILURE))
-            .collect()
+            .collect();
+        (replies, stored)
+    }
+
+    /// Hands the pushes for the recipients that got 2xx and a stored copy to the push
+    /// hook, which queues them in its own task. Read receipts never push.
+    fn queue_pushes(
+        &self,
+        body: &Spooled,
+        decisions: &Decisions,
+        replies: &[Reply],
+        stored: Vec<Option<Target>>,
+    ) {
+        let Some(hook) = &self.push else {
+            return;
+        };
+        if decisions.classification.class == Class::Mdn {
+            return;
+        }
+        let recipients: Vec<Delivered> = decisions
+            .recipients
+            .iter()
+            .zip(replies)
+            .zip(stored)
+            .filter(|((_, reply), _)| reply.is_success())
+            .filter_map(|((decision, _), target)| {
+                let username = decision.user.username.clone();
+                Some(Delivered::stored(username, &target?, self.separator))
+            })
+            .collect();
+        if recipients.is_empty() {
+            return;
+        }
+        let message = DeliveredMessage::new(
+            decisions.header.clone(),
+            body.as_bytes(),
+            decisions.classification.group_id.clone(),
+        );
+        hook.after_delivery(message, recipients);
     }
 }
 

@@ -1,10 +1,18 @@
 //! The command line as an operator uses it: check-config (every problem, exit 78),
-//! explain (JSON decision), deliver (LDA mode with sysexits codes) and user get/set,
-//! with the embedded Maildir backend (no mail server needed).
+//! explain (JSON decision), deliver (LDA mode with sysexits codes), user get/set and
+//! push list/delete/test/vapid, with the embedded Maildir backend (no mail server
+//! needed; push subscriptions come over coid's dict socket, pushes go to the local
+//! push receiver).
 
 mod common;
 
-use common::coid::run_cli;
+use std::time::Duration;
+
+use common::coid::{Coid, CoidOpts, run_cli};
+use common::metadata::DictClient;
+use common::push_flow::subscription_json;
+use common::push_receiver::{Answer, PushReceiver};
+use common::wait_until;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -34,7 +42,7 @@ fn check_config_reports_every_problem() {
     let (code, out, _) = good.run(&["check-config", "--config", ""], None);
     assert_eq!(code, 0, "{out}");
     let bad = Setup::new(
-        "[coi]\nmessage_filter = \"sometimes\"\n[policy]\nscript = \"/nonexistent/policy.sieve\"\n[users]\nusername = \"uid\"\n[dict]\nsocket = \"run/dict\"\n",
+        "[coi]\nmessage_filter = \"sometimes\"\n[policy]\nscript = \"/nonexistent/policy.sieve\"\n[users]\nusername = \"uid\"\n[dict]\nsocket = \"run/dict\"\n[push]\nvapid_subject = \"postmaster@example.org\"\nurgency = \"now\"\n",
     );
     let (code, _, err) = bad.run(&["check-config", "--config", ""], None);
     assert_eq!(code, 78, "{err}");
@@ -43,6 +51,8 @@ fn check_config_reports_every_problem() {
         "users.username",
         "/nonexistent/policy.sieve",
         "dict.socket",
+        "push.vapid_subject",
+        "push.urgency",
     ] {
         assert!(err.contains(needle), "missing {needle} in {err}");
     }
@@ -182,4 +192,144 @@ fn user_get_and_set() {
         out.contains("enabled=yes\n") && out.contains("message-filter=seen\n"),
         "{out}"
     );
+}
+
+/// The dict key of a WebPush entry of alice's (any INBOX GUID will do).
+fn webpush_key(name: &str) -> String {
+    format!(
+        "priv/0413580b5cf9006b1e38000083ecc375/vendor/vendor.dovecot/pvt/server/vendor/vendor.dovecot/webpush/{name}"
+    )
+}
+
+/// One dict transaction setting `key` for alice; returns coid's answer.
+fn dict_set(dict: &mut DictClient, id: u32, key: &str, value: &str) -> String {
+    dict.send(format!("B{id}\talice@example.org\nS{id}\t{key}\t{value}\nC{id}\n").as_bytes());
+    String::from_utf8(dict.line().expect("commit answer")).expect("utf-8")
+}
+
+/// `coid push list` lines as JSON.
+fn push_list(coid: &Coid) -> Vec<serde_json::Value> {
+    let (code, out, err) = coid.cli(&["push", "--config", "", "list", "alice@example.org"], None);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn push_list_test_delete_and_vapid() {
+    let receiver = PushReceiver::start(&[(
+        "dev",
+        vec![
+            Answer::Status(201),
+            Answer::Status(201),
+            Answer::Status(201),
+            Answer::Status(410),
+        ],
+    )]);
+    let mut opts = CoidOpts::dovecot("/nonexistent/lmtp");
+    opts.backend = "maildir".into();
+    opts.extra_toml = "[push]\nallow_private_endpoints = true\n".into();
+    let coid = Coid::start(opts);
+    for sub in ["list", "delete", "test", "vapid"] {
+        let (code, out, _) = coid.cli(&["push", "--config", "", sub, "--help"], None);
+        assert_eq!(code, 0, "push {sub} --help");
+        assert!(out.contains("Usage: coid push"), "{out}");
+    }
+
+    // The VAPID key: the same every time, and what the dict serves.
+    let (code, pem, err) = coid.cli(&["push", "--config", "", "vapid"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+    assert_eq!(coid.cli(&["push", "--config", "", "vapid"], None).1, pem);
+    let mut dict = DictClient::connect(&coid);
+    dict.send(b"H3\t2\t0\t\tcoid\n");
+    dict.send(format!("L{}\talice@example.org\n", webpush_key("vapid")).as_bytes());
+    let served = String::from_utf8(dict.line().expect("lookup")).expect("utf-8");
+    assert_eq!(served.replace("\u{1}n", "\n"), format!("O{pem}"));
+
+    // A subscription over the dict, validated with the token pushed to the receiver.
+    let json = subscription_json(&receiver.keys("dev"), "chat");
+    assert_eq!(
+        dict_set(
+            &mut dict,
+            1,
+            &webpush_key("subscriptions/dev-phone-1"),
+            &json
+        ),
+        "O1"
+    );
+    let seen = receiver.wait_for_requests(1, Duration::from_secs(15));
+    let plain: serde_json::Value =
+        serde_json::from_str(seen[0]["plaintext"].as_str().expect("decrypted")).expect("json");
+    let token = plain["validation"].as_str().expect("token");
+    let listed = wait_until(Duration::from_secs(10), || {
+        let list = push_list(&coid);
+        (list.len() == 1 && list[0]["pending"] == 0).then_some(list)
+    })
+    .expect("listed with nothing pending");
+    assert_eq!(
+        (listed[0]["id"].as_str(), &listed[0]["validated"]),
+        (Some("dev-phone-1"), &serde_json::Value::Bool(false))
+    );
+    let (code, _, err) = coid.cli(&["push", "--config", "", "test", "alice@example.org"], None);
+    assert_eq!(code, 67, "no validated subscription yet: {err}");
+    let validate = webpush_key("subscriptions/dev-phone-1/validate");
+    assert_eq!(dict_set(&mut dict, 2, &validate, token), "O2");
+    assert_eq!(push_list(&coid)[0]["validated"], true);
+
+    // A message delivered by `coid deliver` (another process) queues its push in the
+    // state store; the serving coid sends it (within its 5 s poll).
+    coid.user_set("alice@example.org", &["enabled=yes"]);
+    let rcpt = ["deliver", "--config", "", "--rcpt", "alice@example.org"];
+    let (code, _, err) = coid.cli(&rcpt, Some(CHAT));
+    assert_eq!(code, 0, "{err}");
+    let seen = receiver.wait_for_requests(2, Duration::from_secs(15));
+    let push: serde_json::Value =
+        serde_json::from_str(seen[1]["plaintext"].as_str().expect("decrypted")).expect("json");
+    assert_eq!(push["msg-id"], "chat$1@example.net", "{push:#}");
+
+    // A test push is delivered; the next one finds the subscription gone (410).
+    let (code, out, err) = coid.cli(&["push", "--config", "", "test", "alice@example.org"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "dev-phone-1: delivered (HTTP 201)\n");
+    let seen = receiver.wait_for_requests(3, Duration::from_secs(5));
+    assert!(
+        seen[2]["plaintext"]
+            .as_str()
+            .is_some_and(|p| p.contains("coid push test")),
+        "{:#}",
+        seen[2]
+    );
+    let (code, out, _) = coid.cli(&["push", "--config", "", "test", "alice@example.org"], None);
+    assert_eq!(code, 65, "{out}");
+    assert!(
+        out.contains("dev-phone-1: gone (HTTP 410)") && out.contains("deleted"),
+        "{out}"
+    );
+    assert!(push_list(&coid).is_empty());
+
+    // delete: once, then it is gone.
+    assert_eq!(
+        dict_set(
+            &mut dict,
+            3,
+            &webpush_key("subscriptions/dev-phone-2"),
+            &json
+        ),
+        "O3"
+    );
+    let delete = [
+        "push",
+        "--config",
+        "",
+        "delete",
+        "alice@example.org",
+        "dev-phone-2",
+    ];
+    let (code, out, err) = coid.cli(&delete, None);
+    assert_eq!((code, out.as_str()), (0, "deleted dev-phone-2\n"), "{err}");
+    let (code, _, err) = coid.cli(&delete, None);
+    assert_eq!(code, 65, "{err}");
+    assert!(push_list(&coid).is_empty());
 }

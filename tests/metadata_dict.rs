@@ -90,15 +90,24 @@ fn depth_1_lists_the_coi_config() {
     // What the OX client sends after login: two prefixes, DEPTH 1, one command.
     let command =
         format!("GETMETADATA (DEPTH 1) \"\" ({CONFIG} /private/vendor/vendor.dovecot/webpush)");
+    // The three COI entries and the read-only WebPush VAPID key.
     let (status, _, entries) = metadata(&mut imap, &command);
-    assert_eq!((status.as_str(), entries.len()), ("OK", 3));
+    assert_eq!((status.as_str(), entries.len()), ("OK", 4), "{entries:?}");
+    let vapid = "/private/vendor/vendor.dovecot/webpush/vapid";
+    assert!(
+        entries.iter().any(|(name, value)| name == vapid
+            && value
+                .as_deref()
+                .is_some_and(|v| v.starts_with("-----BEGIN PUBLIC KEY-----"))),
+        "{entries:?}"
+    );
     // DEPTH infinity from higher up finds them too.
     let (status, _, entries) = metadata(
         &mut imap,
         "GETMETADATA (DEPTH infinity) \"\" (/private/vendor)",
     );
     assert_eq!(status, "OK");
-    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!(entries.len(), 4, "{entries:?}");
 }
 
 #[test]

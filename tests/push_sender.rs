@@ -41,6 +41,7 @@ fn options() -> Options {
         ttl: Duration::from_secs(600),
         urgency: Urgency::High,
         topic: Some("coiChats"),
+        validation: false,
     }
 }
 
@@ -74,6 +75,7 @@ async fn encrypted_signed_push_decrypts_elsewhere() {
     assert_eq!(first["urgency"], "high");
     assert_eq!(first["topic"], "coiChats");
     assert_eq!(first["content_encoding"], "aes128gcm");
+    assert_eq!(first["validation"], serde_json::Value::Null);
     assert_eq!(
         seen[1]["plaintext"],
         full.as_str(),

@@ -10,8 +10,15 @@ use crate::config::Config;
 use crate::delivery::Backend;
 use crate::delivery::dovecot::DovecotLmtp;
 use crate::delivery::maildir::Maildir;
+use crate::dict::webpush::WebPush;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
+use crate::push::delivered::PushHook;
+use crate::push::endpoint::EndpointPolicy;
+use crate::push::queue::{PushQueue, vapid_key};
+use crate::push::sender::Sender;
+use crate::push::vapid::VapidKey;
+use crate::push::worker::Worker;
 use crate::store::Store;
 
 /// Loads the config, or prints every problem and returns the exit code (78).
@@ -39,8 +46,63 @@ pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
         "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
         _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
     };
-    let pipeline = Pipeline::new(config, Arc::new(policy), store.clone(), backend);
+    let mut pipeline = Pipeline::new(config, Arc::new(policy), store.clone(), backend);
+    if config.push.enabled {
+        let queue = PushQueue::new(store.clone(), &config.push);
+        pipeline = pipeline.with_push(PushHook::new(queue));
+    }
     Ok((Arc::new(pipeline), store))
+}
+
+/// What `coid serve` runs Web Push with.
+pub struct PushParts {
+    /// The WebPush METADATA entries, for the dict proxy.
+    pub webpush: WebPush,
+    /// The sending task.
+    pub worker: Worker,
+}
+
+/// The server's VAPID key, created in the store on first use.
+///
+/// # Errors
+/// The exit code after printing why (75: the store or the stored key failed).
+pub fn load_vapid(store: &Store) -> Result<VapidKey, u8> {
+    vapid_key(store).map_err(|err| {
+        eprintln!("coid: VAPID key: {err}");
+        exit::TEMPFAIL
+    })
+}
+
+/// A push sender by `[push]`.
+///
+/// # Errors
+/// The exit code after printing why (70: the HTTP client could not be built).
+pub fn push_sender(config: &Config, vapid: VapidKey) -> Result<Sender, u8> {
+    let policy = EndpointPolicy {
+        allow_private: config.push.allow_private_endpoints,
+    };
+    let timeout = std::time::Duration::from_secs(config.push.timeout_secs);
+    Sender::new(vapid, &config.push.vapid_subject, policy, timeout).map_err(|err| {
+        eprintln!("coid: push sender: {err}");
+        exit::SOFTWARE
+    })
+}
+
+/// Web Push for `coid serve` over the pipeline's push queue (so what delivery queues
+/// wakes the worker), if `[push] enabled`.
+///
+/// # Errors
+/// The exit code after printing why.
+pub fn build_push(config: &Config, pipeline: &Pipeline) -> Result<Option<PushParts>, u8> {
+    let Some(queue) = pipeline.push_queue().filter(|_| config.push.enabled) else {
+        return Ok(None);
+    };
+    let vapid = load_vapid(queue.store())?;
+    let sender = push_sender(config, vapid.clone())?;
+    Ok(Some(PushParts {
+        webpush: WebPush::new(queue.clone(), &vapid),
+        worker: Worker::new(queue.clone(), sender, &config.push),
+    }))
 }
 
 /// `coid check-config`: every problem in the config and the policy script at once.

@@ -108,6 +108,8 @@ async fn deliver_async(config: &Config, envelope: &Envelope) -> u8 {
         Err(code) => return code,
     };
     let replies = pipeline.process(envelope, &body).await;
+    // The pushes go to the queue; `coid serve` sends them (within its poll interval).
+    pipeline.flush_pushes().await;
     for (rcpt, reply) in envelope.recipients.iter().zip(&replies) {
         eprintln!("{}: {reply}", rcpt.address);
     }

@@ -1,9 +1,11 @@
-//! The `coid` command line: `serve`, `check-config`, `deliver` (LDA mode), `explain`
-//! and `user get|set`. Exit codes follow sysexits(3): 0 ok, 64 usage, 65 data error,
-//! 67 unknown user, 75 temporary failure, 78 configuration error.
+//! The `coid` command line: `serve`, `check-config`, `deliver` (LDA mode), `explain`,
+//! `user get|set` and `push list|delete|test|vapid`. Exit codes follow sysexits(3):
+//! 0 ok, 64 usage, 65 data error, 67 unknown user, 75 temporary failure, 78
+//! configuration error.
 
 mod build;
 mod deliver;
+mod push;
 mod serve;
 mod user;
 
@@ -87,6 +89,14 @@ enum Command {
         #[command(subcommand)]
         action: user::UserAction,
     },
+    /// Web Push: a user's subscriptions, a test push, the server's VAPID key.
+    Push {
+        /// Config file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: push::PushAction,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -99,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Deliver { config, from, rcpt } => deliver::deliver(&config, from, rcpt),
         Command::Explain { config, from, rcpt } => deliver::explain(&config, from, rcpt),
         Command::User { config, action } => user::run(&config, action),
+        Command::Push { config, action } => push::run(&config, action),
     };
     ExitCode::from(code)
 }

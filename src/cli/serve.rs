@@ -1,13 +1,14 @@
 //! `coid serve`: bind the listeners (the dict proxy socket first, then LMTP), then serve
-//! both until SIGTERM/SIGINT (a second signal exits at once).
+//! both, and run the push worker, until SIGTERM/SIGINT (a second signal exits at once).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::build::{build_pipeline, load_config};
+use super::build::{build_pipeline, build_push, load_config};
 use super::exit;
 use crate::config::Config;
+use crate::dict::webpush::WebPush;
 use crate::dict::{self, Attributes, DictContext};
 use crate::lmtp::Limits;
 use crate::lmtp::connection::ConnectionContext;
@@ -41,6 +42,11 @@ async fn serve(config: Config) -> u8 {
         Ok(built) => built,
         Err(code) => return code,
     };
+    let (webpush, worker) = match build_push(&config, &pipeline) {
+        Ok(Some(push)) => (Some(push.webpush), Some(push.worker)),
+        Ok(None) => (None, None),
+        Err(code) => return code,
+    };
     if let Err(err) = std::fs::create_dir_all(config.spool_dir()) {
         eprintln!(
             "coid: cannot create {}: {err}",
@@ -60,8 +66,8 @@ async fn serve(config: Config) -> u8 {
             return exit::CONFIG;
         }
     };
-    let ctx = Arc::new(context(&config, pipeline));
-    let dict_ctx = Arc::new(dict_context(&config, store));
+    let ctx = Arc::new(context(&config, Arc::clone(&pipeline)));
+    let dict_ctx = Arc::new(dict_context(&config, store, webpush));
     tracing::info!(listeners = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket, dict = %config.dict.socket, backend = %config.delivery.backend, "coid serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -83,10 +89,17 @@ async fn serve(config: Config) -> u8 {
             dict_listeners,
             dict_ctx,
             config.dict.max_connections,
-            stopped(stop_rx),
+            stopped(stop_rx.clone()),
             policy,
         ),
+        async move {
+            if let Some(worker) = worker {
+                worker.run(stop_rx).await;
+            }
+        },
     );
+    // Pushes of the last messages are in the queue before coid exits.
+    pipeline.flush_pushes().await;
     tracing::info!("coid stopped");
     exit::OK
 }
@@ -96,11 +109,15 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// The dict proxy's settings from the config.
-pub fn dict_context(config: &Config, store: Store) -> DictContext {
+/// The dict proxy's settings from the config; with `webpush`, the WebPush entries.
+pub fn dict_context(config: &Config, store: Store, webpush: Option<WebPush>) -> DictContext {
     let d = &config.dict;
+    let mut attributes = Attributes::new(store, &config.users, &config.coi);
+    if let Some(webpush) = webpush {
+        attributes = attributes.with_webpush(webpush);
+    }
     DictContext {
-        attributes: Arc::new(Attributes::new(store, &config.users, &config.coi)),
+        attributes: Arc::new(attributes),
         limits: dict::Limits {
             max_line: d.max_line_length,
             max_transactions: d.max_transactions,

@@ -2,12 +2,14 @@
 //! a default that `conf.d/coid.toml` documents. [`Config::load`] parses and then
 //! [`Config::validate`] reports every problem at once, before anything is bound.
 
+mod push;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use push::PushConfig;
 pub use validate::Problems;
 
 /// The whole configuration file.
@@ -28,6 +30,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The dict proxy for Dovecot's IMAP METADATA.
     pub dict: DictConfig,
+    /// Web Push to COI clients.
+    pub push: PushConfig,
 }
 
 /// `[lmtp]`

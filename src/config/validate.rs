@@ -32,6 +32,7 @@ impl Config {
         self.validate_coi(&mut p);
         self.validate_delivery(&mut p);
         self.validate_dict(&mut p);
+        self.push.validate(&mut p);
         if !matches!(self.users.username.as_str(), "address" | "localpart") {
             p.push(format!(
                 "users.username: {:?} is not \"address\" or \"localpart\"",
@@ -224,7 +225,8 @@ impl Config {
     }
 }
 
-fn check_range(p: &mut Vec<String>, key: &str, value: u64, min: u64, max: u64) {
+/// Adds a problem when `value` is outside `min..=max`.
+pub(super) fn check_range(p: &mut Vec<String>, key: &str, value: u64, min: u64, max: u64) {
     if !(min..=max).contains(&value) {
         p.push(format!("{key}: {value} is outside {min}..={max}"));
     }

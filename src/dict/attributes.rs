@@ -8,13 +8,17 @@
 //! and read-only, `enabled` takes only `yes`, `message-filter` only `none`, `active`
 //! or `seen`; a refused change fails its whole commit and nothing of it is stored.
 //! Usernames are normalised like recipients (`crate::users`), so IMAP and delivery
-//! name a user the same way.
+//! name a user the same way. The WebPush entries are `super::webpush`'s; without it
+//! (`[push] enabled = false`) they read as NIL and writes to them are refused.
 
 use super::keys::{Place, ServerScope, place};
 use super::protocol::{IterFlags, Reply};
 use super::session::Change;
+use super::webpush::{self, WebPush};
 use crate::config::{CoiConfig, UsersConfig};
-use crate::store::{ENTRY_MAILBOX_ROOT, Store, Table, Write, check_entry_write};
+use crate::store::{
+    CommitError, ENTRY_MAILBOX_ROOT, Op, Store, Table, Write, check_entry_write, unix_now_ms,
+};
 use crate::users::UserMap;
 
 /// What a failure of coid's own looks like on the wire; the detail goes to coid's log.
@@ -25,6 +29,7 @@ pub struct Attributes {
     store: Store,
     users: UserMap,
     mailbox_root: String,
+    webpush: Option<WebPush>,
 }
 
 impl Attributes {
@@ -34,7 +39,14 @@ impl Attributes {
             store,
             users: UserMap::new(users),
             mailbox_root: coi.mailbox_root.clone(),
+            webpush: None,
         }
+    }
+
+    /// Serves the WebPush entries through `webpush`.
+    pub fn with_webpush(mut self, webpush: WebPush) -> Attributes {
+        self.webpush = Some(webpush);
+        self
     }
 
     fn user(&self, username: &str) -> String {
@@ -48,7 +60,11 @@ impl Attributes {
             Place::Entry(entry) if entry == ENTRY_MAILBOX_ROOT => {
                 Ok(Some(self.mailbox_root.clone()))
             }
-            Place::Entry(entry) => self.store.lookup(Table::Metadata, &user, &entry),
+            Place::Entry(entry) => match (webpush::Entry::parse(&entry), &self.webpush) {
+                (Some(name), Some(webpush)) => webpush.lookup(&user, name),
+                (Some(_), None) => Ok(None),
+                (None, _) => self.store.lookup(Table::Metadata, &user, &entry),
+            },
             Place::Raw => self.store.lookup(Table::Attributes, &user, key),
         };
         match found {
@@ -127,6 +143,14 @@ impl Attributes {
             let key = scope.key_for(&entry)?;
             (entry != ENTRY_MAILBOX_ROOT).then_some((key, value))
         }));
+        if let Some(webpush) = &self.webpush {
+            let entries = webpush.rows(user, &scope.entry_prefix, depth)?;
+            rows.extend(
+                entries
+                    .into_iter()
+                    .filter_map(|(entry, value)| Some((scope.key_for(&entry)?, value))),
+            );
+        }
         if let Some(key) = scope.key_for(ENTRY_MAILBOX_ROOT)
             && depth.matches(path, &key)
         {
@@ -143,37 +167,70 @@ impl Attributes {
             async_,
             error,
         };
-        let mut writes = Vec::with_capacity(changes.len());
+        let now = unix_now_ms();
+        let mut ops = Vec::with_capacity(changes.len());
         for change in changes {
-            let (table, key) = match place(&change.key) {
-                Place::Entry(entry) => {
-                    if let Err(refusal) = check_entry_write(&entry, change.value.as_deref()) {
-                        tracing::info!(user, refusal, "dict commit refused");
-                        return failed(refusal);
-                    }
-                    (Table::Metadata, entry)
+            match self.plan(&user, change, now) {
+                Ok(op) => ops.push(op),
+                Err(refusal) => {
+                    tracing::info!(user, refusal, "dict commit refused");
+                    return failed(refusal);
                 }
-                Place::Raw => (Table::Attributes, change.key.clone()),
-            };
-            writes.push(Write {
-                table,
-                key,
-                value: change.value.clone(),
-            });
+            }
         }
-        match self.store.apply(&user, &writes) {
+        match self.store.commit(&user, &ops, now) {
             Ok(()) => {
-                tracing::debug!(user, id, changes = writes.len(), "dict commit stored");
+                tracing::debug!(user, id, changes = ops.len(), "dict commit stored");
+                if ops.iter().any(|op| matches!(op, Op::Subscribe(_)))
+                    && let Some(webpush) = &self.webpush
+                {
+                    webpush.wake();
+                }
                 Reply::Committed { id, async_ }
             }
-            Err(err) => {
+            Err(CommitError::Refused(refusal)) => {
+                tracing::info!(user, refusal, "dict commit refused");
+                failed(refusal)
+            }
+            Err(CommitError::Store(err)) => {
                 tracing::error!(error = %err, user, id, "dict commit failed");
                 failed(STORE_FAILED.into())
             }
         }
+    }
+
+    /// One change as a store operation, or why it is refused.
+    fn plan(&self, user: &str, change: &Change, now: i64) -> Result<Op, String> {
+        let value = change.value.as_deref();
+        let entry = match place(&change.key) {
+            Place::Entry(entry) => entry,
+            Place::Raw => {
+                return Ok(Op::Put(Write {
+                    table: Table::Attributes,
+                    key: change.key.clone(),
+                    value: change.value.clone(),
+                }));
+            }
+        };
+        if let Some(name) = webpush::Entry::parse(&entry) {
+            return match &self.webpush {
+                Some(webpush) => webpush.plan(user, name, value, now),
+                None => Err(format!("web push is not enabled on this server: {entry}")),
+            };
+        }
+        check_entry_write(&entry, value)?;
+        Ok(Op::Put(Write {
+            table: Table::Metadata,
+            key: entry,
+            value: change.value.clone(),
+        }))
     }
 }
 
 #[cfg(test)]
 #[path = "attributes_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "webpush_tests.rs"]
+mod webpush_tests;

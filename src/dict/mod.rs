@@ -13,6 +13,7 @@
 //!   entries; everything else is kept verbatim).
 //! - [`attributes`]: lookups, iterations and commits against the store, with the COI
 //!   rules for writes.
+//! - [`webpush`]: the WebPush entries (VAPID key, subscriptions, validation).
 //! - [`connection`]: the only socket I/O; served by `crate::server` like LMTP.
 
 pub mod attributes;
@@ -23,6 +24,7 @@ pub mod protocol;
 pub mod reply;
 pub mod session;
 pub mod transactions;
+pub mod webpush;
 
 pub use attributes::Attributes;
 pub use connection::DictContext;

@@ -9,15 +9,25 @@
 //! - [`endpoint`]: which push endpoints coid may contact (https, public addresses).
 //! - [`outcome`]: a push service's HTTP answer (RFC 8030 §5, §8.4) as a decision.
 //! - [`sender`]: encrypt, sign and POST one push (the only network I/O here).
+//! - [`queue`]: the durable queue in the state store, shared by everything that makes
+//!   pushes, and the server's VAPID key.
+//! - [`delivered`]: the pushes for a delivered message, queued off the reply path.
+//! - [`retry`]: what an attempt's outcome means for the queued push.
+//! - [`worker`]: the task of `coid serve` that sends queued pushes.
 //!
-//! All but [`sender`] are pure.
+//! [`endpoint`], [`outcome`], [`payload`], [`retry`], [`subscription`] and [`vapid`]
+//! are pure.
 
+pub mod delivered;
 pub mod endpoint;
 pub mod outcome;
 pub mod payload;
+pub mod queue;
+pub mod retry;
 pub mod sender;
 pub mod subscription;
 pub mod vapid;
+pub mod worker;
 
 /// The largest plaintext that fits one aes128gcm record in a 4096-byte push message
 /// (RFC 8291 §4: 86-byte header, 1 delimiter byte, 16-byte tag).

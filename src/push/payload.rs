@@ -11,7 +11,7 @@
 //! UTF-8/ASCII text and `content-encoding` for 7bit/8bit. Field order is Dovecot's.
 
 use mail_parser::{Addr, HeaderValue, Message};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::MAX_PLAINTEXT;
 
@@ -33,8 +33,9 @@ pub struct Stored<'a> {
     pub uid: Option<u32>,
 }
 
-/// The payload, in the spec's field names and Dovecot's order.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+/// The payload, in the spec's field names and Dovecot's order. Read back from the
+/// push queue (`Deserialize`) to drop `content` after a 413.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Payload {
     #[serde(skip_serializing_if = "Option::is_none")]
     folder: Option<String>,
@@ -132,6 +133,12 @@ impl Payload {
     /// The JSON text to encrypt.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// `json` (a queued payload) without `content`; `None` if it is no payload.
+    pub fn json_without_content(json: &str) -> Option<String> {
+        let payload: Payload = serde_json::from_str(json).ok()?;
+        Some(payload.without_content().to_json())
     }
 }
 

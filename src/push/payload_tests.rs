@@ -131,3 +131,16 @@ fn non_plain_content_carries_type_and_encoding() {
 fn validation_payload() {
     assert_eq!(validation_json("a\"b"), r#"{"validation":"a\"b"}"#);
 }
+
+#[test]
+fn a_queued_payload_loses_its_content_after_a_413() {
+    let raw = format!("{CHAT}body text\r\n");
+    let msg = parse(&raw);
+    let mut payload = Payload::build(&msg, &Stored::default(), Some("abc"));
+    payload.offer_content(&msg, b"body text\r\n");
+    assert!(payload.has_content());
+    let smaller = Payload::json_without_content(&payload.to_json()).expect("payload JSON");
+    assert_eq!(smaller, payload.without_content().to_json());
+    assert!(!smaller.contains("content"), "{smaller}");
+    assert_eq!(Payload::json_without_content("not json"), None);
+}

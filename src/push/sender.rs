@@ -1,6 +1,7 @@
 //! Sends one Web Push message: RFC 8291 aes128gcm encryption (web-push-native), an
-//! RFC 8292 VAPID header ([`super::vapid`]), RFC 8030 `TTL`, `Urgency` and `Topic`,
-//! POSTed with one pooled reqwest client that never follows redirects, ignores proxy
+//! RFC 8292 VAPID header ([`super::vapid`]), RFC 8030 `TTL`, `Urgency` and `Topic` (and
+//! the WebPush spec's `WebPush-Validation` on validation pushes), POSTed with one
+//! pooled reqwest client that never follows redirects, ignores proxy
 //! environment variables (a proxy would resolve names past our address checks), and
 //! resolves names through [`super::endpoint`]'s rules. The answer becomes an
 //! [`Outcome`]; no answer at all (connect failure, timeout) is [`Outcome::Temporary`].
@@ -30,7 +31,19 @@ pub enum Urgency {
 }
 
 impl Urgency {
-    fn as_str(self) -> &'static str {
+    /// From its RFC 8030 name.
+    pub fn parse(name: &str) -> Option<Urgency> {
+        match name {
+            "very-low" => Some(Urgency::VeryLow),
+            "low" => Some(Urgency::Low),
+            "normal" => Some(Urgency::Normal),
+            "high" => Some(Urgency::High),
+            _ => None,
+        }
+    }
+
+    /// The RFC 8030 name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Urgency::VeryLow => "very-low",
             Urgency::Low => "low",
@@ -61,6 +74,9 @@ pub struct Options {
     /// `Topic`: a newer push with the same topic replaces an undelivered one.
     /// At most 32 characters of the URL-safe base64 alphabet.
     pub topic: Option<&'static str>,
+    /// A subscription's validation push: sent with an empty `WebPush-Validation`
+    /// header, as the WebPush spec ("Subscription Validation") asks.
+    pub validation: bool,
 }
 
 /// Why a push was not even attempted.
@@ -207,17 +223,30 @@ impl Sender {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let vapid = self
-            .vapid
-            .authorization(&target.endpoint, &self.subject, now, options.ttl);
+        let vapid = self.vapid.authorization(
+            &target.endpoint,
+            &self.subject,
+            now,
+            jwt_validity(options.ttl),
+        );
         let headers = request.headers_mut();
         insert(headers, "authorization", &vapid)?;
         insert(headers, "urgency", options.urgency.as_str())?;
         if let Some(topic) = options.topic {
             insert(headers, "topic", topic)?;
         }
+        if options.validation {
+            insert(headers, "webpush-validation", "")?;
+        }
         reqwest::Request::try_from(request).map_err(|e| SendError::Build(e.to_string()))
     }
+}
+
+/// The VAPID token's lifetime: the push's TTL, but at least a minute (a TTL of 0 is
+/// valid in RFC 8030 and must not make a token that is expired on arrival) and at
+/// most 12 hours (RFC 8292 §2 allows 24; this leaves room for clock skew).
+fn jwt_validity(ttl: Duration) -> Duration {
+    ttl.clamp(Duration::from_secs(60), Duration::from_secs(12 * 3600))
 }
 
 fn insert(headers: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<(), SendError> {

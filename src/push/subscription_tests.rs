@@ -107,3 +107,9 @@ fn listing_form_adds_created_and_validated_and_drops_unknown_keys() {
     assert!(listed.contains(r#""endpoint":"https://push.example:8443/a""#));
     assert!(!listed.contains("extra"), "{listed}");
 }
+
+#[test]
+fn created_is_rfc3339_like_dovecots() {
+    assert_eq!(rfc3339(1_571_242_457), "2019-10-16T16:14:17+00:00");
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00+00:00");
+}

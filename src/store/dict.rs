@@ -138,26 +138,37 @@ impl Store {
         let tx = conn.transaction()?;
         let now = unix_now();
         for write in writes {
-            let (name, column) = write.table.sql();
-            match &write.value {
-                Some(value) => {
-                    let sql = format!(
-                        "INSERT INTO {name} (username, {column}, value, updated) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (username, {column}) DO UPDATE SET value = excluded.value, updated = excluded.updated"
-                    );
-                    tx.prepare_cached(&sql)?
-                        .execute(params![username, write.key, value, now])?;
-                }
-                None => {
-                    let sql = format!("DELETE FROM {name} WHERE username = ?1 AND {column} = ?2");
-                    tx.prepare_cached(&sql)?
-                        .execute(params![username, write.key])?;
-                }
-            }
+            put(&tx, username, write, now)?;
         }
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Stores one write inside an open transaction.
+pub(super) fn put(
+    tx: &rusqlite::Transaction<'_>,
+    username: &str,
+    write: &Write,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (name, column) = write.table.sql();
+    match &write.value {
+        Some(value) => {
+            let sql = format!(
+                "INSERT INTO {name} (username, {column}, value, updated) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (username, {column}) DO UPDATE SET value = excluded.value, updated = excluded.updated"
+            );
+            tx.prepare_cached(&sql)?
+                .execute(params![username, write.key, value, now])?;
+        }
+        None => {
+            let sql = format!("DELETE FROM {name} WHERE username = ?1 AND {column} = ?2");
+            tx.prepare_cached(&sql)?
+                .execute(params![username, write.key])?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

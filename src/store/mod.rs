@@ -5,12 +5,20 @@
 //! spec): IMAP SETMETADATA writes them through Dovecot's dict proxy (`crate::dict`),
 //! the delivery path and `coid user` read and write the same rows. Dovecot's other
 //! attributes (mailbox annotations, shared ones, Dovecot-internal keys) are kept
-//! verbatim in a second table ([`Table::Attributes`]). The schema grows by numbered
-//! migrations (`PRAGMA user_version`), never losing data.
+//! verbatim in a second table ([`Table::Attributes`]). Web Push keeps its own tables:
+//! the users' subscriptions (`subscriptions`, written by dict commits through
+//! `commit`), the durable push queue (`queue`) and the server's VAPID key (`secrets`).
+//! The schema grows by numbered migrations (`schema`, `PRAGMA user_version`), never
+//! losing data.
 //! All calls block: async callers use `tokio::task::spawn_blocking`.
 
 mod coi;
+mod commit;
 mod dict;
+mod queue;
+mod schema;
+mod secrets;
+mod subscriptions;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +30,12 @@ pub use coi::{
     CoiSettings, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, MessageFilter,
     check_entry_write,
 };
+pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
+pub use queue::{NewPush, QueuedPush};
+use schema::MIGRATIONS;
+pub use secrets::SECRET_VAPID;
+pub use subscriptions::Subscription;
 
 /// Errors from the state store. All of them are coid's own trouble: temporary.
 #[derive(Debug, thiserror::Error)]
@@ -41,28 +54,11 @@ pub enum StoreError {
     /// A thread holding the connection panicked.
     #[error("state store: connection lock poisoned")]
     Poisoned,
+    /// The blocking task doing store work failed (panicked or was cancelled).
+    #[error("state store: worker task failed: {0}")]
+    Worker(String),
 }
 
-/// Schema migrations: entry `i` takes `PRAGMA user_version` from `i` to `i + 1`. Each
-/// runs in its own SQLite transaction; existing data is kept.
-const MIGRATIONS: [&str; 2] = [
-    // 1: the users' METADATA entries (COI settings), by entry name.
-    "CREATE TABLE IF NOT EXISTS user_metadata (
-        username TEXT NOT NULL,
-        entry    TEXT NOT NULL,
-        value    TEXT NOT NULL,
-        updated  INTEGER NOT NULL,
-        PRIMARY KEY (username, entry)
-    ) WITHOUT ROWID;",
-    // 2: every other key of Dovecot's attribute dictionary, verbatim (dict proxy).
-    "CREATE TABLE IF NOT EXISTS dict_attributes (
-        username TEXT NOT NULL,
-        key      TEXT NOT NULL,
-        value    TEXT NOT NULL,
-        updated  INTEGER NOT NULL,
-        PRIMARY KEY (username, key)
-    ) WITHOUT ROWID;",
-];
 /// The schema version this coid writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -169,6 +165,13 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Now in unix milliseconds: the push queue's clock.
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

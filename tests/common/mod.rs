@@ -24,6 +24,7 @@
 //! * [`user_sieve`]: a user's own Pigeonhole script in a test Dovecot.
 //! * [`metadata`]: IMAP METADATA through coid's dict proxy; a raw dict client.
 //! * [`push_receiver`]: a Web Push service that decrypts with another implementation.
+//! * [`push_flow`]: the stack with Web Push to that service, and a COI client's steps.
 
 // Each test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -37,6 +38,7 @@ pub mod metadata;
 pub mod ports;
 pub mod postfix;
 pub mod process;
+pub mod push_flow;
 pub mod push_receiver;
 pub mod raw_imap;
 pub mod smtp;

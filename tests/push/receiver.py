@@ -12,8 +12,9 @@ CONFIG.json (written by the Rust test before start):
                                             {"status": 500}, {"stall": 10}]}}}
 A POST to /push/<name> takes the next scripted response (201 once the script is used up);
 `stall` waits that many seconds before answering 201. Every POST appends one JSON line to
-LOG.jsonl: the endpoint name, the status sent, the RFC 8030 headers, whether the VAPID
-header verified (and its claims), and the decrypted plaintext or the decryption error.
+LOG.jsonl: the endpoint name, the status sent, the RFC 8030 headers (and WebPush-Validation),
+whether the VAPID header verified (and its claims, plus its key `k`), and the decrypted
+plaintext or the decryption error.
 Listens on 127.0.0.1 only. Exits on SIGTERM.
 """
 
@@ -66,6 +67,7 @@ def verify_vapid(header, expected_aud):
         return False, f"exp {claims.get('exp')} out of range"
     if not str(claims.get("sub", "")).startswith(("mailto:", "https:")):
         return False, f"sub {claims.get('sub')!r}"
+    claims = dict(claims, k=key)
     return True, claims
 
 
@@ -111,6 +113,7 @@ class Handler(BaseHTTPRequestHandler):
             "urgency": self.headers.get("Urgency"),
             "topic": self.headers.get("Topic"),
             "content_encoding": self.headers.get("Content-Encoding"),
+            "validation": self.headers.get("WebPush-Validation"),
             "body_len": len(body),
         }
         entry["vapid_ok"], entry["vapid"] = verify_vapid(self.headers.get("Authorization"), self.state.aud)

@@ -1,0 +1,154 @@
+//! `[push]`: Web Push for COI clients ("IMAP WebPush Extension v1.0", RFC 8030/8291/8292):
+//! the durable queue's bounds and retry rules, the subscription rules, and which push
+//! endpoints coid may contact. Checked by [`PushConfig::validate`] with the rest.
+
+use serde::Deserialize;
+
+use super::validate::check_range;
+
+/// `[push]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Serve the WebPush METADATA entries and send pushes. Off: the entries are
+    /// refused (SETMETADATA answers NO) and nothing is sent.
+    pub enabled: bool,
+    /// The VAPID `sub` claim (RFC 8292 §2.1): a `mailto:` or `https:` contact URL for
+    /// push services.
+    pub vapid_subject: String,
+    /// RFC 8030 `TTL`: seconds a push service keeps an undelivered push (the VAPID
+    /// token lives as long, within 1 minute and 12 hours).
+    pub ttl_secs: u64,
+    /// RFC 8030 `Urgency`: `very-low`, `low`, `normal` or `high`.
+    pub urgency: String,
+    /// Seconds one push request may take (connect and answer).
+    pub timeout_secs: u64,
+    /// Pushes in flight at once.
+    pub concurrency: usize,
+    /// Most pushes waiting in the queue; more are dropped with a warning.
+    pub max_queue: usize,
+    /// Seconds a push is retried before it is dropped.
+    pub deadline_secs: u64,
+    /// Longest wait between two retries after a temporary failure (the waits double
+    /// from 2 s up to this).
+    pub backoff_max_secs: u64,
+    /// Seconds to leave an endpoint alone after a 429 without `Retry-After`.
+    pub rate_limit_secs: u64,
+    /// Subscriptions per user; at the limit a new one is refused (NO).
+    pub subscription_limit: usize,
+    /// Seconds a new subscription has to be validated before it is deleted.
+    pub subscription_expire_secs: u64,
+    /// Allow http and non-public push endpoints (loopback, private networks): for
+    /// tests and private push servers only.
+    pub allow_private_endpoints: bool,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            vapid_subject: "mailto:postmaster@localhost".into(),
+            ttl_secs: 3600,
+            urgency: "normal".into(),
+            timeout_secs: 10,
+            concurrency: 8,
+            max_queue: 10_000,
+            deadline_secs: 3600,
+            backoff_max_secs: 300,
+            rate_limit_secs: 30,
+            subscription_limit: 10,
+            subscription_expire_secs: 300,
+            allow_private_endpoints: false,
+        }
+    }
+}
+
+impl PushConfig {
+    /// Adds every problem of this section to `p`.
+    pub fn validate(&self, p: &mut Vec<String>) {
+        let subject = &self.vapid_subject;
+        let scheme_ok = ["mailto:", "https:"]
+            .iter()
+            .any(|s| subject.len() > s.len() && subject.starts_with(s));
+        if !scheme_ok || subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            p.push(format!(
+                "push.vapid_subject: {subject:?} is not a mailto: or https: URL (RFC 8292 §2.1)"
+            ));
+        }
+        if crate::push::sender::Urgency::parse(&self.urgency).is_none() {
+            p.push(format!(
+                "push.urgency: {:?} is not very-low, low, normal or high",
+                self.urgency
+            ));
+        }
+        check_range(p, "push.ttl_secs", self.ttl_secs, 0, 24 * 3600);
+        check_range(p, "push.timeout_secs", self.timeout_secs, 1, 120);
+        check_range(p, "push.concurrency", self.concurrency as u64, 1, 1000);
+        check_range(p, "push.max_queue", self.max_queue as u64, 1, 10_000_000);
+        check_range(
+            p,
+            "push.deadline_secs",
+            self.deadline_secs,
+            1,
+            7 * 24 * 3600,
+        );
+        check_range(
+            p,
+            "push.backoff_max_secs",
+            self.backoff_max_secs,
+            1,
+            24 * 3600,
+        );
+        check_range(p, "push.rate_limit_secs", self.rate_limit_secs, 1, 3600);
+        check_range(
+            p,
+            "push.subscription_limit",
+            self.subscription_limit as u64,
+            1,
+            1000,
+        );
+        check_range(
+            p,
+            "push.subscription_expire_secs",
+            self.subscription_expire_secs,
+            10,
+            7 * 24 * 3600,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_urgency_and_ranges_are_checked() {
+        let mut p = Vec::new();
+        PushConfig::default().validate(&mut p);
+        assert!(p.is_empty(), "{p:?}");
+        let bad = PushConfig {
+            vapid_subject: "postmaster@example.org".into(),
+            urgency: "urgent".into(),
+            concurrency: 0,
+            ..PushConfig::default()
+        };
+        bad.validate(&mut p);
+        assert_eq!(p.len(), 3, "{p:?}");
+        for ok in ["https://example.org/contact", "mailto:a@b.example"] {
+            let mut p = Vec::new();
+            let config = PushConfig {
+                vapid_subject: ok.into(),
+                ..PushConfig::default()
+            };
+            config.validate(&mut p);
+            assert!(p.is_empty(), "{ok}: {p:?}");
+        }
+        let mut p = Vec::new();
+        let empty = PushConfig {
+            vapid_subject: "mailto:".into(),
+            ..PushConfig::default()
+        };
+        empty.validate(&mut p);
+        assert_eq!(p.len(), 1);
+    }
+}

@@ -1,0 +1,140 @@
+//! Which subscriptions a delivered message pushes to, and what the payload says.
+
+use super::*;
+use crate::store::{NewPush, Op, Subscribe, Subscription};
+
+const ALICE: &str = "alice@example.org";
+const HEADER: &[u8] = b"From: Bob <bob@example.net>\r\nSubject: Hi\r\n\
+    Message-ID: <chat$group.g1.x@example.net>\r\nChat-Version: 1.0\r\n\r\n";
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    for (id, msgtype, validate) in [
+        ("chat", "chat", true),
+        ("mail", "email", true),
+        ("all", "any", true),
+        ("pending", "all", false),
+    ] {
+        let sub = Subscription {
+            id: id.into(),
+            client: "c".into(),
+            device: "d".into(),
+            msgtype: msgtype.into(),
+            endpoint: format!("https://push.example/{id}"),
+            p256dh: "k".into(),
+            auth: "a".into(),
+            created: 1,
+            validated_at: None,
+        };
+        let push = NewPush {
+            username: ALICE.into(),
+            subscription: id.into(),
+            payload: "{}".into(),
+            with_content: false,
+            validation: true,
+            not_before: 0,
+            deadline: 0,
+        };
+        let mut ops = vec![Op::Subscribe(Box::new(Subscribe {
+            subscription: sub,
+            token: "t".into(),
+            limit: 10,
+            validation_push: push,
+            max_queue: 100,
+        }))];
+        if validate {
+            ops.push(Op::Validate {
+                id: id.into(),
+                token: "t".into(),
+                created_since: 0,
+            });
+        }
+        store.commit(ALICE, &ops, 1000).expect("subscribe");
+    }
+    (dir, store)
+}
+
+fn message(body: Option<&[u8]>) -> DeliveredMessage {
+    DeliveredMessage {
+        header: HEADER.to_vec(),
+        body: body.map(<[u8]>::to_vec),
+        group_id: Some("g1".into()),
+    }
+}
+
+fn delivered(chat: bool) -> Vec<Delivered> {
+    vec![Delivered {
+        username: ALICE.into(),
+        folder: "COI.Chats".into(),
+        chat,
+    }]
+}
+
+fn ids(pushes: &[NewPush]) -> Vec<&str> {
+    pushes.iter().map(|p| p.subscription.as_str()).collect()
+}
+
+#[test]
+fn msgtype_decides_and_pending_subscriptions_get_nothing() {
+    let (_dir, store) = store();
+    let chat = pushes_for(&store, &message(None), &delivered(true), 5, 9).expect("pushes");
+    assert_eq!(ids(&chat), ["all", "chat"]);
+    let mail = pushes_for(&store, &message(None), &delivered(false), 5, 9).expect("pushes");
+    assert_eq!(ids(&mail), ["all", "mail"]);
+    assert!(
+        chat.iter()
+            .all(|p| !p.validation && p.not_before == 5 && p.deadline == 9)
+    );
+    let nobody = vec![Delivered {
+        username: "bob@example.org".into(),
+        ..delivered(true)[0].clone()
+    }];
+    assert!(
+        pushes_for(&store, &message(None), &nobody, 5, 9)
+            .expect("none")
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_payload_names_folder_sender_subject_group_and_small_content() {
+    let (_dir, store) = store();
+    let pushes =
+        pushes_for(&store, &message(Some(b"hello\r\n")), &delivered(true), 0, 0).expect("pushes");
+    let push = pushes.first().expect("one");
+    assert!(push.with_content);
+    let json: serde_json::Value = serde_json::from_str(&push.payload).expect("json");
+    assert_eq!(json["folder"], "COI.Chats");
+    assert_eq!(json["from-email"], "bob@example.net");
+    assert_eq!(json["from-name"], "Bob");
+    assert_eq!(json["subject"], "Hi");
+    assert_eq!(json["msg-id"], "chat$group.g1.x@example.net");
+    assert_eq!(json["group-id"], "g1");
+    assert_eq!(json["content"], "hello\r\n");
+    assert!(json.get("uid").is_none());
+    let without = pushes_for(&store, &message(None), &delivered(true), 0, 0).expect("pushes");
+    assert!(!without[0].with_content);
+}
+
+#[test]
+fn folders_keywords_and_small_bodies() {
+    let target = Target {
+        folder: Some("COI/Chats".into()),
+        flags: vec!["$chat".into()],
+        create: true,
+    };
+    let d = Delivered::stored("a".into(), &target, '.');
+    assert_eq!((d.folder.as_str(), d.chat), ("COI.Chats", true));
+    let inbox = Delivered::stored("a".into(), &Target::inbox(), '.');
+    assert_eq!((inbox.folder.as_str(), inbox.chat), ("INBOX", false));
+    let whole = b"Subject: x\r\n\r\nbody\r\n";
+    let m = DeliveredMessage::new(b"Subject: x\r\n\r\n".to_vec(), Some(whole), None);
+    assert_eq!(m.body.as_deref(), Some(&b"body\r\n"[..]));
+    let big = [&b"Subject: x\r\n\r\n"[..], &[b'x'; 5000][..]].concat();
+    assert_eq!(
+        DeliveredMessage::new(Vec::new(), Some(&big), None).body,
+        None
+    );
+    assert_eq!(DeliveredMessage::new(Vec::new(), None, None).body, None);
+}

@@ -1,0 +1,126 @@
+//! The push queue over a temporary store: the bound, claiming with leases, retries,
+//! payload replacement, per-endpoint delays, deadlines and orphans.
+
+use super::*;
+use crate::store::{Op, Subscribe, Subscription};
+
+const ALICE: &str = "alice@example.org";
+const T: i64 = 1_700_000_000_000;
+
+fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    for (id, endpoint) in subs {
+        let op = Op::Subscribe(Box::new(Subscribe {
+            subscription: Subscription {
+                id: (*id).into(),
+                client: "c".into(),
+                device: "d".into(),
+                msgtype: "all".into(),
+                endpoint: (*endpoint).into(),
+                p256dh: "k".into(),
+                auth: "a".into(),
+                created: T / 1000,
+                validated_at: None,
+            },
+            token: "t".into(),
+            limit: 10,
+            validation_push: NewPush {
+                validation: true,
+                ..push(id, T)
+            },
+            max_queue: 100,
+        }));
+        store.commit(ALICE, &[op], T).expect("subscribe");
+    }
+    (dir, store)
+}
+
+fn push(id: &str, not_before: i64) -> NewPush {
+    NewPush {
+        username: ALICE.into(),
+        subscription: id.into(),
+        payload: "{}".into(),
+        with_content: true,
+        validation: false,
+        not_before,
+        deadline: T + 60_000,
+    }
+}
+
+#[test]
+fn enqueue_stops_at_the_bound() {
+    let (_dir, store) = store_with(&[("a", "https://p/a")]);
+    let stored = store
+        .enqueue(&[push("a", T), push("a", T), push("a", T)], 3, T)
+        .expect("enqueue");
+    assert_eq!(stored, 2, "one row was there already");
+    assert_eq!(store.queue_len().expect("len"), 3);
+}
+
+#[test]
+fn claims_lease_rows_until_they_are_done_or_retried() {
+    let (_dir, store) = store_with(&[("a", "https://p/a")]);
+    store
+        .enqueue(&[push("a", T + 5_000)], 10, T)
+        .expect("enqueue");
+    let claimed = store.claim_due(T, T + 1_000, 10).expect("claim");
+    assert_eq!(claimed.len(), 1, "only the validation push is due");
+    assert!(claimed[0].validation);
+    assert_eq!(claimed[0].endpoint, "https://p/a");
+    assert!(
+        store.claim_due(T, T + 1_000, 10).expect("claim").is_empty(),
+        "leased"
+    );
+    assert_eq!(store.next_due().expect("next"), Some(T + 1_000));
+    // The lease ends: claimed again (its sender died).
+    let again = store.claim_due(T + 1_000, T + 2_000, 1).expect("claim");
+    assert_eq!(again[0].seq, claimed[0].seq);
+    store.push_done(again[0].seq).expect("done");
+    let later = store.claim_due(T + 5_000, T + 6_000, 10).expect("claim");
+    assert_eq!(later.len(), 1);
+    store
+        .push_retry(later[0].seq, 1, T + 7_000, Some("{\"small\":1}"))
+        .expect("retry");
+    let retried = store.claim_due(T + 7_000, T + 8_000, 10).expect("claim");
+    assert_eq!(
+        (
+            retried[0].attempts,
+            retried[0].payload.as_str(),
+            retried[0].with_content
+        ),
+        (1, "{\"small\":1}", false)
+    );
+}
+
+#[test]
+fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
+    let (_dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+    assert_eq!(
+        store
+            .delay_endpoint("https://p/a", T + 30_000)
+            .expect("delay"),
+        1
+    );
+    let due: Vec<String> = store
+        .claim_due(T, T + 1_000, 10)
+        .expect("claim")
+        .into_iter()
+        .map(|p| p.subscription)
+        .collect();
+    assert_eq!(due, ["b"]);
+    // Past the deadline: dropped when claimed.
+    assert!(
+        store
+            .claim_due(T + 61_000, T + 62_000, 10)
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(store.queue_len().expect("len"), 0);
+    // A row whose subscription is gone is dropped when claimed.
+    store.enqueue(&[push("zz", T)], 10, T).expect("enqueue");
+    assert!(store.claim_due(T, T + 1_000, 10).expect("claim").is_empty());
+    assert_eq!(store.queue_len().expect("len"), 0);
+    store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
+    assert_eq!(store.drop_overdue_pushes(T + 60_001).expect("drop"), 1);
+}

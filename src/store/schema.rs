@@ -1,0 +1,66 @@
+//! The state store's schema, as numbered migrations (`PRAGMA user_version`): each one
+//! moves the schema a version up in its own SQLite transaction and keeps the data.
+//!
+//! Times are unix seconds in the METADATA tables and subscriptions, unix milliseconds
+//! in the push queue (its waits are shorter than a second in tests).
+
+/// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
+pub(super) const MIGRATIONS: [&str; 3] = [
+    // 1: the users' METADATA entries (COI settings), by entry name.
+    "CREATE TABLE IF NOT EXISTS user_metadata (
+        username TEXT NOT NULL,
+        entry    TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        updated  INTEGER NOT NULL,
+        PRIMARY KEY (username, entry)
+    ) WITHOUT ROWID;",
+    // 2: every other key of Dovecot's attribute dictionary, verbatim (dict proxy).
+    "CREATE TABLE IF NOT EXISTS dict_attributes (
+        username TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        updated  INTEGER NOT NULL,
+        PRIMARY KEY (username, key)
+    ) WITHOUT ROWID;",
+    // 3: Web Push. The server's own secrets (the VAPID private key); the users'
+    // subscriptions (WebPush METADATA entries, kept apart from the plain entries);
+    // the durable push queue. WebPush entries that version 2 stored as plain METADATA
+    // were never served as subscriptions (never validated): they are dropped.
+    "CREATE TABLE IF NOT EXISTS server_secrets (
+        name    TEXT NOT NULL PRIMARY KEY,
+        value   TEXT NOT NULL,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS push_subscriptions (
+        username     TEXT NOT NULL,
+        id           TEXT NOT NULL,
+        client       TEXT NOT NULL,
+        device       TEXT NOT NULL,
+        msgtype      TEXT NOT NULL,
+        endpoint     TEXT NOT NULL,
+        p256dh       TEXT NOT NULL,
+        auth         TEXT NOT NULL,
+        created      INTEGER NOT NULL,
+        validation   TEXT NOT NULL,
+        validated_at INTEGER,
+        PRIMARY KEY (username, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS push_subscriptions_endpoint ON push_subscriptions (endpoint);
+    CREATE TABLE IF NOT EXISTS push_queue (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        username     TEXT NOT NULL,
+        subscription TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        with_content INTEGER NOT NULL,
+        validation   INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        not_before   INTEGER NOT NULL,
+        deadline     INTEGER NOT NULL,
+        created      INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS push_queue_due ON push_queue (not_before);
+    CREATE INDEX IF NOT EXISTS push_queue_subscription ON push_queue (username, subscription);
+    DELETE FROM user_metadata
+     WHERE entry >= '/private/vendor/vendor.dovecot/webpush/'
+       AND entry < '/private/vendor/vendor.dovecot/webpush0';",
+];

@@ -1,0 +1,158 @@
+//! Users' WebPush subscriptions ("IMAP WebPush Extension v1.0"), one row per
+//! (user, id), with the validation token coid sent and when the client echoed it.
+//! Writes come through a dict commit (`super::commit`); here are the reads, and the
+//! deletions that also drop the subscription's pending pushes.
+//!
+//! Times here are unix seconds.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+/// One stored subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The client's id for it.
+    pub id: String,
+    /// Client name.
+    pub client: String,
+    /// Device name.
+    pub device: String,
+    /// msgtype as the client gave it (either vocabulary).
+    pub msgtype: String,
+    /// Push resource URL, as given.
+    pub endpoint: String,
+    /// The user agent's ECDH key, as given.
+    pub p256dh: String,
+    /// The user agent's auth secret, as given.
+    pub auth: String,
+    /// When it was stored.
+    pub created: i64,
+    /// When the client validated it; `None` while pending.
+    pub validated_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, client, device, msgtype, endpoint, p256dh, auth, created, validated_at";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscription> {
+    Ok(Subscription {
+        id: r.get(0)?,
+        client: r.get(1)?,
+        device: r.get(2)?,
+        msgtype: r.get(3)?,
+        endpoint: r.get(4)?,
+        p256dh: r.get(5)?,
+        auth: r.get(6)?,
+        created: r.get(7)?,
+        validated_at: r.get(8)?,
+    })
+}
+
+/// Deletes one subscription and its pending pushes; true if it existed.
+pub(super) fn delete(conn: &Connection, username: &str, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("DELETE FROM push_queue WHERE username = ?1 AND subscription = ?2")?
+        .execute(params![username, id])?;
+    let deleted = conn
+        .prepare_cached("DELETE FROM push_subscriptions WHERE username = ?1 AND id = ?2")?
+        .execute(params![username, id])?;
+    Ok(deleted > 0)
+}
+
+impl Store {
+    /// A user's subscriptions, by id.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn subscriptions(&self, username: &str) -> Result<Vec<Subscription>, StoreError> {
+        let conn = self.lock()?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM push_subscriptions WHERE username = ?1 ORDER BY id");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![username], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One subscription.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn subscription(
+        &self,
+        username: &str,
+        id: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let conn = self.lock()?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM push_subscriptions WHERE username = ?1 AND id = ?2");
+        Ok(conn
+            .prepare_cached(&sql)?
+            .query_row(params![username, id], row)
+            .optional()?)
+    }
+
+    /// Deletes a subscription and its pending pushes; with `endpoint`, only if it still
+    /// points there (a push service's 404/410 must not delete a subscription the
+    /// client has replaced meanwhile). True if one was deleted.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn delete_subscription(
+        &self,
+        username: &str,
+        id: &str,
+        endpoint: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        if let Some(endpoint) = endpoint {
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT endpoint FROM push_subscriptions WHERE username = ?1 AND id = ?2",
+                    params![username, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if current.as_deref() != Some(endpoint) {
+                return Ok(false);
+            }
+        }
+        let deleted = delete(&tx, username, id)?;
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// Deletes subscriptions never validated and created before `created_before`
+    /// (of `username`, or of everyone), with their pending pushes; returns how many.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn expire_subscriptions(
+        &self,
+        username: Option<&str>,
+        created_before: i64,
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let expired: Vec<(String, String)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT username, id FROM push_subscriptions
+                  WHERE validated_at IS NULL AND created < ?1
+                    AND (?2 IS NULL OR username = ?2)",
+            )?;
+            let rows = stmt.query_map(params![created_before, username], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (user, id) in &expired {
+            tracing::info!(
+                user,
+                subscription = id,
+                "unvalidated push subscription expired"
+            );
+            delete(&tx, user, id)?;
+        }
+        tx.commit()?;
+        Ok(expired.len())
+    }
+}
