@@ -40,7 +40,7 @@ fn options() -> Options {
     Options {
         ttl: Duration::from_secs(600),
         urgency: Urgency::High,
-        topic: Some("coiChats"),
+        topic: Some("coiChats".to_owned()),
         validation: false,
     }
 }

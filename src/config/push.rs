@@ -21,6 +21,9 @@ pub struct PushConfig {
     pub ttl_secs: u64,
     /// RFC 8030 `Urgency`: `very-low`, `low`, `normal` or `high`.
     pub urgency: String,
+    /// Send an RFC 8030 `Topic` per folder, so a newer push about a folder replaces
+    /// one a device has not fetched yet.
+    pub coalesce: bool,
     /// Seconds one push request may take (connect and answer).
     pub timeout_secs: u64,
     /// Pushes in flight at once.
@@ -50,6 +53,7 @@ impl Default for PushConfig {
             vapid_subject: "mailto:postmaster@localhost".into(),
             ttl_secs: 3600,
             urgency: "normal".into(),
+            coalesce: false,
             timeout_secs: 10,
             concurrency: 8,
             max_queue: 10_000,

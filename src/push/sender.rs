@@ -72,8 +72,8 @@ pub struct Options {
     /// `Urgency`.
     pub urgency: Urgency,
     /// `Topic`: a newer push with the same topic replaces an undelivered one.
-    /// At most 32 characters of the URL-safe base64 alphabet.
-    pub topic: Option<&'static str>,
+    /// At most 32 characters of the URL-safe base64 alphabet (see [`folder_topic`]).
+    pub topic: Option<String>,
     /// A subscription's validation push: sent with an empty `WebPush-Validation`
     /// header, as the WebPush spec ("Subscription Validation") asks.
     pub validation: bool,
@@ -232,7 +232,7 @@ impl Sender {
         let headers = request.headers_mut();
         insert(headers, "authorization", &vapid)?;
         insert(headers, "urgency", options.urgency.as_str())?;
-        if let Some(topic) = options.topic {
+        if let Some(topic) = &options.topic {
             insert(headers, "topic", topic)?;
         }
         if options.validation {
@@ -247,6 +247,17 @@ impl Sender {
 /// most 12 hours (RFC 8292 §2 allows 24; this leaves room for clock skew).
 fn jwt_validity(ttl: Duration) -> Duration {
     ttl.clamp(Duration::from_secs(60), Duration::from_secs(12 * 3600))
+}
+
+/// The RFC 8030 §5.4 `Topic` for pushes about `folder`: `f` and 31 hex digits of its
+/// SHA-256, so any folder name gives a valid topic (alphanumerics only, which every
+/// push service accepts) and a newer push about the same folder replaces an
+/// undelivered older one.
+pub fn folder_topic(folder: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(folder.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("f{}", hex.get(..31).unwrap_or_default())
 }
 
 fn insert(headers: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<(), SendError> {

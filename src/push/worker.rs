@@ -20,7 +20,7 @@ use super::outcome::Outcome;
 use super::payload::Payload;
 use super::queue::PushQueue;
 use super::retry::{self, Action, Row, Rules, Severity};
-use super::sender::{Options, SendError, Sender, Target, Urgency};
+use super::sender::{Options, SendError, Sender, Target, Urgency, folder_topic};
 use super::subscription::{decode_auth, decode_p256dh};
 use crate::config::PushConfig;
 use crate::store::{QueuedPush, StoreError, unix_now_ms};
@@ -37,6 +37,8 @@ pub struct Worker {
     options: Options,
     rules: Rules,
     concurrency: usize,
+    /// Send a `Topic` per folder (`[push] coalesce`).
+    coalesce: bool,
     /// Longest one send may take; the lease is a little longer.
     send_limit: Duration,
 }
@@ -57,6 +59,7 @@ impl Worker {
                 backoff_max: Duration::from_secs(config.backoff_max_secs),
                 rate_limit: Duration::from_secs(config.rate_limit_secs),
             },
+            coalesce: config.coalesce,
             concurrency: config.concurrency.max(1),
             // The sender's own timeout covers connect and answer; DNS comes on top.
             send_limit: Duration::from_secs(config.timeout_secs.saturating_mul(2)),
@@ -163,6 +166,10 @@ impl Worker {
         };
         let options = Options {
             validation: push.validation,
+            topic: (self.coalesce && !push.validation)
+                .then(|| payload_folder(&push.payload))
+                .flatten()
+                .map(|folder| folder_topic(&folder)),
             ..self.options.clone()
         };
         let sent = tokio::time::timeout(
@@ -322,4 +329,30 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|join| Err(StoreError::Worker(join.to_string())))
+}
+
+/// The `folder` of a queued payload, for its topic.
+fn payload_folder(payload: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    value.get("folder")?.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_comes_from_the_payload_folder() {
+        assert_eq!(
+            payload_folder(r#"{"folder":"COI/Chats","subject":"x"}"#).as_deref(),
+            Some("COI/Chats")
+        );
+        assert_eq!(payload_folder(r#"{"validation":"t"}"#), None);
+        assert_eq!(payload_folder("not json"), None);
+        let chats = folder_topic("COI/Chats");
+        assert_eq!(chats.len(), 32);
+        assert!(chats.chars().all(|c| c.is_ascii_alphanumeric()), "{chats}");
+        assert_eq!(chats, folder_topic("COI/Chats"), "stable");
+        assert_ne!(chats, folder_topic("INBOX"));
+    }
 }
