@@ -6,11 +6,13 @@
 #    that uses the network (crates.io);
 # 3. runs them inside a fresh network namespace that has nothing but loopback:
 #    `classify` (in-process CPU cost per message), then `e2e` (Postfix → Dovecot
-#    against Postfix → coid → Dovecot, and coid's memory), several minutes.
+#    against Postfix → coid → Dovecot, and coid's memory), then `push` (Web Push:
+#    pushes per second, delivery-to-push latency, mail throughput with push on and
+#    off), several minutes.
 # Postfix, Dovecot and coid are started by the benchmark on high loopback ports in
 # temporary directories; nothing system-wide is configured or started.
-# Arguments replace the default `--bench classify --bench e2e` given to `cargo bench`
-# (e.g. benches/run.sh --bench classify). COID_BENCH_QUICK=1 runs a tenth of the messages.
+# Arguments replace the default `--bench classify --bench e2e --bench push` given to
+# `cargo bench` (e.g. benches/run.sh --bench push). COID_BENCH_QUICK=1 runs a tenth of the messages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--bench classify --bench e2e)
+[ ${#args[@]} -gt 0 ] || args=(--bench classify --bench e2e --bench push)
 cargo bench --locked --no-run "${args[@]}"
 # The network namespace: only loopback exists inside it.
 exec unshare --net -- bash -c 'ip link set lo up && exec cargo bench --locked --offline "$@"' \

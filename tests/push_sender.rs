@@ -32,6 +32,7 @@ fn sender(allow_private: bool) -> Sender {
         "mailto:postmaster@example.org",
         EndpointPolicy { allow_private },
         Duration::from_secs(2),
+        4,
     )
     .expect("sender")
 }

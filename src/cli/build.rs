@@ -82,7 +82,8 @@ pub fn push_sender(config: &Config, vapid: VapidKey) -> Result<Sender, u8> {
         allow_private: config.push.allow_private_endpoints,
     };
     let timeout = std::time::Duration::from_secs(config.push.timeout_secs);
-    Sender::new(vapid, &config.push.vapid_subject, policy, timeout).map_err(|err| {
+    let idle = config.push.concurrency;
+    Sender::new(vapid, &config.push.vapid_subject, policy, timeout, idle).map_err(|err| {
         eprintln!("coid: push sender: {err}");
         exit::SOFTWARE
     })

@@ -111,7 +111,9 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender signing as `subject` (`mailto:` or `https:` URL, RFC 8292 §2.1).
+    /// A sender signing as `subject` (`mailto:` or `https:` URL, RFC 8292 §2.1),
+    /// keeping up to `idle_per_host` connections open per push service: set it to the
+    /// pushes in flight, or most pushes open a new connection (a TLS handshake each).
     ///
     /// # Errors
     /// The HTTP client cannot be built (TLS setup).
@@ -120,13 +122,14 @@ impl Sender {
         subject: &str,
         policy: EndpointPolicy,
         timeout: Duration,
+        idle_per_host: usize,
     ) -> Result<Sender, SendError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(timeout)
             .timeout(timeout)
-            .pool_max_idle_per_host(4)
+            .pool_max_idle_per_host(idle_per_host.max(1))
             .user_agent(concat!("coid/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(CheckedResolver { policy }))
             .build()

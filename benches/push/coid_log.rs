@@ -1,0 +1,58 @@
+//! When coid delivered each message, from its own log (`COID_LOG=info`, tracing's
+//! default format with RFC 3339 UTC timestamps in µs, maybe with ANSI colours): the
+//! pipeline logs `delivered` once per stored copy, inside the `message` span that
+//! carries `msg_id`, right after Dovecot's reply and before coid answers Postfix. That
+//! is the start of the delivery-to-push latency: it is on the same clock as the
+//! receiver's arrival times, and it is per message, to the µs.
+
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Message-ID (bare, as the push payload's `msg-id`) → unix µs of its `delivered`
+/// line. Panics on a message delivered twice.
+pub fn delivered(log: &str) -> HashMap<String, i64> {
+    let mut at = HashMap::new();
+    for line in log.lines().map(strip_ansi) {
+        let Some((id, us)) = parse(&line) else {
+            continue;
+        };
+        assert!(at.insert(id.clone(), us).is_none(), "{id} delivered twice");
+    }
+    at
+}
+
+fn parse(line: &str) -> Option<(String, i64)> {
+    if !line.contains("coid::pipeline: delivered ") {
+        return None;
+    }
+    let stamp = line.split_whitespace().next()?;
+    let when = OffsetDateTime::parse(stamp, &Rfc3339).ok()?;
+    let id = line
+        .split("msg_id=")
+        .nth(1)?
+        .split([' ', '}'])
+        .next()?
+        .trim_matches('"');
+    let us = i64::try_from(when.unix_timestamp_nanos() / 1000).ok()?;
+    Some((id.to_owned(), us))
+}
+
+/// The line without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,211 @@
+//! The push benchmark's tables: CPU per push, pushes per second in process (median
+//! of the runs, with the range), and the stack runs: mail throughput with push on and
+//! off (median of the rounds, the ratio of the medians and the ratio within each
+//! round), and the delivery-to-push latency quantiles over every push of every round.
+
+use std::time::Duration;
+
+use crate::cost::Cost;
+use crate::flow::{CHAT_SIZE, Outcome, SESSIONS};
+use crate::postfix_log::quantile;
+use crate::send::Rate;
+
+pub fn cost(c: &Cost) {
+    println!(
+        "\nCPU per push, in process, one thread (µs; payload {} B plaintext, {} B encrypted)",
+        c.plaintext, c.body
+    );
+    println!("step                               µs");
+    for (step, us) in [
+        ("encrypt (RFC 8291 aes128gcm)", c.encrypt),
+        ("sign (RFC 8292 VAPID JWT)", c.sign),
+        ("encrypt + sign (coid, per push)", c.encrypt_and_sign),
+        ("decrypt (push service side)", c.decrypt),
+    ] {
+        println!("{step:<33} {us:>6.0}");
+    }
+}
+
+/// In-process rates: the bare `Sender`, then the queue and `Worker`.
+pub fn rates(
+    concurrency: usize,
+    subscriptions: usize,
+    sender: &[Rate],
+    worker: &[Rate],
+    enqueue_us: f64,
+) {
+    println!(
+        "\npushes per second to the local receiver ({concurrency} in flight, {subscriptions} \
+         subscriptions; CPU: µs per push, coid's threads and the receiver's thread; \
+         connections: TCP connections the receiver accepted per run)"
+    );
+    println!(
+        "path                               pushes  runs  pushes/s  (min–max)      coid CPU  \
+         receiver CPU  connections"
+    );
+    for (path, runs) in [
+        ("Sender::send", sender),
+        ("queue → Worker → Sender", worker),
+    ] {
+        let per_second: Vec<f64> = runs.iter().map(Rate::per_second).collect();
+        let cpu = |of: fn(&Rate) -> Duration| {
+            median(
+                runs.iter()
+                    .map(|r| of(r).as_secs_f64() * 1e6 / r.pushes as f64)
+                    .collect(),
+            )
+        };
+        println!(
+            "{path:<33} {:>7}  {:>4}  {:>8.0}  {:<13}  {:>8.0}  {:>12.0}  {:>11.0}",
+            runs.first().map_or(0, |r| r.pushes),
+            runs.len(),
+            median(per_second.clone()),
+            range(&per_second),
+            cpu(|r| r.cpu.rest),
+            cpu(|r| r.cpu.receiver),
+            median(runs.iter().map(|r| r.connections as f64).collect()),
+        );
+    }
+    println!(
+        "queueing one delivered message's {subscriptions} pushes (pushes_for + enqueue, \
+         SQLite): {enqueue_us:.0} µs"
+    );
+}
+
+/// The stack runs.
+pub fn mail(outcomes: &[Outcome]) {
+    let on: Vec<&Outcome> = outcomes.iter().filter(|o| o.push).collect();
+    let off: Vec<&Outcome> = outcomes.iter().filter(|o| !o.push).collect();
+    println!(
+        "\nmail throughput, Postfix → coid → Dovecot, {SESSIONS} LMTP sessions, chats of {} KB \
+         to one user (push on: 2 devices, each chat pushes to both)",
+        CHAT_SIZE / 1024
+    );
+    println!("push  msgs  rounds  submit s  total s   msgs/s  (min–max)    pushes  push drain s");
+    for (name, runs) in [("off", &off), ("on", &on)] {
+        let rates: Vec<f64> = runs.iter().map(|o| o.rate()).collect();
+        let secs = |of: fn(&Outcome) -> Option<Duration>| {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|o| of(o))
+                .map(|d| d.as_secs_f64())
+                .collect();
+            if values.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", median(values))
+            }
+        };
+        println!(
+            "{name:<4}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}",
+            runs.first().map_or(0, |o| o.messages),
+            runs.len(),
+            secs(|o| Some(o.injected)),
+            secs(|o| Some(o.elapsed)),
+            median(rates.clone()),
+            range(&rates),
+            runs.iter().map(|o| o.latencies.len()).sum::<usize>(),
+            secs(|o| o.drained),
+        );
+    }
+    let median_rate = |runs: &[&Outcome]| median(runs.iter().map(|o| o.rate()).collect());
+    let per_round: Vec<String> = on
+        .iter()
+        .zip(&off)
+        .map(|(on, off)| format!("{:.2}", on.rate() / off.rate()))
+        .collect();
+    println!(
+        "ratio on/off (medians): {:.2}; per round: {}",
+        median_rate(&on) / median_rate(&off),
+        per_round.join(" ")
+    );
+
+    let all: Vec<f64> = on
+        .iter()
+        .flat_map(|o| o.latencies.iter().copied())
+        .collect();
+    println!(
+        "\ndelivery-to-push latency while mail flows (ms; coid's `delivered` log line → \
+         push received)"
+    );
+    println!("pushes     p50     p90     p99     max");
+    println!(
+        "{:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}",
+        all.len(),
+        quantile(&all, 0.5),
+        quantile(&all, 0.9),
+        quantile(&all, 0.99),
+        quantile(&all, 1.0)
+    );
+    let rounds: Vec<String> = on
+        .iter()
+        .map(|o| {
+            format!(
+                "{:.1}/{:.1}",
+                quantile(&o.latencies, 0.5),
+                quantile(&o.latencies, 0.99)
+            )
+        })
+        .collect();
+    println!("per round p50/p99: {}", rounds.join("  "));
+}
+
+/// One line per stack run, on stderr while the bench runs.
+pub fn progress(round: usize, o: &Outcome) -> String {
+    format!(
+        "[bench] round {round} push {}: {} msgs in {:.2} s, {:.1} msgs/s, {} pushes, p50 {:.1} ms",
+        if o.push { "on " } else { "off" },
+        o.messages,
+        o.elapsed.as_secs_f64(),
+        o.rate(),
+        o.latencies.len(),
+        quantile(&o.latencies, 0.5),
+    )
+}
+
+fn range(values: &[f64]) -> String {
+    format!(
+        "({:.0}–{:.0})",
+        quantile(values, 0.0),
+        quantile(values, 1.0)
+    )
+}
+
+/// The middle value, or the mean of the two middle values; 0 for none.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// CPUs, Postfix and Dovecot versions and the load average, for the header line.
+pub fn environment() -> String {
+    let run = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    format!(
+        "{cpus} CPUs, Postfix {}, Dovecot {}, load average {}",
+        run("postconf", &["-d", "-h", "mail_version"]),
+        run("dovecot", &["--version"]),
+        load_average()
+    )
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews the figures.
+pub fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
