@@ -24,10 +24,10 @@ if allof (environment :is "imap.cause" "FLAG",
           servermetadata :is "${config}/message-filter" "seen") {
     set "root" "COI";
     if servermetadata :matches "${config}/mailbox-root" "*" { set "root" "${1}"; }
-    if allof (environment :matches "imap.user" "*", header :matches "Message-ID" "*") {
-        # ${1} of the last match is the Message-ID; take the user first.
-        set "msgid" "${1}";
-        if environment :matches "imap.user" "*" { set "user" "${1}"; }
+    set "msgid" "";
+    if header :matches "Message-ID" "*" { set "msgid" "${1}"; }
+    if environment :matches "imap.user" "*" { set "user" "${1}"; }
+    if not string :is "${msgid}" "" {
         execute "coid-seen-move" ["${user}", "${root}/Chats", "${msgid}"];
     }
 }
