@@ -9,17 +9,18 @@
 //! Plain loop, no framework: per measurement a short warm-up, then 7 batches of about
 //! 100 ms each; the median batch is reported as µs per message.
 
+#[path = "shared/timing.rs"]
+mod timing;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use coid::classify::{Classification, classify_raw};
 use coid::policy::{Explained, Facts, Policy};
 use coid::spool::header_end;
 use coid::store::{CoiSettings, MessageFilter};
 use mail_parser::MessageParser;
+use timing::{BATCHES, micros, per_call};
 
-const BATCHES: usize = 7;
-const BATCH_TARGET: Duration = Duration::from_millis(100);
 const RCPT: &str = "alice@example.org";
 const MAIL_FROM: &str = "bob@example.net";
 
@@ -92,16 +93,16 @@ fn main() {
             .expect("the benchmark messages parse");
         let decision = Explained::new(RCPT, &policy.evaluate(parsed.clone(), &facts));
 
-        let classify = time_per_message(|| {
+        let classify = per_call(|| {
             black_box(classify_raw(black_box(header_section(raw))));
         });
-        let parse = time_per_message(|| {
+        let parse = per_call(|| {
             black_box(MessageParser::new().parse(black_box(raw)));
         });
-        let evaluate = time_per_message(|| {
+        let evaluate = per_call(|| {
             black_box(policy.evaluate(black_box(parsed.clone()), &facts));
         });
-        let all = time_per_message(|| {
+        let all = per_call(|| {
             let classification = classify_raw(header_section(black_box(raw)));
             let parsed = MessageParser::new().parse(raw).unwrap_or_default();
             black_box(policy.evaluate(parsed, &self::facts(&classification, &settings)));
@@ -132,37 +133,4 @@ fn facts<'a>(classification: &'a Classification, settings: &'a CoiSettings) -> F
         classification,
         settings,
     }
-}
-
-/// The median time of one call of `f`, over [`BATCHES`] batches of about
-/// [`BATCH_TARGET`] each, after a warm-up that also sizes the batches.
-fn time_per_message(mut f: impl FnMut()) -> Duration {
-    let mut per_batch = 1u32;
-    loop {
-        let began = Instant::now();
-        for _ in 0..per_batch {
-            f();
-        }
-        if began.elapsed() >= BATCH_TARGET / 4 {
-            let scale = BATCH_TARGET.as_secs_f64() / began.elapsed().as_secs_f64();
-            per_batch = ((f64::from(per_batch) * scale) as u32).max(1);
-            break;
-        }
-        per_batch = per_batch.saturating_mul(2);
-    }
-    let mut batches: Vec<Duration> = (0..BATCHES)
-        .map(|_| {
-            let began = Instant::now();
-            for _ in 0..per_batch {
-                f();
-            }
-            began.elapsed() / per_batch
-        })
-        .collect();
-    batches.sort_unstable();
-    batches[BATCHES / 2]
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }

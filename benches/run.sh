@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs coid's benchmarks (benches/README.md) on a Debian 12 / Ubuntu machine, as root:
 #   sudo benches/run.sh
-# 1. installs Postfix and Dovecot (with Pigeonhole) with apt if they are missing;
+# 1. installs Postfix, Dovecot (with Pigeonhole) and the tools the benchmark runs with
+#    apt if they are missing (tests/install-packages.sh, shared with tests/run.sh);
 # 2. builds the benchmarks with the bench (release) profile; this is the only step
 #    that uses the network (crates.io);
 # 3. runs them inside a fresh network namespace that has nothing but loopback:
@@ -21,18 +22,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(dovecot-core dovecot-lmtpd dovecot-imapd dovecot-sieve postfix iproute2 util-linux)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "benches/run.sh: installing ${missing[*]}"
-  # "No configuration": no /etc/postfix/main.cf and no system Postfix is started.
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+tests/install-packages.sh
 
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--bench classify --bench e2e --bench push)

@@ -17,7 +17,7 @@ use crate::classify::{Class, Classification, classify_raw};
 use crate::config::Config;
 use crate::delivery::{Backend, Job, Message};
 use crate::lmtp::{Envelope, Reply};
-use crate::policy::{Evaluation, Facts, Policy, Target, Verdict};
+use crate::policy::{Evaluation, Facts, Policy, Verdict};
 use crate::push::delivered::{Delivered, DeliveredMessage, PushHook};
 use crate::push::queue::PushQueue;
 use crate::spool::Spooled;
@@ -92,13 +92,7 @@ impl Pipeline {
             users: UserMap::new(&config.users),
             coi_defaults: CoiSettings::defaults(&config.coi),
             push: None,
-            separator: config
-                .delivery
-                .dovecot
-                .hierarchy_separator
-                .chars()
-                .next()
-                .unwrap_or('/'),
+            separator: config.delivery.dovecot.separator(),
         }
     }
 
@@ -192,8 +186,8 @@ impl Pipeline {
                     let span = tracing::Span::current();
                     span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
                     span.record("class", decisions.classification.class.as_str());
-                    let (replies, stored) = self.deliver(envelope, body, &decisions).await;
-                    self.queue_pushes(body, &decisions, &replies, stored);
+                    let replies = self.deliver(envelope, body, &decisions).await;
+                    self.queue_pushes(body, decisions, &replies);
                     replies
                 }
                 Err(err) => {
@@ -206,16 +200,14 @@ impl Pipeline {
         .await
     }
 
-    /// Delivers; returns one reply per recipient and, per recipient, the first target
-    /// the store took a copy for.
+    /// Delivers every copy the policy asked for; one reply per recipient, in order.
     async fn deliver(
         &self,
         envelope: &Envelope,
         body: &Spooled,
         decisions: &Decisions,
-    ) -> (Vec<Reply>, Vec<Option<Target>>) {
+    ) -> Vec<Reply> {
         let mut replies: Vec<Option<Reply>> = vec![None; decisions.recipients.len()];
-        let mut stored: Vec<Option<Target>> = vec![None; decisions.recipients.len()];
         let mut jobs = Vec::new();
         let mut owners = Vec::new();
         for (i, d) in decisions.recipients.iter().enumerate() {
@@ -240,30 +232,26 @@ impl Pipeline {
         } else {
             self.backend.deliver(&message, &jobs).await
         };
-        for ((owner, job), result) in owners.iter().zip(&jobs).zip(results) {
+        // A copy the backend gave no reply for was not stored: never a 250 for it.
+        let mut results = results.into_iter();
+        for (owner, job) in owners.iter().zip(&jobs) {
+            let result = results.next().unwrap_or(Reply::TEMP_FAILURE);
             log_outcome(job, &result);
-            if result.is_success() && stored[*owner].is_none() {
-                stored[*owner] = Some(job.target.clone());
-            }
             let slot = &mut replies[*owner];
             *slot = Some(combine(slot.take(), result));
         }
-        let replies = replies
+        replies
             .into_iter()
             .map(|r| r.unwrap_or(Reply::TEMP_FAILURE))
-            .collect();
-        (replies, stored)
+            .collect()
     }
 
-    /// Hands the pushes for the recipients that got 2xx and a stored copy to the push
+    /// Hands the pushes for the recipients the store took the message for to the push
     /// hook, which queues them in its own task. Read receipts never push.
-    fn queue_pushes(
-        &self,
-        body: &Spooled,
-        decisions: &Decisions,
-        replies: &[Reply],
-        stored: Vec<Option<Target>>,
-    ) {
+    ///
+    /// A 2xx reply means every copy was stored (see [`combine`]); the push names the
+    /// first copy's folder.
+    fn queue_pushes(&self, body: &Spooled, decisions: Decisions, replies: &[Reply]) {
         let Some(hook) = &self.push else {
             return;
         };
@@ -274,20 +262,23 @@ impl Pipeline {
             .recipients
             .iter()
             .zip(replies)
-            .zip(stored)
-            .filter(|((_, reply), _)| reply.is_success())
-            .filter_map(|((decision, _), target)| {
-                let username = decision.user.username.clone();
-                Some(Delivered::stored(username, &target?, self.separator))
+            .filter(|(_, reply)| reply.is_success())
+            .filter_map(|(decision, _)| match &decision.evaluation.verdict {
+                Verdict::Deliver(targets) => Some(Delivered::stored(
+                    decision.user.username.clone(),
+                    targets.first()?,
+                    self.separator,
+                )),
+                Verdict::Discard | Verdict::Reject(_) => None,
             })
             .collect();
         if recipients.is_empty() {
             return;
         }
         let message = DeliveredMessage::new(
-            decisions.header.clone(),
+            decisions.header,
             body.as_bytes(),
-            decisions.classification.group_id.clone(),
+            decisions.classification.group_id,
         );
         hook.after_delivery(message, recipients);
     }

@@ -115,19 +115,23 @@ impl Spooled {
     /// # Errors
     /// Reading the spool file failed.
     pub async fn header_block(&self, max: usize) -> io::Result<Vec<u8>> {
-        let head = match self {
-            Spooled::Memory(bytes) => bytes
-                .get(..max.min(bytes.len()))
-                .unwrap_or_default()
-                .to_vec(),
+        match self {
+            Spooled::Memory(bytes) => {
+                // Cut before copying: the header is usually a small part of `max`.
+                let window = bytes.get(..max.min(bytes.len())).unwrap_or_default();
+                let end = header_end(window).unwrap_or(window.len());
+                Ok(window.get(..end).unwrap_or_default().to_vec())
+            }
             Spooled::File { temp, .. } => {
                 let mut file = tokio::fs::File::open(temp.path()).await?;
                 let mut head = Vec::with_capacity(max.min(64 * 1024));
                 (&mut file).take(max as u64).read_to_end(&mut head).await?;
-                head
+                if let Some(end) = header_end(&head) {
+                    head.truncate(end);
+                }
+                Ok(head)
             }
-        };
-        Ok(cut_at_body(head))
+        }
     }
 
     /// A reader over the whole message from its first byte.
@@ -150,13 +154,6 @@ impl Spooled {
 }
 
 /// Cuts `head` after the blank line that ends the header section, if it has one.
-fn cut_at_body(mut head: Vec<u8>) -> Vec<u8> {
-    if let Some(end) = header_end(&head) {
-        head.truncate(end);
-    }
-    head
-}
-
 /// Offset just past the empty line ending the header section (CRLF CRLF or LF LF).
 pub fn header_end(bytes: &[u8]) -> Option<usize> {
     let crlf = memchr::memmem::find(bytes, b"\r\n\r\n").map(|p| p + 4);
@@ -178,6 +175,11 @@ mod tests {
         small.write(b"Subject: a\r\n\r\nhi").await.expect("write");
         let small = small.finish().await.expect("finish");
         assert!(small.as_bytes().is_some());
+        assert_eq!(
+            small.header_block(1000).await.expect("head"),
+            b"Subject: a\r\n\r\n"
+        );
+        assert_eq!(small.header_block(5).await.expect("head"), b"Subjec"[..5]);
 
         let mut big = SpoolWriter::new(16, dir.path());
         big.write(b"Subject: a\r\n\r\n").await.expect("write");

@@ -2,16 +2,11 @@
 //! 2.65.0 and 2.59.0) sent through a real Postfix, kept byte for byte under
 //! `tests/data/eml/deltachat/` (see `tests/deltachat/README.md` for how they were made).
 
-use coid::classify::{Class, Signal, classify_raw};
-use rstest::rstest;
+mod common;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/data/eml/deltachat/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use coid::classify::{Class, Signal, classify_raw};
+use common::message::{DELTACHAT_FIXTURES, deltachat_fixture as fixture};
+use rstest::rstest;
 
 #[rstest]
 #[case::encrypted_1to1("encrypted-1to1.eml")]
@@ -54,10 +49,7 @@ fn unencrypted_deltachat_messages_carry_chat_version(#[case] name: &str, #[case]
 /// Older cores still put Chat-Version outside the encryption.
 #[test]
 fn deltachat_2_59_messages_are_chat() {
-    let dir = format!(
-        "{}/tests/data/eml/deltachat/v2.59.0",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let dir = format!("{DELTACHAT_FIXTURES}/v2.59.0");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("v2.59.0 fixtures") {
         let path = entry.expect("entry").path();

@@ -19,11 +19,14 @@ struct Setup {
 }
 
 impl Setup {
+    /// A config with the state in a fresh directory, plus `extra`, in which `@DIR@`
+    /// stands for that directory.
     fn new(extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().display().to_string();
         let config = format!(
-            "[lmtp]\ntcp = [\"127.0.0.1:0\"]\n[state]\ndir = \"{}\"\n[delivery.maildir]\nfsync = false\n{extra}",
-            dir.path().join("state").display()
+            "[lmtp]\ntcp = [\"127.0.0.1:0\"]\n[state]\ndir = \"{path}/state\"\n[delivery.maildir]\nfsync = false\n{}",
+            extra.replace("@DIR@", &path)
         );
         std::fs::write(dir.path().join("coid.toml"), config).expect("config");
         Setup { dir }
@@ -39,12 +42,12 @@ const CHAT: &[u8] = b"From: bob@example.net\r\nTo: alice@example.org\r\nChat-Ver
 #[test]
 fn check_config_reports_every_problem() {
     let good = Setup::new("");
-    let (code, out, _) = good.run(&["check-config", "--config", ""], None);
+    let (code, out, _) = good.run(&["check-config"], None);
     assert_eq!(code, 0, "{out}");
     let bad = Setup::new(
         "[coi]\nmessage_filter = \"sometimes\"\n[policy]\nscript = \"/nonexistent/policy.sieve\"\n[users]\nusername = \"uid\"\n[dict]\nsocket = \"run/dict\"\n[push]\nvapid_subject = \"postmaster@example.org\"\nurgency = \"now\"\n",
     );
-    let (code, _, err) = bad.run(&["check-config", "--config", ""], None);
+    let (code, _, err) = bad.run(&["check-config"], None);
     assert_eq!(code, 78, "{err}");
     for needle in [
         "message_filter",
@@ -57,7 +60,7 @@ fn check_config_reports_every_problem() {
         assert!(err.contains(needle), "missing {needle} in {err}");
     }
     let typo = Setup::new("[lmtp]\nmax_conections = 3\n");
-    let (code, _, err) = typo.run(&["check-config", "--config", ""], None);
+    let (code, _, err) = typo.run(&["check-config"], None);
     assert_eq!(code, 78, "{err}");
 }
 
@@ -67,8 +70,6 @@ fn explain_prints_the_decision_as_json() {
     let (code, _, err) = s.run(
         &[
             "user",
-            "--config",
-            "",
             "set",
             "alice@example.org",
             "enabled=yes",
@@ -78,14 +79,7 @@ fn explain_prints_the_decision_as_json() {
     );
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = s.run(
-        &[
-            "explain",
-            "--config",
-            "",
-            "--rcpt",
-            "alice@example.org",
-            "bob@example.org",
-        ],
+        &["explain", "--rcpt", "alice@example.org", "bob@example.org"],
         Some(CHAT),
     );
     assert_eq!(code, 0, "{err}");
@@ -106,8 +100,6 @@ fn deliver_uses_sysexits() {
     let (code, _, err) = s.run(
         &[
             "deliver",
-            "--config",
-            "",
             "--from",
             "bob@example.net",
             "--rcpt",
@@ -125,60 +117,33 @@ fn deliver_uses_sysexits() {
             .next()
             .is_some()
     );
-    let (code, _, err) = s.run(
-        &["deliver", "--config", "", "--rcpt", "../evil@example.org"],
-        Some(CHAT),
-    );
+    let (code, _, err) = s.run(&["deliver", "--rcpt", "../evil@example.org"], Some(CHAT));
     assert_eq!(code, 67, "{err}");
-    let reject = Setup::new("[policy]\nscript = \"\"\n");
+    let reject = Setup::new("[policy]\nscript = \"@DIR@/reject.sieve\"\n");
     let policy = reject.dir.path().join("reject.sieve");
     std::fs::write(&policy, "require \"reject\"; reject \"not here\";").expect("policy");
-    let cfg = format!(
-        "[lmtp]\ntcp = [\"127.0.0.1:0\"]\n[state]\ndir = \"{}\"\n[policy]\nscript = \"{}\"\n",
-        reject.dir.path().join("state").display(),
-        policy.display()
-    );
-    std::fs::write(reject.dir.path().join("coid.toml"), cfg).expect("config");
-    let (code, _, err) = reject.run(
-        &["deliver", "--config", "", "--rcpt", "alice@example.org"],
-        Some(CHAT),
-    );
+    let (code, _, err) = reject.run(&["deliver", "--rcpt", "alice@example.org"], Some(CHAT));
     assert_eq!(code, 65, "{err}");
     let down = Setup::new(
         "[delivery]\nbackend = \"dovecot\"\n[delivery.dovecot]\nlmtp = \"/nonexistent/lmtp\"\n",
     );
-    let (code, _, err) = down.run(
-        &["deliver", "--config", "", "--rcpt", "alice@example.org"],
-        Some(CHAT),
-    );
+    let (code, _, err) = down.run(&["deliver", "--rcpt", "alice@example.org"], Some(CHAT));
     assert_eq!(code, 75, "{err}");
 }
 
 #[test]
 fn user_get_and_set() {
     let s = Setup::new("");
-    let (_, out, _) = s.run(
-        &["user", "--config", "", "get", "alice+x@Example.org"],
-        None,
-    );
+    let (_, out, _) = s.run(&["user", "get", "alice+x@Example.org"], None);
     assert!(out.contains("enabled=no (default)"), "{out}");
     let (code, _, err) = s.run(
-        &[
-            "user",
-            "--config",
-            "",
-            "set",
-            "alice@example.org",
-            "message-filter=weird",
-        ],
+        &["user", "set", "alice@example.org", "message-filter=weird"],
         None,
     );
     assert_eq!(code, 64, "{err}");
     let (code, _, _) = s.run(
         &[
             "user",
-            "--config",
-            "",
             "set",
             "alice@example.org",
             "enabled=yes",
@@ -187,7 +152,7 @@ fn user_get_and_set() {
         None,
     );
     assert_eq!(code, 0);
-    let (_, out, _) = s.run(&["user", "--config", "", "get", "alice@example.org"], None);
+    let (_, out, _) = s.run(&["user", "get", "alice@example.org"], None);
     assert!(
         out.contains("enabled=yes\n") && out.contains("message-filter=seen\n"),
         "{out}"
@@ -209,7 +174,7 @@ fn dict_set(dict: &mut DictClient, id: u32, key: &str, value: &str) -> String {
 
 /// `coid push list` lines as JSON.
 fn push_list(coid: &Coid) -> Vec<serde_json::Value> {
-    let (code, out, err) = coid.cli(&["push", "--config", "", "list", "alice@example.org"], None);
+    let (code, out, err) = coid.cli(&["push", "list", "alice@example.org"], None);
     assert_eq!(code, 0, "{err}");
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
@@ -232,16 +197,16 @@ fn push_list_test_delete_and_vapid() {
     opts.extra_toml = "[push]\nallow_private_endpoints = true\n".into();
     let coid = Coid::start(opts);
     for sub in ["list", "delete", "test", "vapid"] {
-        let (code, out, _) = coid.cli(&["push", "--config", "", sub, "--help"], None);
+        let (code, out, _) = coid.cli(&["push", sub, "--help"], None);
         assert_eq!(code, 0, "push {sub} --help");
         assert!(out.contains("Usage: coid push"), "{out}");
     }
 
     // The VAPID key: the same every time, and what the dict serves.
-    let (code, pem, err) = coid.cli(&["push", "--config", "", "vapid"], None);
+    let (code, pem, err) = coid.cli(&["push", "vapid"], None);
     assert_eq!(code, 0, "{err}");
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
-    assert_eq!(coid.cli(&["push", "--config", "", "vapid"], None).1, pem);
+    assert_eq!(coid.cli(&["push", "vapid"], None).1, pem);
     let mut dict = DictClient::connect(&coid);
     dict.send(b"H3\t2\t0\t\tcoid\n");
     dict.send(format!("L{}\talice@example.org\n", webpush_key("vapid")).as_bytes());
@@ -272,7 +237,7 @@ fn push_list_test_delete_and_vapid() {
         (listed[0]["id"].as_str(), &listed[0]["validated"]),
         (Some("dev-phone-1"), &serde_json::Value::Bool(false))
     );
-    let (code, _, err) = coid.cli(&["push", "--config", "", "test", "alice@example.org"], None);
+    let (code, _, err) = coid.cli(&["push", "test", "alice@example.org"], None);
     assert_eq!(code, 67, "no validated subscription yet: {err}");
     let validate = webpush_key("subscriptions/dev-phone-1/validate");
     assert_eq!(dict_set(&mut dict, 2, &validate, token), "O2");
@@ -281,7 +246,7 @@ fn push_list_test_delete_and_vapid() {
     // A message delivered by `coid deliver` (another process) queues its push in the
     // state store; the serving coid sends it (within its 5 s poll).
     coid.user_set("alice@example.org", &["enabled=yes"]);
-    let rcpt = ["deliver", "--config", "", "--rcpt", "alice@example.org"];
+    let rcpt = ["deliver", "--rcpt", "alice@example.org"];
     let (code, _, err) = coid.cli(&rcpt, Some(CHAT));
     assert_eq!(code, 0, "{err}");
     let seen = receiver.wait_for_requests(2, Duration::from_secs(15));
@@ -290,7 +255,7 @@ fn push_list_test_delete_and_vapid() {
     assert_eq!(push["msg-id"], "chat$1@example.net", "{push:#}");
 
     // A test push is delivered; the next one finds the subscription gone (410).
-    let (code, out, err) = coid.cli(&["push", "--config", "", "test", "alice@example.org"], None);
+    let (code, out, err) = coid.cli(&["push", "test", "alice@example.org"], None);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out, "dev-phone-1: delivered (HTTP 201)\n");
     let seen = receiver.wait_for_requests(3, Duration::from_secs(5));
@@ -301,7 +266,7 @@ fn push_list_test_delete_and_vapid() {
         "{:#}",
         seen[2]
     );
-    let (code, out, _) = coid.cli(&["push", "--config", "", "test", "alice@example.org"], None);
+    let (code, out, _) = coid.cli(&["push", "test", "alice@example.org"], None);
     assert_eq!(code, 65, "{out}");
     assert!(
         out.contains("dev-phone-1: gone (HTTP 410)") && out.contains("deleted"),
@@ -319,14 +284,7 @@ fn push_list_test_delete_and_vapid() {
         ),
         "O3"
     );
-    let delete = [
-        "push",
-        "--config",
-        "",
-        "delete",
-        "alice@example.org",
-        "dev-phone-2",
-    ];
+    let delete = ["push", "delete", "alice@example.org", "dev-phone-2"];
     let (code, out, err) = coid.cli(&delete, None);
     assert_eq!((code, out.as_str()), (0, "deleted dev-phone-2\n"), "{err}");
     let (code, _, err) = coid.cli(&delete, None);

@@ -21,12 +21,12 @@ mod common;
 #[path = "deltachat/live.rs"]
 mod live;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::stack::{DELIVERY_WAIT as WAIT, Stack};
 use common::{MessageBuilder, StoredMessage};
-use live::{DcStack, OBSERVER, addr};
+use live::{OBSERVER, addr};
 
-const WAIT: Duration = Duration::from_secs(20);
 const CHATS: &str = "COI/Chats";
 /// SecureJoin for the 1:1 chat and for the group (4 messages each) plus bob's
 /// read receipt: messages the clients send on their own, on top of `sent`.
@@ -36,7 +36,7 @@ const MIN_AUTOMATIC: usize = 9;
 type Placement = Vec<(String, bool)>;
 
 /// `user`'s copies of a message (waits until there is at least one).
-fn placement(stack: &DcStack, user: &str, message_id: &str) -> Placement {
+fn placement(stack: &Stack, user: &str, message_id: &str) -> Placement {
     stack.dovecot.wait_for_message(user, message_id, WAIT);
     let copies = stack.dovecot.imap(user).find_all(message_id);
     let place = |m: &StoredMessage| (m.mailbox.clone(), m.has_flag("$Chat"));
@@ -68,7 +68,7 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
     live::require_loopback_only();
     let python = live::dc_python();
     let began = Instant::now();
-    let stack = DcStack::start();
+    let (stack, _sasl) = live::start_stack();
     for user in ["alice", "bob"] {
         let settings = ["enabled=yes", "message-filter=none"];
         stack.coid.user_set(&addr(user), &settings);
@@ -94,15 +94,7 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
 
     // Plain mail in the same run: no $Chat, stays in INBOX.
     for mail in plain_mails() {
-        let id = mail.get_message_id().expect("message id").to_owned();
-        let bob = addr("bob");
-        common::send_smtp(
-            stack.postfix.smtp_port(),
-            "x@example.net",
-            &[&bob],
-            &mail.build(),
-        )
-        .expect("Postfix accepts the plain mail");
+        let id = stack.send("x@example.net", &[&addr("bob")], &mail);
         for user in ["bob", OBSERVER] {
             let got = placement(&stack, user, &id);
             assert_eq!(got, only("INBOX", false), "plain mail {id} for {user}");

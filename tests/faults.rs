@@ -22,14 +22,7 @@ fn survives(faults: Vec<Fault>) {
         opts.reply_timeout_secs = 2;
     });
     let msg = MessageBuilder::new().subject("fault test");
-    let id = msg.get_message_id().expect("id").to_owned();
-    common::send_smtp(
-        stack.postfix.smtp_port(),
-        "bob@example.net",
-        &["alice@example.org"],
-        &msg.build(),
-    )
-    .expect("Postfix accepts");
+    let id = stack.send("bob@example.net", &["alice@example.org"], &msg);
     let stored = stack.dovecot.wait_for_message("alice", &id, WAIT);
     assert_eq!(stored.mailbox, "INBOX");
     stack
@@ -78,7 +71,7 @@ fn store_down_is_temporary_for_every_recipient() {
         opts.dovecot_lmtp = d.dir().join("no-such-socket").display().to_string();
     });
     let rcpts = ["alice@example.org", "bob@example.org"];
-    let msg = MessageBuilder::new().header("Chat-Version", "1.0").build();
+    let msg = MessageBuilder::chat().build();
     let outcome = send_lmtp(
         LmtpTarget::Tcp(stack.coid.lmtp_addr()),
         "x@example.net",

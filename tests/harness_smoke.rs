@@ -46,13 +46,6 @@ fn chat_message() -> MessageBuilder {
         .header("X-Test-Route", "chats")
 }
 
-fn message_id(message: &MessageBuilder) -> String {
-    message
-        .get_message_id()
-        .expect("the builder always sets a Message-ID")
-        .to_owned()
-}
-
 #[rstest]
 #[case::tcp(false)]
 #[case::unix_socket(true)]
@@ -65,7 +58,7 @@ fn lmtp_gives_one_verdict_per_recipient(#[case] via_socket: bool) {
         dovecot.lmtp_tcp().into()
     };
     let message = MessageBuilder::new().to(ALICE);
-    let id = message_id(&message);
+    let id = message.id();
 
     let outcome = send_lmtp(target, SENDER, &[ALICE, DAVE], &message.build());
     eprintln!("[lmtp] {outcome:?}");
@@ -86,11 +79,7 @@ fn lmtp_gives_one_verdict_per_recipient(#[case] via_socket: bool) {
         1,
         "delivered exactly once"
     );
-    assert!(
-        dovecot.log_errors().is_empty(),
-        "{:?}",
-        dovecot.log_errors()
-    );
+    dovecot.assert_no_log_errors();
 }
 
 #[rstest]
@@ -110,7 +99,7 @@ fn postfix_delivers_straight_to_dovecot(#[case] via_socket: bool) {
         postfix.startup_time()
     );
     let message = MessageBuilder::new().to(ALICE).header("Cc", BOB);
-    let id = message_id(&message);
+    let id = message.id();
 
     let sent = Instant::now();
     send_smtp(
@@ -164,10 +153,10 @@ fn sieve_before_files_chats_with_keyword(#[case] separator: &str) {
     }
 
     let folder = dovecot.mailbox_name(&["COI", "Chats"]);
-    let stored = dovecot.wait_for_message(ALICE, &message_id(&chat), WAIT);
+    let stored = dovecot.wait_for_message(ALICE, &chat.id(), WAIT);
     assert_eq!(stored.mailbox, folder);
     assert!(stored.has_flag("$Chat"), "flags: {:?}", stored.flags);
-    let unrouted = dovecot.wait_for_message(ALICE, &message_id(&plain), WAIT);
+    let unrouted = dovecot.wait_for_message(ALICE, &plain.id(), WAIT);
     assert_eq!(unrouted.mailbox, "INBOX");
     assert!(!unrouted.has_flag("$Chat"));
 
@@ -178,11 +167,7 @@ fn sieve_before_files_chats_with_keyword(#[case] separator: &str) {
         .find(|m| m.name == folder)
         .unwrap_or_else(|| panic!("{folder} not listed: {listed:?}"));
     assert_eq!(chats.delimiter.as_deref(), Some(separator));
-    assert!(
-        dovecot.log_errors().is_empty(),
-        "{:?}",
-        dovecot.log_errors()
-    );
+    dovecot.assert_no_log_errors();
 }
 
 #[rstest]
@@ -196,7 +181,7 @@ fn over_quota_recipient_gets_its_own_5xx(#[case] rcpt_check_quota: bool) {
     .with_user(DovecotUser::new(CAROL).over_quota());
     let dovecot = Dovecot::start(opts);
     let message = MessageBuilder::new().to(ALICE).header("Cc", CAROL);
-    let id = message_id(&message);
+    let id = message.id();
 
     let rcpts = [ALICE, CAROL];
     let outcome = send_lmtp(dovecot.lmtp_tcp(), SENDER, &rcpts, &message.build());
@@ -233,7 +218,7 @@ fn sieve_create_subscribes_only_with_autosubscribe(#[case] autosubscribe: bool) 
     let dovecot = Dovecot::start(opts);
     let chat = chat_message();
     send_lmtp(dovecot.lmtp_tcp(), SENDER, &[ALICE], &chat.build());
-    let stored = dovecot.wait_for_message(ALICE, &message_id(&chat), WAIT);
+    let stored = dovecot.wait_for_message(ALICE, &chat.id(), WAIT);
     assert_eq!(stored.mailbox, "COI/Chats");
 
     let subscribed = dovecot.imap(ALICE).subscribed_names();
@@ -243,11 +228,7 @@ fn sieve_create_subscribes_only_with_autosubscribe(#[case] autosubscribe: bool) 
         autosubscribe,
         "LSUB: {subscribed:?}"
     );
-    assert!(
-        dovecot.log_errors().is_empty(),
-        "{:?}",
-        dovecot.log_errors()
-    );
+    dovecot.assert_no_log_errors();
 }
 
 /// With the "." separator a Sieve `fileinto "COI/Chats"` is an invalid name:
@@ -265,7 +246,7 @@ fn slash_folder_name_under_dot_separator_falls_back_to_inbox() {
     let outcome = send_lmtp(dovecot.lmtp_tcp(), SENDER, &[ALICE], &chat.build());
     assert_eq!(outcome.data[0].0, 250, "{outcome:?}");
 
-    let stored = dovecot.wait_for_message(ALICE, &message_id(&chat), WAIT);
+    let stored = dovecot.wait_for_message(ALICE, &chat.id(), WAIT);
     assert_eq!(stored.mailbox, "INBOX");
     assert!(!stored.has_flag("$Chat"), "flags: {:?}", stored.flags);
     let errors = dovecot.log_errors();
@@ -295,7 +276,7 @@ fn before_script_can_delete_header_with_global_editheader() {
     let chat = chat_message();
     send_lmtp(dovecot.lmtp_tcp(), SENDER, &[ALICE], &chat.build());
 
-    let stored = dovecot.wait_for_message(ALICE, &message_id(&chat), WAIT);
+    let stored = dovecot.wait_for_message(ALICE, &chat.id(), WAIT);
     assert_eq!(stored.mailbox, "COI/Chats");
     assert!(stored.has_flag("$Chat"));
     assert!(
@@ -304,11 +285,7 @@ fn before_script_can_delete_header_with_global_editheader() {
         stored.text()
     );
     assert_eq!(stored.header("Subject").as_deref(), Some("chat"));
-    assert!(
-        dovecot.log_errors().is_empty(),
-        "{:?}",
-        dovecot.log_errors()
-    );
+    dovecot.assert_no_log_errors();
 }
 
 /// Without `sieve_global_extensions = +editheader` the same script does not
@@ -382,7 +359,7 @@ fn parallel_stacks_do_not_interfere() {
         .map(|dovecot| {
             let message = MessageBuilder::new();
             send_lmtp(dovecot.lmtp_tcp(), SENDER, &[BOB], &message.build());
-            message_id(&message)
+            message.id()
         })
         .collect();
     for (n, dovecot) in stacks.iter().enumerate() {

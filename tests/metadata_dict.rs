@@ -8,16 +8,13 @@
 
 mod common;
 
+use common::message::chat_message_id;
 use common::metadata::{
-    DictClient, coid_user_get, get, metadata, pair, set, set_ok, setup, socket_dir,
+    COI_CONFIG as CONFIG, COI_ENABLED as ENABLED, COI_FILTER as FILTER, COI_ROOT as ROOT,
+    DictClient, coid_user_get, get, metadata, pair, set, set_coi, set_ok, setup, socket_dir,
 };
 use common::stack::{Stack, dovecot_opts, with_coid_metadata};
-use common::{Imap, MessageBuilder, unique_message_id};
-
-const CONFIG: &str = "/private/vendor/vendor.dovecot/coi/config";
-const ENABLED: &str = "/private/vendor/vendor.dovecot/coi/config/enabled";
-const FILTER: &str = "/private/vendor/vendor.dovecot/coi/config/message-filter";
-const ROOT: &str = "/private/vendor/vendor.dovecot/coi/config/mailbox-root";
+use common::{Imap, MessageBuilder};
 /// A shared server annotation (stored verbatim in coid).
 const SHARED_NOTE: &str = "/shared/vendor/coid-test/note";
 
@@ -72,11 +69,7 @@ fn depth_1_lists_the_coi_config() {
         (status.as_str(), entries),
         ("OK", vec![pair(ROOT, Some("COI"))])
     );
-    set_ok(
-        &mut imap,
-        "",
-        &[(ENABLED, Some("yes")), (FILTER, Some("active"))],
-    );
+    set_coi(&mut imap, "active");
     let (status, text, entries) = metadata(&mut imap, &command);
     assert_eq!(status, "OK", "{text}");
     assert_eq!(
@@ -153,45 +146,23 @@ fn invalid_values_are_refused_and_nothing_is_stored() {
 
 #[test]
 fn a_filter_set_over_imap_drives_delivery() {
-    let (dir, socket) = socket_dir();
+    let (_dir, socket) = socket_dir();
     let dovecot = with_coid_metadata(dovecot_opts("/"), &socket);
     let stack = Stack::start(dovecot, |_, opts| opts.dict_socket = Some(socket.clone()));
     let mut imap = stack.dovecot.imap("alice");
-    set_ok(
-        &mut imap,
-        "",
-        &[(ENABLED, Some("yes")), (FILTER, Some("active"))],
-    );
-    let id = unique_message_id().replace("<coid-test", "<chat$coid-test");
-    let chat = MessageBuilder::new()
-        .message_id(&id)
-        .header("Chat-Version", "1.0");
-    let stored = stack.send_and_wait(
-        "bob@example.net",
-        &["alice@example.org"],
-        &chat.build(),
-        "alice",
-        &id,
-    );
+    set_coi(&mut imap, "active");
+    let send_chat = || {
+        let chat = MessageBuilder::chat().message_id(&chat_message_id());
+        stack.send_and_wait("bob@example.net", "alice@example.org", &chat)
+    };
+    let stored = send_chat();
     assert_eq!(stored.mailbox, "COI/Chats");
     assert!(stored.has_flag("$Chat"), "{:?}", stored.flags);
     // Back to none over IMAP: the next chat stays in INBOX.
     set_ok(&mut imap, "", &[(FILTER, Some("none"))]);
-    let id = unique_message_id().replace("<coid-test", "<chat$coid-test");
-    let chat = MessageBuilder::new()
-        .message_id(&id)
-        .header("Chat-Version", "1.0");
-    let stored = stack.send_and_wait(
-        "bob@example.net",
-        &["alice@example.org"],
-        &chat.build(),
-        "alice",
-        &id,
-    );
+    let stored = send_chat();
     assert_eq!(stored.mailbox, "INBOX");
     assert!(stored.has_flag("$Chat"));
-    drop(stack);
-    drop(dir);
 }
 
 #[test]
@@ -266,11 +237,7 @@ fn other_metadata_round_trips_and_survives_a_restart() {
         [pair("/private/comment", None)]
     );
     check(&mut imap);
-    assert!(
-        s.dovecot.log_errors().is_empty(),
-        "{:?}",
-        s.dovecot.log_errors()
-    );
+    s.dovecot.assert_no_log_errors();
 }
 
 #[test]

@@ -8,7 +8,8 @@
 
 mod common;
 
-use common::stack::{Stack, dovecot_opts};
+use common::message::deltachat_fixture;
+use common::stack::{DELIVERY_WAIT, Stack, dovecot_opts};
 use common::{MessageBuilder, send_smtp_with};
 
 /// Files plain mail about invoices into a folder of the user's own.
@@ -30,30 +31,14 @@ fn users_own_sieve_rules_still_run_for_plain_mail() {
         .install_user_sieve("alice@example.org", PERSONAL_SCRIPT);
 
     let plain = MessageBuilder::new().subject("Your invoice 42");
-    let id = plain.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait(
-        "shop@example.net",
-        &["alice@example.org"],
-        &plain.build(),
-        "alice",
-        &id,
-    );
+    let stored = stack.send_and_wait("shop@example.net", "alice@example.org", &plain);
     assert_eq!(stored.mailbox, "Invoices", "the user's rule did not run");
     assert!(stored.has_flag("$Invoice"), "{:?}", stored.flags);
     assert!(!stored.has_flag("$Chat"), "{:?}", stored.flags);
 
     // A chat is routed by coid's policy; its decision is final (README, "Policy").
-    let chat = MessageBuilder::new()
-        .subject("invoice chat")
-        .header("Chat-Version", "1.0");
-    let id = chat.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait(
-        "bob@example.net",
-        &["alice@example.org"],
-        &chat.build(),
-        "alice",
-        &id,
-    );
+    let chat = MessageBuilder::chat().subject("invoice chat");
+    let stored = stack.send_and_wait("bob@example.net", "alice@example.org", &chat);
     assert_eq!(stored.mailbox, "COI/Chats");
     assert!(stored.has_flag("$Chat") && !stored.has_flag("$Invoice"));
 }
@@ -68,7 +53,7 @@ fn eight_bit_and_utf8_mail_arrive_byte_for_byte() {
         .set("Content-Type", "text/plain; charset=utf-8")
         .set("Content-Transfer-Encoding", "8bit")
         .body(body);
-    let id = msg.get_message_id().expect("id").to_owned();
+    let id = msg.id();
     let raw = msg.build();
     send_smtp_with(
         stack.postfix.smtp_port(),
@@ -78,7 +63,7 @@ fn eight_bit_and_utf8_mail_arrive_byte_for_byte() {
         &raw,
     )
     .expect("Postfix accepts SMTPUTF8 mail");
-    let stored = stack.dovecot.wait_for_message("alice", &id, WAIT);
+    let stored = stack.dovecot.wait_for_message("alice", &id, DELIVERY_WAIT);
 
     assert_eq!(stored.mailbox, "INBOX");
     let sent_headers = header_block(&raw);
@@ -102,7 +87,7 @@ fn eight_bit_and_utf8_mail_arrive_byte_for_byte() {
 fn utf8_envelope_the_store_cannot_take_is_refused_not_altered() {
     let stack = Stack::start(dovecot_opts("/"), |_, _| {});
     let msg = MessageBuilder::new().subject("UTF-8 sender");
-    let id = msg.get_message_id().expect("id").to_owned();
+    let id = msg.id();
     send_smtp_with(
         stack.postfix.smtp_port(),
         "jörg@exämple.net",
@@ -111,7 +96,7 @@ fn utf8_envelope_the_store_cannot_take_is_refused_not_altered() {
         &msg.build(),
     )
     .expect("Postfix accepts SMTPUTF8 mail");
-    let bounced = common::wait_until(WAIT, || {
+    let bounced = common::wait_until(DELIVERY_WAIT, || {
         let log = stack.postfix.log();
         log.lines()
             .find(|l| l.contains("to=<alice@example.org>") && l.contains("status="))
@@ -144,7 +129,7 @@ fn real_delta_chat_mail_is_tagged_and_filed() {
         .coid
         .user_set("alice@example.org", &["enabled=yes", "message-filter=none"]);
     for name in ["encrypted-1to1.eml", "encrypted-group.eml", "mdn.eml"] {
-        let raw = fixture(name);
+        let raw = deltachat_fixture(name);
         let id = message_id(&raw);
         common::send_smtp(
             stack.postfix.smtp_port(),
@@ -153,23 +138,13 @@ fn real_delta_chat_mail_is_tagged_and_filed() {
             &raw,
         )
         .expect("Postfix accepts");
-        let active = stack.dovecot.wait_for_message("bob", &id, WAIT);
+        let active = stack.dovecot.wait_for_message("bob", &id, DELIVERY_WAIT);
         assert_eq!(active.mailbox, "COI/Chats", "{name} for an active user");
         assert!(active.has_flag("$Chat"), "{name}: {:?}", active.flags);
-        let none = stack.dovecot.wait_for_message("alice", &id, WAIT);
+        let none = stack.dovecot.wait_for_message("alice", &id, DELIVERY_WAIT);
         assert_eq!(none.mailbox, "INBOX", "{name} for a `none` user");
         assert!(none.has_flag("$Chat"), "{name}: {:?}", none.flags);
     }
-}
-
-const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/data/eml/deltachat/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn message_id(raw: &[u8]) -> String {

@@ -5,16 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::stack::{Stack, dovecot_opts};
+use common::message::chat_message_id;
+use common::stack::{DELIVERY_WAIT, Stack, dovecot_opts};
 use common::{DovecotUser, LmtpTarget, MessageBuilder, send_lmtp, unique_message_id};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn chat_id() -> String {
-    unique_message_id().replace("<coid-test", "<chat$coid-test")
-}
 
 fn active_stack(separator: &str) -> Stack {
     let stack = Stack::start(dovecot_opts(separator), |_, _| {});
@@ -31,14 +24,7 @@ fn plain_mail_arrives_in_inbox_unchanged() {
     let msg = MessageBuilder::new()
         .subject("plain mail")
         .body("Line one\r\n.leading dot\r\n");
-    let id = msg.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait(
-        "bob@example.net",
-        &["alice@example.org"],
-        &msg.build(),
-        "alice",
-        &id,
-    );
+    let stored = stack.send_and_wait("bob@example.net", "alice@example.org", &msg);
     assert_eq!(stored.mailbox, "INBOX");
     assert!(!stored.has_flag("$Chat"), "{:?}", stored.flags);
     assert!(
@@ -52,9 +38,9 @@ fn plain_mail_arrives_in_inbox_unchanged() {
 #[test]
 fn each_chat_rule_files_into_chats_with_keyword() {
     let stack = active_stack("/");
-    let by_header = MessageBuilder::new().header("Chat-Version", "1.0");
-    let by_msgid = MessageBuilder::new().message_id(&chat_id());
-    let root = chat_id();
+    let by_header = MessageBuilder::chat();
+    let by_msgid = MessageBuilder::new().message_id(&chat_message_id());
+    let root = chat_message_id();
     let by_refs =
         MessageBuilder::new().header("References", &format!("{root} {}", unique_message_id()));
     for (rule, msg) in [
@@ -62,14 +48,7 @@ fn each_chat_rule_files_into_chats_with_keyword() {
         ("Message-ID", by_msgid),
         ("References", by_refs),
     ] {
-        let id = msg.get_message_id().expect("id").to_owned();
-        let stored = stack.send_and_wait(
-            "bob@example.net",
-            &["alice@example.org"],
-            &msg.build(),
-            "alice",
-            &id,
-        );
+        let stored = stack.send_and_wait("bob@example.net", "alice@example.org", &msg);
         assert_eq!(stored.mailbox, "COI/Chats", "{rule}");
         assert!(stored.has_flag("$Chat"), "{rule}: {:?}", stored.flags);
         assert!(
@@ -88,33 +67,15 @@ fn each_chat_rule_files_into_chats_with_keyword() {
 fn group_chat_and_chat_read_receipt() {
     let stack = active_stack("/");
     let group_id = unique_message_id().replace("<coid-test", "<chat$group.abcdefabcdef12");
-    let group = MessageBuilder::new()
-        .message_id(&group_id)
-        .header("Chat-Version", "1.0");
-    let stored = stack.send_and_wait(
-        "bob@example.net",
-        &["alice@example.org"],
-        &group.build(),
-        "alice",
-        &group_id,
-    );
+    let group = MessageBuilder::chat().message_id(&group_id);
+    let stored = stack.send_and_wait("bob@example.net", "alice@example.org", &group);
     assert_eq!(
         (stored.mailbox.as_str(), stored.has_flag("$Chat")),
         ("COI/Chats", true)
     );
 
-    let mdn = MessageBuilder::new()
-        .header("Chat-Version", "1.0")
-        .set("Content-Type", "multipart/report; report-type=disposition-notification; boundary=\"b1\"")
-        .body("--b1\r\nContent-Type: text/plain\r\n\r\nread\r\n--b1\r\nContent-Type: message/disposition-notification\r\n\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n--b1--\r\n");
-    let id = mdn.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait(
-        "bob@example.net",
-        &["alice@example.org"],
-        &mdn.build(),
-        "alice",
-        &id,
-    );
+    let mdn = MessageBuilder::chat_read_receipt();
+    let stored = stack.send_and_wait("bob@example.net", "alice@example.org", &mdn);
     assert!(
         stored.has_flag("$Chat"),
         "a chat MDN is chat: {:?}",
@@ -124,33 +85,21 @@ fn group_chat_and_chat_read_receipt() {
 
 #[test]
 fn filter_modes_per_user() {
-    let stack = Stack::start(dovecot_opts("/"), |_, _| {});
-    stack.coid.user_set(
-        "alice@example.org",
-        &["enabled=yes", "message-filter=active"],
-    );
+    let stack = active_stack("/");
     stack
         .coid
         .user_set("bob@example.org", &["enabled=yes", "message-filter=none"]);
     stack
         .coid
         .user_set("carol@example.org", &["enabled=yes", "message-filter=seen"]);
-    let msg = MessageBuilder::new().header("Chat-Version", "1.0");
-    let id = msg.get_message_id().expect("id").to_owned();
     let rcpts = ["alice@example.org", "bob@example.org", "carol@example.org"];
-    common::send_smtp(
-        stack.postfix.smtp_port(),
-        "dave@example.net",
-        &rcpts,
-        &msg.build(),
-    )
-    .expect("sent");
+    let id = stack.send("dave@example.net", &rcpts, &MessageBuilder::chat());
     for (user, folder, chat) in [
         ("alice", "COI/Chats", true),
         ("bob", "INBOX", true),
         ("carol", "INBOX", true),
     ] {
-        let stored = stack.dovecot.wait_for_message(user, &id, WAIT);
+        let stored = stack.dovecot.wait_for_message(user, &id, DELIVERY_WAIT);
         assert_eq!(
             (stored.mailbox.as_str(), stored.has_flag("$Chat")),
             (folder, chat),
@@ -158,15 +107,8 @@ fn filter_modes_per_user() {
         );
     }
     stack.coid.user_set("bob@example.org", &["enabled=no"]);
-    let msg = MessageBuilder::new().header("Chat-Version", "1.0");
-    let id = msg.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait(
-        "dave@example.net",
-        &["bob@example.org"],
-        &msg.build(),
-        "bob",
-        &id,
-    );
+    let chat = MessageBuilder::chat();
+    let stored = stack.send_and_wait("dave@example.net", "bob@example.org", &chat);
     assert_eq!(
         (stored.mailbox.as_str(), stored.has_flag("$Chat")),
         ("INBOX", false),
@@ -177,15 +119,8 @@ fn filter_modes_per_user() {
 #[test]
 fn dot_separator_store() {
     let stack = active_stack(".");
-    let msg = MessageBuilder::new().header("Chat-Version", "1.0");
-    let id = msg.get_message_id().expect("id").to_owned();
-    let stored = stack.send_and_wait(
-        "bob@example.net",
-        &["alice@example.org"],
-        &msg.build(),
-        "alice",
-        &id,
-    );
+    let chat = MessageBuilder::chat();
+    let stored = stack.send_and_wait("bob@example.net", "alice@example.org", &chat);
     assert_eq!(stored.mailbox, "COI.Chats");
     let mut imap = stack.dovecot.imap("alice");
     let chats = imap
@@ -200,7 +135,7 @@ fn dot_separator_store() {
 fn per_recipient_verdicts_are_relayed() {
     let dovecot = dovecot_opts("/").with_user(DovecotUser::new("carol@example.org").over_quota());
     let stack = Stack::start(dovecot, |_, _| {});
-    let msg = MessageBuilder::new().header("Chat-Version", "1.0").build();
+    let msg = MessageBuilder::chat().build();
     let rcpts = [
         "alice@example.org",
         "dave@example.org",
@@ -237,7 +172,7 @@ fn unix_socket_listener_and_incoming_routing_headers_are_stripped() {
         .header("X-Coid-Folder", "Trash")
         .header("X-Coid-Flags", "\\Deleted")
         .header("x-coid-create", "yes");
-    let id = msg.get_message_id().expect("id").to_owned();
+    let id = msg.id();
     let outcome = send_lmtp(
         LmtpTarget::Unix(stack.coid.socket_path()),
         "x@example.net",
@@ -245,7 +180,7 @@ fn unix_socket_listener_and_incoming_routing_headers_are_stripped() {
         &msg.build(),
     );
     assert_eq!(outcome.data.first().map(|r| r.0), Some(250), "{outcome:?}");
-    let stored = stack.dovecot.wait_for_message("alice", &id, WAIT);
+    let stored = stack.dovecot.wait_for_message("alice", &id, DELIVERY_WAIT);
     assert_eq!(stored.mailbox, "INBOX");
     assert!(!stored.has_flag("\\Deleted"));
     assert!(

@@ -9,12 +9,27 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::metadata::{get, metadata, set};
-use common::push_flow::{COI_CONFIG, Flow, VAPID, WEBPUSH, bare, subscription};
+use common::metadata::{COI_CONFIG, get, metadata, set};
+use common::push_flow::{Flow, VAPID, WEBPUSH, bare, subscription};
 use common::push_receiver::Answer;
-use common::{MessageBuilder, wait_until};
+use common::{Imap, MessageBuilder, wait_until};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::DecodePublicKey;
+
+/// alice subscribed to every endpoint for chats and validated (the receiver answers
+/// each endpoint's validation push 201, then `answers`), with `push_toml` for coid.
+fn subscribed(endpoints: &[(&str, &[Answer])], push_toml: &str) -> (Flow, Imap) {
+    let scripts: Vec<(&str, Vec<Answer>)> = endpoints
+        .iter()
+        .map(|&(name, answers)| (name, [&[Answer::Status(201)][..], answers].concat()))
+        .collect();
+    let flow = Flow::start(&scripts, push_toml);
+    let mut imap = flow.alice();
+    for (name, _) in endpoints {
+        flow.subscribe_validated(&mut imap, &format!("{name}-subscription"), name, "chat");
+    }
+    (flow, imap)
+}
 
 /// The receiver's `received` times, in seconds.
 fn received(push: &serde_json::Value) -> f64 {
@@ -123,11 +138,7 @@ fn a_coi_client_subscribes_validates_and_gets_chat_pushes() {
         (mailer[0]["msg-id"].as_str(), mailer[0]["folder"].as_str()),
         (Some(bare(&mail)), Some("INBOX"))
     );
-    let mdn = MessageBuilder::new()
-        .header("Chat-Version", "1.0")
-        .set("Content-Type", "multipart/report; report-type=disposition-notification; boundary=\"b1\"")
-        .body("--b1\r\nContent-Type: text/plain\r\n\r\nread\r\n--b1\r\nContent-Type: message/disposition-notification\r\n\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n--b1--\r\n");
-    let mdn_id = flow.send(&mdn, "COI/Chats");
+    let mdn_id = flow.send(&MessageBuilder::chat_read_receipt(), "COI/Chats");
     let second = flow.send_chat("again\r\n");
     let pushes = flow.wait_message_pushes("phone", 2);
     let ids: Vec<&str> = pushes.iter().filter_map(|p| p["msg-id"].as_str()).collect();
@@ -191,19 +202,10 @@ fn gone_subscriptions_are_deleted() {
 
 #[test]
 fn too_large_is_sent_once_more_without_content() {
-    let flow = Flow::start(
-        &[(
-            "small",
-            vec![
-                Answer::Status(201),
-                Answer::Status(413),
-                Answer::Status(413),
-            ],
-        )],
+    let (flow, _imap) = subscribed(
+        &[("small", &[Answer::Status(413), Answer::Status(413)])],
         "",
     );
-    let mut imap = flow.alice();
-    flow.subscribe_validated(&mut imap, "small-sub-x", "small", "chat");
     flow.send_chat("a body that is too large for this push service\r\n");
     let pushes = flow.wait_message_pushes("small", 2);
     assert!(pushes[0]["content"].is_string(), "{:#}", pushes[0]);
@@ -221,19 +223,13 @@ fn too_large_is_sent_once_more_without_content() {
 
 #[test]
 fn rate_limits_and_server_errors_are_retried_later() {
-    let flow = Flow::start(
+    let (flow, _imap) = subscribed(
         &[
-            (
-                "limited",
-                vec![Answer::Status(201), Answer::RetryAfter("3")],
-            ),
-            ("flaky", vec![Answer::Status(201), Answer::Status(500)]),
+            ("limited", &[Answer::RetryAfter("3")]),
+            ("flaky", &[Answer::Status(500)]),
         ],
         "",
     );
-    let mut imap = flow.alice();
-    flow.subscribe_validated(&mut imap, "limited-sub", "limited", "chat");
-    flow.subscribe_validated(&mut imap, "flaky-sub-x", "flaky", "chat");
     flow.send_chat("hello\r\n");
     let limited = flow.wait_message_pushes("limited", 2);
     assert_eq!(
@@ -257,12 +253,7 @@ fn rate_limits_and_server_errors_are_retried_later() {
 
 #[test]
 fn a_stalled_push_service_is_retried() {
-    let flow = Flow::start(
-        &[("stall", vec![Answer::Status(201), Answer::Stall(4)])],
-        "timeout_secs = 1",
-    );
-    let mut imap = flow.alice();
-    flow.subscribe_validated(&mut imap, "stall-sub-x", "stall", "chat");
+    let (flow, _imap) = subscribed(&[("stall", &[Answer::Stall(4)])], "timeout_secs = 1");
     flow.send_chat("hello\r\n");
     // The retry is answered 201; the stalled request is logged when it finally ends.
     let pushes = flow.wait_message_pushes("stall", 2);
@@ -274,19 +265,10 @@ fn a_stalled_push_service_is_retried() {
 
 #[test]
 fn pending_pushes_survive_a_restart() {
-    let mut flow = Flow::start(
-        &[(
-            "later",
-            vec![
-                Answer::Status(201),
-                Answer::Status(500),
-                Answer::Status(500),
-            ],
-        )],
+    let (mut flow, _imap) = subscribed(
+        &[("later", &[Answer::Status(500), Answer::Status(500)])],
         "",
     );
-    let mut imap = flow.alice();
-    flow.subscribe_validated(&mut imap, "later-sub-x", "later", "chat");
     let chat = flow.send_chat("hello\r\n");
     flow.wait_message_pushes("later", 1);
     flow.stack.coid.stop();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs coid's whole test suite on a fresh Debian 12 / Ubuntu machine, as root:
 #   sudo tests/run.sh
-# 1. installs what the tests need (Postfix, Dovecot with Pigeonhole, iproute2, python3-venv)
-#    with apt, and the Python tools in tests/requirements.txt into a venv with pip;
+# 1. installs what the tests need with apt (tests/install-packages.sh: Postfix, Dovecot
+#    with Pigeonhole, iproute2, util-linux, procps, python3-venv), and the Python tools
+#    in tests/requirements.txt into a venv with pip;
 # 2. builds the tests (installs and this build are the only steps that use the network);
 # 3. runs every test inside a fresh network namespace that has nothing but loopback,
 #    so no test can reach anything outside 127.0.0.0/8 and ::1.
@@ -17,22 +18,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(dovecot-core dovecot-lmtpd dovecot-imapd dovecot-sieve dovecot-managesieved postfix iproute2 util-linux
-  python3 python3-venv)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "tests/run.sh: installing ${missing[*]}"
-  # "No configuration": no /etc/postfix/main.cf and no system Postfix is started.
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-for tool in dovecot sievec doveadm postfix postqueue unshare ip python3; do
-  command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool is missing after install" >&2; exit 1; }
-done
+tests/install-packages.sh
 
 # Python tools the tests run (tests/requirements.txt: the Delta Chat client, http_ece),
 # pinned, in a venv from PyPI (the network is allowed here, for installs only). Reused

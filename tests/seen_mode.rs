@@ -9,15 +9,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::metadata::{set_ok, socket_dir};
-use common::stack::{Stack, dovecot_opts, with_coid_metadata};
+use common::metadata::{set_coi, socket_dir};
+use common::stack::{DELIVERY_WAIT as WAIT, Stack, dovecot_opts, with_coid_metadata};
 use common::{Imap, MessageBuilder, StoredMessage};
 
 const SEEN_CONF: &str = include_str!("../conf.d/dovecot/92-coid-seen.conf");
 const SEEN_SIEVE: &str = include_str!("../conf.d/dovecot/coid-seen.sieve");
 const SEEN_MOVE: &str = include_str!("../conf.d/dovecot/coid-seen-move");
-const CONFIG: &str = "/private/vendor/vendor.dovecot/coi/config";
-const WAIT: Duration = Duration::from_secs(20);
 
 fn seen_stack() -> (Stack, tempfile::TempDir) {
     let (dir, socket) = socket_dir();
@@ -43,35 +41,12 @@ fn seen_stack() -> (Stack, tempfile::TempDir) {
     (stack, dir)
 }
 
-fn set_filter(imap: &mut Imap, filter: &str) {
-    set_ok(
-        imap,
-        "",
-        &[
-            (&format!("{CONFIG}/enabled"), Some("yes")),
-            (&format!("{CONFIG}/message-filter"), Some(filter)),
-        ],
-    );
-}
-
 fn mark_seen(imap: &mut Imap, message: &StoredMessage) {
     let session = imap.session();
     session.select(&message.mailbox).expect("SELECT");
     session
         .uid_store(message.uid.to_string(), "+FLAGS (\\Seen)")
         .expect("UID STORE");
-}
-
-fn send(stack: &Stack, rcpt: &str, msg: MessageBuilder) -> String {
-    let id = msg.get_message_id().expect("id").to_owned();
-    common::send_smtp(
-        stack.postfix.smtp_port(),
-        "bob@example.net",
-        &[rcpt],
-        &msg.build(),
-    )
-    .expect("Postfix accepts");
-    id
 }
 
 #[test]
@@ -91,25 +66,14 @@ fn coi_folders_exist_at_login() {
 fn seen_filter_moves_a_chat_once_it_is_read() {
     let (stack, _dir) = seen_stack();
     let mut alice = stack.dovecot.imap("alice");
-    set_filter(&mut alice, "seen");
+    set_coi(&mut alice, "seen");
     let mut bob = stack.dovecot.imap("bob");
-    set_filter(&mut bob, "none");
+    set_coi(&mut bob, "none");
 
-    let chat = send(
-        &stack,
-        "alice@example.org",
-        MessageBuilder::new().header("Chat-Version", "1.0"),
-    );
-    let plain = send(
-        &stack,
-        "alice@example.org",
-        MessageBuilder::new().subject("plain"),
-    );
-    let bobs = send(
-        &stack,
-        "bob@example.org",
-        MessageBuilder::new().header("Chat-Version", "1.0"),
-    );
+    let send = |rcpt, msg| stack.send("bob@example.net", &[rcpt], &msg);
+    let chat = send("alice@example.org", MessageBuilder::chat());
+    let plain = send("alice@example.org", MessageBuilder::new().subject("plain"));
+    let bobs = send("bob@example.org", MessageBuilder::chat());
 
     let stored = stack.dovecot.wait_for_message("alice", &chat, WAIT);
     assert_eq!(

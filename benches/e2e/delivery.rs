@@ -7,9 +7,8 @@
 //! one at a time (latency without queueing); the run ends when the maillog shows N
 //! `status=sent` lines. A run only counts if every message was delivered exactly
 //! once: N sent lines, no other status, an empty queue, and N messages in the user's
-//! INBOX according to `doveadm`.
+//! INBOX according to `doveadm`. The push bench drives its runs with the same parts.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::coid::{Coid, CoidOpts};
@@ -98,17 +97,10 @@ pub fn run(scenario: Scenario) -> Outcome {
     let dovecot = Dovecot::start(dovecot_opts("/"));
     let coid = (scenario.hop == Hop::Proxied).then(|| Coid::start(coid_opts(&dovecot)));
     let next_hop = match &coid {
-        Some(coid) => format!("lmtp:unix:{}", coid.socket_path().display()),
+        Some(coid) => transport_unix(coid),
         None => dovecot.lmtp_transport_unix(),
     };
-    let mut postfix_opts = PostfixOpts::new(&next_hop);
-    postfix_opts.extra_main_cf = format!(
-        "lmtp_destination_concurrency_limit = {n}\n\
-         lmtp_initial_destination_concurrency = {n}\n\
-         delay_logging_resolution_limit = 6\n",
-        n = scenario.sessions
-    );
-    let postfix = Postfix::start(postfix_opts);
+    let postfix = Postfix::start(postfix_opts(&next_hop, scenario.sessions));
     let mut run = Run {
         scenario,
         postfix: &postfix,
@@ -121,7 +113,8 @@ pub fn run(scenario: Scenario) -> Outcome {
     };
     let elapsed = run.began.elapsed();
     let mut log = run.log;
-    check_valid(&scenario, &postfix, &dovecot, &mut log);
+    let what = format!("{scenario:?}");
+    check_delivered(&what, scenario.messages, &postfix, &dovecot, &mut log);
     drop(postfix);
     drop(coid);
     Outcome {
@@ -130,6 +123,23 @@ pub fn run(scenario: Scenario) -> Outcome {
         injected,
         delays: log.sent,
     }
+}
+
+/// Postfix's transport for coid's unix socket.
+pub fn transport_unix(coid: &Coid) -> String {
+    format!("lmtp:unix:{}", coid.socket_path().display())
+}
+
+/// Postfix delivering to `next_hop` over `sessions` parallel LMTP sessions, all of
+/// them at once, and logging delays under 10 ms too.
+pub fn postfix_opts(next_hop: &str, sessions: usize) -> PostfixOpts {
+    let mut opts = PostfixOpts::new(next_hop);
+    opts.extra_main_cf = format!(
+        "lmtp_destination_concurrency_limit = {sessions}\n\
+         lmtp_initial_destination_concurrency = {sessions}\n\
+         delay_logging_resolution_limit = 6\n"
+    );
+    opts
 }
 
 /// Flushes dirty pages (`sync`), so the writeback of the previous run's mail and the
@@ -155,7 +165,10 @@ impl Run<'_> {
     fn saturate(&mut self) -> Duration {
         let Scenario { size, messages, .. } = self.scenario;
         let port = self.postfix.smtp_port();
-        let mut injection = Some(std::thread::spawn(move || inject(port, size, messages)));
+        let mut injection = Some(std::thread::spawn(move || {
+            let filler = filler(size);
+            inject(port, MAIL_FROM, messages, |i| message(i, &filler))
+        }));
         let mut injected = None;
         while !self.delivered(messages) {
             // A refused submission ends the run at once rather than at the deadline.
@@ -185,40 +198,66 @@ impl Run<'_> {
 
     /// Whether `n` messages are delivered; panics on a failed delivery or a timeout.
     fn delivered(&mut self, n: usize) -> bool {
-        let sent = self.log.poll();
-        let scenario = &self.scenario;
-        assert!(
-            self.log.failed.is_empty(),
-            "{scenario:?}: not every delivery succeeded:\n{}",
-            self.log.failed.join("\n")
-        );
-        let deadline = Duration::from_secs(120 + scenario.messages as u64);
-        assert!(
-            self.began.elapsed() < deadline,
-            "{scenario:?}: {sent} of {} delivered after {deadline:?}\n{}",
-            scenario.messages,
-            tail_file(&self.postfix.log_path(), 20)
+        let what = format!("{:?}", self.scenario);
+        let sent = poll_sent(
+            &mut self.log,
+            self.postfix,
+            self.began,
+            self.scenario.messages,
+            &what,
         );
         sent >= n
     }
 }
 
-/// Exactly N deliveries: nothing else logged, nothing queued, N in the INBOX.
-fn check_valid(scenario: &Scenario, postfix: &Postfix, dovecot: &Dovecot, log: &mut LogTail) {
+/// Reads the maillog and returns how many of the run's `messages` (submitted from
+/// `began` on) were delivered so far; panics on a failed delivery or when the run
+/// takes too long.
+pub fn poll_sent(
+    log: &mut LogTail,
+    postfix: &Postfix,
+    began: Instant,
+    messages: usize,
+    what: &str,
+) -> usize {
+    let sent = log.poll();
+    assert!(
+        log.failed.is_empty(),
+        "{what}: not every delivery succeeded:\n{}",
+        log.failed.join("\n")
+    );
+    let deadline = Duration::from_secs(120 + messages as u64);
+    assert!(
+        began.elapsed() < deadline,
+        "{what}: {sent} of {messages} delivered after {deadline:?}\n{}",
+        tail_file(&postfix.log_path(), 20)
+    );
+    sent
+}
+
+/// Exactly `messages` deliveries: nothing else logged, nothing queued, all of them in
+/// the INBOX.
+pub fn check_delivered(
+    what: &str,
+    messages: usize,
+    postfix: &Postfix,
+    dovecot: &Dovecot,
+    log: &mut LogTail,
+) {
     postfix
         .wait_for_empty_queue(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{scenario:?}: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     log.poll();
     assert!(
-        log.sent.len() == scenario.messages && log.failed.is_empty(),
-        "{scenario:?}: {} sent lines, other statuses: {:?}",
+        log.sent.len() == messages && log.failed.is_empty(),
+        "{what}: {} sent lines, other statuses: {:?}",
         log.sent.len(),
         log.failed
     );
     assert_eq!(
         inbox_count(dovecot),
-        scenario.messages,
-        "{scenario:?}: the INBOX does not hold exactly the delivered messages"
+        messages,
+        "{what}: the INBOX does not hold exactly the delivered messages"
     );
 }
 
@@ -239,18 +278,21 @@ fn join_injectors(handle: std::thread::JoinHandle<Duration>) -> Duration {
         .expect("every submission was accepted by Postfix")
 }
 
-/// Submits `messages` messages of about `size` bytes with [`INJECTORS`] SMTP clients;
-/// returns how long that took.
-fn inject(port: u16, size: usize, messages: usize) -> Duration {
+/// Submits messages `message(0..messages)` from `from` to the benchmark's recipient
+/// with [`INJECTORS`] SMTP clients; returns how long that took.
+pub fn inject(
+    port: u16,
+    from: &str,
+    messages: usize,
+    message: impl Fn(usize) -> Vec<u8> + Sync,
+) -> Duration {
     let began = Instant::now();
-    let filler = Arc::new(filler(size));
     std::thread::scope(|scope| {
         for injector in 0..INJECTORS {
-            let filler = Arc::clone(&filler);
+            let message = &message;
             scope.spawn(move || {
                 for i in (injector..messages).step_by(INJECTORS) {
-                    let message = message(i, &filler);
-                    send_smtp(port, MAIL_FROM, &[RCPT], &message)
+                    send_smtp(port, from, &[RCPT], &message(i))
                         .unwrap_or_else(|e| panic!("Postfix refused message {i}: {e}"));
                 }
             });

@@ -15,13 +15,18 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod delivery;
+#[path = "../shared/machine.rs"]
+mod machine;
 mod postfix_log;
 mod report;
 mod rss;
+#[path = "../shared/stats.rs"]
+mod stats;
 
 use std::time::Instant;
 
 use delivery::{Hop, Load, Scenario};
+use machine::{environment, load_average};
 use report::{Figures, KB, MB};
 
 /// Each delivery scenario runs this many times, interleaved (see [`measure`]); even,
@@ -35,8 +40,7 @@ const RSS_SESSIONS: [usize; 2] = [1, 16];
 
 fn main() {
     let began = Instant::now();
-    let quick = std::env::var_os("COID_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0");
-    let scale = if quick { 10 } else { 1 };
+    let scale = machine::scale();
     println!("coid end-to-end benchmark ({})", environment());
 
     // Warm the page cache and the binaries; not reported.
@@ -116,32 +120,4 @@ fn scenario(hop: Hop, load: Load, sessions: usize, size: usize, messages: usize)
         size,
         messages,
     }
-}
-
-/// CPUs, Postfix and Dovecot versions, for the header line.
-fn environment() -> String {
-    let run = |cmd: &str, args: &[&str]| {
-        std::process::Command::new(cmd)
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    format!(
-        "{cpus} CPUs, Postfix {}, Dovecot {}, load average {}",
-        run("postconf", &["-d", "-h", "mail_version"]),
-        run("dovecot", &["--version"]),
-        load_average()
-    )
-}
-
-/// The 1, 5 and 15 minute load averages: other work on the machine skews the figures.
-fn load_average() -> String {
-    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    loadavg
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

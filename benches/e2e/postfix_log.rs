@@ -92,14 +92,3 @@ fn parse_status(line: &str) -> Option<Result<Delays, ()>> {
         _ => Err(()),
     })
 }
-
-/// The `q`-quantile (0..=1) of `values` by nearest rank; 0 for no values.
-pub fn quantile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use crate::delivery::{INJECTORS, Outcome, Scenario};
-use crate::postfix_log::quantile;
 use crate::rss::Rss;
+use crate::stats::{median, quantile, range};
 
 /// The rounds of one scenario.
 pub struct Figures {
@@ -112,12 +112,7 @@ pub fn throughput(outcomes: &[Figures]) {
 fn throughput_row(o: &Figures) -> String {
     let s = &o.scenario;
     let (d, total) = o.latencies();
-    let rates = o.rates();
-    let range = format!(
-        "({:.0}–{:.0})",
-        quantile(&rates, 0.0),
-        quantile(&rates, 1.0)
-    );
+    let range = range(&o.rates());
     format!(
         "{:<8} {:>8}  {:>5} {:>8}  {:>8.2}  {:>7.2}  {:>7.1}  {range:<11}  {:>5.1}  {:>5.1}  \
          {:>9.0}  {:>9.0}",
@@ -202,17 +197,6 @@ impl Comparison {
 
     fn added_total(&self, q: f64) -> f64 {
         ms(quantile(&self.proxied.1, q) - quantile(&self.direct.1, q))
-    }
-}
-
-/// The middle value, or the mean of the two middle values; 0 for none.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 

@@ -2,18 +2,17 @@
 //! it POSTs (RFC 8291 aes128gcm encryption with web-push-native, as `Sender` calls it:
 //! a fresh P-256 key, ECDH, HKDF, AES-GCM; and the RFC 8292 VAPID JWT, one ECDSA
 //! P-256 signature), and what a push service does to read it (decryption: ECDH,
-//! HKDF, AES-GCM). Like `benches/classify.rs`: a short warm-up, then 7 batches of
-//! about 100 ms each; the median batch, in µs per operation.
+//! HKDF, AES-GCM). Timed like `benches/classify.rs` ([`crate::timing`]), in µs per
+//! operation.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coid::push::vapid::VapidKey;
 
 use crate::receiver::Endpoint;
+use crate::timing::{micros, per_call};
 
-const BATCHES: usize = 7;
-const BATCH_TARGET: Duration = Duration::from_millis(100);
 /// The `TTL` (and JWT lifetime) coid uses by default (`[push] ttl_secs`).
 const TTL: Duration = Duration::from_secs(3600);
 const SUBJECT: &str = "mailto:postmaster@example.org";
@@ -54,26 +53,7 @@ pub fn measure(endpoint: &Endpoint, payload: &[u8]) -> Cost {
     }
 }
 
-/// µs per call of `op`: the median of [`BATCHES`] batches after a warm-up.
-fn per_op(mut op: impl FnMut()) -> f64 {
-    let warm = Instant::now();
-    let mut calls = 0u32;
-    while warm.elapsed() < BATCH_TARGET / 2 || calls < 3 {
-        op();
-        calls += 1;
-    }
-    let per_batch = (BATCH_TARGET.as_secs_f64() / (warm.elapsed().as_secs_f64() / f64::from(calls)))
-        .ceil()
-        .max(1.0) as u32;
-    let mut batches: Vec<f64> = (0..BATCHES)
-        .map(|_| {
-            let began = Instant::now();
-            for _ in 0..per_batch {
-                op();
-            }
-            began.elapsed().as_secs_f64() * 1e6 / f64::from(per_batch)
-        })
-        .collect();
-    batches.sort_by(f64::total_cmp);
-    batches[BATCHES / 2]
+/// µs per call of `op`.
+fn per_op(op: impl FnMut()) -> f64 {
+    micros(per_call(op))
 }

@@ -14,18 +14,20 @@
 //! nothing else (push off: nothing at all).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::coid_log;
-use crate::common::coid::Coid;
-use crate::common::metadata::{set, socket_dir};
+use crate::common::coid::CoidOpts;
+use crate::common::metadata::{set, set_ok, socket_dir};
 use crate::common::push_flow::{subscription, subscription_json};
-use crate::common::stack::{dovecot_opts, with_coid_metadata};
-use crate::common::{Dovecot, MessageBuilder, Postfix, PostfixOpts, send_smtp, tail_file};
-use crate::delivery::{INJECTORS, coid_opts, filler, inbox_count, settle_disk};
+use crate::common::stack::{Stack, dovecot_opts, with_coid_metadata};
+use crate::common::{Dovecot, MessageBuilder, tail_file};
+use crate::delivery::{
+    check_delivered, coid_opts, filler, inject, poll_sent, postfix_opts, settle_disk,
+    transport_unix,
+};
 use crate::postfix_log::LogTail;
 use crate::receiver::{Endpoint, Receiver, now_us};
 
@@ -33,7 +35,6 @@ use crate::receiver::{Endpoint, Receiver, now_us};
 pub const SESSIONS: usize = 8;
 /// Bytes per chat message.
 pub const CHAT_SIZE: usize = 3 * 1024;
-const RCPT: &str = "alice@example.org";
 const MAIL_FROM: &str = "bob@example.net";
 /// alice's devices: (msgtype); every chat pushes to both.
 const DEVICES: [&str; 2] = ["chat", "all"];
@@ -63,55 +64,38 @@ impl Outcome {
 /// Message-ID.
 pub fn chat(tag: &str, i: usize, filler: &[u8]) -> (Vec<u8>, String) {
     let id = format!("chat$bench.{tag}.{i}@example.net");
-    let mut message = MessageBuilder::new()
+    let mut message = MessageBuilder::chat()
         .from("Bob <bob@example.net>")
         .subject(&format!("coid push benchmark {i}"))
         .message_id(&format!("<{id}>"))
-        .header("Chat-Version", "1.0")
         .body("")
         .build();
     message.extend_from_slice(filler);
     (message, id)
 }
 
-/// The stack of one run; dropped Postfix first.
-struct Daemons {
-    postfix: Postfix,
-    coid: Coid,
-    dovecot: Dovecot,
-    _socket_dir: TempDir,
-}
-
-impl Daemons {
-    fn start(push: bool) -> Daemons {
-        settle_disk();
-        let (socket_dir, socket) = socket_dir();
-        let dovecot = Dovecot::start(with_coid_metadata(dovecot_opts("/"), &socket));
-        let mut opts = coid_opts(&dovecot);
+/// The stack of one run (Postfix delivering to coid's unix socket), and the directory
+/// of coid's dict socket, which outlives it.
+fn start_stack(push: bool) -> (Stack, TempDir) {
+    settle_disk();
+    let (socket_dir, socket) = socket_dir();
+    let dovecot = Dovecot::start(with_coid_metadata(dovecot_opts("/"), &socket));
+    let coid_tweak = |dovecot: &Dovecot, opts: &mut CoidOpts| {
+        *opts = coid_opts(dovecot);
         opts.dict_socket = Some(socket);
         opts.coi_enabled = true;
         opts.message_filter = "none".into();
         opts.extra_toml = format!("[push]\nenabled = {push}\nallow_private_endpoints = true\n");
-        let coid = Coid::start(opts);
-        let next_hop = format!("lmtp:unix:{}", coid.socket_path().display());
-        let mut postfix_opts = PostfixOpts::new(&next_hop);
-        postfix_opts.extra_main_cf = format!(
-            "lmtp_destination_concurrency_limit = {SESSIONS}\n\
-             lmtp_initial_destination_concurrency = {SESSIONS}\n\
-             delay_logging_resolution_limit = 6\n"
-        );
-        Daemons {
-            postfix: Postfix::start(postfix_opts),
-            coid,
-            dovecot,
-            _socket_dir: socket_dir,
-        }
-    }
+    };
+    let stack = Stack::start_full(dovecot, coid_tweak, |coid, postfix| {
+        *postfix = postfix_opts(&transport_unix(coid), SESSIONS);
+    });
+    (stack, socket_dir)
 }
 
 /// One run; `tag` names it (Message-IDs, endpoints). Panics if it is not valid.
 pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outcome {
-    let stack = Daemons::start(push);
+    let (stack, _socket_dir) = start_stack(push);
     assert_eq!(receiver.count(), 0, "{tag}: the receiver starts empty");
     let devices = if push { DEVICES.len() } else { 0 };
     let endpoints = receiver.endpoints(&format!("{tag}-"), devices);
@@ -120,16 +104,8 @@ pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outco
 
     let mut log = LogTail::from_end(stack.postfix.log_path());
     let (began, began_us) = (Instant::now(), now_us());
-    let injection = inject(stack.postfix.smtp_port(), tag, messages);
-    while log.poll() < messages {
-        assert!(log.failed.is_empty(), "{tag}: {:?}", log.failed);
-        let limit = Duration::from_secs(120 + messages as u64);
-        assert!(
-            began.elapsed() < limit,
-            "{tag}: {} of {messages} delivered\n{}",
-            log.sent.len(),
-            tail_file(&stack.postfix.log_path(), 20)
-        );
+    let injection = inject_chats(stack.postfix.smtp_port(), tag, messages);
+    while poll_sent(&mut log, &stack.postfix, began, messages, tag) < messages {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = began.elapsed();
@@ -146,7 +122,7 @@ pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outco
     // Late duplicates would show up here.
     std::thread::sleep(Duration::from_millis(500));
 
-    let delivered = check_delivered(&stack, &mut log, messages, tag);
+    let delivered = check_pushed_run(&stack, &mut log, messages, tag);
     let (latencies, last_us) = match_pushes(receiver, &endpoints, &delivered, tag);
     let drained = Duration::from_micros(u64::try_from(last_us - began_us).unwrap_or(0));
     Outcome {
@@ -162,24 +138,13 @@ pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outco
 /// Exactly `messages` deliveries: Postfix logged that many sent and nothing else,
 /// its queue is empty, the INBOX holds them, coid logged each once and no push
 /// trouble. Returns coid's delivery time of each (unix µs).
-fn check_delivered(
-    stack: &Daemons,
+fn check_pushed_run(
+    stack: &Stack,
     log: &mut LogTail,
     messages: usize,
     tag: &str,
 ) -> HashMap<String, i64> {
-    stack
-        .postfix
-        .wait_for_empty_queue(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{tag}: {e}"));
-    log.poll();
-    assert!(
-        log.sent.len() == messages && log.failed.is_empty(),
-        "{tag}: {} sent, {:?}",
-        log.sent.len(),
-        log.failed
-    );
-    assert_eq!(inbox_count(&stack.dovecot), messages, "{tag}: INBOX");
+    check_delivered(tag, messages, &stack.postfix, &stack.dovecot, log);
     let coid_log = stack.coid.log();
     let delivered = coid_log::delivered(&coid_log);
     assert_eq!(delivered.len(), messages, "{tag}: coid's `delivered` lines");
@@ -216,31 +181,17 @@ fn subscribe(dovecot: &Dovecot, receiver: &Receiver, endpoints: &[Endpoint]) {
         let json: serde_json::Value = serde_json::from_slice(&plain).expect("validation JSON");
         let token = json["validation"].as_str().expect("validation token");
         let validate = format!("{}/validate", subscription(&id));
-        let (status, text) = set(&mut imap, "", &[(&validate, Some(token))]);
-        assert_eq!(status, "OK", "validate {id}: {text}");
+        set_ok(&mut imap, "", &[(&validate, Some(token))]);
     }
 }
 
-/// [`INJECTORS`] SMTP clients submit `messages` chats; the handle returns how long
+/// The e2e bench's SMTP clients submit `messages` chats; the handle returns how long
 /// that took.
-fn inject(port: u16, tag: &str, messages: usize) -> std::thread::JoinHandle<Duration> {
+fn inject_chats(port: u16, tag: &str, messages: usize) -> std::thread::JoinHandle<Duration> {
     let tag = tag.to_owned();
     std::thread::spawn(move || {
-        let began = Instant::now();
-        let filler = Arc::new(filler(CHAT_SIZE));
-        std::thread::scope(|scope| {
-            for injector in 0..INJECTORS {
-                let (filler, tag) = (Arc::clone(&filler), tag.as_str());
-                scope.spawn(move || {
-                    for i in (injector..messages).step_by(INJECTORS) {
-                        let (message, _) = chat(tag, i, &filler);
-                        send_smtp(port, MAIL_FROM, &[RCPT], &message)
-                            .unwrap_or_else(|e| panic!("Postfix refused message {i}: {e}"));
-                    }
-                });
-            }
-        });
-        began.elapsed()
+        let filler = filler(CHAT_SIZE);
+        inject(port, MAIL_FROM, messages, |i| chat(&tag, i, &filler).0)
     })
 }
 

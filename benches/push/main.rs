@@ -21,12 +21,18 @@ mod cpu;
 #[path = "../e2e/delivery.rs"]
 mod delivery;
 mod flow;
+#[path = "../shared/machine.rs"]
+mod machine;
 #[allow(dead_code)]
 #[path = "../e2e/postfix_log.rs"]
 mod postfix_log;
 mod receiver;
 mod report;
 mod send;
+#[path = "../shared/stats.rs"]
+mod stats;
+#[path = "../shared/timing.rs"]
+mod timing;
 
 use std::time::Instant;
 
@@ -46,9 +52,8 @@ const ROUNDS: usize = 4;
 
 fn main() {
     let began = Instant::now();
-    let quick = std::env::var_os("COID_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0");
-    let scale = if quick { 10 } else { 1 };
-    println!("coid push benchmark ({})", report::environment());
+    let scale = machine::scale();
+    println!("coid push benchmark ({})", machine::environment());
 
     let receiver = Receiver::start();
     let endpoints = receiver.endpoints("s", SUBSCRIPTIONS);
@@ -87,13 +92,13 @@ fn main() {
         SUBSCRIPTIONS,
         &sender,
         &worker,
-        report::median(enqueue),
+        stats::median(enqueue),
     );
     report::mail(&mail);
     println!(
         "\nbenchmark took {:.0} s; load average at the end: {}",
         began.elapsed().as_secs_f64(),
-        report::load_average()
+        machine::load_average()
     );
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::cost::Cost;
 use crate::flow::{CHAT_SIZE, Outcome, SESSIONS};
-use crate::postfix_log::quantile;
 use crate::send::Rate;
+use crate::stats::{median, quantile, range};
 
 pub fn cost(c: &Cost) {
     println!(
@@ -161,51 +161,4 @@ pub fn progress(round: usize, o: &Outcome) -> String {
         o.latencies.len(),
         quantile(&o.latencies, 0.5),
     )
-}
-
-fn range(values: &[f64]) -> String {
-    format!(
-        "({:.0}–{:.0})",
-        quantile(values, 0.0),
-        quantile(values, 1.0)
-    )
-}
-
-/// The middle value, or the mean of the two middle values; 0 for none.
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-/// CPUs, Postfix and Dovecot versions and the load average, for the header line.
-pub fn environment() -> String {
-    let run = |cmd: &str, args: &[&str]| {
-        std::process::Command::new(cmd)
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    format!(
-        "{cpus} CPUs, Postfix {}, Dovecot {}, load average {}",
-        run("postconf", &["-d", "-h", "mail_version"]),
-        run("dovecot", &["--version"]),
-        load_average()
-    )
-}
-
-/// The 1, 5 and 15 minute load averages: other work on the machine skews the figures.
-pub fn load_average() -> String {
-    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    loadavg
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::exit;
+use super::{CliResult, exit, printed, temp};
 use crate::config::Config;
 use crate::delivery::Backend;
 use crate::delivery::dovecot::DovecotLmtp;
@@ -29,6 +29,21 @@ pub fn load_config(path: &Path) -> Result<Config, u8> {
     })
 }
 
+/// Opens the state store, or prints why and returns the exit code (75).
+pub fn open_store(config: &Config) -> Result<Store, u8> {
+    printed(Store::open(&config.database_path()).map_err(temp))
+}
+
+/// Runs an admin command (`coid user`, `coid push`) on the config's state store.
+pub fn with_store(config_path: &Path, command: impl FnOnce(&Config, &Store) -> CliResult) -> u8 {
+    let run = || {
+        let config = load_config(config_path)?;
+        let store = open_store(&config)?;
+        printed(command(&config, &store))
+    };
+    run().err().unwrap_or(exit::OK)
+}
+
 /// Builds the pipeline from a valid config.
 ///
 /// # Errors
@@ -38,10 +53,7 @@ pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
         eprintln!("coid: {err}");
         exit::CONFIG
     })?;
-    let store = Store::open(&config.database_path()).map_err(|err| {
-        eprintln!("coid: {err}");
-        exit::TEMPFAIL
-    })?;
+    let store = open_store(config)?;
     let backend: Arc<dyn Backend> = match config.delivery.backend.as_str() {
         "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
         _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
@@ -65,41 +77,36 @@ pub struct PushParts {
 /// The server's VAPID key, created in the store on first use.
 ///
 /// # Errors
-/// The exit code after printing why (75: the store or the stored key failed).
-pub fn load_vapid(store: &Store) -> Result<VapidKey, u8> {
-    vapid_key(store).map_err(|err| {
-        eprintln!("coid: VAPID key: {err}");
-        exit::TEMPFAIL
-    })
+/// 75: the store or the stored key failed.
+pub fn load_vapid(store: &Store) -> CliResult<VapidKey> {
+    vapid_key(store).map_err(|err| (exit::TEMPFAIL, format!("VAPID key: {err}")))
 }
 
 /// A push sender by `[push]`.
 ///
 /// # Errors
-/// The exit code after printing why (70: the HTTP client could not be built).
-pub fn push_sender(config: &Config, vapid: VapidKey) -> Result<Sender, u8> {
+/// 70: the HTTP client could not be built.
+pub fn push_sender(config: &Config, vapid: VapidKey) -> CliResult<Sender> {
     let policy = EndpointPolicy {
         allow_private: config.push.allow_private_endpoints,
     };
     let timeout = std::time::Duration::from_secs(config.push.timeout_secs);
     let idle = config.push.concurrency;
-    Sender::new(vapid, &config.push.vapid_subject, policy, timeout, idle).map_err(|err| {
-        eprintln!("coid: push sender: {err}");
-        exit::SOFTWARE
-    })
+    Sender::new(vapid, &config.push.vapid_subject, policy, timeout, idle)
+        .map_err(|err| (exit::SOFTWARE, format!("push sender: {err}")))
 }
 
-/// Web Push for `coid serve` over the pipeline's push queue (so what delivery queues
-/// wakes the worker), if `[push] enabled`.
+/// Web Push for `coid serve` over the pipeline's push queue (there is one when
+/// `[push] enabled`), so what delivery queues wakes the worker.
 ///
 /// # Errors
 /// The exit code after printing why.
 pub fn build_push(config: &Config, pipeline: &Pipeline) -> Result<Option<PushParts>, u8> {
-    let Some(queue) = pipeline.push_queue().filter(|_| config.push.enabled) else {
+    let Some(queue) = pipeline.push_queue() else {
         return Ok(None);
     };
-    let vapid = load_vapid(queue.store())?;
-    let sender = push_sender(config, vapid.clone())?;
+    let vapid = printed(load_vapid(queue.store()))?;
+    let sender = printed(push_sender(config, vapid.clone()))?;
     Ok(Some(PushParts {
         webpush: WebPush::new(queue.clone(), &vapid),
         worker: Worker::new(queue.clone(), sender, &config.push),

@@ -17,6 +17,22 @@ use clap::{Parser, Subcommand};
 pub use build::build_pipeline;
 pub use serve::context as serve_context;
 
+/// A command's result; a failure is its exit code and what to tell the operator.
+type CliResult<T = ()> = Result<T, (u8, String)>;
+
+/// Prints a failure (`coid: …`) and keeps only its exit code.
+fn printed<T>(result: CliResult<T>) -> Result<T, u8> {
+    result.map_err(|(code, message)| {
+        eprintln!("coid: {message}");
+        code
+    })
+}
+
+/// A temporary failure (75) with `err`'s text: the state store failed.
+fn temp(err: impl std::fmt::Display) -> (u8, String) {
+    (exit::TEMPFAIL, err.to_string())
+}
+
 /// sysexits(3) codes.
 pub mod exit {
     /// Success.

@@ -3,17 +3,16 @@
 //! printed, and the server's VAPID public key (what clients read as `webpush/vapid`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::build::{load_config, load_vapid, push_sender};
-use super::exit;
+use super::build::{load_vapid, push_sender, with_store};
+use super::{CliResult, exit, temp};
 use crate::config::Config;
 use crate::dict::webpush::listing;
 use crate::push::outcome::Outcome;
-use crate::push::sender::{Options, Target, Urgency};
-use crate::push::subscription::{decode_auth, decode_p256dh};
+use crate::push::queue::PushQueue;
+use crate::push::sender::{Options, Target};
 use crate::store::{Store, Subscription, unix_now_ms};
 use crate::users::UserMap;
 
@@ -44,53 +43,24 @@ pub enum PushAction {
     Vapid,
 }
 
-type CliResult = Result<(), (u8, String)>;
-
 /// Runs a `coid push` command.
 pub fn run(config_path: &Path, action: PushAction) -> u8 {
-    let config = match load_config(config_path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let store = match Store::open(&config.database_path()) {
-        Ok(store) => store,
-        Err(err) => {
-            eprintln!("coid: {err}");
-            return exit::TEMPFAIL;
+    with_store(config_path, |config, store| {
+        let users = UserMap::new(&config.users);
+        let user = |address: &str| users.resolve(address).username;
+        match action {
+            PushAction::List { address } => list(store, config, &user(&address)),
+            PushAction::Delete { address, id } => delete(store, &user(&address), &id),
+            PushAction::Test { address } => test(store, config, &user(&address)),
+            PushAction::Vapid => load_vapid(store).map(|key| print!("{}", key.public_pem())),
         }
-    };
-    let users = UserMap::new(&config.users);
-    let user = |address: &str| users.resolve(address).username;
-    let result = match action {
-        PushAction::List { address } => list(&store, &config, &user(&address)),
-        PushAction::Delete { address, id } => delete(&store, &user(&address), &id),
-        PushAction::Test { address } => test(&store, &config, &user(&address)),
-        PushAction::Vapid => load_vapid(&store)
-            .map(|key| print!("{}", key.public_pem()))
-            .map_err(|code| (code, "no VAPID key".into())),
-    };
-    match result {
-        Ok(()) => exit::OK,
-        Err((code, message)) => {
-            eprintln!("coid: {message}");
-            code
-        }
-    }
-}
-
-fn temp(err: impl std::fmt::Display) -> (u8, String) {
-    (exit::TEMPFAIL, err.to_string())
+    })
 }
 
 /// The user's subscriptions, after deleting those left unvalidated too long.
-fn subscriptions(
-    store: &Store,
-    config: &Config,
-    user: &str,
-) -> Result<Vec<Subscription>, (u8, String)> {
-    let window = i64::try_from(config.push.subscription_expire_secs).unwrap_or(i64::MAX);
-    store
-        .expire_subscriptions(Some(user), (unix_now_ms() / 1000).saturating_sub(window))
+fn subscriptions(store: &Store, config: &Config, user: &str) -> CliResult<Vec<Subscription>> {
+    PushQueue::new(store.clone(), &config.push)
+        .expire_subscriptions(Some(user), unix_now_ms())
         .map_err(temp)?;
     store.subscriptions(user).map_err(temp)
 }
@@ -129,17 +99,8 @@ fn test(store: &Store, config: &Config, user: &str) -> CliResult {
             format!("{user} has no validated push subscription"),
         ));
     }
-    let sender = push_sender(
-        config,
-        load_vapid(store).map_err(|c| (c, "no VAPID key".into()))?,
-    )
-    .map_err(|c| (c, "no push sender".into()))?;
-    let options = Options {
-        ttl: Duration::from_secs(config.push.ttl_secs),
-        urgency: Urgency::parse(&config.push.urgency).unwrap_or(Urgency::Normal),
-        topic: None,
-        validation: false,
-    };
+    let sender = push_sender(config, load_vapid(store)?)?;
+    let options = Options::from_config(&config.push);
     let payload = serde_json::json!({ "folder": "INBOX", "subject": "coid push test" }).to_string();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -147,7 +108,7 @@ fn test(store: &Store, config: &Config, user: &str) -> CliResult {
         .map_err(|e| (exit::SOFTWARE, e.to_string()))?;
     let mut worst = exit::OK;
     for sub in validated {
-        let Some(target) = target(&sub) else {
+        let Some(target) = Target::decode(&sub.endpoint, &sub.p256dh, &sub.auth) else {
             println!("{}: stored keys or endpoint do not decode", sub.id);
             worst = worst.max(exit::DATAERR);
             continue;
@@ -178,14 +139,6 @@ fn test(store: &Store, config: &Config, user: &str) -> CliResult {
         exit::OK => Ok(()),
         code => Err((code, "not every test push was delivered".into())),
     }
-}
-
-fn target(sub: &Subscription) -> Option<Target> {
-    Some(Target {
-        endpoint: url::Url::parse(&sub.endpoint).ok()?,
-        p256dh: decode_p256dh(&sub.p256dh)?,
-        auth: decode_auth(&sub.auth)?,
-    })
 }
 
 /// The exit code an outcome stands for: 75 try again later, 65 refused.

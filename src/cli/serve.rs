@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::build::{build_pipeline, build_push, load_config};
 use super::exit;
-use crate::config::Config;
+use crate::config::{Config, socket_mode};
 use crate::dict::webpush::WebPush;
 use crate::dict::{self, Attributes, DictContext};
 use crate::lmtp::Limits;
@@ -55,11 +55,11 @@ async fn serve(config: Config) -> u8 {
         return exit::TEMPFAIL;
     }
     // The dict socket first: once LMTP accepts, everything is up.
-    let bound = match bind_dict(&config) {
-        Ok(dict) => bind(&config).await.map(|lmtp| (lmtp, dict)),
-        Err(message) => Err(message),
+    let bound = async {
+        let dict = bind_dict(&config)?;
+        Ok::<_, String>((bind(&config).await?, dict))
     };
-    let (listeners, dict_listeners) = match bound {
+    let (listeners, dict_listeners) = match bound.await {
         Ok(bound) => bound,
         Err(message) => {
             eprintln!("coid: {message}");
@@ -134,14 +134,11 @@ fn bind_dict(config: &Config) -> Result<Vec<Listener>, String> {
     if config.dict.socket.is_empty() {
         return Ok(Vec::new());
     }
-    let path = Path::new(&config.dict.socket);
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = Path::new(&config.dict.socket).parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let mode = u32::from_str_radix(&config.dict.socket_mode, 8).unwrap_or(0o660);
-    let listener = Listener::unix(path, mode)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let listener = unix_listener(&config.dict.socket, &config.dict.socket_mode)?;
     Ok(vec![listener])
 }
 
@@ -171,14 +168,16 @@ async fn bind(config: &Config) -> Result<Vec<Listener>, String> {
         );
     }
     if !config.lmtp.unix_socket.is_empty() {
-        let path = Path::new(&config.lmtp.unix_socket);
-        let mode = u32::from_str_radix(&config.lmtp.unix_socket_mode, 8).unwrap_or(0o660);
-        listeners.push(
-            Listener::unix(path, mode)
-                .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?,
-        );
+        let lmtp = &config.lmtp;
+        listeners.push(unix_listener(&lmtp.unix_socket, &lmtp.unix_socket_mode)?);
     }
     Ok(listeners)
+}
+
+/// A unix socket listener at `path` with the config's `mode` (validated octal).
+fn unix_listener(path: &str, mode: &str) -> Result<Listener, String> {
+    let mode = socket_mode(mode).unwrap_or(0o660);
+    Listener::unix(Path::new(path), mode).map_err(|e| format!("cannot listen on {path}: {e}"))
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use super::build::load_config;
-use super::exit;
+use super::build::with_store;
+use super::{CliResult, exit, temp};
 use crate::store::{CoiSettings, ENTRY_ENABLED, ENTRY_MESSAGE_FILTER, MessageFilter, Store};
 use crate::users::UserMap;
 
@@ -31,45 +31,23 @@ pub enum UserAction {
 
 /// Runs a `coid user` command.
 pub fn run(config_path: &Path, action: UserAction) -> u8 {
-    let config = match load_config(config_path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let store = match Store::open(&config.database_path()) {
-        Ok(store) => store,
-        Err(err) => {
-            eprintln!("coid: {err}");
-            return exit::TEMPFAIL;
+    with_store(config_path, |config, store| {
+        let users = UserMap::new(&config.users);
+        match action {
+            UserAction::Get { address } => {
+                let defaults = CoiSettings::defaults(&config.coi);
+                get(store, &users.resolve(&address).username, &defaults)
+            }
+            UserAction::Set { address, settings } => {
+                set(store, &users.resolve(&address).username, &settings)
+            }
         }
-    };
-    let users = UserMap::new(&config.users);
-    let defaults = CoiSettings::defaults(&config.coi);
-    let result = match action {
-        UserAction::Get { address } => get(&store, &users.resolve(&address).username, &defaults),
-        UserAction::Set { address, settings } => {
-            set(&store, &users.resolve(&address).username, &settings)
-        }
-    };
-    match result {
-        Ok(()) => exit::OK,
-        Err((code, message)) => {
-            eprintln!("coid: {message}");
-            code
-        }
-    }
+    })
 }
 
-type CliResult = Result<(), (u8, String)>;
-
 fn get(store: &Store, username: &str, defaults: &CoiSettings) -> CliResult {
-    let settings = store
-        .coi_settings(username, defaults)
-        .map_err(|e| (exit::TEMPFAIL, e.to_string()))?;
-    let stored = |entry| {
-        store
-            .get(username, entry)
-            .map_err(|e| (exit::TEMPFAIL, e.to_string()))
-    };
+    let settings = store.coi_settings(username, defaults).map_err(temp)?;
+    let stored = |entry| store.get(username, entry).map_err(temp);
     let origin = |v: Option<String>| if v.is_some() { "" } else { " (default)" };
     println!("user={username}");
     println!(
@@ -92,9 +70,7 @@ fn set(store: &Store, username: &str, pairs: &[String]) -> CliResult {
         changes.push(parse_setting(pair).map_err(|m| (exit::USAGE, m))?);
     }
     for (entry, value) in changes {
-        store
-            .set(username, entry, value.as_deref())
-            .map_err(|e| (exit::TEMPFAIL, e.to_string()))?;
+        store.set(username, entry, value.as_deref()).map_err(temp)?;
     }
     Ok(())
 }

@@ -236,6 +236,13 @@ pub struct DovecotConfig {
     pub lhlo_name: String,
 }
 
+impl DovecotConfig {
+    /// [`Self::hierarchy_separator`] as the character it is (validated to be one).
+    pub fn separator(&self) -> char {
+        self.hierarchy_separator.chars().next().unwrap_or('/')
+    }
+}
+
 impl Default for DovecotConfig {
     fn default() -> Self {
         Self {
@@ -327,4 +334,11 @@ impl Config {
     pub fn spool_dir(&self) -> PathBuf {
         self.state.dir.join("spool")
     }
+}
+
+/// A socket mode as the config writes it (`"0660"`): octal, at most `0o777`.
+pub fn socket_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o777)
 }

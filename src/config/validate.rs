@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::Config;
+use super::{Config, socket_mode};
 
 /// All problems found in a config.
 #[derive(Debug, Default)]
@@ -62,7 +62,7 @@ impl Config {
                 p.push(format!("lmtp.tcp: {addr:?} is not an IP:port address"));
             }
         }
-        if u32::from_str_radix(&l.unix_socket_mode, 8).map_or(true, |m| m > 0o777) {
+        if socket_mode(&l.unix_socket_mode).is_none() {
             p.push(format!(
                 "lmtp.unix_socket_mode: {:?} is not an octal mode",
                 l.unix_socket_mode
@@ -179,7 +179,7 @@ impl Config {
                 ));
             }
         }
-        if u32::from_str_radix(&d.socket_mode, 8).map_or(true, |m| m > 0o777) {
+        if socket_mode(&d.socket_mode).is_none() {
             p.push(format!(
                 "dict.socket_mode: {:?} is not an octal mode",
                 d.socket_mode

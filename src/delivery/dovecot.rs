@@ -36,7 +36,7 @@ impl DovecotLmtp {
         DovecotLmtp {
             addr: config.lmtp.clone(),
             lhlo: config.lhlo_name.clone(),
-            separator: config.hierarchy_separator.chars().next().unwrap_or('/'),
+            separator: config.separator(),
             connect_timeout: Duration::from_secs(config.connect_timeout_secs),
             reply_timeout: Duration::from_secs(config.reply_timeout_secs),
         }

@@ -20,10 +20,7 @@ pub fn route_headers(target: &Target, separator: char) -> Vec<u8> {
     if target.is_plain_keep() {
         return Vec::new();
     }
-    let folder = match &target.folder {
-        Some(folder) => folder.replace('/', &separator.to_string()),
-        None => "INBOX".to_owned(),
-    };
+    let folder = target.store_folder(separator);
     let flags: Vec<&str> = target
         .flags
         .iter()

@@ -3,7 +3,7 @@
 //! iteration depth, order and bounds.
 
 use super::*;
-use crate::store::{CoiSettings, ENTRY_ENABLED, ENTRY_MESSAGE_FILTER, MessageFilter};
+use crate::store::{CoiSettings, ENTRY_ENABLED, ENTRY_MESSAGE_FILTER, MessageFilter, temp_store};
 
 const GUID: &str = "0413580b5cf9006b1e38000083ecc375";
 const ALICE: &str = "alice@example.org";
@@ -17,8 +17,7 @@ fn coi_key(name: &str) -> String {
 }
 
 fn setup() -> (tempfile::TempDir, Store, Attributes) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    let (dir, store) = temp_store();
     let attrs = Attributes::new(
         store.clone(),
         &UsersConfig::default(),

@@ -2,7 +2,8 @@
 //! [`Session`], runs its lookups, iterations and commits against [`Attributes`] on the
 //! blocking pool, and writes the replies in command order.
 //!
-//! Bounded: one read buffer, the session's limits, an idle timeout that closes the
+//! Bounded: one read buffer, replies written in batches of at most about
+//! [`WRITE_CHUNK`] bytes, the session's limits, an idle timeout that closes the
 //! connection (Dovecot reconnects when it needs to), and a shutdown signal that closes
 //! it at once unless a transaction is open, which then gets the server's grace period.
 
@@ -19,6 +20,9 @@ use crate::server::Handler;
 
 /// Size of the read buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Replies are written once this many bytes are pending: one read can hold thousands
+/// of lookups, each of whose answers may be as long as a line.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// What every dict connection shares.
 pub struct DictContext {
@@ -62,6 +66,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
     loop {
         let mut events = Vec::new();
         if *shutdown.borrow() && !session.in_transaction() {
@@ -81,18 +86,27 @@ where
                 _ = shutdown.changed(), if !in_tx && !*shutdown.borrow() => continue,
             }
         }
-        let mut out = Vec::new();
         for event in events {
             answer(event, &ctx.attributes, &mut out).await;
+            if out.len() >= WRITE_CHUNK {
+                send(stream, &mut out).await?;
+            }
         }
-        if !out.is_empty() {
-            stream.write_all(&out).await?;
-            stream.flush().await?;
-        }
+        send(stream, &mut out).await?;
         if session.is_closed() {
             return Ok(());
         }
     }
+}
+
+/// Writes and flushes what is pending in `out`, leaving it empty.
+async fn send<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+        stream.flush().await?;
+        out.clear();
+    }
+    Ok(())
 }
 
 /// Carries out one session event, appending the reply bytes.
@@ -157,7 +171,7 @@ async fn blocking(
 mod tests {
     use super::*;
     use crate::config::{CoiConfig, UsersConfig};
-    use crate::store::Store;
+    use crate::store::temp_store;
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream};
 
     struct Running {
@@ -168,8 +182,7 @@ mod tests {
     }
 
     fn start() -> Running {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("s.sqlite")).expect("store");
+        let (dir, store) = temp_store();
         let ctx = Arc::new(DictContext {
             attributes: Arc::new(Attributes::new(
                 store,
@@ -218,6 +231,23 @@ mod tests {
         let _ = c.stop.send(true);
         (&mut c.task).await.expect("connection task ends");
         assert_eq!(c.line().await, "", "closed");
+    }
+
+    /// Many lookups in one read: their answers go out in batches, all of them, in order.
+    #[tokio::test]
+    async fn many_lookups_in_one_read_are_all_answered_in_order() {
+        let mut c = start();
+        let value = "v".repeat(900);
+        c.send(format!("H3\t2\t0\t\tcoid\nB1\ta@x\nS1\tpriv/g/k\t{value}\nC1\n").as_bytes())
+            .await;
+        assert_eq!(c.line().await, "O1\n");
+        // 3200 bytes fit the duplex buffer at once; the answers are about 90 KB.
+        c.send("Lpriv/g/k\ta@x\nLpriv/g/none\ta@x\n".repeat(100).as_bytes())
+            .await;
+        for _ in 0..100 {
+            assert_eq!(c.line().await, format!("O{value}\n"));
+            assert_eq!(c.line().await, "N\n");
+        }
     }
 
     #[tokio::test]

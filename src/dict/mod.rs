@@ -6,8 +6,9 @@
 //! - [`protocol`]: Dovecot 2.3's dict wire protocol: typed commands, unescaping,
 //!   sans-IO; its header is the protocol summary.
 //! - [`reply`]: typed replies and their encoding.
-//! - [`line`]: bounded line framing.
-//! - [`session`]: the per-connection state machine (handshake, commands), sans-IO.
+//! - [`session`]: the per-connection state machine (handshake, commands), sans-IO;
+//!   its lines come from the bounded line framing shared with LMTP
+//!   (`crate::lmtp::line`).
 //! - [`transactions`]: a connection's open transactions and their limits.
 //! - [`keys`]: where a dict key lives in the store (server annotations become METADATA
 //!   entries; everything else is kept verbatim).
@@ -19,7 +20,6 @@
 pub mod attributes;
 pub mod connection;
 pub mod keys;
-pub mod line;
 pub mod protocol;
 pub mod reply;
 pub mod session;

@@ -22,12 +22,17 @@
 //!   a transaction command whose id cannot be read at all (Dovecot's server drops the
 //!   connection in these cases too; the client then fails whatever was open).
 
-use super::line::{Line, LineReceiver};
 use super::protocol::{
     self, Command, IterFlags, MAJOR_VERSION, ParseError, Reply, VALUE_TYPE_STRING,
 };
 pub use super::transactions::Change;
 use super::transactions::Transactions;
+use crate::lmtp::line::{LineReceiver, TooLong};
+
+/// Bytes of an overlong line that are kept: the command letter and transaction id in
+/// them let the session fail exactly the transaction (or answer exactly the command)
+/// the line belonged to, instead of dropping the connection.
+const TOO_LONG_HEAD: usize = 32;
 
 /// Limits a session enforces; each has a key in `[dict]`.
 #[derive(Debug, Clone)]
@@ -101,7 +106,7 @@ impl Session {
     pub fn new(limits: Limits) -> Session {
         Session {
             state: State::Handshake,
-            lines: LineReceiver::new(limits.max_line),
+            lines: LineReceiver::keeping_head(limits.max_line, TOO_LONG_HEAD),
             transactions: Transactions::new(&limits),
             limits,
         }
@@ -131,12 +136,14 @@ impl Session {
     pub fn ingest(&mut self, input: &[u8], events: &mut Vec<Event>) {
         let mut rest = input;
         while !rest.is_empty() && !self.is_closed() {
-            let (used, line) = self.lines.ingest(rest);
+            let (used, line) = self.lines.next_line(rest);
             rest = rest.get(used..).unwrap_or_default();
             match line {
                 None => {}
-                Some(Line::Complete(line)) => self.handle_line(&line, events),
-                Some(Line::TooLong(head)) => self.handle_too_long(&head, events),
+                Some(Ok(line)) => {
+                    self.handle_line(line.strip_suffix(b"\n").unwrap_or(&line), events)
+                }
+                Some(Err(TooLong { head })) => self.handle_too_long(&head, events),
             }
         }
     }

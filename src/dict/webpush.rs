@@ -15,8 +15,6 @@
 //! window are deleted when the user's subscriptions are read (and by the worker).
 //! Dovecot lowercases entry names, so ids are case-insensitive. Blocking (SQLite).
 
-use std::time::Duration;
-
 use crate::push::queue::{PushQueue, validation_token};
 use crate::push::subscription::{Request, parse_request, rfc3339};
 use crate::push::vapid::VapidKey;
@@ -83,18 +81,11 @@ impl WebPush {
         self.queue.wake();
     }
 
-    fn expire(&self) -> Duration {
-        self.queue.settings().subscription_expire
-    }
-
     /// Deletes `user`'s subscriptions left unvalidated past the window.
     fn expire_pending(&self, user: &str) -> Result<(), StoreError> {
-        let now = unix_now_ms() / 1000;
-        let window = i64::try_from(self.expire().as_secs()).unwrap_or(i64::MAX);
         self.queue
-            .store()
-            .expire_subscriptions(Some(user), now.saturating_sub(window))?;
-        Ok(())
+            .expire_subscriptions(Some(user), unix_now_ms())
+            .map(drop)
     }
 
     /// The value of a WebPush entry.
@@ -161,7 +152,8 @@ impl WebPush {
             (Entry::Subscription(id), None) => Ok(Op::Unsubscribe { id: id.to_owned() }),
             (Entry::Subscription(id), Some(json)) => self.subscribe(user, id, json, now_ms),
             (Entry::Validate(id), Some(token)) => {
-                let window = i64::try_from(self.expire().as_secs()).unwrap_or(i64::MAX);
+                let expire = self.queue.settings().subscription_expire.as_secs();
+                let window = i64::try_from(expire).unwrap_or(i64::MAX);
                 Ok(Op::Validate {
                     id: id.to_owned(),
                     token: token.to_owned(),

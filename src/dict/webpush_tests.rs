@@ -7,6 +7,7 @@ use crate::config::PushConfig;
 use crate::dict::webpush::WebPush;
 use crate::push::queue::PushQueue;
 use crate::push::vapid::VapidKey;
+use crate::store::temp_store;
 
 const GUID: &str = "0413580b5cf9006b1e38000083ecc375";
 const ALICE: &str = "alice@example.org";
@@ -25,8 +26,7 @@ fn json(endpoint: &str) -> String {
 }
 
 fn setup(config: PushConfig) -> (tempfile::TempDir, Store, Attributes, VapidKey) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    let (dir, store) = temp_store();
     let vapid = VapidKey::generate();
     let webpush = WebPush::new(PushQueue::new(store.clone(), &config), &vapid);
     let attrs = Attributes::new(
@@ -230,8 +230,7 @@ fn expired_pending_subscriptions_vanish_when_read() {
 
 #[test]
 fn with_push_off_the_entries_are_nil_and_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    let (_dir, store) = temp_store();
     let attrs = Attributes::new(store, &UsersConfig::default(), &CoiConfig::default());
     assert_eq!(attrs.lookup(ALICE, &key("vapid")), Reply::NotFound);
     let error = refusal(commit(

@@ -15,6 +15,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// The folder's name in a store whose hierarchy separator is `separator` (policy
+    /// folder names use `/`); INBOX for a keep.
+    pub fn store_folder(&self, separator: char) -> String {
+        match &self.folder {
+            Some(folder) => folder.replace('/', &separator.to_string()),
+            None => "INBOX".to_owned(),
+        }
+    }
+
     /// Plain keep into INBOX, no flags: delivery exactly as without coid.
     pub fn inbox() -> Target {
         Target {

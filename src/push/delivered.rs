@@ -6,20 +6,31 @@
 //!
 //! Never on the reply path: [`PushHook::after_delivery`] hands the work to a task and
 //! returns, and whatever goes wrong there is only logged, so mail never waits for push
-//! work and no reply changes because of it. The payload has the folder the policy
-//! chose (in the store's hierarchy separator), the outer headers' fields and, when it
-//! fits, the body; no UID/UIDVALIDITY (Dovecot's LMTP reply does not tell them).
+//! work and no reply changes because of it. At most [`MAX_PENDING`] messages wait for
+//! their pushes to be queued; past that (the state store is that far behind) a
+//! message's pushes are dropped with a warning, so memory stays bounded.
+//!
+//! The payload has the folder the policy chose (in the store's hierarchy separator),
+//! the outer headers' fields and, when it fits, the body; no UID/UIDVALIDITY
+//! (Dovecot's LMTP reply does not tell them).
+
+use std::sync::Arc;
 
 use mail_parser::MessageParser;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use super::MAX_PLAINTEXT;
 use super::payload::{Payload, Stored};
-use super::queue::PushQueue;
+use super::queue::{PushQueue, blocking};
 use super::subscription::MsgType;
 use crate::policy::Target;
 use crate::spool::header_end;
 use crate::store::{NewPush, Store, StoreError, unix_now_ms};
+
+/// Most messages whose pushes wait to be queued at once (each holds its header
+/// section and at most [`MAX_PLAINTEXT`] bytes of body).
+pub const MAX_PENDING: usize = 256;
 
 /// One recipient the message was stored for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +49,7 @@ impl Delivered {
     pub fn stored(username: String, target: &Target, separator: char) -> Delivered {
         Delivered {
             username,
-            folder: match &target.folder {
-                Some(folder) => folder.replace('/', &separator.to_string()),
-                None => "INBOX".to_owned(),
-            },
+            folder: target.store_folder(separator),
             chat: target.flags.iter().any(|f| f.eq_ignore_ascii_case("$Chat")),
         }
     }
@@ -126,6 +134,8 @@ pub fn pushes_for(
 pub struct PushHook {
     queue: PushQueue,
     tasks: TaskTracker,
+    /// One permit per message whose pushes are being queued.
+    pending: Arc<Semaphore>,
 }
 
 impl PushHook {
@@ -134,6 +144,7 @@ impl PushHook {
         PushHook {
             queue,
             tasks: TaskTracker::new(),
+            pending: Arc::new(Semaphore::new(MAX_PENDING)),
         }
     }
 
@@ -143,11 +154,20 @@ impl PushHook {
     }
 
     /// Starts queueing the pushes for `message` delivered to `recipients` and returns
-    /// at once. Must be called inside the tokio runtime.
+    /// at once; drops them (with a warning) when [`MAX_PENDING`] messages are still
+    /// waiting. Must be called inside the tokio runtime.
     pub fn after_delivery(&self, message: DeliveredMessage, recipients: Vec<Delivered>) {
         if recipients.is_empty() {
             return;
         }
+        let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
+            tracing::warn!(
+                recipients = recipients.len(),
+                max_pending = MAX_PENDING,
+                "cannot queue pushes: the state store is behind; this message's pushes are dropped"
+            );
+            return;
+        };
         let queue = self.queue.clone();
         let work = move || {
             let now = unix_now_ms();
@@ -156,12 +176,12 @@ impl PushHook {
             queue.enqueue(&pushes, now)
         };
         self.tasks.spawn(async move {
-            match tokio::task::spawn_blocking(work).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(queued)) => tracing::debug!(queued, "pushes queued"),
-                Ok(Err(err)) => tracing::error!(error = %err, "cannot queue pushes"),
-                Err(err) => tracing::error!(error = %err, "push queueing task failed"),
+            match blocking(work).await {
+                Ok(0) => {}
+                Ok(queued) => tracing::debug!(queued, "pushes queued"),
+                Err(err) => tracing::error!(error = %err, "cannot queue pushes"),
             }
+            drop(permit);
         });
     }
 

@@ -8,8 +8,7 @@ const HEADER: &[u8] = b"From: Bob <bob@example.net>\r\nSubject: Hi\r\n\
     Message-ID: <chat$group.g1.x@example.net>\r\nChat-Version: 1.0\r\n\r\n";
 
 fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    let (dir, store) = crate::push::temp_store();
     for (id, msgtype, validate) in [
         ("chat", "chat", true),
         ("mail", "email", true),
@@ -137,4 +136,30 @@ fn folders_keywords_and_small_bodies() {
         None
     );
     assert_eq!(DeliveredMessage::new(Vec::new(), None, None).body, None);
+}
+
+#[test]
+fn a_message_past_the_pending_bound_pushes_nothing() {
+    let (_dir, store) = store();
+    let hook = PushHook {
+        queue: PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
+        tasks: TaskTracker::new(),
+        pending: Arc::new(Semaphore::new(1)),
+    };
+    let pending = || store.pending_pushes(ALICE, "chat").expect("count");
+    let before = pending();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        hook.after_delivery(message(None), delivered(true));
+        // The first message still holds the only permit: this one is dropped.
+        hook.after_delivery(message(None), delivered(true));
+        hook.flush().await;
+        // Its permit is back once it is queued.
+        hook.after_delivery(message(None), delivered(true));
+        hook.flush().await;
+    });
+    assert_eq!(pending(), before + 2);
 }

@@ -13,6 +13,7 @@
 //!   pushes, and the server's VAPID key.
 //! - [`delivered`]: the pushes for a delivered message, queued off the reply path.
 //! - [`retry`]: what an attempt's outcome means for the queued push.
+//! - [`record`]: carrying that out on the queue, and logging it.
 //! - [`worker`]: the task of `coid serve` that sends queued pushes.
 //!
 //! [`endpoint`], [`outcome`], [`payload`], [`retry`], [`subscription`] and [`vapid`]
@@ -23,6 +24,7 @@ pub mod endpoint;
 pub mod outcome;
 pub mod payload;
 pub mod queue;
+pub mod record;
 pub mod retry;
 pub mod sender;
 pub mod subscription;
@@ -48,4 +50,12 @@ pub fn decode_base64_lenient(text: &str) -> Option<Vec<u8>> {
         })
         .collect();
     base64ct::Base64UrlUnpadded::decode_vec(&url_safe).ok()
+}
+
+/// A state store in a fresh temporary directory (kept while the `TempDir` lives).
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, crate::store::Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::store::Store::open(&dir.path().join("s.sqlite")).expect("open");
+    (dir, store)
 }

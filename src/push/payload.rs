@@ -135,6 +135,12 @@ impl Payload {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
     }
 
+    /// The `folder` of `json` (a queued payload), for its `Topic`.
+    pub fn folder_of(json: &str) -> Option<String> {
+        let payload: Payload = serde_json::from_str(json).ok()?;
+        payload.folder
+    }
+
     /// `json` (a queued payload) without `content`; `None` if it is no payload.
     pub fn json_without_content(json: &str) -> Option<String> {
         let payload: Payload = serde_json::from_str(json).ok()?;

@@ -3,7 +3,7 @@
 //! (`super::worker`) waits on, so a queued push goes out at once rather than at the
 //! next poll. Also the server's VAPID key, created in the store on first use.
 //!
-//! Enqueueing blocks (SQLite): async callers use `spawn_blocking`.
+//! Enqueueing blocks (SQLite): async callers use [`blocking`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +92,17 @@ impl PushQueue {
         now.saturating_add(deadline)
     }
 
+    /// Deletes the subscriptions (of `user`, or everyone's) left unvalidated past
+    /// `[push] subscription_expire_secs` at `now` (unix ms); returns how many.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn expire_subscriptions(&self, user: Option<&str>, now: i64) -> Result<usize, StoreError> {
+        let window = i64::try_from(self.settings.subscription_expire.as_secs()).unwrap_or(i64::MAX);
+        self.store
+            .expire_subscriptions(user, (now / 1000).saturating_sub(window))
+    }
+
     /// The validation push for a new subscription, due at once.
     pub fn validation_push(&self, username: &str, id: &str, token: &str, now: i64) -> NewPush {
         NewPush {
@@ -129,6 +140,19 @@ impl PushQueue {
     }
 }
 
+/// Runs blocking store work off the async threads; a task that died is a
+/// [`StoreError::Worker`].
+///
+/// # Errors
+/// What `work` returned, or the dead task.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| Err(StoreError::Worker(join.to_string())))
+}
+
 /// A fresh validation token: 32 random bytes, base64url (WebPush spec: the content
 /// of the validation is the server's choice).
 pub fn validation_token() -> String {
@@ -161,11 +185,11 @@ pub fn vapid_key(store: &Store) -> Result<VapidKey, VapidError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::temp_store;
 
     #[test]
     fn the_vapid_key_is_made_once_and_tokens_differ() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+        let (_dir, store) = temp_store();
         let first = vapid_key(&store).expect("created");
         let again = vapid_key(&store).expect("loaded");
         assert_eq!(first.public_pem(), again.public_pem());
@@ -176,8 +200,7 @@ mod tests {
 
     #[test]
     fn enqueue_respects_the_bound_and_wakes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+        let (_dir, store) = temp_store();
         let config = PushConfig {
             max_queue: 1,
             ..PushConfig::default()

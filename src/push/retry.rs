@@ -1,6 +1,6 @@
 //! What the queue does with a push after an attempt (WebPush spec "Push Service
 //! Responses", RFC 8030 §5, §7.2, §8.4). Pure: the attempt's [`Outcome`] and the row's
-//! state in, an [`Action`] out; `super::worker` carries it out.
+//! state in, an [`Action`] out; `super::record` carries it out.
 //!
 //! - delivered: the row goes;
 //! - 404/410: the subscription goes, with all its pushes;

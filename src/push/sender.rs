@@ -8,14 +8,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
 use super::endpoint::{EndpointPolicy, Refused};
 use super::outcome::Outcome;
+use super::subscription::{decode_auth, decode_p256dh};
 use super::vapid::VapidKey;
+use crate::config::PushConfig;
+use crate::store::unix_now_ms;
 
 /// RFC 8030 §5.3 urgency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,18 @@ pub struct Target {
     pub auth: [u8; 16],
 }
 
+impl Target {
+    /// A stored subscription's endpoint and keys; `None` if any of them does not
+    /// decode.
+    pub fn decode(endpoint: &str, p256dh: &str, auth: &str) -> Option<Target> {
+        Some(Target {
+            endpoint: Url::parse(endpoint).ok()?,
+            p256dh: decode_p256dh(p256dh)?,
+            auth: decode_auth(auth)?,
+        })
+    }
+}
+
 /// RFC 8030 headers for one push.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -77,6 +92,18 @@ pub struct Options {
     /// A subscription's validation push: sent with an empty `WebPush-Validation`
     /// header, as the WebPush spec ("Subscription Validation") asks.
     pub validation: bool,
+}
+
+impl Options {
+    /// A message push's headers by `[push]` (no topic).
+    pub fn from_config(config: &PushConfig) -> Options {
+        Options {
+            ttl: Duration::from_secs(config.ttl_secs),
+            urgency: Urgency::parse(&config.urgency).unwrap_or(Urgency::Normal),
+            topic: None,
+            validation: false,
+        }
+    }
 }
 
 /// Why a push was not even attempted.
@@ -191,16 +218,13 @@ impl Sender {
             return Ok(()); // a resolver failure may pass: retried as temporary
         };
         let addrs: Vec<SocketAddr> = addrs.collect();
-        match addrs
-            .iter()
-            .find(|a| self.policy.check_addr(a.ip()).is_err())
-        {
-            Some(bad)
+        match addrs.first() {
+            Some(first)
                 if addrs
                     .iter()
                     .all(|a| self.policy.check_addr(a.ip()).is_err()) =>
             {
-                Err(SendError::Refused(Refused::NotPublic(bad.ip())))
+                Err(SendError::Refused(Refused::NotPublic(first.ip())))
             }
             _ => Ok(()),
         }
@@ -222,10 +246,7 @@ impl Sender {
             .with_valid_duration(options.ttl)
             .build(plaintext.to_vec())
             .map_err(|e| SendError::Build(e.to_string()))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = u64::try_from(unix_now_ms() / 1000).unwrap_or(0);
         let vapid = self.vapid.authorization(
             &target.endpoint,
             &self.subject,

@@ -221,17 +221,11 @@ impl Request {
 /// A timestamp (unix seconds) as the listing writes `created`: RFC 3339 in UTC with
 /// `+00:00`, as Dovecot writes it (`2019-10-16T16:14:17+00:00`).
 pub fn rfc3339(unix_secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .map(|text| match text.strip_suffix('Z') {
-            Some(utc) => format!("{utc}+00:00"),
-            None => text,
-        })
-        .unwrap_or_default()
+    let utc = mail_parser::DateTime::from_timestamp(unix_secs).to_rfc3339();
+    match utc.strip_suffix('Z') {
+        Some(utc) => format!("{utc}+00:00"),
+        None => utc,
+    }
 }
 
 #[derive(Serialize)]

@@ -1,10 +1,10 @@
 //! The push worker of `coid serve`: takes due pushes from the durable queue, sends
-//! them with [`Sender`] (at most `concurrency` at once), and carries out what each
-//! answer means ([`super::retry`]). It wakes when something is queued
-//! ([`PushQueue::wake`]), when the next retry is due, and at least every
-//! [`POLL`] (pushes queued by another process, e.g. `coid deliver`). Every
-//! [`SWEEP`] it deletes unvalidated subscriptions past their window and pushes past
-//! their deadline.
+//! them with [`Sender`] (at most `concurrency` at once), and has what each answer
+//! means ([`super::retry`]) carried out on the queue ([`super::record`]). It wakes
+//! when something is queued ([`PushQueue::wake`]), when the next retry is due, and at
+//! least every [`POLL`] (pushes queued by another process, e.g. `coid deliver`).
+//! Every [`SWEEP`] it deletes unvalidated subscriptions past their window and pushes
+//! past their deadline.
 //!
 //! A claimed row is leased (its `not_before` moves past the longest a send may take),
 //! so a push whose result was never recorded (coid killed) is sent again later: at
@@ -18,10 +18,10 @@ use tokio::task::JoinSet;
 
 use super::outcome::Outcome;
 use super::payload::Payload;
-use super::queue::PushQueue;
-use super::retry::{self, Action, Row, Rules, Severity};
-use super::sender::{Options, SendError, Sender, Target, Urgency, folder_topic};
-use super::subscription::{decode_auth, decode_p256dh};
+use super::queue::{PushQueue, blocking};
+use super::record::{log, record};
+use super::retry::{self, Action, Row, Rules};
+use super::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::PushConfig;
 use crate::store::{QueuedPush, StoreError, unix_now_ms};
 
@@ -49,12 +49,7 @@ impl Worker {
         Worker {
             queue,
             sender,
-            options: Options {
-                ttl: Duration::from_secs(config.ttl_secs),
-                urgency: Urgency::parse(&config.urgency).unwrap_or(Urgency::Normal),
-                topic: None,
-                validation: false,
-            },
+            options: Options::from_config(config),
             rules: Rules {
                 backoff_max: Duration::from_secs(config.backoff_max_secs),
                 rate_limit: Duration::from_secs(config.rate_limit_secs),
@@ -135,13 +130,11 @@ impl Worker {
     }
 
     async fn sweep(&self) {
-        let store = self.queue.store().clone();
-        let window = self.queue.settings().subscription_expire.as_secs();
+        let queue = self.queue.clone();
         let result = blocking(move || {
             let now = unix_now_ms();
-            let window = i64::try_from(window).unwrap_or(i64::MAX);
-            let expired = store.expire_subscriptions(None, (now / 1000).saturating_sub(window))?;
-            let overdue = store.drop_overdue_pushes(now)?;
+            let expired = queue.expire_subscriptions(None, now)?;
+            let overdue = queue.store().drop_overdue_pushes(now)?;
             Ok((expired, overdue))
         })
         .await;
@@ -156,18 +149,18 @@ impl Worker {
 
     /// Sends one push and records what its answer means.
     async fn send_one(self: Arc<Self>, push: QueuedPush) {
-        let Some(target) = target_of(&push) else {
+        let Some(target) = Target::decode(&push.endpoint, &push.p256dh, &push.auth) else {
             tracing::warn!(
                 user = push.username,
                 subscription = push.subscription,
                 "push dropped: the stored subscription does not decode"
             );
-            return self.apply(&push, Action::Done).await;
+            return record(&self.queue, push, Action::Done).await;
         };
         let options = Options {
             validation: push.validation,
             topic: (self.coalesce && !push.validation)
-                .then(|| payload_folder(&push.payload))
+                .then(|| Payload::folder_of(&push.payload))
                 .flatten()
                 .map(|folder| folder_topic(&folder)),
             ..self.options.clone()
@@ -181,11 +174,11 @@ impl Worker {
             Ok(Ok(attempt)) => (attempt.outcome, attempt.detail),
             Ok(Err(SendError::Refused(refused))) => {
                 tracing::warn!(user = push.username, subscription = push.subscription, error = %refused, "push dropped: endpoint refused by the endpoint rules");
-                return self.apply(&push, Action::Done).await;
+                return record(&self.queue, push, Action::Done).await;
             }
             Ok(Err(err)) => {
                 tracing::warn!(user = push.username, subscription = push.subscription, error = %err, "push dropped");
-                return self.apply(&push, Action::Done).await;
+                return record(&self.queue, push, Action::Done).await;
             }
             Err(_) => (Outcome::Temporary, "timed out".to_owned()),
         };
@@ -196,145 +189,8 @@ impl Worker {
         };
         let action = retry::decide(outcome, row, unix_now_ms(), self.rules);
         log(&push, outcome, &detail, action);
-        self.apply(&push, action).await;
+        record(&self.queue, push, action).await;
     }
-
-    /// Carries out `action` on the row (and its subscription or endpoint).
-    async fn apply(&self, push: &QueuedPush, action: Action) {
-        let store = self.queue.store().clone();
-        let push = push.clone();
-        let wake = matches!(action, Action::WithoutContent);
-        let result = blocking(move || match action {
-            Action::Done | Action::Drop { .. } => store.push_done(push.seq),
-            Action::DeleteSubscription => {
-                store.delete_subscription(
-                    &push.username,
-                    &push.subscription,
-                    Some(&push.endpoint),
-                )?;
-                store.push_done(push.seq)
-            }
-            Action::WithoutContent => match Payload::json_without_content(&push.payload) {
-                Some(smaller) => {
-                    store.push_retry(push.seq, push.attempts, unix_now_ms(), Some(&smaller))
-                }
-                None => store.push_done(push.seq),
-            },
-            Action::Retry {
-                attempts,
-                not_before,
-            } => store.push_retry(push.seq, attempts, not_before, None),
-            Action::DelayEndpoint { until } => {
-                store.push_retry(push.seq, push.attempts, until, None)?;
-                store.delay_endpoint(&push.endpoint, until).map(|_| ())
-            }
-        })
-        .await;
-        if let Err(err) = result {
-            tracing::error!(error = %err, "push queue: cannot record a push's result");
-        }
-        if wake {
-            self.queue.wake();
-        }
-    }
-}
-
-/// Where a queued push goes; `None` if its stored keys or URL do not decode.
-fn target_of(push: &QueuedPush) -> Option<Target> {
-    Some(Target {
-        endpoint: url::Url::parse(&push.endpoint).ok()?,
-        p256dh: decode_p256dh(&push.p256dh)?,
-        auth: decode_auth(&push.auth)?,
-    })
-}
-
-fn log(push: &QueuedPush, outcome: Outcome, detail: &str, action: Action) {
-    let (user, subscription) = (push.username.as_str(), push.subscription.as_str());
-    let kind = if push.validation {
-        "validation"
-    } else {
-        "message"
-    };
-    let outcome = outcome.as_str();
-    match action {
-        Action::Done => tracing::info!(user, subscription, kind, outcome, detail, "push delivered"),
-        Action::DeleteSubscription => tracing::info!(
-            user,
-            subscription,
-            kind,
-            outcome,
-            detail,
-            "push subscription gone at the push service; deleted"
-        ),
-        Action::WithoutContent => tracing::info!(
-            user,
-            subscription,
-            outcome,
-            detail,
-            "push too large; sending it again without content"
-        ),
-        Action::Retry {
-            attempts,
-            not_before,
-        } => tracing::warn!(
-            user,
-            subscription,
-            kind,
-            outcome,
-            detail,
-            attempts,
-            in_ms = not_before - unix_now_ms(),
-            "push failed; will retry"
-        ),
-        Action::DelayEndpoint { until } => tracing::warn!(
-            user,
-            subscription,
-            endpoint = push.endpoint,
-            outcome,
-            detail,
-            in_ms = until - unix_now_ms(),
-            "push service rate limit; holding back pushes to this endpoint"
-        ),
-        Action::Drop {
-            reason,
-            severity: Severity::Error,
-        } => tracing::error!(
-            user,
-            subscription,
-            kind,
-            outcome,
-            detail,
-            reason,
-            "push dropped: check push.vapid_subject and that coid's VAPID key was not replaced"
-        ),
-        Action::Drop {
-            reason,
-            severity: Severity::Warn,
-        } => tracing::warn!(
-            user,
-            subscription,
-            kind,
-            outcome,
-            detail,
-            reason,
-            "push dropped"
-        ),
-    }
-}
-
-/// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|join| Err(StoreError::Worker(join.to_string())))
-}
-
-/// The `folder` of a queued payload, for its topic.
-fn payload_folder(payload: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
-    value.get("folder")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -344,11 +200,11 @@ mod tests {
     #[test]
     fn topic_comes_from_the_payload_folder() {
         assert_eq!(
-            payload_folder(r#"{"folder":"COI/Chats","subject":"x"}"#).as_deref(),
+            Payload::folder_of(r#"{"folder":"COI/Chats","subject":"x"}"#).as_deref(),
             Some("COI/Chats")
         );
-        assert_eq!(payload_folder(r#"{"validation":"t"}"#), None);
-        assert_eq!(payload_folder("not json"), None);
+        assert_eq!(Payload::folder_of(r#"{"validation":"t"}"#), None);
+        assert_eq!(Payload::folder_of("not json"), None);
         let chats = folder_topic("COI/Chats");
         assert_eq!(chats.len(), 32);
         assert!(chats.chars().all(|c| c.is_ascii_alphanumeric()), "{chats}");

@@ -1,13 +1,12 @@
 //! The COI per-user settings (COI server spec, "COI Configuration" METADATA entries) and
 //! how a user's stored values combine with the server-wide defaults from the config.
 
+use rusqlite::params;
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, text_pair};
 use crate::config::CoiConfig;
 
-/// The parent of the COI config entries.
-const COI_CONFIG_PREFIX: &str = "/private/vendor/vendor.dovecot/coi/config/";
 /// `enabled`: `yes`, or absent (NIL) for off.
 pub const ENTRY_ENABLED: &str = "/private/vendor/vendor.dovecot/coi/config/enabled";
 /// `message-filter`: `none`, `active` or `seen`.
@@ -111,15 +110,18 @@ impl Store {
         defaults: &CoiSettings,
     ) -> Result<CoiSettings, StoreError> {
         let mut settings = defaults.clone();
-        // Only the COI config entries: a user's other METADATA may be large.
-        let config = self.scan(
-            super::Table::Metadata,
-            username,
-            COI_CONFIG_PREFIX,
-            super::Depth::Children,
-            16,
+        // Exactly the two settings, in one query: a user's other METADATA (also other
+        // entries below `coi/config/`) may be many.
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT entry, value FROM user_metadata WHERE username = ?1 AND entry IN (?2, ?3)",
         )?;
-        for (entry, value) in config {
+        let rows = stmt.query_map(
+            params![username, ENTRY_ENABLED, ENTRY_MESSAGE_FILTER],
+            text_pair,
+        )?;
+        for row in rows {
+            let (entry, value) = row?;
             match entry.as_str() {
                 ENTRY_ENABLED => settings.enabled = value == "yes",
                 ENTRY_MESSAGE_FILTER => match MessageFilter::parse(&value) {
@@ -139,8 +141,7 @@ mod tests {
 
     #[test]
     fn stored_values_override_defaults() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+        let (_dir, store) = crate::store::temp_store();
         let defaults = CoiSettings::defaults(&CoiConfig::default());
         assert_eq!(
             store.coi_settings("a@x", &defaults).expect("read"),
@@ -154,6 +155,24 @@ mod tests {
         assert!(s.enabled);
         assert_eq!(s.message_filter, MessageFilter::Active);
         assert_eq!(s.chats_folder(), "COI/Chats");
+    }
+
+    /// Other entries below `coi/config/`, however many, do not hide the settings.
+    #[test]
+    fn other_config_entries_do_not_hide_the_settings() {
+        let (_dir, store) = crate::store::temp_store();
+        let defaults = CoiSettings::defaults(&CoiConfig::default());
+        for i in 0..40 {
+            let entry = format!("/private/vendor/vendor.dovecot/coi/config/a{i:02}");
+            store.set("a@x", &entry, Some("x")).expect("set");
+        }
+        store.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
+        store
+            .set("a@x", ENTRY_MESSAGE_FILTER, Some("seen"))
+            .expect("set");
+        let s = store.coi_settings("a@x", &defaults).expect("read");
+        assert!(s.enabled);
+        assert_eq!(s.message_filter, MessageFilter::Seen);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use super::dict::{Write, put};
 use super::queue::{self, NewPush};
 use super::subscriptions::{self, Subscription};
-use super::{Store, StoreError};
+use super::{Store, StoreError, count};
 
 /// One change of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,12 +102,12 @@ fn subscribe(
     now: i64,
 ) -> Result<(), CommitError> {
     let s = &new.subscription;
-    let others: i64 = tx.query_row(
+    let others = count(
+        tx,
         "SELECT count(*) FROM push_subscriptions WHERE username = ?1 AND id != ?2",
         params![username, s.id],
-        |r| r.get(0),
     )?;
-    if usize::try_from(others).unwrap_or(usize::MAX) >= new.limit {
+    if others >= new.limit {
         return Err(CommitError::Refused(format!(
             "too many push subscriptions (limit {}), delete old ones first",
             new.limit

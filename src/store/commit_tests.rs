@@ -2,17 +2,11 @@
 //! replacement, validation within the window, unsubscribe, and all-or-nothing.
 
 use super::*;
-use crate::store::{Depth, Table};
+use crate::store::{Depth, Table, temp_store};
 
 const ALICE: &str = "alice@example.org";
 const NOW_MS: i64 = 1_700_000_000_000;
 const NOW: i64 = NOW_MS / 1000;
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
-    (dir, store)
-}
 
 fn subscribe(id: &str, endpoint: &str, limit: usize) -> Op {
     Op::Subscribe(Box::new(Subscribe {
@@ -59,7 +53,7 @@ fn refused(result: Result<(), CommitError>) -> String {
 
 #[test]
 fn subscribe_queues_a_validation_push_and_validate_checks_token_and_window() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     store
         .commit(ALICE, &[subscribe("s1", "https://p/1", 10)], NOW_MS)
         .expect("subscribe");
@@ -91,7 +85,7 @@ fn subscribe_queues_a_validation_push_and_validate_checks_token_and_window() {
 
 #[test]
 fn the_limit_counts_other_subscriptions_and_a_replacement_starts_over() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     store
         .commit(
             ALICE,
@@ -128,7 +122,7 @@ fn the_limit_counts_other_subscriptions_and_a_replacement_starts_over() {
 
 #[test]
 fn a_refusal_rolls_back_the_whole_commit() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let put = Op::Put(Write {
         table: Table::Metadata,
         key: "/private/comment".into(),
@@ -153,7 +147,7 @@ fn a_refusal_rolls_back_the_whole_commit() {
 
 #[test]
 fn a_full_queue_refuses_a_subscription() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let Op::Subscribe(mut new) = subscribe("s1", "https://p/1", 10) else {
         unreachable!("subscribe builds Op::Subscribe")
     };
@@ -165,7 +159,7 @@ fn a_full_queue_refuses_a_subscription() {
 
 #[test]
 fn unvalidated_subscriptions_expire_with_their_pushes() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     store
         .commit(
             ALICE,

@@ -9,7 +9,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, unix_now};
+use super::{Store, StoreError, text_pair, unix_now};
 
 /// Which table a key lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +122,7 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![username, prefix, depth.code(), limit], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        let rows = stmt.query_map(params![username, prefix, depth.code(), limit], text_pair)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -183,15 +181,9 @@ mod tests {
         }
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
-        (dir, store)
-    }
-
     #[test]
     fn scan_follows_the_depth_rules() {
-        let (_dir, store) = store();
+        let (_dir, store) = crate::store::temp_store();
         let keys = ["p/a", "p/b/c", "p/b/c/d", "p", "q/a", "p%/x"];
         let writes: Vec<Write> = keys
             .iter()
@@ -219,7 +211,7 @@ mod tests {
 
     #[test]
     fn apply_is_all_or_nothing() {
-        let (_dir, store) = store();
+        let (_dir, store) = crate::store::temp_store();
         store
             .apply(
                 "u",

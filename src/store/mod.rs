@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 pub use coi::{
     CoiSettings, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, MessageFilter,
@@ -99,15 +99,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn get(&self, username: &str, entry: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.lock()?;
-        let value = conn
-            .query_row(
-                "SELECT value FROM user_metadata WHERE username = ?1 AND entry = ?2",
-                params![username, entry],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(value)
+        self.lookup(Table::Metadata, username, entry)
     }
 
     /// All entries of a user, sorted by name.
@@ -115,12 +107,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn entries(&self, username: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT entry, value FROM user_metadata WHERE username = ?1 ORDER BY entry",
-        )?;
-        let rows = stmt.query_map(params![username], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.scan(Table::Metadata, username, "", Depth::All, usize::MAX)
     }
 
     /// Sets an entry, or removes it with `None` (IMAP `NIL`).
@@ -128,19 +115,12 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn set(&self, username: &str, entry: &str, value: Option<&str>) -> Result<(), StoreError> {
-        let conn = self.lock()?;
-        match value {
-            Some(value) => conn.execute(
-                "INSERT INTO user_metadata (username, entry, value, updated) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (username, entry) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-                params![username, entry, value, unix_now()],
-            )?,
-            None => conn.execute(
-                "DELETE FROM user_metadata WHERE username = ?1 AND entry = ?2",
-                params![username, entry],
-            )?,
+        let write = Write {
+            table: Table::Metadata,
+            key: entry.to_owned(),
+            value: value.map(str::to_owned),
         };
-        Ok(())
+        self.apply(username, &[write])
     }
 }
 
@@ -161,10 +141,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Now in unix seconds: the METADATA tables' and subscriptions' clock.
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    unix_now_ms() / 1000
 }
 
 /// Now in unix milliseconds: the push queue's clock.
@@ -174,9 +153,30 @@ pub fn unix_now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Maps a row of two text columns (key and value, user and id).
+fn text_pair(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+/// Runs a `SELECT count(*) ...` query.
+fn count(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    let n: i64 = conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
+    // Never negative; were it so, bounds checked against it would refuse.
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// A store in a fresh temporary directory, which lives as long as the returned guard.
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::params;
 
     #[test]
     fn set_get_unset_survive_reopen() {

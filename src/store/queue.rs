@@ -8,7 +8,7 @@
 
 use rusqlite::{Transaction, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, count};
 
 /// A push to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +64,7 @@ pub(super) fn insert(
     max_queue: usize,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let len: i64 = tx.query_row("SELECT count(*) FROM push_queue", [], |r| r.get(0))?;
-    if usize::try_from(len).unwrap_or(usize::MAX) >= max_queue {
+    if count(tx, "SELECT count(*) FROM push_queue", [])? >= max_queue {
         return Ok(false);
     }
     tx.prepare_cached(
@@ -116,8 +115,7 @@ impl Store {
     /// SQLite failed.
     pub fn queue_len(&self) -> Result<usize, StoreError> {
         let conn = self.lock()?;
-        let len: i64 = conn.query_row("SELECT count(*) FROM push_queue", [], |r| r.get(0))?;
-        Ok(usize::try_from(len).unwrap_or(0))
+        Ok(count(&conn, "SELECT count(*) FROM push_queue", [])?)
     }
 
     /// Pending pushes of one subscription.
@@ -126,12 +124,8 @@ impl Store {
     /// SQLite failed.
     pub fn pending_pushes(&self, username: &str, id: &str) -> Result<usize, StoreError> {
         let conn = self.lock()?;
-        let len: i64 = conn.query_row(
-            "SELECT count(*) FROM push_queue WHERE username = ?1 AND subscription = ?2",
-            params![username, id],
-            |r| r.get(0),
-        )?;
-        Ok(usize::try_from(len).unwrap_or(0))
+        let sql = "SELECT count(*) FROM push_queue WHERE username = ?1 AND subscription = ?2";
+        Ok(count(&conn, sql, params![username, id])?)
     }
 
     /// Up to `limit` rows due at `now`, oldest first, each leased until `lease_until`.

@@ -2,14 +2,13 @@
 //! payload replacement, per-endpoint delays, deadlines and orphans.
 
 use super::*;
-use crate::store::{Op, Subscribe, Subscription};
+use crate::store::{Op, Subscribe, Subscription, temp_store};
 
 const ALICE: &str = "alice@example.org";
 const T: i64 = 1_700_000_000_000;
 
 fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    let (dir, store) = temp_store();
     for (id, endpoint) in subs {
         let op = Op::Subscribe(Box::new(Subscribe {
             subscription: Subscription {

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, text_pair};
 
 /// One stored subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,9 +139,7 @@ impl Store {
                   WHERE validated_at IS NULL AND created < ?1
                     AND (?2 IS NULL OR username = ?2)",
             )?;
-            let rows = stmt.query_map(params![created_before, username], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+            let rows = stmt.query_map(params![created_before, username], text_pair)?;
             rows.collect::<Result<_, _>>()?
         };
         for (user, id) in &expired {

@@ -24,8 +24,6 @@ pub struct CoidOpts {
     pub coi_enabled: bool,
     /// Server-wide message filter default.
     pub message_filter: String,
-    /// Policy script text; `None` for the built-in default.
-    pub policy: Option<String>,
     /// Seconds coid waits for each store reply.
     pub reply_timeout_secs: u64,
     /// Appended to the generated TOML (may add whole tables).
@@ -46,7 +44,6 @@ impl CoidOpts {
             separator: "/".into(),
             coi_enabled: false,
             message_filter: "none".into(),
-            policy: None,
             reply_timeout_secs: 20,
             extra_toml: String::new(),
             log_level: "debug".into(),
@@ -73,17 +70,9 @@ impl Coid {
             .dict_socket
             .clone()
             .unwrap_or_else(|| dir.path().join("dict.sock"));
-        let policy_path = dir.path().join("policy.sieve");
-        let policy = match &opts.policy {
-            Some(text) => {
-                process::write_file(&policy_path, text);
-                policy_path.display().to_string()
-            }
-            None => String::new(),
-        };
         let config = format!(
             "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n\
-             [state]\ndir = \"{state}\"\n[policy]\nscript = \"{policy}\"\n\
+             [state]\ndir = \"{state}\"\n[policy]\nscript = \"\"\n\
              [coi]\nenabled = {enabled}\nmessage_filter = \"{filter}\"\n\
              [delivery]\nbackend = \"{backend}\"\n\
              [delivery.dovecot]\nlmtp = \"{lmtp}\"\nhierarchy_separator = \"{sep}\"\nreply_timeout_secs = {timeout}\n\
@@ -189,11 +178,6 @@ impl Coid {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// The state directory (maildir backend writes under `mail/`).
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
     /// Runs a coid subcommand with this config; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
         run_cli(&self.config_path(), args, stdin)
@@ -201,24 +185,23 @@ impl Coid {
 
     /// `coid user set ADDR key=value...`, which must succeed.
     pub fn user_set(&self, address: &str, settings: &[&str]) {
-        let mut args = vec!["user", "--config", "", "set", address];
+        let mut args = vec!["user", "set", address];
         args.extend_from_slice(settings);
         let (code, out, err) = self.cli(&args, None);
         assert_eq!(code, 0, "coid user set failed: {out}{err}");
     }
 }
 
-/// Runs `coid` with `args`; an empty string right after "--config" is replaced by
-/// `config`, and a missing "--config" is appended after the subcommand.
+/// Runs `coid SUBCOMMAND --config <config> REST...` for `args` = `[SUBCOMMAND, REST...]`;
+/// returns (exit code, stdout, stderr).
 pub fn run_cli(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     use std::io::Write;
-    let config = config.display().to_string();
-    let args: Vec<&str> = args
-        .iter()
-        .map(|a| if a.is_empty() { config.as_str() } else { a })
-        .collect();
+    let (subcommand, rest) = args.split_first().expect("a coid subcommand");
     let mut child = Command::new(env!("CARGO_BIN_EXE_coid"))
-        .args(&args)
+        .arg(subcommand)
+        .arg("--config")
+        .arg(config)
+        .args(rest)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::imap::{Imap, StoredMessage};
-use super::ports::{PortLease, lease_port};
+use super::ports::{LaunchFailure, PortLease, lease_port, start_with_retries};
 use super::process;
 use super::{DOMAIN, PASSWORD, make_run_dir, release_run_dir, tail_file, wait_until};
 
@@ -41,8 +41,6 @@ const MAIL_USER: &str = "vmail";
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long Dovecot gets to stop after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
-/// Start attempts when a port was taken by someone else in the meantime.
-const START_ATTEMPTS: usize = 3;
 
 /// A Sieve script given either as a file or as text.
 #[derive(Clone, Debug)]
@@ -193,27 +191,9 @@ impl Dovecot {
         process::require_root("Dovecot");
         let began = Instant::now();
         let ids = SystemIds::get();
-        let mut last_error = String::new();
-        for attempt in 1..=START_ATTEMPTS {
-            match launch(&opts, &ids) {
-                Ok(mut dovecot) => {
-                    dovecot.startup = began.elapsed();
-                    return dovecot;
-                }
-                Err(failure) if failure.port_clash && attempt < START_ATTEMPTS => {
-                    eprintln!(
-                        "[coid-test] Dovecot port clash, retrying: {}",
-                        failure.message
-                    );
-                    last_error = failure.message;
-                }
-                Err(failure) => {
-                    last_error = failure.message;
-                    break;
-                }
-            }
-        }
-        panic!("Dovecot did not start:\n{last_error}");
+        let mut dovecot = start_with_retries("Dovecot", || launch(&opts, &ids));
+        dovecot.startup = began.elapsed();
+        dovecot
     }
 
     /// Dovecot's LMTP TCP listener.
@@ -249,6 +229,12 @@ impl Dovecot {
     /// The whole log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Panics, listing them, if the log has `Error:`, `Fatal:` or `Panic:` lines.
+    pub fn assert_no_log_errors(&self) {
+        let errors = self.log_errors();
+        assert!(errors.is_empty(), "{errors:?}");
     }
 
     /// Log lines with `Error:`, `Fatal:` or `Panic:`.
@@ -437,11 +423,6 @@ impl SystemIds {
     }
 }
 
-struct LaunchFailure {
-    port_clash: bool,
-    message: String,
-}
-
 /// One start attempt in a fresh directory with fresh ports.
 fn launch(opts: &DovecotOpts, ids: &SystemIds) -> Result<Dovecot, LaunchFailure> {
     let dir = make_run_dir("coid-dovecot-");
@@ -482,15 +463,12 @@ fn launch(opts: &DovecotOpts, ids: &SystemIds) -> Result<Dovecot, LaunchFailure>
     if let Some(problem) = problem {
         let _ = child.kill();
         let _ = child.wait();
-        let log = format!(
+        let message = format!(
             "{problem}\n--- dovecot.out ---\n{}\n--- dovecot.log ---\n{}",
             tail_file(&out_path, 20),
             tail_file(&root.join("dovecot.log"), 30)
         );
-        return Err(LaunchFailure {
-            port_clash: log.contains("Address already in use"),
-            message: log,
-        });
+        return Err(LaunchFailure { message });
     }
     Ok(Dovecot {
         child,

@@ -12,11 +12,10 @@
 //! Dovecot's METADATA responses (see there).
 
 use std::net::TcpStream;
-use std::time::Duration;
 
 use imap_proto::types::{Capability, NameAttribute};
 
-use super::raw_imap::{RawImap, RawResponse, Token, literal_plus, quoted};
+use super::raw_imap::{RawImap, RawResponse, Token, connect, literal_plus, quoted};
 
 /// A mailbox as returned by LIST or LSUB.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,12 +81,7 @@ pub struct Imap {
 impl Imap {
     /// Connect to 127.0.0.1:`port` and LOGIN.
     pub fn login(port: u16, user: &str, password: &str) -> Result<Imap, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .map_err(|e| format!("connecting to IMAP 127.0.0.1:{port}: {e}"))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(|e| format!("setting the IMAP read timeout: {e}"))?;
-        let mut client = imap::Client::new(stream);
+        let mut client = imap::Client::new(connect(port)?);
         client
             .read_greeting()
             .map_err(|e| format!("reading the IMAP greeting: {e}"))?;
@@ -238,11 +232,6 @@ impl Imap {
         }
     }
 
-    /// LOGOUT (dropping the session without it is fine too).
-    pub fn logout(mut self) {
-        let _ = self.session.logout();
-    }
-
     /// Direct access to the underlying `imap` crate session.
     pub fn session(&mut self) -> &mut imap::Session<TcpStream> {
         &mut self.session
@@ -273,18 +262,6 @@ impl Imap {
         messages.sort_by_key(|m| m.uid);
         messages
     }
-}
-
-/// Log in and poll until the message is in any mailbox; `None` on timeout.
-pub fn wait_for_message(
-    port: u16,
-    user: &str,
-    password: &str,
-    message_id: &str,
-    timeout: Duration,
-) -> Option<StoredMessage> {
-    let mut imap = Imap::login(port, user, password).unwrap_or_else(|e| panic!("{e}"));
-    super::wait_until(timeout, || imap.find_message(message_id))
 }
 
 fn mailbox_info(name: &imap::types::Name<'_>) -> MailboxInfo {

@@ -1,9 +1,11 @@
 //! Build simple RFC 5322 test messages with CRLF line endings.
 //!
-//! Every message gets a unique Message-ID by default, so tests can find it
-//! again over IMAP (and count its copies) in mailboxes shared with other
-//! messages. Header order is kept as given; setting a standard header again
-//! replaces it, [`MessageBuilder::header`] always appends.
+//! Every message gets a unique Message-ID, so tests can find it again over IMAP
+//! (and count its copies) in mailboxes shared with other messages. Header order
+//! is kept as given; setting a standard header again replaces it,
+//! [`MessageBuilder::header`] always appends. Also the COI chat shapes the tests
+//! send: a chat ([`MessageBuilder::chat`]), a chat read receipt, a chat Message-ID;
+//! and the captured Delta Chat messages ([`deltachat_fixture`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +19,22 @@ pub fn unique_message_id() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("<coid-test.{}.{nanos}.{n}@example.net>", std::process::id())
+}
+
+/// A unique Message-ID in the COI chat form (`<chat$...>`).
+pub fn chat_message_id() -> String {
+    unique_message_id().replace("<coid-test", "<chat$coid-test")
+}
+
+/// The messages a real Delta Chat client sent, kept byte for byte (see
+/// `tests/deltachat/README.md`).
+pub const DELTACHAT_FIXTURES: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/eml/deltachat");
+
+/// The fixture `name` under [`DELTACHAT_FIXTURES`].
+pub fn deltachat_fixture(name: &str) -> Vec<u8> {
+    let path = format!("{DELTACHAT_FIXTURES}/{name}");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// Builder for a single-part text message.
@@ -45,6 +63,25 @@ impl MessageBuilder {
         .subject("coid test message")
         .date(&rfc5322_date(SystemTime::now()))
         .message_id(&unique_message_id())
+    }
+
+    /// A COI chat: [`MessageBuilder::new`] with `Chat-Version: 1.0`.
+    pub fn chat() -> Self {
+        Self::new().header("Chat-Version", "1.0")
+    }
+
+    /// A chat read receipt: a chat that is an RFC 8098 MDN (`multipart/report`).
+    pub fn chat_read_receipt() -> Self {
+        Self::chat()
+            .set(
+                "Content-Type",
+                "multipart/report; report-type=disposition-notification; boundary=\"b1\"",
+            )
+            .body(
+                "--b1\r\nContent-Type: text/plain\r\n\r\nread\r\n\
+                 --b1\r\nContent-Type: message/disposition-notification\r\n\r\n\
+                 Disposition: manual-action/MDN-sent-manually; displayed\r\n--b1--\r\n",
+            )
     }
 
     pub fn from(self, value: &str) -> Self {
@@ -87,24 +124,19 @@ impl MessageBuilder {
         self
     }
 
-    /// Remove every field with this name.
-    pub fn without(mut self, name: &str) -> Self {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self
-    }
-
     /// The body; bare LF line ends become CRLF.
     pub fn body(mut self, text: &str) -> Self {
         self.body = text.to_owned();
         self
     }
 
-    /// The Message-ID header value, if set.
-    pub fn get_message_id(&self) -> Option<&str> {
+    /// The Message-ID (with the angle brackets).
+    pub fn id(&self) -> String {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("Message-ID"))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.clone())
+            .expect("the builder always sets a Message-ID")
     }
 
     /// The message bytes: header fields, an empty line, the body (ends in CRLF).

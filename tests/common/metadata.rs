@@ -1,6 +1,6 @@
 //! METADATA test support: Dovecot set up with coid's shipped METADATA snippet and a
-//! coid serving its dict socket, METADATA commands over the raw IMAP client, and a
-//! raw client for the dict protocol itself.
+//! coid serving its dict socket, METADATA commands over the raw IMAP client (and the
+//! COI config entries a client sets), and a raw client for the dict protocol itself.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -16,6 +16,15 @@ use super::{Dovecot, DovecotOpts, Imap, make_run_dir};
 
 /// One METADATA entry as listed: name and value (`None` for NIL).
 pub type Entry = (String, Option<String>);
+
+/// The COI config entries' parent.
+pub const COI_CONFIG: &str = "/private/vendor/vendor.dovecot/coi/config";
+/// COI on or off for the user.
+pub const COI_ENABLED: &str = "/private/vendor/vendor.dovecot/coi/config/enabled";
+/// The user's message filter (`none`, `active`, `seen`).
+pub const COI_FILTER: &str = "/private/vendor/vendor.dovecot/coi/config/message-filter";
+/// The read-only root of the COI folders.
+pub const COI_ROOT: &str = "/private/vendor/vendor.dovecot/coi/config/mailbox-root";
 
 /// Dovecot whose METADATA goes to coid, and that coid.
 pub struct Setup {
@@ -68,6 +77,15 @@ pub fn set_ok(imap: &mut Imap, mailbox: &str, pairs: &[(&str, Option<&str>)]) {
     assert_eq!(status, "OK", "SETMETADATA {pairs:?}: {text}");
 }
 
+/// COI on with message filter `filter`, as a COI client sets it (must succeed).
+pub fn set_coi(imap: &mut Imap, filter: &str) {
+    set_ok(
+        imap,
+        "",
+        &[(COI_ENABLED, Some("yes")), (COI_FILTER, Some(filter))],
+    );
+}
+
 /// SETMETADATA (`None` values are NIL); returns (status, tagged text).
 pub fn set(imap: &mut Imap, mailbox: &str, pairs: &[(&str, Option<&str>)]) -> (String, String) {
     let list: Vec<String> = pairs
@@ -94,7 +112,7 @@ pub fn pair(entry: &str, value: Option<&str>) -> Entry {
 
 /// What coid's own CLI says about the user (proves the value is in coid's store).
 pub fn coid_user_get(coid: &Coid, user: &str) -> String {
-    let (code, out, err) = coid.cli(&["user", "--config", "", "get", user], None);
+    let (code, out, err) = coid.cli(&["user", "get", user], None);
     assert_eq!(code, 0, "{err}");
     out
 }

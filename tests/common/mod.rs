@@ -17,7 +17,7 @@
 //! * [`imap`]: IMAP helpers (mailboxes, messages, flags, METADATA).
 //! * [`raw_imap`]: a raw IMAP client for what the `imap` crate cannot parse.
 //! * [`message`]: build RFC 5322 test messages.
-//! * [`ports`]: collision-free loopback port allocation.
+//! * [`ports`]: collision-free loopback port allocation, and start retries on a clash.
 //! * [`process`]: PIDs, signals, system users and helper commands.
 //! * [`coid`], [`fault`], [`stack`]: the coid binary, a fault-injecting LMTP
 //!   hop, and the whole Postfix -> coid -> Dovecot stack.

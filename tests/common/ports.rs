@@ -15,6 +15,9 @@
 //! from `bind(127.0.0.1:0)` would come from inside that range, where any
 //! outgoing connection (Postfix to LMTP, a test's IMAP client...) may take the
 //! port as its local port between our check and the daemon's own `bind`.
+//!
+//! Someone outside the tests may still take a port before the daemon binds it, so
+//! [`start_with_retries`] starts a daemon again, on fresh ports, when that happens.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -56,9 +59,42 @@ pub fn lease_port() -> PortLease {
     panic!("no free loopback port in {RANGE_START}..{end} after {MAX_TRIES} random tries");
 }
 
-/// Reserve `n` distinct ports.
-pub fn lease_ports(n: usize) -> Vec<PortLease> {
-    (0..n).map(|_| lease_port()).collect()
+/// Start attempts when a port was taken by someone else in the meantime.
+const START_ATTEMPTS: usize = 3;
+
+/// Why one start attempt of a daemon failed.
+pub struct LaunchFailure {
+    /// What went wrong, with the daemon's log tail.
+    pub message: String,
+}
+
+impl LaunchFailure {
+    /// Whether another process had one of the ports.
+    fn port_clash(&self) -> bool {
+        self.message.contains("Address already in use")
+    }
+}
+
+/// Runs `launch` (one start attempt on freshly leased ports) until it succeeds, again
+/// after a port clash up to [`START_ATTEMPTS`] times; panics with the last failure.
+pub fn start_with_retries<T>(
+    what: &str,
+    mut launch: impl FnMut() -> Result<T, LaunchFailure>,
+) -> T {
+    let mut attempt = 1;
+    loop {
+        match launch() {
+            Ok(daemon) => return daemon,
+            Err(failure) if failure.port_clash() && attempt < START_ATTEMPTS => {
+                eprintln!(
+                    "[coid-test] {what} port clash, retrying: {}",
+                    failure.message
+                );
+                attempt += 1;
+            }
+            Err(failure) => panic!("{what} did not start:\n{}", failure.message),
+        }
+    }
 }
 
 fn try_lease(port: u16) -> Option<PortLease> {

@@ -26,21 +26,19 @@
 //! what `postfix stop` sends, and is then polled for until gone (SIGKILL
 //! after a grace period). `postfix stop` itself polls only once per second.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::ports::{PortLease, lease_port};
+use super::ports::{LaunchFailure, PortLease, lease_port, start_with_retries};
 use super::process;
 use super::{DOMAIN, make_run_dir, release_run_dir, tail_file, wait_until};
 
 /// How long Postfix gets to stop after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
-/// Start attempts when the SMTP port was taken by someone else meanwhile.
-const START_ATTEMPTS: usize = 3;
 
 /// What kind of Postfix to start.
 #[derive(Clone, Debug)]
@@ -82,37 +80,14 @@ impl Postfix {
         process::require_root("Postfix");
         let began = Instant::now();
         let ids = process::existing_user_ids("postfix");
-        let mut last_error = String::new();
-        for attempt in 1..=START_ATTEMPTS {
-            match launch(&opts, ids) {
-                Ok(mut postfix) => {
-                    postfix.startup = began.elapsed();
-                    return postfix;
-                }
-                Err(failure) if failure.port_clash && attempt < START_ATTEMPTS => {
-                    eprintln!(
-                        "[coid-test] Postfix port clash, retrying: {}",
-                        failure.message
-                    );
-                    last_error = failure.message;
-                }
-                Err(failure) => {
-                    last_error = failure.message;
-                    break;
-                }
-            }
-        }
-        panic!("Postfix did not start:\n{last_error}");
+        let mut postfix = start_with_retries("Postfix", || launch(&opts, ids));
+        postfix.startup = began.elapsed();
+        postfix
     }
 
     /// The smtpd port on 127.0.0.1.
     pub fn smtp_port(&self) -> u16 {
         self.smtp.port()
-    }
-
-    /// The smtpd address.
-    pub fn smtp_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.smtp.port()))
     }
 
     /// The instance's temporary directory.
@@ -138,19 +113,9 @@ impl Postfix {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// The master's PID.
-    pub fn master_pid(&self) -> u32 {
-        self.master_pid
-    }
-
     /// How long `start` took.
     pub fn startup_time(&self) -> Duration {
         self.startup
-    }
-
-    /// Attempt delivery of all queued mail now (`postqueue -f`).
-    pub fn flush(&self) {
-        self.postqueue("-f");
     }
 
     /// Queue IDs of all messages in the queue (`postqueue -p`).
@@ -226,11 +191,6 @@ pub fn parse_queue_ids(listing: &str) -> Vec<String> {
         .collect()
 }
 
-struct LaunchFailure {
-    port_clash: bool,
-    message: String,
-}
-
 /// One start attempt in a fresh directory with a fresh port.
 fn launch(opts: &PostfixOpts, postfix_ids: (u32, u32)) -> Result<Postfix, LaunchFailure> {
     let dir = make_run_dir("coid-postfix-");
@@ -255,7 +215,6 @@ fn launch(opts: &PostfixOpts, postfix_ids: (u32, u32)) -> Result<Postfix, Launch
         .stderr(stderr)
         .status()
         .map_err(|e| LaunchFailure {
-            port_clash: false,
             message: format!("cannot run `postfix` (is postfix installed?): {e}"),
         })?;
     let pid = process::read_pid_file(&root.join("queue/pid/master.pid"));
@@ -273,7 +232,6 @@ fn launch(opts: &PostfixOpts, postfix_ids: (u32, u32)) -> Result<Postfix, Launch
             }
             let log = tail_file(&root.join("log/postfix.log"), 20);
             Err(LaunchFailure {
-                port_clash: log.contains("Address already in use"),
                 message: format!(
                     "`postfix start` exited with {status}, smtpd listening: {listening}\n\
                      --- postfix.out ---\n{}\n--- postfix.log ---\n{log}\n\

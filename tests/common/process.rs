@@ -76,7 +76,8 @@ pub fn cmdline(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// Send `signal` (e.g. "TERM", "KILL") to `pid`; false if that failed.
+/// Send `signal` (e.g. "TERM", "KILL") to `pid`; false if that failed (the process
+/// is gone). Panics if `kill` itself cannot run (procps missing): never a silent leak.
 pub fn send_signal(pid: u32, signal: &str) -> bool {
     Command::new("kill")
         .arg("-s")
@@ -85,7 +86,8 @@ pub fn send_signal(pid: u32, signal: &str) -> bool {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .unwrap_or_else(|e| panic!("cannot run `kill` (is procps installed?): {e}"))
+        .success()
 }
 
 /// SIGTERM `pid`, wait up to `grace` for it to go, then SIGKILL it.

@@ -9,17 +9,16 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::metadata::{get, metadata, set, socket_dir};
+use super::message::chat_message_id;
+use super::metadata::{get, metadata, set, set_coi, set_ok, socket_dir};
 use super::push_receiver::{Answer, EndpointKeys, PushReceiver};
 use super::stack::{Stack, dovecot_opts, with_coid_metadata};
-use super::{Imap, MessageBuilder, unique_message_id, wait_until};
+use super::{Imap, MessageBuilder, wait_until};
 
 /// The WebPush METADATA parent.
 pub const WEBPUSH: &str = "/private/vendor/vendor.dovecot/webpush";
 /// The VAPID key entry.
 pub const VAPID: &str = "/private/vendor/vendor.dovecot/webpush/vapid";
-/// The COI config parent.
-pub const COI_CONFIG: &str = "/private/vendor/vendor.dovecot/coi/config";
 
 /// How long a push may take to show up at the receiver.
 pub const PUSH_WAIT: Duration = Duration::from_secs(15);
@@ -60,14 +59,7 @@ impl Flow {
     /// alice over IMAP with COI on and `message-filter` active.
     pub fn alice(&self) -> Imap {
         let mut imap = self.stack.dovecot.imap("alice");
-        for (entry, value) in [("enabled", "yes"), ("message-filter", "active")] {
-            let (status, text) = set(
-                &mut imap,
-                "",
-                &[(&format!("{COI_CONFIG}/{entry}"), Some(value))],
-            );
-            assert_eq!(status, "OK", "{entry}: {text}");
-        }
+        set_coi(&mut imap, "active");
         imap
     }
 
@@ -109,12 +101,8 @@ impl Flow {
         let (status, text) = self.subscribe(imap, id, name, msgtype);
         assert_eq!(status, "OK", "subscribe {id}: {text}");
         let token = self.validation_token(name);
-        let (status, text) = set(
-            imap,
-            "",
-            &[(&format!("{}/validate", subscription(id)), Some(&token))],
-        );
-        assert_eq!(status, "OK", "validate {id}: {text}");
+        let validate = format!("{}/validate", subscription(id));
+        set_ok(imap, "", &[(&validate, Some(&token))]);
     }
 
     /// The listing JSON of `id`, or `None`.
@@ -141,26 +129,20 @@ impl Flow {
     /// Sends a chat from bob to alice through Postfix; waits until it is stored;
     /// returns its Message-ID (with brackets).
     pub fn send_chat(&self, body: &str) -> String {
-        let id = unique_message_id().replace("<coid-test", "<chat$coid-test");
-        let chat = MessageBuilder::new()
+        let chat = MessageBuilder::chat()
             .from("Bob <bob@example.net>")
             .subject("push me")
-            .message_id(&id)
-            .header("Chat-Version", "1.0")
+            .message_id(&chat_message_id())
             .body(body);
         self.send(&chat, "COI/Chats")
     }
 
     /// Sends `message` to alice and waits until it is stored in `mailbox`.
     pub fn send(&self, message: &MessageBuilder, mailbox: &str) -> String {
-        let id = message.get_message_id().expect("id").to_owned();
-        let stored = self.stack.send_and_wait(
-            "bob@example.net",
-            &["alice@example.org"],
-            &message.build(),
-            "alice",
-            &id,
-        );
+        let stored = self
+            .stack
+            .send_and_wait("bob@example.net", "alice@example.org", message);
+        let id = message.id();
         assert_eq!(stored.mailbox, mailbox, "{id}");
         id
     }

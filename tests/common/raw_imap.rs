@@ -76,11 +76,7 @@ pub struct RawImap {
 impl RawImap {
     /// Connect to 127.0.0.1:`port` and LOGIN.
     pub fn login(port: u16, user: &str, password: &str) -> Result<RawImap, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .map_err(|e| format!("connecting to IMAP 127.0.0.1:{port}: {e}"))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(|e| e.to_string())?;
+        let stream = connect(port)?;
         let writer = stream.try_clone().map_err(|e| e.to_string())?;
         let mut imap = RawImap {
             reader: BufReader::new(stream),
@@ -162,6 +158,16 @@ impl RawImap {
             }
         }
     }
+}
+
+/// A connection to IMAP on 127.0.0.1:`port` whose reads time out after 30 s.
+pub fn connect(port: u16) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("connecting to IMAP 127.0.0.1:{port}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| format!("setting the IMAP read timeout: {e}"))?;
+    Ok(stream)
 }
 
 /// `{n}` or `{n+}` at the end of a line: the size of the literal that follows.

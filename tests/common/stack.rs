@@ -1,11 +1,16 @@
 //! The whole host picture for a test: real Dovecot with coid's shipped Sieve "before"
 //! script and settings (`conf.d/dovecot/`), coid delivering to Dovecot's LMTP socket,
-//! and real Postfix delivering to coid.
+//! and real Postfix delivering to coid; and sending mail in at the Postfix end.
 
 use std::time::Duration;
 
 use super::coid::{Coid, CoidOpts};
-use super::{Dovecot, DovecotOpts, Postfix, PostfixOpts, SieveScript};
+use super::{
+    Dovecot, DovecotOpts, MessageBuilder, Postfix, PostfixOpts, SieveScript, StoredMessage,
+};
+
+/// How long a message may take from Postfix to the store.
+pub const DELIVERY_WAIT: Duration = Duration::from_secs(20);
 
 /// coid's Pigeonhole before-script, as shipped.
 pub const COID_SIEVE: &str = include_str!("../../conf.d/dovecot/coid.sieve");
@@ -50,30 +55,41 @@ impl Stack {
 
     /// Like [`Stack::start`] with an already running Dovecot.
     pub fn start_with(dovecot: Dovecot, tweak: impl FnOnce(&Dovecot, &mut CoidOpts)) -> Stack {
+        Stack::start_full(dovecot, tweak, |_, _| {})
+    }
+
+    /// Like [`Stack::start_with`], with Postfix's options (next hop: coid's TCP
+    /// listener) changed by `postfix_tweak`.
+    pub fn start_full(
+        dovecot: Dovecot,
+        tweak: impl FnOnce(&Dovecot, &mut CoidOpts),
+        postfix_tweak: impl FnOnce(&Coid, &mut PostfixOpts),
+    ) -> Stack {
         let mut opts = CoidOpts::dovecot(&dovecot.lmtp_socket().display().to_string());
         opts.separator = dovecot.separator().to_owned();
         tweak(&dovecot, &mut opts);
         let coid = Coid::start(opts);
-        let postfix = Postfix::start(PostfixOpts::new(&coid.transport_inet()));
+        let mut postfix_opts = PostfixOpts::new(&coid.transport_inet());
+        postfix_tweak(&coid, &mut postfix_opts);
         Stack {
-            postfix,
+            postfix: Postfix::start(postfix_opts),
             coid,
             dovecot,
         }
     }
 
-    /// Sends through Postfix and waits until `user` has the message.
-    pub fn send_and_wait(
-        &self,
-        from: &str,
-        rcpts: &[&str],
-        message: &[u8],
-        user: &str,
-        message_id: &str,
-    ) -> super::StoredMessage {
-        super::send_smtp(self.postfix.smtp_port(), from, rcpts, message)
+    /// Submits `message` from `from` to `rcpts` through Postfix, which must accept it;
+    /// returns its Message-ID.
+    pub fn send(&self, from: &str, rcpts: &[&str], message: &MessageBuilder) -> String {
+        super::send_smtp(self.postfix.smtp_port(), from, rcpts, &message.build())
             .expect("Postfix accepts the message");
-        self.dovecot
-            .wait_for_message(user, message_id, Duration::from_secs(20))
+        message.id()
+    }
+
+    /// Sends `message` from `from` to `rcpt` through Postfix and waits until `rcpt`'s
+    /// store has it.
+    pub fn send_and_wait(&self, from: &str, rcpt: &str, message: &MessageBuilder) -> StoredMessage {
+        let id = self.send(from, &[rcpt], message);
+        self.dovecot.wait_for_message(rcpt, &id, DELIVERY_WAIT)
     }
 }

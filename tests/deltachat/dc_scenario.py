@@ -249,6 +249,23 @@ class Scenario:
             "timestamp_rcvd": snap.get("received_timestamp"),
         }
 
+    def send_and_receive(self, step, sender: Account, msg: Message, text: str, receivers,
+                         padlock: bool = False):
+        """`sender` sent `msg` with `text`: wait until it went out, then until each of
+        `receivers` has it; record both in `step`. With `padlock`, every receiver's copy
+        must show the padlock. Returns (message, record) per receiver, in order."""
+        self.wait_delivered(sender, msg)
+        step["sent"].append(self.msg_record(sender, msg))
+        received = []
+        for acc in receivers:
+            rmsg = self.wait_incoming_text(acc, text)
+            rec = self.msg_record(acc, rmsg)
+            step["received"].append(rec)
+            if padlock and not rec["show_padlock"]:
+                raise StepFailed(f"{step['name']} to {self.name_of(acc)} arrived without padlock")
+            received.append((rmsg, rec))
+        return received
+
     def wait_delivered(self, account: Account, msg: Message):
         """Wait until the sender's SMTP send went through (state >= delivered) or failed."""
         def fn():
@@ -391,12 +408,7 @@ class Scenario:
         contact = alice.create_contact(bob_addr, "Bob")  # address-contact: no key known
         chat = contact.create_chat()
         text = self.text("hello bob, unencrypted")
-        msg = chat.send_text(text)
-        self.wait_delivered(alice, msg)
-        step["sent"].append(self.msg_record(alice, msg))
-        rmsg = self.wait_incoming_text(bob, text)
-        rec = self.msg_record(bob, rmsg)
-        step["received"].append(rec)
+        [(_, rec)] = self.send_and_receive(step, alice, chat.send_text(text), text, [bob])
         if rec["show_padlock"]:
             self.summary["warnings"].append("unencrypted-1to1 arrived with a padlock")
 
@@ -421,13 +433,7 @@ class Scenario:
         chat = self.state["ab_chat"]
         text = self.text("hello bob, encrypted")
         msg = chat.send_text(text)
-        self.wait_delivered(alice, msg)
-        step["sent"].append(self.msg_record(alice, msg))
-        rmsg = self.wait_incoming_text(bob, text)
-        rec = self.msg_record(bob, rmsg)
-        step["received"].append(rec)
-        if not rec["show_padlock"]:
-            raise StepFailed("encrypted-1to1 arrived without padlock")
+        [(rmsg, _)] = self.send_and_receive(step, alice, msg, text, [bob], padlock=True)
         self.state["e1_sent"], self.state["e1_rcvd"] = msg, rmsg
 
     def step_mdn(self, step):
@@ -480,16 +486,8 @@ class Scenario:
         alice, bob, carol = self.acc["alice"], self.acc["bob"], self.acc["carol"]
         text = self.text("hello group, encrypted")
         msg = self.state["group"].send_text(text)
-        self.wait_delivered(alice, msg)
-        step["sent"].append(self.msg_record(alice, msg))
-        for acc in (bob, carol):
-            r = self.wait_incoming_text(acc, text)
-            rec = self.msg_record(acc, r)
-            step["received"].append(rec)
-            if not rec["show_padlock"]:
-                raise StepFailed(f"group message to {self.name_of(acc)} without padlock")
-            if acc is bob:
-                self.state["g_rcvd_bob"] = r
+        received = self.send_and_receive(step, alice, msg, text, [bob, carol], padlock=True)
+        self.state["g_rcvd_bob"] = received[0][0]
 
     def step_encrypted_group_reply(self, step):
         alice, bob, carol = self.acc["alice"], self.acc["bob"], self.acc["carol"]
@@ -497,11 +495,7 @@ class Scenario:
         chat = quoted.get_snapshot().chat
         text = self.text("reply from bob to the group")
         msg = chat.send_message(text=text, quoted_msg=quoted)
-        self.wait_delivered(bob, msg)
-        step["sent"].append(self.msg_record(bob, msg))
-        for acc in (alice, carol):
-            r = self.wait_incoming_text(acc, text)
-            step["received"].append(self.msg_record(acc, r))
+        self.send_and_receive(step, bob, msg, text, [alice, carol])
 
     def step_unencrypted_group(self, step):
         alice, bob, carol = self.acc["alice"], self.acc["bob"], self.acc["carol"]
@@ -512,12 +506,7 @@ class Scenario:
             addr = self.summary["accounts"][who]["addr"]
             group.add_contact(alice.create_contact(addr, who.capitalize()))  # address-contacts
         text = self.text("hello group, unencrypted")
-        msg = group.send_text(text)
-        self.wait_delivered(alice, msg)
-        step["sent"].append(self.msg_record(alice, msg))
-        for acc in (bob, carol):
-            r = self.wait_incoming_text(acc, text)
-            step["received"].append(self.msg_record(acc, r))
+        self.send_and_receive(step, alice, group.send_text(text), text, [bob, carol])
 
     def step_reaction(self, step):
         alice, bob = self.acc["alice"], self.acc["bob"]

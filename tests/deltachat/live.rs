@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::common::coid::{Coid, CoidOpts};
 use crate::common::ports::{PortLease, lease_port};
-use crate::common::stack::dovecot_opts;
-use crate::common::{self, Dovecot, DovecotUser, PASSWORD, Postfix, PostfixOpts};
+use crate::common::stack::{Stack, dovecot_opts};
+use crate::common::{self, Dovecot, DovecotUser, PASSWORD};
 
 /// Where `tests/run.sh` puts the path of the venv python with deltachat-rpc-*.
 pub const PYTHON_ENV: &str = "COID_DC_PYTHON";
@@ -30,42 +29,29 @@ pub fn addr(user: &str) -> String {
     format!("{user}@{}", common::DOMAIN)
 }
 
-/// Postfix → coid → Dovecot like `common::stack::Stack`, plus SMTP AUTH through
-/// Dovecot (Delta Chat always logs in) and `always_bcc` to [`OBSERVER`].
-pub struct DcStack {
-    /// Postfix (dropped first).
-    pub postfix: Postfix,
-    pub coid: Coid,
-    pub dovecot: Dovecot,
-    _sasl: PortLease,
-}
-
-impl DcStack {
-    pub fn start() -> DcStack {
-        let sasl = lease_port();
-        let mut opts = dovecot_opts("/").with_user(DovecotUser::new(&addr(OBSERVER)));
-        opts.extra_conf = format!(
-            "service auth {{\n  inet_listener sasl {{\n    address = 127.0.0.1\n    \
-             port = {}\n  }}\n}}\n",
-            sasl.port()
-        );
-        let dovecot = Dovecot::start(opts);
-        let lmtp = dovecot.lmtp_socket().display().to_string();
-        let coid = Coid::start(CoidOpts::dovecot(&lmtp));
-        let mut postfix = PostfixOpts::new(&coid.transport_inet());
-        postfix.extra_main_cf = format!(
-            "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
-             smtpd_sasl_path = inet:127.0.0.1:{}\nalways_bcc = {}\n",
-            sasl.port(),
-            addr(OBSERVER)
-        );
-        DcStack {
-            postfix: Postfix::start(postfix),
-            coid,
-            dovecot,
-            _sasl: sasl,
-        }
-    }
+/// Postfix → coid → Dovecot ([`Stack`]), plus SMTP AUTH through Dovecot (Delta Chat
+/// always logs in) on the returned port, and `always_bcc` to [`OBSERVER`].
+pub fn start_stack() -> (Stack, PortLease) {
+    let sasl = lease_port();
+    let mut opts = dovecot_opts("/").with_user(DovecotUser::new(&addr(OBSERVER)));
+    opts.extra_conf = format!(
+        "service auth {{\n  inet_listener sasl {{\n    address = 127.0.0.1\n    \
+         port = {}\n  }}\n}}\n",
+        sasl.port()
+    );
+    let stack = Stack::start_full(
+        Dovecot::start(opts),
+        |_, _| {},
+        |_, postfix| {
+            postfix.extra_main_cf = format!(
+                "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
+                 smtpd_sasl_path = inet:127.0.0.1:{}\nalways_bcc = {}\n",
+                sasl.port(),
+                addr(OBSERVER)
+            );
+        },
+    );
+    (stack, sasl)
 }
 
 /// The parts of dc_scenario.py's JSON summary the test reads.
@@ -169,7 +155,7 @@ pub fn dc_python() -> PathBuf {
 
 /// Runs the whole client scenario against the stack; panics if any step fails.
 /// `dir` gets the accounts, `summary.json` and `scenario.log`.
-pub fn run_scenario(stack: &DcStack, python: &Path, dir: &Path) -> Summary {
+pub fn run_scenario(stack: &Stack, python: &Path, dir: &Path) -> Summary {
     let (summary, log) = (dir.join("summary.json"), dir.join("scenario.log"));
     let mut cmd = Command::new(python);
     cmd.arg(SCENARIO)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs with apt what the tests (tests/run.sh) and the benchmarks (benches/run.sh)
+# run, on a Debian 12 / Ubuntu machine, as root, then checks that every program they
+# spawn is there; anything missing fails the run here, never a test's skip:
+#   Postfix (postfix, postqueue, postconf); Dovecot with LMTP, IMAP, Pigeonhole Sieve
+#   and ManageSieve (dovecot, doveadm, sievec; the harness's dovecot.conf names the
+#   managesieve-login service); iproute2 (ip) and util-linux (unshare, flock) for the
+#   loopback-only network namespace; procps (kill: the harness stops daemons by PID);
+#   python3 with venv for the Python tools in tests/requirements.txt.
+# Postfix is installed as "No configuration": no /etc/postfix/main.cf, no system
+# Postfix started; the tests and benchmarks start their own.
+set -euo pipefail
+
+packages=(dovecot-core dovecot-lmtpd dovecot-imapd dovecot-sieve dovecot-managesieved
+  postfix iproute2 util-linux procps python3 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-packages.sh: installing ${missing[*]}"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+for tool in dovecot doveadm sievec postfix postqueue postconf unshare ip flock kill \
+  useradd id sync sha256sum python3; do
+  # `type -P`: a program on PATH, not a shell builtin (kill is both).
+  type -P "$tool" >/dev/null || {
+    echo "install-packages.sh: $tool is missing after the install" >&2
+    exit 1
+  }
+done
