@@ -24,8 +24,14 @@ impl Setup {
     fn new(extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().display().to_string();
+        // The embedded Maildir backend, unless `extra` picks one.
+        let backend = if extra.contains("[delivery]") {
+            ""
+        } else {
+            "[delivery]\nbackend = \"maildir\"\n"
+        };
         let config = format!(
-            "[lmtp]\ntcp = [\"127.0.0.1:0\"]\n[state]\ndir = \"{path}/state\"\n[delivery.maildir]\nfsync = false\n{}",
+            "[lmtp]\ntcp = [\"127.0.0.1:0\"]\n[state]\ndir = \"{path}/state\"\n{backend}[delivery.maildir]\nfsync = false\n{}",
             extra.replace("@DIR@", &path)
         );
         std::fs::write(dir.path().join("coid.toml"), config).expect("config");

@@ -3,6 +3,7 @@
 //! [`Config::validate`] reports every problem at once, before anything is bound.
 
 mod push;
+mod service;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use push::PushConfig;
+pub use service::{MetricsConfig, ServiceConfig};
 pub use validate::Problems;
 
 /// The whole configuration file.
@@ -32,6 +34,10 @@ pub struct Config {
     pub dict: DictConfig,
     /// Web Push to COI clients.
     pub push: PushConfig,
+    /// How coid runs as a host service.
+    pub service: ServiceConfig,
+    /// Prometheus metrics and the health check.
+    pub metrics: MetricsConfig,
 }
 
 /// `[lmtp]`
@@ -44,6 +50,12 @@ pub struct LmtpConfig {
     pub unix_socket: String,
     /// Octal mode of the unix socket.
     pub unix_socket_mode: String,
+    /// Owner of the unix socket (empty: the user coid runs as); only root can give it
+    /// away, so this takes effect when coid starts as root.
+    pub unix_socket_owner: String,
+    /// Group of the unix socket (empty: coid's group): Postfix's, so its lmtp client
+    /// can connect. coid must be in that group unless it starts as root.
+    pub unix_socket_group: String,
     /// TCP addresses to listen on.
     pub tcp: Vec<String>,
     /// Concurrent sessions; more wait in the kernel backlog.
@@ -64,9 +76,11 @@ impl Default for LmtpConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
-            unix_socket: String::new(),
+            unix_socket: "/var/spool/postfix/coid/lmtp".into(),
             unix_socket_mode: "0660".into(),
-            tcp: vec!["127.0.0.1:10024".into()],
+            unix_socket_owner: String::new(),
+            unix_socket_group: "postfix".into(),
+            tcp: Vec::new(),
             max_connections: 64,
             max_line_length: 4096,
             max_message_size: 50 * 1024 * 1024,
@@ -86,6 +100,10 @@ pub struct DictConfig {
     /// Octal mode of the socket; Dovecot's mail processes (`mail_uid`) must be able to
     /// connect, and nobody else should: whoever can, can write any user's METADATA.
     pub socket_mode: String,
+    /// Owner of the socket (empty: the user coid runs as; only root can give it away).
+    pub socket_owner: String,
+    /// Group of the socket (empty: coid's group).
+    pub socket_group: String,
     /// Concurrent connections; more wait in the kernel backlog.
     pub max_connections: usize,
     /// Longest protocol line in bytes (Dovecot's own dict server: 65536).
@@ -107,6 +125,8 @@ impl Default for DictConfig {
         Self {
             socket: "/run/coid/dict".into(),
             socket_mode: "0660".into(),
+            socket_owner: String::new(),
+            socket_group: String::new(),
             max_connections: 64,
             max_line_length: 65536,
             idle_timeout_secs: 60,
@@ -212,7 +232,7 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            backend: "maildir".into(),
+            backend: "dovecot".into(),
             dovecot: DovecotConfig::default(),
             maildir: MaildirConfig::default(),
         }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::service::check_name;
 use super::{Config, socket_mode};
 
 /// All problems found in a config.
@@ -33,6 +34,20 @@ impl Config {
         self.validate_delivery(&mut p);
         self.validate_dict(&mut p);
         self.push.validate(&mut p);
+        self.service.validate(&mut p);
+        self.metrics.validate(&mut p);
+        check_name(
+            &mut p,
+            "lmtp.unix_socket_owner",
+            &self.lmtp.unix_socket_owner,
+        );
+        check_name(
+            &mut p,
+            "lmtp.unix_socket_group",
+            &self.lmtp.unix_socket_group,
+        );
+        check_name(&mut p, "dict.socket_owner", &self.dict.socket_owner);
+        check_name(&mut p, "dict.socket_group", &self.dict.socket_group);
         if !matches!(self.users.username.as_str(), "address" | "localpart") {
             p.push(format!(
                 "users.username: {:?} is not \"address\" or \"localpart\"",

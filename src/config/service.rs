@@ -1,0 +1,86 @@
+//! `[service]` and `[metrics]`: how coid runs as a host service — the user it drops to
+//! when started as root, how long a stop waits for transactions in flight, and the
+//! local listener for Prometheus metrics and the health check. Also the owner/group
+//! of a unix socket, shared by `[lmtp]` and `[dict]`.
+
+use serde::Deserialize;
+
+use super::validate::check_range;
+
+/// `[service]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Started as root, coid binds its sockets and then becomes this user before it
+    /// opens its state or reads a message. Empty: stay who started it.
+    pub user: String,
+    /// The group to drop to; empty: the user's primary group. The user's
+    /// supplementary groups (from the group database) are kept.
+    pub group: String,
+    /// Seconds transactions in flight get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            user: "coid".into(),
+            group: String::new(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl ServiceConfig {
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        check_name(p, "service.user", &self.user);
+        check_name(p, "service.group", &self.group);
+        check_range(
+            p,
+            "service.shutdown_grace_secs",
+            self.shutdown_grace_secs,
+            1,
+            3600,
+        );
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `IP:port` of the HTTP listener for `/metrics` (Prometheus text format) and
+    /// `/health`; empty: none. Meant for loopback: it has no authentication.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9466".into(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    pub(super) fn validate(&self, p: &mut Vec<String>) {
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!(
+                "metrics.listen: {:?} is not an IP:port address",
+                self.listen
+            ));
+        }
+    }
+}
+
+/// Adds a problem when `name` (a user or group; empty allowed) is not a plain
+/// account name, so nothing odd reaches the account lookup.
+pub(super) fn check_name(p: &mut Vec<String>, key: &str, name: &str) {
+    let fine = name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !fine {
+        p.push(format!("{key}: {name:?} is not a user or group name"));
+    }
+}
