@@ -3,8 +3,8 @@
 //! set their COI settings with `SETMETADATA` and the delivery path reads them from the
 //! same rows (`crate::store`).
 //!
-//! - [`protocol`]: Dovecot 2.3's dict wire protocol: typed commands, unescaping,
-//!   sans-IO; its header is the protocol summary.
+//! - [`protocol`]: Dovecot 2.3's and 2.4's dict wire protocol: typed commands,
+//!   unescaping, sans-IO; its header is the protocol summary.
 //! - [`reply`]: typed replies and their encoding.
 //! - [`session`]: the per-connection state machine (handshake, commands), sans-IO;
 //!   its lines come from the bounded line framing shared with LMTP

@@ -1,7 +1,8 @@
-//! The wire protocol of Dovecot 2.3's dict proxy, sans-IO: one client line in, a typed
-//! [`Command`] out; a typed [`Reply`] in, bytes out. No sockets, no store.
+//! The wire protocol of Dovecot's dict proxy, majors 3 (Dovecot 2.3) and 4 (Dovecot
+//! 2.4), sans-IO: one client line in, a typed [`Command`] out; a typed [`Reply`] in,
+//! bytes out. No sockets, no store.
 //!
-//! # The protocol (Dovecot 2.3; 2.4 changed it)
+//! # The protocol (Dovecot 2.3, major 3)
 //! Read in `src/lib-dict/dict-client.{c,h}` (the client Dovecot runs for
 //! `mail_attribute_dict = proxy:<socket>:<name>`), `src/dict/dict-commands.c` and
 //! `src/dict/dict-connection.c` (Dovecot's own server) and `src/lib/strescape.c` at tag
@@ -31,6 +32,9 @@
 //!   connection; several transactions may be open at once (seen: `B4`, `B5`, `C4`,
 //!   `C5` for one SETMETADATA on a private and a shared entry). IMAP attributes never
 //!   use `A` or `T`.
+//! - `V<id><TAB><yes|no>` (hide values in logs, no reply) exists from 2.3.20 on
+//!   (`dict-client.h`, `dict-commands.c` `cmd_hide_log_values`); only Dovecot's own
+//!   dict server forwards it, IMAP never sends it. coid logs no values anyway.
 //! - Replies go in command order. The server may instead tag them (`*<n>` then
 //!   `+<n><TAB>...`) and may append four timing fields; both are optional and coid
 //!   uses neither.
@@ -50,13 +54,72 @@
 //!   (`/private/vendor/vendor.dovecot/pvt/...`, the server's `/shared/comment`) never
 //!   reach the dict.
 //!
+//! # What Dovecot 2.4 (major 4) changed
+//! Read in `src/lib-dict-extra/dict-client.{c,h}` (the client moved there),
+//! `src/dict/dict-commands.c`, `src/dict/dict-connection.c`, `src/lib-dict/dict.{c,h}`
+//! and `src/lib-storage/mail-user.c` at tag 2.4.1, against the same files at 2.3.21.1:
+//!
+//! - Handshake `H4<TAB>0<TAB>0<TAB><TAB><dict_proxy_name>`: major 4, minor 0; the value
+//!   type is always 0 and the user empty, as before. Dovecot's own 2.4 server closes
+//!   any other major, as its 2.3 server closed any but 3 ([`Version`]).
+//! - `B<id><TAB><user><TAB><expire_secs>`: one field more, always sent
+//!   (`client_dict_transaction_send_begin`). A non-zero value asks that the keys the
+//!   transaction sets vanish after that many seconds: the proxy client advertises
+//!   `DICT_DRIVER_FLAG_SUPPORT_EXPIRE_SECS`, and a server may honour it (Dovecot's
+//!   redis dict sets an EXPIRE, its SQL dict stores a deadline that the dict server's
+//!   expire scan deletes) or fail the transaction, as `dict_transaction_begin` does for
+//!   drivers without the flag ("Expiration not supported by dict driver"). Only
+//!   `doveadm dict set --expire-secs` and Lua set it; mail attributes never do
+//!   (`mail_user_get_dict_op_settings` sets the username and home only), so METADATA
+//!   always sends 0. coid keeps no expiry (METADATA has no TTL) and refuses a
+//!   transaction asking for one: its commit fails instead of storing keys forever.
+//! - No `D`: the client always commits with `C`, and the 2.4 server dropped
+//!   `cmd_commit_async`, so `D` is an unknown command there (the connection is closed).
+//! - Unchanged: `L`, `I` (same fields and flags), `S`, `U`, `A`, `T`, `R`, `V`, the
+//!   reply codes and escaping, untagged replies in command order (the 2.4 client takes
+//!   an untagged line as the answer to its oldest command), and the key layout
+//!   (`index-attribute.c` `key_get_prefixed`).
+//!
 //! Keys are documented in `super::keys`.
 
 pub use super::reply::{Reply, escape_into};
 use crate::store::Depth;
 
-/// The protocol major version coid speaks (`DICT_CLIENT_PROTOCOL_MAJOR_VERSION`).
-pub const MAJOR_VERSION: u32 = 3;
+/// A protocol major version coid speaks (`DICT_CLIENT_PROTOCOL_MAJOR_VERSION`),
+/// negotiated by the handshake; it decides how the rest of the lines read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Major 3: Dovecot 2.3 (`src/lib-dict/dict-client.h` at 2.3.19.1 to 2.3.21.1).
+    V3,
+    /// Major 4: Dovecot 2.4 (`src/lib-dict-extra/dict-client.h` at 2.4.1).
+    V4,
+}
+
+impl Version {
+    /// The version for a handshake's major, if coid speaks it.
+    pub fn from_major(major: u32) -> Option<Version> {
+        match major {
+            3 => Some(Version::V3),
+            4 => Some(Version::V4),
+            _ => None,
+        }
+    }
+
+    /// The command letters a client of this version sends (`enum dict_protocol_cmd`);
+    /// `D` is gone in 4.
+    fn commands(self) -> &'static [u8] {
+        match self {
+            Version::V3 => b"HLIBCDRSUATV",
+            Version::V4 => b"HLIBCRSUATV",
+        }
+    }
+
+    /// True if `command` is one of this version's commands.
+    pub fn knows(self, command: u8) -> bool {
+        self.commands().contains(&command)
+    }
+}
+
 /// Value type "string" in the handshake; the only one coid serves.
 pub const VALUE_TYPE_STRING: u32 = 0;
 
@@ -92,20 +155,24 @@ impl IterFlags {
     }
 }
 
-/// One client line.
+/// The handshake, `H<major><TAB><minor><TAB><value type><TAB><user><TAB><dict>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Protocol major version (3 or 4 for coid; see [`Version::from_major`]).
+    pub major: u32,
+    /// Protocol minor version (2 in 2.3, 0 in 2.4).
+    pub minor: u32,
+    /// 0 string, 1 uint32.
+    pub value_type: u32,
+    /// The dict name (2.3: from `proxy:<socket>:<name>`; 2.4: `dict_proxy_name`).
+    pub dict: String,
+}
+
+/// One client line after the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `H`: the handshake.
-    Hello {
-        /// Protocol major version (3).
-        major: u32,
-        /// Protocol minor version.
-        minor: u32,
-        /// 0 string, 1 uint32.
-        value_type: u32,
-        /// The dict name from `proxy:<socket>:<name>`.
-        dict: String,
-    },
+    /// `H`: a handshake again (a protocol error after the first line).
+    Hello(Hello),
     /// `L`: one key.
     Lookup {
         /// The dict key.
@@ -130,8 +197,11 @@ pub enum Command {
         id: u32,
         /// Whose.
         username: String,
+        /// Seconds until the keys it sets expire; 0 for never (always 0 in major 3,
+        /// which has no such field).
+        expire_secs: u32,
     },
-    /// `C` (`async_: false`) or `D` (`true`): commit.
+    /// `C` (`async_: false`) or `D` (`true`, major 3 only): commit.
     Commit {
         /// Transaction id.
         id: u32,
@@ -169,6 +239,12 @@ pub enum Command {
         /// Transaction id.
         id: u32,
     },
+    /// `V`: hide the transaction's values in logs (accepted and ignored: coid never
+    /// logs values).
+    HideLogValues {
+        /// Transaction id.
+        id: u32,
+    },
 }
 
 /// Why a line is not a [`Command`]; says which command and transaction it meant, as
@@ -194,19 +270,53 @@ pub fn peek(line: &[u8]) -> (u8, Option<u32>) {
     (command, id)
 }
 
-/// Parses one line (without its LF).
+/// Parses the first line of a connection, which must be a handshake. Its fields do
+/// not depend on the version, so this is the same for every major.
 ///
 /// # Errors
-/// Unknown command, wrong number of fields, bad numbers, bad escapes, NUL or
-/// non-UTF-8 text.
-pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
+/// Not `H`, too few fields, bad numbers, bad escapes, NUL or non-UTF-8 text.
+pub fn parse_hello(line: &[u8]) -> Result<Hello, ParseError> {
+    let command = line.first().copied().unwrap_or(0);
+    let fail = |reason| ParseError {
+        command,
+        id: None,
+        reason,
+    };
+    if command != b'H' {
+        return Err(fail("not a handshake"));
+    }
+    let fields = split(line.get(1..).unwrap_or_default()).map_err(fail)?;
+    hello(&fields).map_err(fail)
+}
+
+/// The handshake's fields (after the `H`); more than five are allowed, as Dovecot's
+/// server allows them (`dict_connection_handshake_args`).
+fn hello(fields: &[String]) -> Result<Hello, &'static str> {
+    let small = |s: &str| s.parse::<u32>().map_err(|_| "bad number");
+    match fields {
+        [major, minor, value_type, _user, dict, ..] => Ok(Hello {
+            major: small(major)?,
+            minor: small(minor)?,
+            value_type: small(value_type)?,
+            dict: dict.clone(),
+        }),
+        _ => Err("wrong number of fields"),
+    }
+}
+
+/// Parses one line (without its LF) as a client of `version` sends it.
+///
+/// # Errors
+/// A command `version` does not have, wrong number of fields, bad numbers, bad
+/// escapes, NUL or non-UTF-8 text.
+pub fn parse(line: &[u8], version: Version) -> Result<Command, ParseError> {
     let (command, id) = peek(line);
     let fail = |reason| ParseError {
         command,
         id,
         reason,
     };
-    if !b"HLIBCDRSUAT".contains(&command) {
+    if !version.knows(command) {
         return Err(fail("unknown command"));
     }
     let fields = split(line.get(1..).unwrap_or_default()).map_err(fail)?;
@@ -214,12 +324,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     let number = |s: &str| s.parse::<u64>().map_err(|_| fail("bad number"));
     let small = |s: &str| s.parse::<u32>().map_err(|_| fail("bad number"));
     match (command, fields.as_slice()) {
-        (b'H', [major, minor, value_type, _user, dict, ..]) => Ok(Command::Hello {
-            major: small(major)?,
-            minor: small(minor)?,
-            value_type: small(value_type)?,
-            dict: dict.clone(),
-        }),
+        (b'H', _) => hello(&fields).map(Command::Hello).map_err(fail),
         (b'L', [key, rest @ ..]) if rest.len() <= 1 => Ok(Command::Lookup {
             key: key.clone(),
             username: rest.first().cloned().unwrap_or_default(),
@@ -230,10 +335,15 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             path: path.clone(),
             username: rest.first().cloned().unwrap_or_default(),
         }),
-        (b'B', [_, rest @ ..]) if rest.len() <= 1 => Ok(Command::Begin {
-            id: need_id()?,
-            username: rest.first().cloned().unwrap_or_default(),
-        }),
+        (b'B', [_, rest @ ..]) => {
+            let (username, expire) =
+                begin_fields(version, rest).ok_or(fail("wrong number of fields"))?;
+            Ok(Command::Begin {
+                id: need_id()?,
+                username: username.cloned().unwrap_or_default(),
+                expire_secs: expire.map_or(Ok(0), |e| small(e))?,
+            })
+        }
         (b'C' | b'D', [_]) => Ok(Command::Commit {
             id: need_id()?,
             async_: command == b'D',
@@ -257,7 +367,26 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             small(nsecs)?;
             Ok(Command::Timestamp { id: need_id()? })
         }
+        // The booleans Dovecot's server reads (`str_parse_get_bool`); the client
+        // writes `yes` or `no`.
+        (b'V', [_, hide]) => match hide.to_ascii_lowercase().as_str() {
+            "yes" | "y" | "1" | "no" => Ok(Command::HideLogValues { id: need_id()? }),
+            _ => Err(fail("bad boolean")),
+        },
         _ => Err(fail("wrong number of fields")),
+    }
+}
+
+/// `B`'s fields after the id: the username and the expiry, if present. Major 3 sends
+/// `B<id><TAB><user>` (`dict-client.c` at 2.3.19.1, line 358; the user may be
+/// missing, as Dovecot's server allows); major 4 always sends
+/// `B<id><TAB><user><TAB><expire secs>` (at 2.4.1, lines 364-367) and nothing else
+/// is accepted from it. `None`: wrong number of fields.
+fn begin_fields(version: Version, rest: &[String]) -> Option<(Option<&String>, Option<&String>)> {
+    match (version, rest) {
+        (Version::V3, [] | [_]) => Some((rest.first(), None)),
+        (Version::V4, [username, expire]) => Some((Some(username), Some(expire))),
+        _ => None,
     }
 }
 

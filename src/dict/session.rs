@@ -1,7 +1,10 @@
 //! One dict proxy connection as an explicit state machine, sans-IO: bytes in,
 //! [`Event`]s out. Only `connection.rs` touches the socket and the store.
 //!
-//! `Handshake` (the first line must be a valid `H`) → `Ready` → `Closed`.
+//! `Handshake` (the first line must be a valid `H`) → `Ready(version)` → `Closed`.
+//! The handshake's major picks the [`Version`] (3: Dovecot 2.3, 4: Dovecot 2.4; see
+//! `super::protocol`), which the session keeps and reads every later line by: a 2.4
+//! `B` carries an expiry, and `D` exists in 3 only.
 //! Transactions are kept by id (`super::transactions`), at most `max_transactions` at
 //! once, each with at most
 //! `max_changes` changes, and all uncommitted changes of the connection together
@@ -15,15 +18,20 @@
 //!   failed: its changes are dropped and its commit is answered `F` with the reason;
 //!   one naming no open transaction is ignored (its commit finds no transaction: `F`);
 //! - atomic increments (`A`) fail their transaction; timestamps (`T`) are accepted
-//!   and ignored, as Dovecot's own file dict does;
+//!   and ignored, as Dovecot's own file dict does, and so is `V` (coid logs no values);
+//! - a `B` with a non-zero expiry (major 4) opens a failed transaction: coid's keys
+//!   never expire (METADATA has no TTL), so its commit is answered `F` rather than
+//!   storing keys the client wanted gone; Dovecot's METADATA always sends 0;
 //! - a `B` beyond `max_transactions` is not opened (its commit fails the same way);
-//! - an unknown command gets `F` and the connection is closed, as is a connection
-//!   whose first line is not a handshake coid can serve (major 3, string values), and
-//!   a transaction command whose id cannot be read at all (Dovecot's server drops the
-//!   connection in these cases too; the client then fails whatever was open).
+//! - an unknown command (also `D` in major 4) gets `F` and the connection is closed,
+//!   as is a connection whose first line is not a handshake coid can serve (major 3
+//!   or 4, string values; any other major is refused, as Dovecot's own server refuses
+//!   all but its own), and a transaction command whose id cannot be read at all
+//!   (Dovecot's server drops the connection in these cases too; the client then fails
+//!   whatever was open).
 
 use super::protocol::{
-    self, Command, IterFlags, MAJOR_VERSION, ParseError, Reply, VALUE_TYPE_STRING,
+    self, Command, Hello, IterFlags, ParseError, Reply, VALUE_TYPE_STRING, Version,
 };
 pub use super::transactions::Change;
 use super::transactions::Transactions;
@@ -88,8 +96,10 @@ pub enum Event {
 }
 
 enum State {
+    /// Waiting for the first line, `H`.
     Handshake,
-    Ready,
+    /// Serving commands as the handshake's version defines them.
+    Ready(Version),
     Closed,
 }
 
@@ -116,6 +126,14 @@ impl Session {
     /// session finish instead of cutting it off.
     pub fn in_transaction(&self) -> bool {
         !self.transactions.is_empty() || self.lines.is_partial()
+    }
+
+    /// The version the handshake negotiated; `None` before it (and after a close).
+    pub fn version(&self) -> Option<Version> {
+        match self.state {
+            State::Ready(version) => Some(version),
+            State::Handshake | State::Closed => None,
+        }
     }
 
     /// True after a fatal condition or [`Session::close`].
@@ -149,29 +167,28 @@ impl Session {
     }
 
     fn handle_line(&mut self, line: &[u8], events: &mut Vec<Event>) {
-        let parsed = protocol::parse(line);
-        if matches!(self.state, State::Handshake) {
-            return self.handle_hello(parsed, events);
-        }
-        match parsed {
-            Ok(command) => self.handle_command(command, events),
-            Err(err) => self.handle_bad(&err, events),
+        match self.state {
+            State::Handshake => self.handle_hello(protocol::parse_hello(line), events),
+            State::Ready(version) => match protocol::parse(line, version) {
+                Ok(command) => self.handle_command(command, events),
+                Err(err) => self.handle_bad(version, &err, events),
+            },
+            State::Closed => {}
         }
     }
 
-    fn handle_hello(&mut self, parsed: Result<Command, ParseError>, events: &mut Vec<Event>) {
-        match parsed {
-            Ok(Command::Hello {
-                major: MAJOR_VERSION,
-                minor,
-                value_type: VALUE_TYPE_STRING,
-                dict,
-            }) => {
-                tracing::debug!(minor, dict, "dict handshake");
-                self.state = State::Ready;
+    fn handle_hello(&mut self, parsed: Result<Hello, ParseError>, events: &mut Vec<Event>) {
+        let served = parsed
+            .as_ref()
+            .ok()
+            .filter(|h| h.value_type == VALUE_TYPE_STRING);
+        match served.and_then(|hello| Version::from_major(hello.major)) {
+            Some(version) => {
+                tracing::debug!(?version, hello = ?parsed, "dict handshake");
+                self.state = State::Ready(version);
             }
-            other => {
-                tracing::warn!(line = ?other, "dict client: not a handshake coid serves; closing");
+            None => {
+                tracing::warn!(line = ?parsed, "dict client: not a handshake coid serves; closing");
                 self.close(events);
             }
         }
@@ -179,7 +196,7 @@ impl Session {
 
     fn handle_command(&mut self, command: Command, events: &mut Vec<Event>) {
         match command {
-            Command::Hello { .. } => self.fail_and_close("handshake sent twice", events),
+            Command::Hello(_) => self.fail_and_close("handshake sent twice", events),
             Command::Lookup { key, username } => {
                 events.push(match no_username(&username) {
                     Some(error) => Event::Reply(Reply::Failed(error.into())),
@@ -192,8 +209,12 @@ impl Session {
                 path,
                 username,
             } => self.handle_iterate(flags, max_rows, path, username, events),
-            Command::Begin { id, username } => {
-                let failure = no_username(&username);
+            Command::Begin {
+                id,
+                username,
+                expire_secs,
+            } => {
+                let failure = no_username(&username).or_else(|| no_expiry(expire_secs));
                 self.transactions.begin(id, username, failure);
             }
             Command::Commit { id, async_ } => events.push(self.handle_commit(id, async_)),
@@ -203,7 +224,7 @@ impl Session {
             Command::AtomicInc { id } => self
                 .transactions
                 .fail(id, "atomic increment is not supported"),
-            Command::Timestamp { .. } => {}
+            Command::Timestamp { .. } | Command::HideLogValues { .. } => {}
         }
     }
 
@@ -248,27 +269,35 @@ impl Session {
     }
 
     /// A line that did not parse: answer or fail what it meant (see the module doc).
-    fn handle_bad(&mut self, err: &ParseError, events: &mut Vec<Event>) {
+    fn handle_bad(&mut self, version: Version, err: &ParseError, events: &mut Vec<Event>) {
         tracing::warn!(error = %err, "dict client sent a bad line");
-        self.answer_broken(err.command, err.id, err.reason, events);
+        self.answer_broken(version, err.command, err.id, err.reason, events);
     }
 
     fn handle_too_long(&mut self, head: &[u8], events: &mut Vec<Event>) {
         let (command, id) = protocol::peek(head);
         tracing::warn!(command = %char::from(command), id, max = self.limits.max_line, "dict client sent a line that is too long");
-        if matches!(self.state, State::Handshake) {
-            return self.close(events);
+        match self.state {
+            State::Ready(version) => {
+                self.answer_broken(version, command, id, "line too long", events)
+            }
+            State::Handshake | State::Closed => self.close(events),
         }
-        self.answer_broken(command, id, "line too long", events);
     }
 
+    /// `command` is the line's first byte, read as `version` defines it: a letter
+    /// that version lacks (`D` in 4) is an unknown command.
     fn answer_broken(
         &mut self,
+        version: Version,
         command: u8,
         id: Option<u32>,
         reason: &'static str,
         events: &mut Vec<Event>,
     ) {
+        if !version.knows(command) {
+            return self.fail_and_close(reason, events);
+        }
         match (command, id) {
             (b'L' | b'I', _) => events.push(Event::Reply(Reply::Failed(reason.into()))),
             (b'C' | b'D', _) => {
@@ -282,8 +311,10 @@ impl Session {
                 }));
             }
             (b'R', Some(id)) => self.transactions.rollback(id),
-            (b'B' | b'S' | b'U' | b'A' | b'T', Some(id)) => self.transactions.fail(id, reason),
-            (b'B' | b'S' | b'U' | b'A' | b'T' | b'R', None) => self.close(events),
+            (b'B' | b'S' | b'U' | b'A' | b'T' | b'V', Some(id)) => {
+                self.transactions.fail(id, reason)
+            }
+            (b'B' | b'S' | b'U' | b'A' | b'T' | b'V' | b'R', None) => self.close(events),
             _ => self.fail_and_close(reason, events),
         }
     }
@@ -297,6 +328,21 @@ impl Session {
 /// coid keeps data per user: a command without a username is refused.
 fn no_username(username: &str) -> Option<&'static str> {
     username.is_empty().then_some("no username given")
+}
+
+/// coid's keys never expire (RFC 5464 METADATA has no TTL), so a 2.4 transaction
+/// asking for expiry is refused, as Dovecot refuses it for dict drivers without
+/// expiry support (`src/lib-dict/dict.c` at 2.4.1, `dict_transaction_begin`),
+/// instead of storing keys forever that the client wanted gone.
+fn no_expiry(expire_secs: u32) -> Option<&'static str> {
+    if expire_secs == 0 {
+        return None;
+    }
+    tracing::warn!(
+        expire_secs,
+        "dict client asked for key expiry, which coid does not keep; failing the transaction"
+    );
+    Some("key expiry is not supported")
 }
 
 #[cfg(test)]

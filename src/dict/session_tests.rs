@@ -1,8 +1,12 @@
-//! Unit tests of the dict session state machine: Dovecot's real dialogues, limits, and
-//! hostile input (overlong lines, bad escapes, unknown commands, unknown or too many
-//! transactions). Every one must end in a reply or a close, never a panic.
+//! Unit tests of the dict session state machine: Dovecot's real dialogues (2.3 and
+//! 2.4), limits, and hostile input (overlong lines, bad escapes, unknown commands,
+//! unknown or too many transactions). Every one must end in a reply or a close, never
+//! a panic.
 
 use super::*;
+use crate::config::{CoiConfig, UsersConfig};
+use crate::dict::Attributes;
+use crate::store::temp_store;
 
 fn limits() -> Limits {
     Limits {
@@ -19,7 +23,47 @@ fn ready() -> Session {
     let mut events = Vec::new();
     session.ingest(b"H3\t2\t0\t\tcoid\n", &mut events);
     assert!(events.is_empty(), "{events:?}");
+    assert_eq!(session.version(), Some(Version::V3));
     session
+}
+
+/// A session after Dovecot 2.4.1's handshake (`dict-client.c`, `client_dict_connect`).
+fn ready_v4() -> Session {
+    let mut session = Session::new(limits());
+    let mut events = Vec::new();
+    session.ingest(b"H4\t0\t0\t\tcoid\n", &mut events);
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(session.version(), Some(Version::V4));
+    session
+}
+
+/// Feeds `input` and carries out the events against `attrs` the way `connection.rs`
+/// does (without the blocking pool), returning the bytes written back.
+fn serve(session: &mut Session, attrs: &Attributes, input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for event in feed(session, input) {
+        let replies = match event {
+            Event::Reply(reply) => vec![reply],
+            Event::Lookup { username, key } => vec![attrs.lookup(&username, &key)],
+            Event::Iterate {
+                username,
+                path,
+                flags,
+                limit,
+            } => attrs.iterate(&username, &path, flags, limit),
+            Event::Commit {
+                id,
+                async_,
+                username,
+                changes,
+            } => vec![attrs.commit(id, async_, &username, &changes)],
+            Event::Close => Vec::new(),
+        };
+        for reply in replies {
+            reply.encode(&mut out);
+        }
+    }
+    out
 }
 
 fn feed(session: &mut Session, input: &[u8]) -> Vec<Event> {
@@ -36,6 +80,7 @@ fn commit_failed(events: &[Event]) -> Option<(Option<u32>, String)> {
 }
 
 const ALICE: &str = "alice@example.org";
+const NOT_OPEN_ERROR: &str = "no such transaction (never begun, or refused: too many open)";
 
 #[test]
 fn setmetadata_dialogue_commits_all_changes_at_once() {
@@ -73,6 +118,140 @@ fn setmetadata_dialogue_commits_all_changes_at_once() {
         }]
     );
     assert!(!s.in_transaction());
+}
+
+/// What Dovecot 2.4.1 sends for `SETMETADATA "" (/private/vendor/vendor.dovecot/coi/
+/// config/enabled "yes" .../message-filter "active")`, then for `GETMETADATA` of both
+/// and of the folder: the answers come from the store, byte for byte.
+#[test]
+fn dovecot_2_3_is_read_as_before() {
+    let mut s = ready();
+    let events = feed(&mut s, b"B1\tu\nS1\tk\tv\nD1\nB2\nC2\n");
+    assert_eq!(
+        events,
+        [
+            Event::Commit {
+                id: 1,
+                async_: true,
+                username: "u".into(),
+                changes: vec![Change {
+                    key: "k".into(),
+                    value: Some("v".into())
+                }],
+            },
+            Event::Reply(Reply::CommitFailed {
+                id: Some(2),
+                async_: false,
+                error: "no username given".into()
+            }),
+        ]
+    );
+    assert_eq!(s.version(), Some(Version::V3));
+}
+
+#[test]
+fn dovecot_2_4_round_trip_through_the_store() {
+    let (_dir, store) = temp_store();
+    let attrs = Attributes::new(store, &UsersConfig::default(), &CoiConfig::default());
+    let base = "priv/0413580b5cf9006b1e38000083ecc375/vendor/vendor.dovecot/pvt/server/vendor/vendor.dovecot/coi/config/";
+    let mut s = ready_v4();
+    let set =
+        format!("B1\t{ALICE}\t0\nS1\t{base}enabled\tyes\nS1\t{base}message-filter\tactive\nC1\n");
+    assert_eq!(serve(&mut s, &attrs, set.as_bytes()), b"O1\n");
+    let get = format!("L{base}enabled\t{ALICE}\nL{base}message-filter\t{ALICE}\n");
+    assert_eq!(serve(&mut s, &attrs, get.as_bytes()), b"Oyes\nOactive\n");
+    let listed = serve(
+        &mut s,
+        &attrs,
+        format!("I9\t0\t{base}\t{ALICE}\n").as_bytes(),
+    );
+    let listed = String::from_utf8(listed).expect("UTF-8");
+    for entry in ["enabled", "message-filter"] {
+        assert!(
+            listed.contains(&format!("O{base}{entry}\t\n")),
+            "{entry} in {listed:?}"
+        );
+    }
+    assert!(listed.ends_with("\t\n\n"), "rows then the end: {listed:?}");
+    assert_eq!(s.version(), Some(Version::V4));
+    assert!(!s.is_closed() && !s.in_transaction());
+}
+
+#[test]
+fn dovecot_2_4_begin_and_commit() {
+    let mut s = ready_v4();
+    let events = feed(
+        &mut s,
+        b"B2\talice@example.org\t0\nS2\tpriv/g/a\tv\nV2\tno\nC2\n",
+    );
+    assert_eq!(
+        events,
+        [Event::Commit {
+            id: 2,
+            async_: false,
+            username: ALICE.into(),
+            changes: vec![Change {
+                key: "priv/g/a".into(),
+                value: Some("v".into())
+            }],
+        }]
+    );
+    // Expiry is refused: the commit fails, nothing is handed to the store.
+    feed(&mut s, b"B3\tu\t60\nS3\tk\tv\n");
+    assert_eq!(
+        commit_failed(&feed(&mut s, b"C3\n")),
+        Some((Some(3), "key expiry is not supported".into()))
+    );
+    // `D` is not a 2.4 command: F, and the connection is closed.
+    feed(&mut s, b"B4\tu\t0\n");
+    assert_eq!(
+        feed(&mut s, b"D4\n"),
+        [
+            Event::Reply(Reply::Failed("unknown command".into())),
+            Event::Close
+        ]
+    );
+    assert!(!s.in_transaction());
+}
+
+#[test]
+fn malformed_2_4_begin_fails_like_2_3() {
+    // Each bad `B` opens nothing; the commit of its id then fails, as in 2.3.
+    for line in [
+        &b"B1\tu\n"[..],
+        b"B1\n",
+        b"B1\tu\t0\tx\n",
+        b"B1\tu\tsoon\n",
+        b"B1\tu\t-5\n",
+        b"B1\tu\x01x\t0\n",
+    ] {
+        let mut s = ready_v4();
+        assert!(feed(&mut s, line).is_empty(), "{line:?}");
+        assert!(feed(&mut s, b"S1\tk\tv\n").is_empty());
+        let (id, _) = commit_failed(&feed(&mut s, b"C1\n")).expect("F");
+        assert_eq!(id, Some(1), "{line:?}");
+        assert!(!s.is_closed(), "{line:?}");
+    }
+    // A 2.4 `B` in a 2.3 session is just as malformed.
+    let mut s = ready();
+    assert!(feed(&mut s, b"B1\tu\t0\nS1\tk\tv\n").is_empty());
+    assert!(commit_failed(&feed(&mut s, b"C1\n")).is_some());
+    // An unreadable id closes, in both.
+    for mut s in [ready(), ready_v4()] {
+        assert_eq!(feed(&mut s, b"Bx\tu\t0\n"), [Event::Close]);
+    }
+    // An overlong 2.4 `B` fails its transaction too.
+    let mut s = ready_v4();
+    let long = format!("B1\t{}\t0\nC1\n", "u".repeat(400));
+    assert_eq!(
+        commit_failed(&feed(&mut s, long.as_bytes())),
+        Some((Some(1), NOT_OPEN_ERROR.into()))
+    );
+    // A `B` that names an open transaction fails it, in 2.4 as in 2.3.
+    let mut s = ready_v4();
+    feed(&mut s, b"B1\tu\t0\nS1\tk\tv\nB1\tu\tlater\n");
+    let (_, error) = commit_failed(&feed(&mut s, b"C1\n")).expect("F");
+    assert_eq!(error, "bad number");
 }
 
 #[test]
@@ -135,7 +314,7 @@ fn commit_of_unknown_transaction_fails() {
         [Event::Reply(Reply::CommitFailed {
             id: Some(78),
             async_: true,
-            error: "no such transaction (never begun, or refused: too many open)".into()
+            error: NOT_OPEN_ERROR.into()
         })]
     );
 }
@@ -262,39 +441,53 @@ fn handshake_must_come_first_and_fit() {
     for first in [
         &b"Lk\tu\n"[..],
         b"H2\t0\t0\t\tcoid\n",
+        b"H5\t0\t0\t\tcoid\n",
+        b"H30\t0\t0\t\tcoid\n",
         b"H3\t2\t1\t\tquota\n",
+        b"H4\t0\t1\t\tquota\n",
+        b"H4\t0\t0\n",
         b"garbage\n",
         b"\n",
     ] {
         let mut s = Session::new(limits());
         assert_eq!(feed(&mut s, first), [Event::Close], "{first:?}");
+        assert_eq!(s.version(), None);
     }
     let mut s = Session::new(limits());
     let long = format!("H3\t2\t0\t\t{}\n", "d".repeat(400));
     assert_eq!(feed(&mut s, long.as_bytes()), [Event::Close]);
-    let mut s = ready();
-    assert_eq!(
-        feed(&mut s, b"H3\t2\t0\t\tcoid\n"),
-        [
-            Event::Reply(Reply::Failed("handshake sent twice".into())),
-            Event::Close
-        ]
-    );
+    for (mut s, again) in [
+        (ready(), &b"H3\t2\t0\t\tcoid\n"[..]),
+        (ready_v4(), b"H4\t0\t0\t\tcoid\n"),
+        (ready_v4(), b"H3\t2\t0\t\tcoid\n"),
+    ] {
+        assert_eq!(
+            feed(&mut s, again),
+            [
+                Event::Reply(Reply::Failed("handshake sent twice".into())),
+                Event::Close
+            ]
+        );
+    }
 }
 
 #[test]
 fn fragments_and_arbitrary_bytes_never_panic() {
-    let script = b"H3\t2\t0\t\tcoid\nB1\talice\nS1\tpriv/g/k\tv\x01t\nC1\nI9\t0\tpriv/\talice\n";
-    let mut s = Session::new(limits());
-    let mut events = Vec::new();
-    for chunk in script.chunks(3) {
-        s.ingest(chunk, &mut events);
+    for script in [
+        &b"H3\t2\t0\t\tcoid\nB1\talice\nS1\tpriv/g/k\tv\x01t\nC1\nI9\t0\tpriv/\talice\n"[..],
+        b"H4\t0\t0\t\tcoid\nB1\talice\t0\nS1\tpriv/g/k\tv\x01t\nC1\nI9\t0\tpriv/\talice\n",
+    ] {
+        let mut s = Session::new(limits());
+        let mut events = Vec::new();
+        for chunk in script.chunks(3) {
+            s.ingest(chunk, &mut events);
+        }
+        assert_eq!(events.len(), 2, "{events:?}");
     }
-    assert_eq!(events.len(), 2, "{events:?}");
     // Pseudo-random junk: any outcome but a panic is fine.
     let mut seed: u32 = 12345;
-    for _ in 0..200 {
-        let mut s = ready();
+    for round in 0..400 {
+        let mut s = if round % 2 == 0 { ready() } else { ready_v4() };
         let mut junk = Vec::new();
         for _ in 0..300 {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -303,7 +496,7 @@ fn fragments_and_arbitrary_bytes_never_panic() {
                 0 => b'\n',
                 1 => b'\t',
                 2 => 1,
-                3 => b"BSUCRLIATDH"[usize::from(b) % 11],
+                3 => b"BSUCRLIATDHV"[usize::from(b) % 12],
                 _ => b'0' + b % 10,
             });
         }
