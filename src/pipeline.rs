@@ -17,6 +17,7 @@ use crate::classify::{Class, Classification, classify_raw};
 use crate::config::Config;
 use crate::delivery::{Backend, Job, Message};
 use crate::lmtp::{Envelope, Reply};
+use crate::metrics;
 use crate::policy::{Evaluation, Facts, Policy, Verdict};
 use crate::push::delivered::{Delivered, DeliveredMessage, PushHook};
 use crate::push::queue::PushQueue;
@@ -187,12 +188,15 @@ impl Pipeline {
                     span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
                     span.record("class", decisions.classification.class.as_str());
                     let replies = self.deliver(envelope, body, &decisions).await;
+                    metrics::message_done(Some(decisions.classification.class), &replies);
                     self.queue_pushes(body, decisions, &replies);
                     replies
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "cannot process message; deferring");
-                    vec![Reply::TEMP_FAILURE; envelope.recipients.len()]
+                    let replies = vec![Reply::TEMP_FAILURE; envelope.recipients.len()];
+                    metrics::message_done(None, &replies);
+                    replies
                 }
             }
         }
@@ -230,7 +234,7 @@ impl Pipeline {
         let results = if jobs.is_empty() {
             Vec::new()
         } else {
-            self.backend.deliver(&message, &jobs).await
+            metrics::time_delivery(self.backend.deliver(&message, &jobs)).await
         };
         // A copy the backend gave no reply for was not stored: never a 250 for it.
         let mut results = results.into_iter();

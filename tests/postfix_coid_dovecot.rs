@@ -1,9 +1,14 @@
 //! End to end through real parts: Postfix → coid → Dovecot (with coid's shipped
 //! Pigeonhole before-script), results checked over IMAP. Covers plain mail, the three
 //! COI chat rules, groups, read receipts, the per-user filter modes, the hierarchy
-//! separator, per-recipient verdicts (unknown user, over quota) and header stripping.
+//! separator, per-recipient verdicts (unknown user, over quota) and header stripping,
+//! and coid's metrics and health listener after mail went through.
 
 mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use common::message::chat_message_id;
 use common::stack::{DELIVERY_WAIT, Stack, dovecot_opts};
@@ -188,4 +193,87 @@ fn unix_socket_listener_and_incoming_routing_headers_are_stripped() {
         "{}",
         stored.text()
     );
+}
+
+#[test]
+fn metrics_count_chat_and_plain_mail_and_health_is_ok() {
+    let stack = active_stack("/");
+    let chat = stack.send_and_wait(
+        "bob@example.net",
+        "alice@example.org",
+        &MessageBuilder::chat(),
+    );
+    assert_eq!(chat.mailbox, "COI/Chats");
+    let plain = MessageBuilder::new().subject("plain mail, counted");
+    let plain = stack.send_and_wait("bob@example.net", "alice@example.org", &plain);
+    assert_eq!(plain.mailbox, "INBOX");
+
+    let addr = stack.coid.metrics_addr();
+    let (status, body) = http_get(addr, "/health");
+    assert_eq!((status, body.as_str()), (200, "ok\n"), "/health");
+    // coid counts a message right after the store's reply, so the store may show it a
+    // moment before the counter moves.
+    let expected = [
+        (r#"coid_messages_total{class="chat"}"#, 1.0),
+        (r#"coid_messages_total{class="email"}"#, 1.0),
+        (
+            r#"coid_deliveries_total{class="chat",outcome="delivered"}"#,
+            1.0,
+        ),
+        (
+            r#"coid_deliveries_total{class="email",outcome="delivered"}"#,
+            1.0,
+        ),
+        (
+            r#"coid_deliveries_total{class="chat",outcome="deferred"}"#,
+            0.0,
+        ),
+        (r#"coid_delivery_duration_seconds_count"#, 2.0),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = http_get(addr, "/metrics");
+        assert_eq!(status, 200, "/metrics: {text}");
+        let seen: Vec<Option<f64>> = expected.iter().map(|(s, _)| sample(&text, s)).collect();
+        let want: Vec<Option<f64>> = expected.iter().map(|(_, v)| Some(*v)).collect();
+        if seen == want {
+            assert!(text.contains("# TYPE coid_messages counter"), "{text}");
+            assert!(text.ends_with("# EOF\n"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {expected:?}, got {seen:?} in\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `GET path` over HTTP/1.0 (the server closes after the answer): status and body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .expect("connect to coid's metrics listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or((answer.as_str(), ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    (status, body.to_owned())
+}
+
+/// The value of the sample `series` (name and labels, as encoded) in an exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.split(' ').next()?.parse().ok()
+    })
 }

@@ -16,6 +16,7 @@ use super::stream::{DotStuffer, HeaderFilter, Transform};
 use super::{Backend, BoxFuture, Job, Message};
 use crate::config::DovecotConfig;
 use crate::lmtp::Reply;
+use crate::metrics::{self, BackendError};
 use crate::policy::Target;
 
 /// Bytes read from the spool per step while streaming DATA.
@@ -61,6 +62,7 @@ impl DovecotLmtp {
                     Ok(c) => client = Some(c),
                     Err(err) => {
                         tracing::warn!(backend = "dovecot", addr = %self.addr, error = %err, "cannot reach the store");
+                        metrics::backend_error(BackendError::from(&err));
                         return replies;
                     }
                 }
@@ -79,6 +81,7 @@ impl DovecotLmtp {
                 }
                 Err(err) => {
                     tracing::warn!(backend = "dovecot", error = %err, "delivery transaction failed");
+                    metrics::backend_error(BackendError::from(&err));
                     client = None;
                 }
             }

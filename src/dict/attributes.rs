@@ -16,6 +16,7 @@ use super::protocol::{IterFlags, Reply};
 use super::session::Change;
 use super::webpush::{self, WebPush};
 use crate::config::{CoiConfig, UsersConfig};
+use crate::metrics::{self, DictCommit};
 use crate::store::{
     CommitError, ENTRY_MAILBOX_ROOT, Op, Store, Table, Write, check_entry_write, unix_now_ms,
 };
@@ -174,6 +175,7 @@ impl Attributes {
                 Ok(op) => ops.push(op),
                 Err(refusal) => {
                     tracing::info!(user, refusal, "dict commit refused");
+                    metrics::dict_commit(DictCommit::Refused);
                     return failed(refusal);
                 }
             }
@@ -186,14 +188,17 @@ impl Attributes {
                 {
                     webpush.wake();
                 }
+                metrics::dict_commit(DictCommit::Ok);
                 Reply::Committed { id, async_ }
             }
             Err(CommitError::Refused(refusal)) => {
                 tracing::info!(user, refusal, "dict commit refused");
+                metrics::dict_commit(DictCommit::Refused);
                 failed(refusal)
             }
             Err(CommitError::Store(err)) => {
                 tracing::error!(error = %err, user, id, "dict commit failed");
+                metrics::dict_commit(DictCommit::Failed);
                 failed(STORE_FAILED.into())
             }
         }

@@ -16,6 +16,7 @@ use super::endpoint::EndpointPolicy;
 use super::payload::validation_json;
 use super::vapid::{KeyError, VapidKey};
 use crate::config::PushConfig;
+use crate::metrics::PushOutcome;
 use crate::store::{NewPush, SECRET_VAPID, Store, StoreError};
 
 /// The `[push]` rules the queue and the subscription entries apply.
@@ -127,6 +128,7 @@ impl PushQueue {
         }
         let stored = self.store.enqueue(pushes, self.settings.max_queue, now)?;
         if stored < pushes.len() {
+            crate::metrics::push_outcomes(PushOutcome::QueueFull, pushes.len() - stored);
             tracing::warn!(
                 dropped = pushes.len() - stored,
                 max_queue = self.settings.max_queue,

@@ -23,6 +23,7 @@ use super::record::{log, record};
 use super::retry::{self, Action, Row, Rules};
 use super::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::PushConfig;
+use crate::metrics::{self, PushOutcome};
 use crate::store::{QueuedPush, StoreError, unix_now_ms};
 
 /// Longest sleep without a wake-up.
@@ -68,6 +69,7 @@ impl Worker {
         let this = Arc::new(self);
         let mut inflight = JoinSet::new();
         let mut last_sweep: Option<tokio::time::Instant> = None;
+        metrics::watch_push_queue(this.queue.store().clone());
         tracing::info!("push worker running");
         while !*stop.borrow() {
             if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP) {
@@ -141,6 +143,7 @@ impl Worker {
         match result {
             Ok((0, 0)) => {}
             Ok((expired, overdue)) => {
+                metrics::push_outcomes(PushOutcome::Expired, overdue);
                 tracing::info!(expired, overdue, "push queue swept");
             }
             Err(err) => tracing::error!(error = %err, "push queue: sweep failed"),
@@ -155,6 +158,7 @@ impl Worker {
                 subscription = push.subscription,
                 "push dropped: the stored subscription does not decode"
             );
+            metrics::push_outcome(PushOutcome::Undecodable);
             return record(&self.queue, push, Action::Done).await;
         };
         let options = Options {
@@ -174,10 +178,12 @@ impl Worker {
             Ok(Ok(attempt)) => (attempt.outcome, attempt.detail),
             Ok(Err(SendError::Refused(refused))) => {
                 tracing::warn!(user = push.username, subscription = push.subscription, error = %refused, "push dropped: endpoint refused by the endpoint rules");
+                metrics::push_outcome(PushOutcome::EndpointRefused);
                 return record(&self.queue, push, Action::Done).await;
             }
             Ok(Err(err)) => {
                 tracing::warn!(user = push.username, subscription = push.subscription, error = %err, "push dropped");
+                metrics::push_outcome(PushOutcome::BuildFailed);
                 return record(&self.queue, push, Action::Done).await;
             }
             Err(_) => (Outcome::Temporary, "timed out".to_owned()),
@@ -188,6 +194,7 @@ impl Worker {
             with_content: push.with_content,
         };
         let action = retry::decide(outcome, row, unix_now_ms(), self.rules);
+        metrics::push_outcome(outcome.into());
         log(&push, outcome, &detail, action);
         record(&self.queue, push, action).await;
     }

@@ -24,6 +24,7 @@ use super::stream::{HeaderFilter, LfLines, Transform};
 use super::{Backend, BoxFuture, Job, Message};
 use crate::config::MaildirConfig;
 use crate::lmtp::Reply;
+use crate::metrics::{self, BackendError};
 use crate::spool::Spooled;
 use crate::users::UserAddress;
 use dovecot_files::{keyword_letters, mutf7};
@@ -50,6 +51,18 @@ enum Error {
     /// A blocking file task panicked.
     #[error("blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    /// Its `coid_backend_errors_total` kind.
+    fn kind(&self) -> BackendError {
+        match self {
+            Error::BadName(_) => BackendError::Refused,
+            Error::Io { .. } => BackendError::Io,
+            Error::Locked(_) => BackendError::Locked,
+            Error::Join(_) => BackendError::Task,
+        }
+    }
 }
 
 fn at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -148,10 +161,12 @@ impl Maildir {
             }
             Err(error @ Error::BadName(_)) => {
                 tracing::warn!(rcpt = %job.rcpt, %error, "refused recipient");
+                metrics::backend_error(error.kind());
                 BAD_MAILBOX
             }
             Err(error) => {
                 tracing::error!(rcpt = %job.rcpt, %error, "maildir delivery failed");
+                metrics::backend_error(error.kind());
                 Reply::TEMP_FAILURE
             }
         }

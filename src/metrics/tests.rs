@@ -1,0 +1,243 @@
+//! Unit tests of the registry: names, HELP/TYPE/UNIT lines, labels and values in the
+//! encoded exposition. Each test builds its own [`Metrics`], so values are exact; one
+//! test checks that the process-wide functions reach the process-wide registry.
+
+use super::labels::{BackendError, DictCommit, MessageClass, Proto, PushOutcome};
+use super::registry::Metrics;
+use crate::classify::Class;
+use crate::delivery::lmtp_client::ClientError;
+use crate::lmtp::Reply;
+use crate::push::outcome::Outcome;
+use crate::store::{NewPush, temp_store};
+
+/// The value of the sample `series` (name and labels, exactly as encoded).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.split(' ').next()?.parse().ok()
+    })
+}
+
+fn encoded(m: &Metrics) -> String {
+    m.encode().expect("encodes")
+}
+
+#[track_caller]
+fn assert_value(text: &str, series: &str, expected: f64) {
+    assert_eq!(value(text, series), Some(expected), "{series} in\n{text}");
+}
+
+#[test]
+fn a_fresh_registry_lists_every_family_at_zero() {
+    let text = encoded(&Metrics::new());
+    for line in [
+        "# HELP coid_messages Messages processed (one per LMTP DATA) by class.",
+        "# TYPE coid_messages counter",
+        "# TYPE coid_sessions_active gauge",
+        "# TYPE coid_sessions counter",
+        "# TYPE coid_deliveries counter",
+        "# TYPE coid_delivery_duration_seconds histogram",
+        "# UNIT coid_delivery_duration_seconds seconds",
+        "# TYPE coid_backend_errors counter",
+        "# TYPE coid_policy_errors counter",
+        "# TYPE coid_push_outcomes counter",
+        "# TYPE coid_dict_commits counter",
+        "# TYPE coid_reloads counter",
+        "# TYPE coid_build_info gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing in\n{text}"
+        );
+    }
+    assert_value(&text, r#"coid_messages_total{class="chat"}"#, 0.0);
+    assert_value(
+        &text,
+        r#"coid_deliveries_total{class="unknown",outcome="rejected"}"#,
+        0.0,
+    );
+    assert_value(&text, r#"coid_sessions_active{proto="dict"}"#, 0.0);
+    assert_value(
+        &text,
+        r#"coid_push_outcomes_total{outcome="queue_full"}"#,
+        0.0,
+    );
+    assert_value(&text, "coid_policy_errors_total", 0.0);
+    let build = format!(
+        r#"coid_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_value(&text, &build, 1.0);
+    assert!(
+        !text.contains("coid_push_queue_depth"),
+        "no queue watched yet"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+}
+
+#[test]
+fn messages_and_deliveries_by_class_and_outcome() {
+    let m = Metrics::new();
+    let replies = [
+        Reply::OK,
+        Reply::TEMP_FAILURE,
+        Reply::REJECTED_BY_POLICY,
+        Reply::OK,
+    ];
+    m.message_done(Some(Class::Chat), &replies);
+    m.message_done(Some(Class::Email), &[Reply::STORE_UNAVAILABLE]);
+    m.message_done(None, &[Reply::TEMP_FAILURE, Reply::TEMP_FAILURE]);
+    let text = encoded(&m);
+    assert_value(&text, r#"coid_messages_total{class="chat"}"#, 1.0);
+    assert_value(&text, r#"coid_messages_total{class="email"}"#, 1.0);
+    assert_value(&text, r#"coid_messages_total{class="unknown"}"#, 1.0);
+    assert_value(&text, r#"coid_messages_total{class="group"}"#, 0.0);
+    let d = |class: &str, outcome: &str| {
+        format!(r#"coid_deliveries_total{{class="{class}",outcome="{outcome}"}}"#)
+    };
+    assert_value(&text, &d("chat", "delivered"), 2.0);
+    assert_value(&text, &d("chat", "deferred"), 1.0);
+    assert_value(&text, &d("chat", "rejected"), 1.0);
+    assert_value(&text, &d("email", "deferred"), 1.0);
+    assert_value(&text, &d("email", "delivered"), 0.0);
+    assert_value(&text, &d("unknown", "deferred"), 2.0);
+}
+
+#[test]
+fn a_session_counts_as_open_until_its_guard_drops() {
+    let m = Metrics::new();
+    let first = m.session_started(Proto::Lmtp);
+    let second = m.session_started(Proto::Lmtp);
+    let text = encoded(&m);
+    assert_value(&text, r#"coid_sessions_active{proto="lmtp"}"#, 2.0);
+    assert_value(&text, r#"coid_sessions_total{proto="lmtp"}"#, 2.0);
+    drop(first);
+    let text = encoded(&m);
+    assert_value(&text, r#"coid_sessions_active{proto="lmtp"}"#, 1.0);
+    assert_value(&text, r#"coid_sessions_total{proto="lmtp"}"#, 2.0);
+    assert_value(&text, r#"coid_sessions_total{proto="dict"}"#, 0.0);
+    drop(second);
+    assert_value(&encoded(&m), r#"coid_sessions_active{proto="lmtp"}"#, 0.0);
+}
+
+#[test]
+fn delivery_durations_fall_into_buckets() {
+    let m = Metrics::new();
+    m.delivery_took(std::time::Duration::from_millis(3));
+    m.delivery_took(std::time::Duration::from_secs(200));
+    let text = encoded(&m);
+    assert_value(&text, "coid_delivery_duration_seconds_count", 2.0);
+    let bucket = |le: &str| format!(r#"coid_delivery_duration_seconds_bucket{{le="{le}"}}"#);
+    assert_value(&text, &bucket("0.0025"), 0.0);
+    assert_value(&text, &bucket("0.005"), 1.0);
+    assert_value(&text, &bucket("120.0"), 1.0);
+    assert_value(&text, &bucket("+Inf"), 2.0);
+}
+
+#[test]
+fn errors_outcomes_commits_and_reloads() {
+    let m = Metrics::new();
+    m.backend_error(BackendError::from(&ClientError::Timeout));
+    m.backend_error(BackendError::from(&ClientError::Protocol("x".into())));
+    m.backend_error(BackendError::Locked);
+    m.policy_error();
+    m.push_outcomes(Outcome::RateLimited { wait: None }.into(), 1);
+    m.push_outcomes(Outcome::Rejected(400).into(), 1);
+    m.push_outcomes(PushOutcome::Expired, 3);
+    m.push_outcomes(PushOutcome::QueueFull, 0);
+    m.dict_commit(DictCommit::Refused);
+    m.reload(true);
+    m.reload(false);
+    m.reload(false);
+    let text = encoded(&m);
+    assert_value(&text, r#"coid_backend_errors_total{kind="timeout"}"#, 1.0);
+    assert_value(&text, r#"coid_backend_errors_total{kind="protocol"}"#, 1.0);
+    assert_value(&text, r#"coid_backend_errors_total{kind="locked"}"#, 1.0);
+    assert_value(&text, r#"coid_backend_errors_total{kind="connect"}"#, 0.0);
+    assert_value(&text, "coid_policy_errors_total", 1.0);
+    assert_value(
+        &text,
+        r#"coid_push_outcomes_total{outcome="rate_limited"}"#,
+        1.0,
+    );
+    assert_value(
+        &text,
+        r#"coid_push_outcomes_total{outcome="rejected"}"#,
+        1.0,
+    );
+    assert_value(&text, r#"coid_push_outcomes_total{outcome="expired"}"#, 3.0);
+    assert_value(
+        &text,
+        r#"coid_push_outcomes_total{outcome="queue_full"}"#,
+        0.0,
+    );
+    assert_value(&text, r#"coid_dict_commits_total{result="refused"}"#, 1.0);
+    assert_value(&text, r#"coid_dict_commits_total{result="ok"}"#, 0.0);
+    assert_value(&text, r#"coid_reloads_total{result="ok"}"#, 1.0);
+    assert_value(&text, r#"coid_reloads_total{result="failed"}"#, 2.0);
+}
+
+#[test]
+fn the_queue_depth_is_counted_in_the_store_at_scrape_time() {
+    let (_dir, store) = temp_store();
+    let m = Metrics::new();
+    m.watch_push_queue(store.clone());
+    assert_value(&encoded(&m), "coid_push_queue_depth", 0.0);
+    let push = NewPush {
+        username: "alice@example.org".into(),
+        subscription: "s1".into(),
+        payload: "{}".into(),
+        with_content: false,
+        validation: false,
+        not_before: 0,
+        deadline: i64::MAX,
+    };
+    let stored = store
+        .enqueue(&[push.clone(), push], 10, 0)
+        .expect("enqueue");
+    assert_eq!(stored, 2);
+    let text = encoded(&m);
+    assert!(
+        text.contains("# TYPE coid_push_queue_depth gauge"),
+        "{text}"
+    );
+    assert_value(&text, "coid_push_queue_depth", 2.0);
+}
+
+#[test]
+fn label_values_are_fixed_snake_case_and_distinct() {
+    let groups: [Vec<&str>; 5] = [
+        Proto::ALL.iter().map(|v| v.as_str()).collect(),
+        MessageClass::ALL.iter().map(|v| v.as_str()).collect(),
+        BackendError::ALL.iter().map(|v| v.as_str()).collect(),
+        PushOutcome::ALL.iter().map(|v| v.as_str()).collect(),
+        DictCommit::ALL.iter().map(|v| v.as_str()).collect(),
+    ];
+    for values in groups {
+        let mut unique = values.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), values.len(), "{values:?}");
+        for v in values {
+            assert!(
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{v:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_process_wide_functions_record_into_the_process_registry() {
+    let before = super::encode().expect("encodes");
+    let series = r#"coid_messages_total{class="mdn"}"#;
+    let was = value(&before, series).expect("series present");
+    super::message_done(Some(Class::Mdn), &[Reply::OK]);
+    let guard = super::session_started(Proto::Dict);
+    let after = super::encode().expect("encodes");
+    drop(guard);
+    let now = value(&after, series).expect("series present");
+    assert!(now >= was + 1.0, "{series}: {was} -> {now}");
+    let sessions = value(&after, r#"coid_sessions_total{proto="dict"}"#).expect("present");
+    assert!(sessions >= 1.0, "{after}");
+}
