@@ -1,4 +1,4 @@
-//! Quick start: coid on its embedded defaults (Maildir backend, built-in COI policy)
+//! Quick start: coid on its embedded Maildir backend and the built-in COI policy,
 //! in a temporary state directory. It turns COI on for alice with message-filter
 //! `active`, sends a plain email and a COI chat over LMTP, and shows where each landed.
 //!
@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     config.state.dir = dir.path().to_owned();
     config.lmtp.tcp = vec!["127.0.0.1:0".into()];
+    config.delivery.backend = "maildir".into();
     config.delivery.maildir.fsync = false;
     let (pipeline, store) =
         build_pipeline(&config).map_err(|code| format!("setup failed ({code})"))?;
@@ -29,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(Listener::tcp("127.0.0.1:0"))?;
     let addr = listener.local_addr().ok_or("no address")?;
-    let ctx = Arc::new(serve_context(&config, pipeline));
+    let (_ctx_tx, ctx) = tokio::sync::watch::channel(Arc::new(serve_context(&config, pipeline)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(server::run(
         vec![listener],

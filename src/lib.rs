@@ -27,9 +27,11 @@
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod delivery;
 pub mod dict;
 pub mod lmtp;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod push;

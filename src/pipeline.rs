@@ -178,6 +178,7 @@ impl Pipeline {
         let span = tracing::info_span!(
             "message",
             size = body.len(),
+            rcpts = envelope.recipients.len(),
             msg_id = tracing::field::Empty,
             class = tracing::field::Empty
         );

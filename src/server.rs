@@ -3,6 +3,10 @@
 //! session runs in its own task with a tracing span. On shutdown the listeners close,
 //! idle sessions end (LMTP: with 421) and transactions in flight get a grace period to
 //! finish. The same loop serves LMTP and the dict proxy, through [`Handler`].
+//!
+//! The handler's context comes through a `watch` channel: a reload (SIGHUP) sends a
+//! new one, each accepted session takes the context current at accept time and keeps
+//! it to its end, so sessions in flight finish on the config they started with.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +26,8 @@ use crate::lmtp::connection::{self, ConnectionContext};
 pub trait Handler: Send + Sync + 'static {
     /// The protocol's name in each session's tracing span.
     const PROTOCOL: &'static str;
+    /// The protocol's label in the session metrics.
+    const METRICS: crate::metrics::Proto;
 
     /// Runs one connection to its end; ends idle sessions when `shutdown` turns true.
     fn serve<S>(
@@ -35,6 +41,7 @@ pub trait Handler: Send + Sync + 'static {
 
 impl Handler for ConnectionContext {
     const PROTOCOL: &'static str = "lmtp";
+    const METRICS: crate::metrics::Proto = crate::metrics::Proto::Lmtp;
 
     async fn serve<S>(self: Arc<Self>, stream: S, shutdown: watch::Receiver<bool>)
     where
@@ -48,8 +55,8 @@ impl Handler for ConnectionContext {
 pub enum Listener {
     /// TCP.
     Tcp(TcpListener),
-    /// Unix domain socket, with its path (removed at shutdown).
-    Unix(UnixListener, PathBuf),
+    /// Unix domain socket, with its path if coid bound it (removed at shutdown).
+    Unix(UnixListener, Option<PathBuf>),
 }
 
 impl Listener {
@@ -59,6 +66,29 @@ impl Listener {
     /// The address is in use or not ours.
     pub async fn tcp(addr: &str) -> std::io::Result<Listener> {
         Ok(Listener::Tcp(TcpListener::bind(addr).await?))
+    }
+
+    /// Takes over a TCP listener bound before the runtime started.
+    ///
+    /// # Errors
+    /// It cannot be made non-blocking or registered with the runtime.
+    pub fn from_std_tcp(listener: std::net::TcpListener) -> std::io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        Ok(Listener::Tcp(TcpListener::from_std(listener)?))
+    }
+
+    /// Takes over a unix listener bound before the runtime started; `path`, if given,
+    /// is removed at shutdown (sockets systemd passed are systemd's to remove).
+    ///
+    /// # Errors
+    /// It cannot be made non-blocking or registered with the runtime.
+    pub fn from_std_unix(
+        listener: std::os::unix::net::UnixListener,
+        path: Option<PathBuf>,
+    ) -> std::io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        let listener = UnixListener::from_std(listener)?;
+        Ok(Listener::Unix(listener, path))
     }
 
     /// Binds a unix socket at `path` with `mode`, replacing a stale socket file.
@@ -71,7 +101,7 @@ impl Listener {
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        Ok(Listener::Unix(listener, path.to_owned()))
+        Ok(Listener::Unix(listener, Some(path.to_owned())))
     }
 
     /// The TCP address, for tests and logs.
@@ -93,9 +123,10 @@ pub struct ShutdownPolicy {
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Serves `listeners` until `stop` resolves, then drains within the grace period.
+/// Each session gets the context `ctx` holds when it is accepted.
 pub async fn run<H: Handler>(
     listeners: Vec<Listener>,
-    ctx: Arc<H>,
+    ctx: watch::Receiver<Arc<H>>,
     max_connections: usize,
     stop: impl std::future::Future<Output = ()>,
     policy: ShutdownPolicy,
@@ -106,7 +137,7 @@ pub async fn run<H: Handler>(
     let mut acceptors = Vec::new();
     let mut paths = Vec::new();
     for listener in listeners {
-        if let Listener::Unix(_, path) = &listener {
+        if let Listener::Unix(_, Some(path)) = &listener {
             paths.push(path.clone());
         }
         let accept = Acceptor {
@@ -140,7 +171,7 @@ pub async fn run<H: Handler>(
 
 /// One listener's accept loop.
 struct Acceptor<H> {
-    ctx: Arc<H>,
+    ctx: watch::Receiver<Arc<H>>,
     permits: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
     sessions: TaskTracker,
@@ -170,9 +201,11 @@ impl<H: Handler> Acceptor<H> {
     fn spawn(&self, stream: Stream, peer: String, permit: tokio::sync::OwnedSemaphorePermit) {
         let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("session", proto = H::PROTOCOL, id, peer = %peer);
-        let (ctx, rx) = (self.ctx.clone(), self.shutdown.clone());
+        let ctx = Arc::clone(&self.ctx.borrow());
+        let rx = self.shutdown.clone();
         self.sessions.spawn(
             async move {
+                let _counted = crate::metrics::session_started(H::METRICS);
                 tracing::debug!("session start");
                 match stream {
                     Stream::Tcp(s) => ctx.serve(s, rx).await,

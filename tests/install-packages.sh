@@ -6,13 +6,16 @@
 #   and ManageSieve (dovecot, doveadm, sievec; the harness's dovecot.conf names the
 #   managesieve-login service); iproute2 (ip) and util-linux (unshare, flock) for the
 #   loopback-only network namespace; procps (kill: the harness stops daemons by PID);
-#   python3 with venv for the Python tools in tests/requirements.txt.
+#   python3 with venv for the Python tools in tests/requirements.txt; systemd for
+#   systemd-socket-activate (socket activation tests) and systemd-analyze (the unit
+#   check). It also creates the system user coid, as the Debian package's postinst
+#   does: the service tests start coid as root and check it drops to that user.
 # Postfix is installed as "No configuration": no /etc/postfix/main.cf, no system
 # Postfix started; the tests and benchmarks start their own.
 set -euo pipefail
 
 packages=(dovecot-core dovecot-lmtpd dovecot-imapd dovecot-sieve dovecot-managesieved
-  postfix iproute2 util-linux procps python3 python3-venv)
+  postfix iproute2 util-linux procps python3 python3-venv systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,10 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 for tool in dovecot doveadm sievec postfix postqueue postconf unshare ip flock kill \
-  useradd id sync sha256sum python3; do
+  useradd id sync sha256sum python3 systemd-socket-activate systemd-analyze adduser; do
   # `type -P`: a program on PATH, not a shell builtin (kill is both).
   type -P "$tool" >/dev/null || {
     echo "install-packages.sh: $tool is missing after the install" >&2
     exit 1
   }
 done
+# The account coid runs as (the same command as packaging/debian/postinst).
+getent passwd coid >/dev/null ||
+  adduser --system --group --home /var/lib/coid --no-create-home --quiet coid

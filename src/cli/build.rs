@@ -7,10 +7,6 @@ use std::sync::Arc;
 
 use super::{CliResult, exit, printed, temp};
 use crate::config::Config;
-use crate::delivery::Backend;
-use crate::delivery::dovecot::DovecotLmtp;
-use crate::delivery::maildir::Maildir;
-use crate::dict::webpush::WebPush;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
 use crate::push::delivered::PushHook;
@@ -18,7 +14,6 @@ use crate::push::endpoint::EndpointPolicy;
 use crate::push::queue::{PushQueue, vapid_key};
 use crate::push::sender::Sender;
 use crate::push::vapid::VapidKey;
-use crate::push::worker::Worker;
 use crate::store::Store;
 
 /// Loads the config, or prints every problem and returns the exit code (78).
@@ -54,24 +49,13 @@ pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
         exit::CONFIG
     })?;
     let store = open_store(config)?;
-    let backend: Arc<dyn Backend> = match config.delivery.backend.as_str() {
-        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
-        _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
-    };
+    let backend = crate::daemon::contexts::backend(config);
     let mut pipeline = Pipeline::new(config, Arc::new(policy), store.clone(), backend);
     if config.push.enabled {
         let queue = PushQueue::new(store.clone(), &config.push);
         pipeline = pipeline.with_push(PushHook::new(queue));
     }
     Ok((Arc::new(pipeline), store))
-}
-
-/// What `coid serve` runs Web Push with.
-pub struct PushParts {
-    /// The WebPush METADATA entries, for the dict proxy.
-    pub webpush: WebPush,
-    /// The sending task.
-    pub worker: Worker,
 }
 
 /// The server's VAPID key, created in the store on first use.
@@ -94,23 +78,6 @@ pub fn push_sender(config: &Config, vapid: VapidKey) -> CliResult<Sender> {
     let idle = config.push.concurrency;
     Sender::new(vapid, &config.push.vapid_subject, policy, timeout, idle)
         .map_err(|err| (exit::SOFTWARE, format!("push sender: {err}")))
-}
-
-/// Web Push for `coid serve` over the pipeline's push queue (there is one when
-/// `[push] enabled`), so what delivery queues wakes the worker.
-///
-/// # Errors
-/// The exit code after printing why.
-pub fn build_push(config: &Config, pipeline: &Pipeline) -> Result<Option<PushParts>, u8> {
-    let Some(queue) = pipeline.push_queue() else {
-        return Ok(None);
-    };
-    let vapid = printed(load_vapid(queue.store()))?;
-    let sender = printed(push_sender(config, vapid.clone()))?;
-    Ok(Some(PushParts {
-        webpush: WebPush::new(queue.clone(), &vapid),
-        worker: Worker::new(queue.clone(), sender, &config.push),
-    }))
 }
 
 /// `coid check-config`: every problem in the config and the policy script at once.

@@ -3,8 +3,10 @@
 //! 0 ok, 64 usage, 65 data error, 67 unknown user, 75 temporary failure, 78
 //! configuration error.
 
-mod build;
+pub(crate) mod build;
 mod deliver;
+mod logging;
+mod man;
 mod push;
 mod serve;
 mod user;
@@ -14,8 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::daemon::contexts::lmtp_context as serve_context;
 pub use build::build_pipeline;
-pub use serve::context as serve_context;
 
 /// A command's result; a failure is its exit code and what to tell the operator.
 type CliResult<T = ()> = Result<T, (u8, String)>;
@@ -113,12 +115,15 @@ enum Command {
         #[command(subcommand)]
         action: push::PushAction,
     },
+    /// Print the man page coid(8), roff, to standard output (for packaging).
+    #[command(hide = true)]
+    Man,
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    logging::init();
     let code = match cli.command {
         Command::Serve { config } => serve::run(&config),
         Command::CheckConfig { config } => build::check_config(&config),
@@ -126,20 +131,7 @@ pub fn main() -> ExitCode {
         Command::Explain { config, from, rcpt } => deliver::explain(&config, from, rcpt),
         Command::User { config, action } => user::run(&config, action),
         Command::Push { config, action } => push::run(&config, action),
+        Command::Man => man::print(),
     };
     ExitCode::from(code)
-}
-
-/// Logs to stderr; without timestamps under systemd, which adds its own.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COID_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.init();
-    }
 }

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::attributes::Attributes;
 use super::protocol::Reply;
 use super::session::{Event, Limits, Session};
+use crate::metrics::{self, DictCommit};
 use crate::server::Handler;
 
 /// Size of the read buffer.
@@ -36,6 +37,7 @@ pub struct DictContext {
 
 impl Handler for DictContext {
     const PROTOCOL: &'static str = "dict";
+    const METRICS: crate::metrics::Proto = crate::metrics::Proto::Dict;
 
     async fn serve<S>(self: Arc<Self>, stream: S, shutdown: watch::Receiver<bool>)
     where
@@ -113,7 +115,13 @@ async fn send<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> std::
 async fn answer(event: Event, attributes: &Arc<Attributes>, out: &mut Vec<u8>) {
     let attrs = attributes.clone();
     let replies = match event {
-        Event::Reply(reply) => vec![reply],
+        Event::Reply(reply) => {
+            // A commit the session failed by itself broke a rule or limit.
+            if matches!(reply, Reply::CommitFailed { .. }) {
+                metrics::dict_commit(DictCommit::Refused);
+            }
+            vec![reply]
+        }
         Event::Close => Vec::new(),
         Event::Lookup { username, key } => {
             blocking(move || vec![attrs.lookup(&username, &key)], Reply::Failed).await
@@ -136,10 +144,13 @@ async fn answer(event: Event, attributes: &Arc<Attributes>, out: &mut Vec<u8>) {
             username,
             changes,
         } => {
-            let failed = move |error| Reply::CommitFailed {
-                id: Some(id),
-                async_,
-                error,
+            let failed = move |error| {
+                metrics::dict_commit(DictCommit::Failed);
+                Reply::CommitFailed {
+                    id: Some(id),
+                    async_,
+                    error,
+                }
             };
             blocking(
                 move || vec![attrs.commit(id, async_, &username, &changes)],

@@ -62,6 +62,7 @@ impl Entry<'_> {
 }
 
 /// The WebPush entries of every user.
+#[derive(Clone)]
 pub struct WebPush {
     queue: PushQueue,
     vapid_pem: String,

@@ -130,7 +130,8 @@ pub fn pushes_for(
     Ok(pushes)
 }
 
-/// Queues pushes after delivery, off the reply path.
+/// Queues pushes after delivery, off the reply path. Clones share the tasks.
+#[derive(Clone)]
 pub struct PushHook {
     queue: PushQueue,
     tasks: TaskTracker,

@@ -33,6 +33,17 @@ pub struct CoidOpts {
     /// The dict proxy socket (`[dict] socket`, mode 0666 so Dovecot's mail user can
     /// connect); `None`: `dict.sock` in coid's temporary directory.
     pub dict_socket: Option<PathBuf>,
+    /// `[service] user`: empty (the default) keeps coid running as root, as the
+    /// other daemons in the tests run.
+    pub service_user: String,
+    /// `[policy] script`; empty: the built-in policy.
+    pub policy_script: String,
+    /// Extra environment for `coid serve` (e.g. `NOTIFY_SOCKET`).
+    pub env: Vec<(String, String)>,
+    /// A program (with arguments) that runs `coid serve …`, e.g.
+    /// `systemd-socket-activate`; `@LMTP_ADDR@` in an argument stands for coid's
+    /// TCP listener address. Empty: coid is started directly.
+    pub wrapper: Vec<String>,
 }
 
 impl CoidOpts {
@@ -48,6 +59,10 @@ impl CoidOpts {
             extra_toml: String::new(),
             log_level: "debug".into(),
             dict_socket: None,
+            service_user: String::new(),
+            policy_script: String::new(),
+            env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -57,8 +72,11 @@ pub struct Coid {
     child: Option<Child>,
     dir: TempDir,
     port: PortLease,
+    metrics_port: PortLease,
     log_level: String,
     dict_socket: PathBuf,
+    env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 impl Coid {
@@ -66,18 +84,24 @@ impl Coid {
     pub fn start(opts: CoidOpts) -> Coid {
         let dir = make_run_dir("coid-");
         let port = lease_port();
+        let metrics_port = lease_port();
         let dict_socket = opts
             .dict_socket
             .clone()
             .unwrap_or_else(|| dir.path().join("dict.sock"));
         let config = format!(
             "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n\
-             [state]\ndir = \"{state}\"\n[policy]\nscript = \"\"\n\
+             [state]\ndir = \"{state}\"\n[policy]\nscript = \"{policy}\"\n\
              [coi]\nenabled = {enabled}\nmessage_filter = \"{filter}\"\n\
              [delivery]\nbackend = \"{backend}\"\n\
              [delivery.dovecot]\nlmtp = \"{lmtp}\"\nhierarchy_separator = \"{sep}\"\nreply_timeout_secs = {timeout}\n\
              [delivery.maildir]\nfsync = false\n\
-             [dict]\nsocket = \"{dict}\"\nsocket_mode = \"0666\"\n{extra}",
+             [dict]\nsocket = \"{dict}\"\nsocket_mode = \"0666\"\n\
+             [service]\nuser = \"{user}\"\nshutdown_grace_secs = 5\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{extra}",
+            metrics = metrics_port.port(),
+            user = opts.service_user,
+            policy = opts.policy_script,
             port = port.port(),
             sock = dir.path().join("lmtp.sock").display(),
             state = dir.path().join("state").display(),
@@ -95,8 +119,11 @@ impl Coid {
             child: None,
             dir,
             port,
+            metrics_port,
             log_level: opts.log_level,
             dict_socket,
+            env: opts.env,
+            wrapper: opts.wrapper,
         };
         coid.spawn();
         coid
@@ -105,9 +132,21 @@ impl Coid {
     fn spawn(&mut self) {
         let log = process::output_file(&self.log_path());
         let err = log.try_clone().expect("cloning the coid log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_coid"))
+        let coid = env!("CARGO_BIN_EXE_coid");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let addr = self.lmtp_addr().to_string();
+                let mut c = Command::new(program);
+                c.args(args.iter().map(|a| a.replace("@LMTP_ADDR@", &addr)))
+                    .arg(coid);
+                c
+            }
+            None => Command::new(coid),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(self.config_path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("COID_LOG", &self.log_level)
             .stdin(Stdio::null())
             .stdout(log)
@@ -130,6 +169,21 @@ impl Coid {
         self.spawn();
     }
 
+    /// Sends `signal` (`TERM`, `HUP`, ...) to the running coid.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("coid is not running");
+        assert!(process::send_signal(pid, signal), "kill -s {signal} {pid}");
+    }
+
+    /// Waits up to `timeout` for coid to exit; its exit code (`None`: still running,
+    /// or killed by a signal: then -1).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let status = wait_until(timeout, || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Some(status.code().unwrap_or(-1))
+    }
+
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -146,6 +200,11 @@ impl Coid {
     /// The TCP listener.
     pub fn lmtp_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port.port()))
+    }
+
+    /// The metrics and health listener (`[metrics] listen`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.metrics_port.port()))
     }
 
     /// Postfix transport for the TCP listener.

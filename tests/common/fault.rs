@@ -19,6 +19,9 @@ pub enum Fault {
     Stall,
     /// Relay to Dovecot, then cut both sides after a few bytes of message data.
     DieMidData,
+    /// Relay to Dovecot, but hold the end of the message data (so Dovecot's answer)
+    /// back this long: a slow store.
+    SlowData(Duration),
 }
 
 /// The running hop; stops accepting when dropped.
@@ -95,14 +98,24 @@ fn handle(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Some(Fault::DieMidData) => relay(client, upstream, true),
-        None => relay(client, upstream, false),
+        Some(Fault::DieMidData) => relay(client, upstream, Hop::Die),
+        Some(Fault::SlowData(delay)) => relay(client, upstream, Hop::Slow(delay)),
+        None => relay(client, upstream, Hop::Pass),
     }
 }
 
-/// Copies both ways; with `die`, cuts both connections once the client has sent
-/// `DATA` and then some message bytes.
-fn relay(client: TcpStream, upstream: SocketAddr, die: bool) {
+/// What the relay does to the message data.
+#[derive(Clone, Copy, PartialEq)]
+enum Hop {
+    Pass,
+    Die,
+    Slow(Duration),
+}
+
+/// Copies both ways; [`Hop::Die`] cuts both connections once the client has sent
+/// `DATA` and then some message bytes; [`Hop::Slow`] waits before passing on the
+/// end of the data.
+fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
     let Ok(server) = TcpStream::connect(upstream) else {
         return;
     };
@@ -129,7 +142,13 @@ fn relay(client: TcpStream, upstream: SocketAddr, die: bool) {
             .windows(6)
             .position(|w| w == b"DATA\r\n")
             .is_some_and(|p| seen.len() > p + 40);
-        if die && in_data {
+        if let Hop::Slow(delay) = hop
+            && in_data
+            && seen.ends_with(b"\r\n.\r\n")
+        {
+            std::thread::sleep(delay);
+        }
+        if hop == Hop::Die && in_data {
             let _ = server.shutdown(Shutdown::Both);
             let _ = client.shutdown(Shutdown::Both);
             break;

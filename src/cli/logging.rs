@@ -1,0 +1,80 @@
+//! Logging: tracing to stderr. Under systemd (`JOURNAL_STREAM` set) each line starts
+//! with its syslog priority as `<N>` (sd-daemon(3): journald reads the prefix, so
+//! `journalctl -p warning -u coid` works) and carries no timestamp and no colours:
+//! the journal stamps every line itself. Elsewhere: timestamps, colours on a terminal.
+//! Fields are stable: `session{proto,id,peer}` spans each connection and
+//! `message{size,rcpts,msg_id,class}` each message, so lines can be grepped by them.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{DefaultFields, Format, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Installs the subscriber; the level filter comes from `COID_LOG` (default `info`).
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COID_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        let format = Format::default().without_time().with_ansi(false);
+        builder
+            .with_ansi(false)
+            .event_format(JournalPrefix(format))
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Prefixes each line with its syslog priority (RFC 5424 §6.2.1 severities).
+pub struct JournalPrefix<F>(pub F);
+
+/// The syslog severity of a tracing level: error 3, warning 4, info 6, debug 7.
+pub fn priority(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+impl<S, F> FormatEvent<S, DefaultFields> for JournalPrefix<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    F: FormatEvent<S, DefaultFields>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, DefaultFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_follow_syslog() {
+        assert_eq!(
+            [
+                Level::ERROR,
+                Level::WARN,
+                Level::INFO,
+                Level::DEBUG,
+                Level::TRACE
+            ]
+            .map(priority),
+            [3, 4, 6, 7, 7]
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! What sessions run on, built from a config: the LMTP context (pipeline: Sieve policy,
+//! delivery backend, user mapping, COI defaults, limits) and the dict context. `coid
+//! serve` builds them at start and again on SIGHUP; a reload that fails anywhere
+//! (config, Sieve) changes nothing. The parts opened once — the state store, the push
+//! queue and worker, the listeners — are kept across reloads; changes to their
+//! settings are reported as needing a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::build::{load_vapid, push_sender};
+use crate::config::Config;
+use crate::delivery::Backend;
+use crate::delivery::dovecot::DovecotLmtp;
+use crate::delivery::maildir::Maildir;
+use crate::dict::webpush::WebPush;
+use crate::dict::{self, Attributes, DictContext};
+use crate::lmtp::Limits;
+use crate::lmtp::connection::ConnectionContext;
+use crate::pipeline::Pipeline;
+use crate::policy::Policy;
+use crate::push::delivered::PushHook;
+use crate::push::queue::PushQueue;
+use crate::push::worker::Worker;
+use crate::store::Store;
+
+/// The parts opened once per process.
+pub struct Fixed {
+    /// The state store.
+    pub store: Store,
+    /// Queues pushes after delivery (shared by every pipeline, so a flush at exit
+    /// covers messages of earlier configs too).
+    pub push: Option<PushHook>,
+    /// The WebPush METADATA entries.
+    pub webpush: Option<WebPush>,
+}
+
+impl Fixed {
+    /// Opens the state store and, with `[push] enabled`, the push queue, the VAPID
+    /// key and the sending worker.
+    ///
+    /// # Errors
+    /// The exit code and why (75: the store; 70: the HTTP client).
+    pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), (u8, String)> {
+        let store = Store::open(&config.database_path())
+            .map_err(|err| (crate::cli::exit::TEMPFAIL, err.to_string()))?;
+        if !config.push.enabled {
+            let fixed = Fixed {
+                store,
+                push: None,
+                webpush: None,
+            };
+            return Ok((fixed, None));
+        }
+        let queue = PushQueue::new(store.clone(), &config.push);
+        let vapid = load_vapid(&store)?;
+        let sender = push_sender(config, vapid.clone())?;
+        let fixed = Fixed {
+            push: Some(PushHook::new(queue.clone())),
+            webpush: Some(WebPush::new(queue.clone(), &vapid)),
+            store,
+        };
+        Ok((fixed, Some(Worker::new(queue, sender, &config.push))))
+    }
+}
+
+/// The contexts sessions are accepted with.
+pub struct Contexts {
+    /// LMTP sessions.
+    pub lmtp: Arc<ConnectionContext>,
+    /// Dict proxy sessions.
+    pub dict: Arc<DictContext>,
+}
+
+/// Builds both contexts from `config` over `fixed`.
+///
+/// # Errors
+/// The Sieve policy does not compile.
+pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, String> {
+    let policy = Policy::load(&config.policy.script, config.policy.cpu_limit)
+        .map_err(|err| err.to_string())?;
+    let mut pipeline = Pipeline::new(
+        config,
+        Arc::new(policy),
+        fixed.store.clone(),
+        backend(config),
+    );
+    if let Some(hook) = &fixed.push {
+        pipeline = pipeline.with_push(hook.clone());
+    }
+    Ok(Contexts {
+        lmtp: Arc::new(lmtp_context(config, Arc::new(pipeline))),
+        dict: Arc::new(dict_context(
+            config,
+            fixed.store.clone(),
+            fixed.webpush.clone(),
+        )),
+    })
+}
+
+/// The delivery backend `[delivery]` names.
+pub fn backend(config: &Config) -> Arc<dyn Backend> {
+    match config.delivery.backend.as_str() {
+        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
+        _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
+    }
+}
+
+/// Reads the config at `path` again and builds new contexts from it; `started` is
+/// the config coid started with (its listeners, store and push settings stay).
+///
+/// # Errors
+/// Every problem of the new config, or the Sieve error; nothing changes then.
+pub fn reload(path: &std::path::Path, started: &Config, fixed: &Fixed) -> Result<Contexts, String> {
+    let config = Config::load(path).map_err(|err| err.to_string())?;
+    let contexts = build(&config, fixed)?;
+    for key in restart_only_changes(started, &config) {
+        tracing::warn!(
+            key,
+            "changed in the config file; takes effect at the next restart"
+        );
+    }
+    Ok(contexts)
+}
+
+/// The settings a reload cannot apply (bound sockets, the store, the push worker,
+/// the account) that differ between `old` and `new`.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let (ol, nl, od, nd) = (&old.lmtp, &new.lmtp, &old.dict, &new.dict);
+    let checks: [(&'static str, bool); 8] = [
+        (
+            "lmtp listeners (unix_socket*, tcp)",
+            differs(
+                &(
+                    &ol.unix_socket,
+                    &ol.unix_socket_mode,
+                    &ol.unix_socket_owner,
+                    &ol.unix_socket_group,
+                    &ol.tcp,
+                ),
+                &(
+                    &nl.unix_socket,
+                    &nl.unix_socket_mode,
+                    &nl.unix_socket_owner,
+                    &nl.unix_socket_group,
+                    &nl.tcp,
+                ),
+            ),
+        ),
+        (
+            "lmtp.max_connections",
+            ol.max_connections != nl.max_connections,
+        ),
+        (
+            "dict socket (socket*)",
+            differs(
+                &(
+                    &od.socket,
+                    &od.socket_mode,
+                    &od.socket_owner,
+                    &od.socket_group,
+                ),
+                &(
+                    &nd.socket,
+                    &nd.socket_mode,
+                    &nd.socket_owner,
+                    &nd.socket_group,
+                ),
+            ),
+        ),
+        (
+            "dict.max_connections",
+            od.max_connections != nd.max_connections,
+        ),
+        ("state", differs(&old.state, &new.state)),
+        ("push", differs(&old.push, &new.push)),
+        ("service", differs(&old.service, &new.service)),
+        ("metrics", differs(&old.metrics, &new.metrics)),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// The LMTP per-connection settings from the config.
+pub fn lmtp_context(config: &Config, pipeline: Arc<Pipeline>) -> ConnectionContext {
+    ConnectionContext {
+        pipeline,
+        limits: Limits {
+            max_line: config.lmtp.max_line_length,
+            max_message_size: config.lmtp.max_message_size,
+            max_recipients: config.lmtp.max_recipients,
+        },
+        hostname: config.lmtp.hostname.clone(),
+        idle_timeout: Duration::from_secs(config.lmtp.idle_timeout_secs),
+        spool_threshold: config.lmtp.spool_threshold,
+        spool_dir: config.spool_dir(),
+    }
+}
+
+/// The dict proxy's settings from the config; with `webpush`, the WebPush entries.
+pub fn dict_context(config: &Config, store: Store, webpush: Option<WebPush>) -> DictContext {
+    let d = &config.dict;
+    let mut attributes = Attributes::new(store, &config.users, &config.coi);
+    if let Some(webpush) = webpush {
+        attributes = attributes.with_webpush(webpush);
+    }
+    DictContext {
+        attributes: Arc::new(attributes),
+        limits: dict::Limits {
+            max_line: d.max_line_length,
+            max_transactions: d.max_transactions,
+            max_changes: d.max_changes,
+            max_pending_bytes: d.max_pending_bytes,
+            max_rows: d.max_iterate_rows,
+        },
+        idle_timeout: Duration::from_secs(d.idle_timeout_secs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_and_store_changes_need_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.lmtp.tcp = vec!["127.0.0.1:2424".into()];
+        new.push.ttl_secs = 60;
+        new.policy.cpu_limit = 5;
+        new.lmtp.max_recipients = 3;
+        let changes = restart_only_changes(&old, &new);
+        assert_eq!(changes, ["lmtp listeners (unix_socket*, tcp)", "push"]);
+    }
+}

@@ -1,0 +1,79 @@
+//! `coid serve`: coid as a host service. Start-up runs in this order, each step only
+//! once the one before succeeded:
+//! 1. read and validate the config (exit 78 on any problem: systemd's
+//!    `RestartPreventExitStatus=78` then does not restart-loop);
+//! 2. take the sockets systemd passed ([`systemd`]) and bind the others, with their
+//!    owner/group/mode ([`sockets`]);
+//! 3. started as root: become `[service] user` ([`privileges`]);
+//! 4. start the async runtime, open the state store, compile the Sieve policy, and
+//!    serve ([`serve`]) — READY=1 to systemd once everything accepts.
+//!
+//! SIGHUP rebuilds the session contexts ([`contexts`]); SIGTERM drains ([`signals`]).
+
+pub mod contexts;
+pub mod privileges;
+mod serve;
+pub mod signals;
+pub mod sockets;
+pub mod systemd;
+
+use std::path::Path;
+
+use crate::cli::build::load_config;
+use crate::cli::exit;
+use crate::config::Config;
+use privileges::Account;
+
+/// Runs `coid serve` with the config at `config_path`; returns the exit code.
+pub fn run(config_path: &Path) -> u8 {
+    let config = match load_config(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let sockets = match prepare(&config) {
+        Ok(sockets) => sockets,
+        Err((code, message)) => {
+            eprintln!("coid: {message}");
+            return code;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("coid: cannot start runtime: {err}");
+            return exit::SOFTWARE;
+        }
+    };
+    runtime.block_on(serve::serve(config_path.to_owned(), config, sockets))
+}
+
+/// Steps 2 and 3: sockets, then the privilege drop (single-threaded, before the
+/// runtime exists).
+fn prepare(config: &Config) -> Result<sockets::Sockets, (u8, String)> {
+    let config_err = |message| (exit::CONFIG, message);
+    let passed = systemd::passed_sockets().map_err(config_err)?;
+    let account = privileges::target(&config.service).map_err(config_err)?;
+    let sockets = sockets::open(config, passed, account.as_ref()).map_err(config_err)?;
+    if let Some(account) = &account {
+        give_state_dir(config, account).map_err(|m| (exit::TEMPFAIL, m))?;
+        privileges::drop_to(account).map_err(|m| (exit::SOFTWARE, m))?;
+    }
+    Ok(sockets)
+}
+
+/// Creates a missing state directory for `account` (mode 0700: it holds the private
+/// VAPID key). An existing one is left alone.
+fn give_state_dir(config: &Config, account: &Account) -> Result<(), String> {
+    let dir = &config.state.dir;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+    privileges::give(dir, Some(account.uid), Some(account.gid))
+}

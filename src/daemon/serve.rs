@@ -1,0 +1,205 @@
+//! The running service, inside the runtime: open the state store and the push parts,
+//! build the session contexts, serve LMTP, the dict proxy, the push worker and the
+//! metrics listener, tell systemd READY=1 — then act on signals until a stop: SIGHUP
+//! swaps in contexts from the re-read config (sessions in flight keep theirs),
+//! SIGTERM/SIGINT drain within `[service] shutdown_grace_secs` and exit 0.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::contexts::{self, Contexts, Fixed};
+use super::signals::{Request, Signals};
+use super::sockets::{Bound, Sockets};
+use super::systemd;
+use crate::cli::exit;
+use crate::config::Config;
+use crate::metrics::http::Health;
+use crate::server::{self, Listener, ShutdownPolicy};
+
+/// Serves until stopped; returns the exit code.
+pub async fn serve(path: PathBuf, config: Config, sockets: Sockets) -> u8 {
+    match start(&config) {
+        Ok((fixed, worker, contexts)) => run(path, config, sockets, fixed, worker, contexts).await,
+        Err((code, message)) => {
+            eprintln!("coid: {message}");
+            code
+        }
+    }
+}
+
+type Started = (Fixed, Option<crate::push::worker::Worker>, Contexts);
+
+/// Store, push parts, spool directory and the first contexts.
+fn start(config: &Config) -> Result<Started, (u8, String)> {
+    let (fixed, worker) = Fixed::open(config)?;
+    let spool = config.spool_dir();
+    std::fs::create_dir_all(&spool).map_err(|e| {
+        (
+            exit::TEMPFAIL,
+            format!("cannot create {}: {e}", spool.display()),
+        )
+    })?;
+    let contexts = contexts::build(config, &fixed).map_err(|m| (exit::CONFIG, m))?;
+    Ok((fixed, worker, contexts))
+}
+
+async fn run(
+    path: PathBuf,
+    config: Config,
+    sockets: Sockets,
+    fixed: Fixed,
+    worker: Option<crate::push::worker::Worker>,
+    contexts: Contexts,
+) -> u8 {
+    let mut signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("coid: cannot install signal handlers: {err}");
+            return exit::SOFTWARE;
+        }
+    };
+    let (lmtp, dict) = match (listeners(sockets.lmtp), listeners(sockets.dict)) {
+        (Ok(lmtp), Ok(dict)) => (lmtp, dict),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("coid: cannot use a listening socket: {err}");
+            return exit::SOFTWARE;
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (lmtp_tx, lmtp_rx) = watch::channel(contexts.lmtp);
+    let (dict_tx, dict_rx) = watch::channel(contexts.dict);
+    let policy = ShutdownPolicy {
+        grace: Duration::from_secs(config.service.shutdown_grace_secs),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let lmtp_max = config.lmtp.max_connections;
+    tasks.spawn(server::run(
+        lmtp,
+        lmtp_rx,
+        lmtp_max,
+        stopped(stop_rx.clone()),
+        policy.clone(),
+    ));
+    let dict_max = config.dict.max_connections;
+    tasks.spawn(server::run(
+        dict,
+        dict_rx,
+        dict_max,
+        stopped(stop_rx.clone()),
+        policy,
+    ));
+    if let Some(worker) = worker {
+        tasks.spawn(worker.run(stop_rx.clone()));
+    }
+    let mut metrics_task = tokio::task::JoinSet::new();
+    let health = metrics_listener(sockets.metrics, &mut metrics_task);
+    tracing::info!(
+        lmtp = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket, dict = %config.dict.socket,
+        backend = %config.delivery.backend, metrics = %config.metrics.listen, "coid serving"
+    );
+    health.set(Health::Serving);
+    systemd::ready("serving");
+    systemd::spawn_watchdog();
+    loop {
+        match signals.next().await {
+            Request::Stop => break,
+            Request::Reload => {
+                systemd::reloading();
+                if let Some(c) = reload(&path, &config, &fixed) {
+                    lmtp_tx.send_replace(c.lmtp);
+                    dict_tx.send_replace(c.dict);
+                }
+                systemd::ready("serving");
+            }
+        }
+    }
+    tracing::info!("stop requested: draining");
+    systemd::stopping("draining");
+    health.set(Health::Stopping);
+    signals.arm_second_stop();
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    if let Some(hook) = &fixed.push {
+        // Pushes of the last messages are in the queue before coid exits.
+        hook.flush().await;
+    }
+    health.done();
+    while metrics_task.join_next().await.is_some() {}
+    tracing::info!("coid stopped");
+    exit::OK
+}
+
+/// One reload; `None` (and the old contexts stay) when the new config is refused.
+fn reload(path: &std::path::Path, started: &Config, fixed: &Fixed) -> Option<Contexts> {
+    match contexts::reload(path, started, fixed) {
+        Ok(contexts) => {
+            tracing::info!(config = %path.display(), "reloaded: new sessions use the new config");
+            crate::metrics::reload(true);
+            Some(contexts)
+        }
+        Err(err) => {
+            tracing::error!(config = %path.display(), error = %err, "reload refused: the running config stays");
+            crate::metrics::reload(false);
+            None
+        }
+    }
+}
+
+/// Registers bound sockets with the runtime.
+fn listeners(bound: Vec<Bound>) -> std::io::Result<Vec<Listener>> {
+    bound
+        .into_iter()
+        .map(|b| match b {
+            Bound::Tcp(l) => Listener::from_std_tcp(l),
+            Bound::Unix(l, path) => Listener::from_std_unix(l, path),
+        })
+        .collect()
+}
+
+/// Resolves once the stop signal has been given.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Starts the metrics listener, if configured; it serves `/health` from the returned
+/// handle and stops when the handle's `done()` is called (after the drain, so
+/// `/health` says "stopping" meanwhile).
+fn metrics_listener(
+    listener: Option<std::net::TcpListener>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> HealthHandle {
+    let (health, health_rx) = watch::channel(Health::Starting);
+    let (done, done_rx) = watch::channel(false);
+    if let Some(listener) = listener {
+        match Listener::from_std_tcp(listener) {
+            Ok(Listener::Tcp(listener)) => {
+                tasks.spawn(crate::metrics::http::serve(
+                    listener,
+                    health_rx,
+                    stopped(done_rx),
+                ));
+            }
+            Ok(Listener::Unix(..)) => {}
+            Err(err) => tracing::error!(error = %err, "metrics listener unusable; no /metrics"),
+        }
+    }
+    HealthHandle { health, done }
+}
+
+/// What `/health` says, and the metrics listener's end.
+struct HealthHandle {
+    health: watch::Sender<Health>,
+    done: watch::Sender<bool>,
+}
+
+impl HealthHandle {
+    fn set(&self, health: Health) {
+        self.health.send_replace(health);
+    }
+
+    fn done(&self) {
+        self.done.send_replace(true);
+    }
+}
