@@ -23,7 +23,7 @@ fn seen_stack() -> (Stack, tempfile::TempDir) {
     opts.extra_conf.push_str(
         &SEEN_CONF
             .replace(
-                "/etc/dovecot/coid-seen.sieve",
+                "/etc/coid/dovecot/coid-seen.sieve",
                 "@SIEVE_GLOBAL@/coid-seen.sieve",
             )
             .replace("/usr/lib/coid/sieve-execute", "@SIEVE_GLOBAL@/bin"),
