@@ -65,6 +65,18 @@ fn check_config_reports_every_problem() {
     ] {
         assert!(err.contains(needle), "missing {needle} in {err}");
     }
+    let nobody =
+        Setup::new("[service]\nuser = \"no-such-coid-user\"\ngroup = \"no-such-coid-group\"\n");
+    let (code, _, err) = nobody.run(&["check-config"], None);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("service.user: user \"no-such-coid-user\" does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("service.group: group \"no-such-coid-group\" does not exist"),
+        "{err}"
+    );
     let typo = Setup::new("[lmtp]\nmax_conections = 3\n");
     let (code, _, err) = typo.run(&["check-config"], None);
     assert_eq!(code, 78, "{err}");

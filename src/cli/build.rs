@@ -100,6 +100,7 @@ pub fn check_config(path: &Path) -> u8 {
     if let Err(err) = Policy::load(&config.policy.script, config.policy.cpu_limit) {
         problems.push(err.to_string());
     }
+    problems.extend(missing_accounts(&config));
     if problems.is_empty() {
         println!("{}: OK", path.display());
         return exit::OK;
@@ -108,4 +109,32 @@ pub fn check_config(path: &Path) -> u8 {
         eprintln!("coid: {}: {problem}", path.display());
     }
     exit::CONFIG
+}
+
+/// The users and groups the config names that this host does not have (`coid serve`
+/// would stop on the first of them).
+fn missing_accounts(config: &Config) -> Vec<String> {
+    use crate::daemon::privileges::{lookup_group, lookup_user};
+    let users = [
+        ("service.user", &config.service.user),
+        ("lmtp.unix_socket_owner", &config.lmtp.unix_socket_owner),
+        ("dict.socket_owner", &config.dict.socket_owner),
+    ];
+    let groups = [
+        ("service.group", &config.service.group),
+        ("lmtp.unix_socket_group", &config.lmtp.unix_socket_group),
+        ("dict.socket_group", &config.dict.socket_group),
+    ];
+    let mut problems = Vec::new();
+    for (key, name) in users.into_iter().filter(|(_, name)| !name.is_empty()) {
+        if let Err(err) = lookup_user(name) {
+            problems.push(format!("{key}: {err}"));
+        }
+    }
+    for (key, name) in groups.into_iter().filter(|(_, name)| !name.is_empty()) {
+        if let Err(err) = lookup_group(name) {
+            problems.push(format!("{key}: {err}"));
+        }
+    }
+    problems
 }
