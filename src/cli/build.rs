@@ -24,6 +24,15 @@ pub fn load_config(path: &Path) -> Result<Config, u8> {
     })
 }
 
+/// Builds a tokio runtime from `builder` (timers and I/O on), or prints why and
+/// returns the exit code (70).
+pub fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, u8> {
+    builder.enable_all().build().map_err(|err| {
+        eprintln!("coid: cannot start runtime: {err}");
+        exit::SOFTWARE
+    })
+}
+
 /// Opens the state store, or prints why and returns the exit code (75).
 pub fn open_store(config: &Config) -> Result<Store, u8> {
     printed(Store::open(&config.database_path()).map_err(temp))

@@ -36,15 +36,9 @@ fn run(config_path: &Path, from: String, rcpts: Vec<String>, mode: Mode) -> u8 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::build::runtime(tokio::runtime::Builder::new_current_thread()) {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("coid: cannot start runtime: {err}");
-            return exit::SOFTWARE;
-        }
+        Err(code) => return code,
     };
     let envelope = Envelope {
         mail_from: from,

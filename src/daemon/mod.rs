@@ -37,15 +37,9 @@ pub fn run(config_path: &Path) -> u8 {
             return code;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::build::runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("coid: cannot start runtime: {err}");
-            return exit::SOFTWARE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(serve::serve(config_path.to_owned(), config, sockets))
 }
