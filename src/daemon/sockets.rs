@@ -73,14 +73,6 @@ pub fn open(
             }
         }
     }
-    if sockets.lmtp.is_empty() {
-        sockets.lmtp = bind_lmtp(config, account)?;
-    } else {
-        tracing::info!(
-            sockets = sockets.lmtp.len(),
-            "LMTP sockets from systemd; [lmtp] unix_socket and tcp are not bound"
-        );
-    }
     if sockets.dict.is_empty() && !config.dict.socket.is_empty() {
         let d = &config.dict;
         let spec = UnixSpec {
@@ -98,17 +90,21 @@ pub fn open(
             .map_err(|e| format!("metrics.listen: cannot listen on {addr}: {e}"))?;
         sockets.metrics = Some(listener);
     }
+    // LMTP last: once Postfix (or a test) can connect, everything else is up.
+    if sockets.lmtp.is_empty() {
+        sockets.lmtp = bind_lmtp(config, account)?;
+    } else {
+        tracing::info!(
+            sockets = sockets.lmtp.len(),
+            "LMTP sockets from systemd; [lmtp] unix_socket and tcp are not bound"
+        );
+    }
     Ok(sockets)
 }
 
 fn bind_lmtp(config: &Config, account: Option<&Account>) -> Result<Vec<Bound>, String> {
     let l = &config.lmtp;
     let mut bound = Vec::new();
-    for addr in &l.tcp {
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| format!("lmtp.tcp: cannot listen on {addr}: {e}"))?;
-        bound.push(Bound::Tcp(listener));
-    }
     if !l.unix_socket.is_empty() {
         let spec = UnixSpec {
             key: "lmtp",
@@ -118,6 +114,11 @@ fn bind_lmtp(config: &Config, account: Option<&Account>) -> Result<Vec<Bound>, S
             group: &l.unix_socket_group,
         };
         bound.push(bind_unix(&spec, account)?);
+    }
+    for addr in &l.tcp {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("lmtp.tcp: cannot listen on {addr}: {e}"))?;
+        bound.push(Bound::Tcp(listener));
     }
     Ok(bound)
 }
