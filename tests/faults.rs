@@ -50,6 +50,45 @@ fn survives(faults: Vec<Fault>) {
     );
 }
 
+/// Dovecot answered 250 for alice and the connection died before its answer for bob:
+/// alice keeps her 250 (anything else makes Postfix deliver to her again), bob gets
+/// 4xx and is retried. Dovecot had stored bob's copy before the cut, so he may get it
+/// twice: a reply lost on the wire is LMTP's at-least-once, the same without coid.
+#[test]
+fn store_dies_between_recipient_replies() {
+    let dovecot = Dovecot::start(dovecot_opts("/"));
+    let proxy = FaultProxy::start(dovecot.lmtp_tcp(), vec![Fault::CutAfterFirstReply]);
+    let stack = Stack::start_with(dovecot, |_, opts| {
+        opts.dovecot_lmtp = proxy.addr();
+        opts.reply_timeout_secs = 2;
+    });
+    let msg = MessageBuilder::new().subject("two recipients, one answer");
+    let id = stack.send(
+        "x@example.net",
+        &["alice@example.org", "bob@example.org"],
+        &msg,
+    );
+    for user in ["alice", "bob"] {
+        stack.dovecot.wait_for_message(user, &id, WAIT);
+    }
+    stack
+        .postfix
+        .wait_for_empty_queue(WAIT)
+        .expect("queue drains");
+    let log = stack.postfix.log();
+    assert!(
+        log.contains("to=<alice@example.org>") && log.contains("status=sent (250"),
+        "{log}"
+    );
+    assert!(
+        log.contains("to=<bob@example.org>") && log.contains("status=deferred"),
+        "{log}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stack.dovecot.count_message("alice", &id), 1, "alice: {log}");
+    assert!(stack.dovecot.count_message("bob", &id) >= 1, "bob: {log}");
+}
+
 #[test]
 fn store_dies_mid_data() {
     survives(vec![Fault::DieMidData]);

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 packages=(dovecot-core dovecot-lmtpd dovecot-imapd dovecot-sieve dovecot-managesieved
-  postfix iproute2 util-linux procps python3 python3-venv systemd)
+  postfix iproute2 util-linux procps python3 python3-venv systemd adduser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,6 +34,8 @@ for tool in dovecot doveadm sievec postfix postqueue postconf unshare ip flock k
     exit 1
   }
 done
-# The account coid runs as (the same command as packaging/debian/postinst).
+# The account coid runs as, made as packaging/debian/postinst makes it.
+getent group coid >/dev/null || addgroup --quiet --system coid
 getent passwd coid >/dev/null ||
-  adduser --system --group --home /var/lib/coid --no-create-home --quiet coid
+  adduser --quiet --system --ingroup coid --home /var/lib/coid --no-create-home coid
+id coid >/dev/null || { echo "install-packages.sh: cannot create the user coid" >&2; exit 1; }

@@ -71,39 +71,45 @@ impl DovecotLmtp {
                 return replies;
             };
             let group_jobs: Vec<&Job> = group.iter().filter_map(|&i| jobs.get(i)).collect();
-            match self.transaction(c, message, &group_jobs).await {
-                Ok(group_replies) => {
-                    for (&i, reply) in group.iter().zip(group_replies) {
-                        if let Some(slot) = replies.get_mut(i) {
-                            *slot = reply;
-                        }
-                    }
+            // Filled as Dovecot answers: when the connection fails half way, the
+            // recipients it already answered keep their reply (a 250 must stay a 250,
+            // or Postfix delivers to them twice); the rest stay 4xx.
+            let mut group_replies = vec![Reply::STORE_UNAVAILABLE; group_jobs.len()];
+            let result = self
+                .transaction(c, message, &group_jobs, &mut group_replies)
+                .await;
+            for (&i, reply) in group.iter().zip(group_replies) {
+                if let Some(slot) = replies.get_mut(i) {
+                    *slot = reply;
                 }
-                Err(err) => {
-                    tracing::warn!(backend = "dovecot", error = %err, "delivery transaction failed");
-                    metrics::backend_error(BackendError::from(&err));
-                    client = None;
-                }
+            }
+            if let Err(err) = result {
+                tracing::warn!(backend = "dovecot", error = %err, "delivery transaction failed");
+                metrics::backend_error(BackendError::from(&err));
+                client = None;
             }
         }
         replies
     }
 
-    /// One MAIL/RCPT*/DATA transaction for jobs sharing a target.
+    /// One MAIL/RCPT*/DATA transaction for jobs sharing a target; each job's final
+    /// reply goes into `out` (one slot per job) as soon as Dovecot has given it.
     async fn transaction(
         &self,
         c: &mut Client,
         message: &Message<'_>,
         jobs: &[&Job],
-    ) -> Result<Vec<Reply>, ClientError> {
+        out: &mut [Reply],
+    ) -> Result<(), ClientError> {
         let Some(first) = jobs.first() else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let env = message.envelope;
         if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, jobs) {
             // Dovecot 2.3 would store such a sender as `Return-Path: <>`; Postfix
             // bounces the same way when it talks to the store directly.
-            return Ok(vec![Reply::UTF8_ADDRESS_UNSUPPORTED; jobs.len()]);
+            out.fill(Reply::UTF8_ADDRESS_UNSUPPORTED);
+            return Ok(());
         }
         let mut cmd = format!("MAIL FROM:<{}>", env.mail_from);
         if env.body_8bit && c.eight_bit {
@@ -123,25 +129,28 @@ impl DovecotLmtp {
             rcpt_replies.push(c.read_reply().await?);
         }
         if !mail.is_success() {
+            out.fill(mail);
             c.send(b"RSET\r\n").await?;
             c.read_reply().await?;
-            return Ok(vec![mail; jobs.len()]);
+            return Ok(());
+        }
+        for (slot, rcpt) in out.iter_mut().zip(&rcpt_replies) {
+            if !rcpt.is_success() {
+                *slot = rcpt.clone();
+            }
         }
         if !rcpt_replies.iter().any(Reply::is_success) {
             c.send(b"RSET\r\n").await?;
             c.read_reply().await?;
-            return Ok(rcpt_replies);
+            return Ok(());
         }
         self.data(c, message, &first.target).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for rcpt in rcpt_replies {
-            out.push(if rcpt.is_success() {
-                c.read_reply().await?
-            } else {
-                rcpt
-            });
+        for (slot, rcpt) in out.iter_mut().zip(&rcpt_replies) {
+            if rcpt.is_success() {
+                *slot = c.read_reply().await?;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn data(

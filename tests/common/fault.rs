@@ -22,6 +22,10 @@ pub enum Fault {
     /// Relay to Dovecot, but hold the end of the message data (so Dovecot's answer)
     /// back this long: a slow store.
     SlowData(Duration),
+    /// Relay to Dovecot; after the end of the message data, pass on Dovecot's first
+    /// per-recipient reply and then cut both sides: a store that dies between its
+    /// replies to a multi-recipient transaction.
+    CutAfterFirstReply,
 }
 
 /// The running hop; stops accepting when dropped.
@@ -100,6 +104,7 @@ fn handle(
         }
         Some(Fault::DieMidData) => relay(client, upstream, Hop::Die),
         Some(Fault::SlowData(delay)) => relay(client, upstream, Hop::Slow(delay)),
+        Some(Fault::CutAfterFirstReply) => relay(client, upstream, Hop::CutAfterReply),
         None => relay(client, upstream, Hop::Pass),
     }
 }
@@ -110,11 +115,13 @@ enum Hop {
     Pass,
     Die,
     Slow(Duration),
+    CutAfterReply,
 }
 
 /// Copies both ways; [`Hop::Die`] cuts both connections once the client has sent
 /// `DATA` and then some message bytes; [`Hop::Slow`] waits before passing on the
-/// end of the data.
+/// end of the data; [`Hop::CutAfterReply`] cuts after the first reply line that
+/// follows the end of the data.
 fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
     let Ok(server) = TcpStream::connect(upstream) else {
         return;
@@ -127,9 +134,17 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
         server.try_clone().expect("clone"),
         client.try_clone().expect("clone"),
     );
+    let data_ended = Arc::new(AtomicBool::new(false));
+    let ended = data_ended.clone();
+    let cut = hop == Hop::CutAfterReply;
     let back = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut s_read, &mut c_write);
+        if cut {
+            copy_until_reply_after_data(&mut s_read, &mut c_write, &ended);
+        } else {
+            let _ = std::io::copy(&mut s_read, &mut c_write);
+        }
         let _ = c_write.shutdown(Shutdown::Both);
+        let _ = s_read.shutdown(Shutdown::Both);
     });
     let mut seen: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16];
@@ -142,11 +157,11 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
             .windows(6)
             .position(|w| w == b"DATA\r\n")
             .is_some_and(|p| seen.len() > p + 40);
-        if let Hop::Slow(delay) = hop
-            && in_data
-            && seen.ends_with(b"\r\n.\r\n")
-        {
-            std::thread::sleep(delay);
+        if in_data && seen.ends_with(b"\r\n.\r\n") {
+            data_ended.store(true, Ordering::SeqCst);
+            if let Hop::Slow(delay) = hop {
+                std::thread::sleep(delay);
+            }
         }
         if hop == Hop::Die && in_data {
             let _ = server.shutdown(Shutdown::Both);
@@ -159,4 +174,18 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
     }
     let _ = s_write.shutdown(Shutdown::Write);
     let _ = back.join();
+}
+
+/// Copies the server's bytes to the client until, after `ended` is set, one whole
+/// line has been passed on.
+fn copy_until_reply_after_data(from: &mut TcpStream, to: &mut TcpStream, ended: &AtomicBool) {
+    let mut byte = [0u8; 1];
+    while let Ok(1) = from.read(&mut byte) {
+        if to.write_all(&byte).is_err() {
+            return;
+        }
+        if byte[0] == b'\n' && ended.load(Ordering::SeqCst) {
+            return;
+        }
+    }
 }
