@@ -13,14 +13,13 @@ use std::sync::Arc;
 use mail_parser::{Message as Parsed, MessageParser};
 use tracing::Instrument;
 
-use crate::classify::{Class, Classification, classify_raw};
+use crate::classify::{Class, Classification, classify};
 use crate::config::Config;
 use crate::delivery::{Backend, Job, Message};
 use crate::lmtp::{Envelope, Reply};
 use crate::metrics;
 use crate::policy::{Evaluation, Facts, Policy, Verdict};
 use crate::push::delivered::{Delivered, DeliveredMessage, PushHook};
-use crate::push::queue::PushQueue;
 use crate::spool::Spooled;
 use crate::store::{CoiSettings, Store, StoreError};
 use crate::users::{UserAddress, UserMap};
@@ -103,11 +102,6 @@ impl Pipeline {
         self
     }
 
-    /// The push queue, if pushes are queued.
-    pub fn push_queue(&self) -> Option<&PushQueue> {
-        self.push.as_ref().map(PushHook::queue)
-    }
-
     /// Waits until the pushes of every message processed so far are queued.
     pub async fn flush_pushes(&self) {
         if let Some(hook) = &self.push {
@@ -125,15 +119,17 @@ impl Pipeline {
         body: &Spooled,
     ) -> Result<Decisions, PipelineError> {
         let header = body.header_block(MAX_HEADER).await?;
-        let classification = classify_raw(&header);
         let users: Vec<UserAddress> = envelope
             .recipients
             .iter()
             .map(|r| self.users.resolve(&r.address))
             .collect();
         let settings = self.settings_of(&users).await?;
-        let (message_id, recipients) = {
+        let (classification, message_id, recipients) = {
+            // Parsed once: classification reads the outer headers of what the policy
+            // sees (an unparseable message is email either way).
             let parsed = parse_for_policy(body, &header);
+            let classification = classify(&parsed);
             let message_id = parsed.message_id().map(str::to_owned);
             let recipients = envelope
                 .recipients
@@ -149,7 +145,7 @@ impl Pipeline {
                     RcptDecision { rcpt: rcpt.address.clone(), user, evaluation }
                 })
                 .collect();
-            (message_id, recipients)
+            (classification, message_id, recipients)
         };
         Ok(Decisions {
             classification,

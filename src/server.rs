@@ -8,8 +8,7 @@
 //! new one, each accepted session takes the context current at accept time and keeps
 //! it to its end, so sessions in flight finish on the config they started with.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -89,19 +88,6 @@ impl Listener {
         listener.set_nonblocking(true)?;
         let listener = UnixListener::from_std(listener)?;
         Ok(Listener::Unix(listener, path))
-    }
-
-    /// Binds a unix socket at `path` with `mode`, replacing a stale socket file.
-    ///
-    /// # Errors
-    /// The directory is missing or not writable.
-    pub fn unix(path: &Path, mode: u32) -> std::io::Result<Listener> {
-        if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
-            std::fs::remove_file(path)?;
-        }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        Ok(Listener::Unix(listener, Some(path.to_owned())))
     }
 
     /// The TCP address, for tests and logs.

@@ -123,13 +123,24 @@ impl Spooled {
                 Ok(window.get(..end).unwrap_or_default().to_vec())
             }
             Spooled::File { temp, .. } => {
-                let mut file = tokio::fs::File::open(temp.path()).await?;
-                let mut head = Vec::with_capacity(max.min(64 * 1024));
-                (&mut file).take(max as u64).read_to_end(&mut head).await?;
-                if let Some(end) = header_end(&head) {
-                    head.truncate(end);
+                // In steps, so a short header costs one small read, not `max` bytes.
+                let file = tokio::fs::File::open(temp.path()).await?;
+                let mut limited = file.take(max as u64);
+                let mut head = Vec::with_capacity(HEADER_STEP);
+                loop {
+                    let before = head.len();
+                    (&mut limited)
+                        .take(HEADER_STEP as u64)
+                        .read_to_end(&mut head)
+                        .await?;
+                    if let Some(end) = header_end(&head) {
+                        head.truncate(end);
+                        return Ok(head);
+                    }
+                    if head.len() == before {
+                        return Ok(head);
+                    }
                 }
-                Ok(head)
             }
         }
     }
@@ -153,15 +164,23 @@ impl Spooled {
     }
 }
 
-/// Cuts `head` after the blank line that ends the header section, if it has one.
-/// Offset just past the empty line ending the header section (CRLF CRLF or LF LF).
+/// Bytes read from a spool file per step while looking for the end of the header.
+const HEADER_STEP: usize = 16 * 1024;
+
+/// Offset just past the empty line ending the header section (CRLF CRLF or LF LF),
+/// found in one pass that stops there.
 pub fn header_end(bytes: &[u8]) -> Option<usize> {
-    let crlf = memchr::memmem::find(bytes, b"\r\n\r\n").map(|p| p + 4);
-    let lf = memchr::memmem::find(bytes, b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', bytes).find_map(|i| {
+        let rest = bytes.get(i + 1..)?;
+        let crlf_line = i > 0 && bytes.get(i - 1) == Some(&b'\r');
+        if rest.starts_with(b"\n") {
+            Some(i + 2)
+        } else if crlf_line && rest.starts_with(b"\r\n") {
+            Some(i + 3)
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
@@ -199,5 +218,34 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(all.len(), 114);
+    }
+
+    #[tokio::test]
+    async fn a_spooled_header_longer_than_one_read_step_is_found_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = format!("X-Long: {}\r\n", "y".repeat(HEADER_STEP + 100));
+        let mut spool = SpoolWriter::new(16, dir.path());
+        spool.write(long.as_bytes()).await.expect("write");
+        spool.write(b"Subject: s\r\n\r\nbody").await.expect("write");
+        let spool = spool.finish().await.expect("finish");
+        let head = spool.header_block(256 * 1024).await.expect("head");
+        assert_eq!(head.len(), long.len() + 14);
+        assert!(head.ends_with(b"Subject: s\r\n\r\n"));
+        let capped = spool.header_block(HEADER_STEP + 7).await.expect("head");
+        assert_eq!(capped.len(), HEADER_STEP + 7, "never more than max");
+    }
+
+    #[test]
+    fn the_header_ends_at_the_first_empty_line() {
+        assert_eq!(header_end(b"A: b\r\n\r\nbody\n\n"), Some(8));
+        assert_eq!(header_end(b"A: b\n\nbody\r\n\r\n"), Some(6));
+        assert_eq!(header_end(b"A: b\nC: d\r\n\r\n"), Some(13));
+        assert_eq!(header_end(b"\r\n\r\n"), Some(4));
+        assert_eq!(
+            header_end(b"A: b\n\r\nx"),
+            None,
+            "LF then CRLF is not CRLF CRLF"
+        );
+        assert_eq!(header_end(b"A: b\r\n"), None);
     }
 }

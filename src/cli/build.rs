@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use super::{CliResult, exit, printed, temp};
 use crate::config::Config;
+use crate::delivery::Backend;
+use crate::delivery::dovecot::DovecotLmtp;
+use crate::delivery::maildir::Maildir;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
 use crate::push::delivered::PushHook;
@@ -24,13 +27,15 @@ pub fn load_config(path: &Path) -> Result<Config, u8> {
     })
 }
 
-/// Builds a tokio runtime from `builder` (timers and I/O on), or prints why and
-/// returns the exit code (70).
-pub fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, u8> {
-    builder.enable_all().build().map_err(|err| {
-        eprintln!("coid: cannot start runtime: {err}");
-        exit::SOFTWARE
-    })
+/// Builds a tokio runtime from `builder` (timers and I/O on).
+///
+/// # Errors
+/// 70 and why.
+pub fn runtime(mut builder: tokio::runtime::Builder) -> CliResult<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .map_err(|err| (exit::SOFTWARE, format!("cannot start runtime: {err}")))
 }
 
 /// Opens the state store, or prints why and returns the exit code (75).
@@ -48,23 +53,40 @@ pub fn with_store(config_path: &Path, command: impl FnOnce(&Config, &Store) -> C
     run().err().unwrap_or(exit::OK)
 }
 
-/// Builds the pipeline from a valid config.
+/// Builds the pipeline from a valid config, over a newly opened state store.
 ///
 /// # Errors
-/// The exit code after printing why (policy 78, state store 75).
+/// The exit code after printing why (state store 75, policy 78).
 pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
-    let policy = Policy::load(&config.policy.script, config.policy.cpu_limit).map_err(|err| {
-        eprintln!("coid: {err}");
-        exit::CONFIG
-    })?;
     let store = open_store(config)?;
-    let backend = crate::daemon::contexts::backend(config);
-    let mut pipeline = Pipeline::new(config, Arc::new(policy), store.clone(), backend);
-    if config.push.enabled {
-        let queue = PushQueue::new(store.clone(), &config.push);
-        pipeline = pipeline.with_push(PushHook::new(queue));
-    }
+    let push = config
+        .push
+        .enabled
+        .then(|| PushHook::new(PushQueue::new(store.clone(), &config.push)));
+    let pipeline = printed(pipeline(config, store.clone(), push))?;
     Ok((Arc::new(pipeline), store))
+}
+
+/// The pipeline `config` describes over `store`, queueing pushes through `push`.
+///
+/// # Errors
+/// 78: the Sieve policy does not compile.
+pub fn pipeline(config: &Config, store: Store, push: Option<PushHook>) -> CliResult<Pipeline> {
+    let policy = Policy::load(&config.policy.script, config.policy.cpu_limit)
+        .map_err(|err| (exit::CONFIG, err.to_string()))?;
+    let pipeline = Pipeline::new(config, Arc::new(policy), store, backend(config));
+    Ok(match push {
+        Some(hook) => pipeline.with_push(hook),
+        None => pipeline,
+    })
+}
+
+/// The delivery backend `[delivery]` names.
+pub fn backend(config: &Config) -> Arc<dyn Backend> {
+    match config.delivery.backend.as_str() {
+        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
+        _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
+    }
 }
 
 /// The server's VAPID key, created in the store on first use.

@@ -36,7 +36,9 @@ fn run(config_path: &Path, from: String, rcpts: Vec<String>, mode: Mode) -> u8 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match super::build::runtime(tokio::runtime::Builder::new_current_thread()) {
+    let runtime = match super::printed(super::build::runtime(
+        tokio::runtime::Builder::new_current_thread(),
+    )) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

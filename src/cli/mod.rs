@@ -20,10 +20,10 @@ pub use crate::daemon::contexts::lmtp_context as serve_context;
 pub use build::build_pipeline;
 
 /// A command's result; a failure is its exit code and what to tell the operator.
-type CliResult<T = ()> = Result<T, (u8, String)>;
+pub(crate) type CliResult<T = ()> = Result<T, (u8, String)>;
 
 /// Prints a failure (`coid: …`) and keeps only its exit code.
-fn printed<T>(result: CliResult<T>) -> Result<T, u8> {
+pub(crate) fn printed<T>(result: CliResult<T>) -> Result<T, u8> {
     result.map_err(|(code, message)| {
         eprintln!("coid: {message}");
         code
@@ -31,7 +31,7 @@ fn printed<T>(result: CliResult<T>) -> Result<T, u8> {
 }
 
 /// A temporary failure (75) with `err`'s text: the state store failed.
-fn temp(err: impl std::fmt::Display) -> (u8, String) {
+pub(crate) fn temp(err: impl std::fmt::Display) -> (u8, String) {
     (exit::TEMPFAIL, err.to_string())
 }
 

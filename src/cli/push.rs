@@ -102,10 +102,7 @@ fn test(store: &Store, config: &Config, user: &str) -> CliResult {
     let sender = push_sender(config, load_vapid(store)?)?;
     let options = Options::from_config(&config.push);
     let payload = serde_json::json!({ "folder": "INBOX", "subject": "coid push test" }).to_string();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| (exit::SOFTWARE, e.to_string()))?;
+    let runtime = super::build::runtime(tokio::runtime::Builder::new_current_thread())?;
     let mut worst = exit::OK;
     for sub in validated {
         let Some(target) = Target::decode(&sub.endpoint, &sub.p256dh, &sub.auth) else {

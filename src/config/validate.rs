@@ -72,6 +72,7 @@ impl Config {
         if l.unix_socket.is_empty() && l.tcp.is_empty() {
             p.push("lmtp: set unix_socket or tcp, or coid has nothing to listen on".into());
         }
+        check_socket_path(p, "lmtp.unix_socket", &l.unix_socket);
         for addr in &l.tcp {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 p.push(format!("lmtp.tcp: {addr:?} is not an IP:port address"));
@@ -185,15 +186,7 @@ impl Config {
 
     fn validate_dict(&self, p: &mut Vec<String>) {
         let d = &self.dict;
-        if !d.socket.is_empty() {
-            // sun_path holds 108 bytes including the NUL.
-            if !d.socket.starts_with('/') || d.socket.len() > 107 || d.socket.ends_with('/') {
-                p.push(format!(
-                    "dict.socket: {:?} is not an absolute socket path of at most 107 bytes",
-                    d.socket
-                ));
-            }
-        }
+        check_socket_path(p, "dict.socket", &d.socket);
         if socket_mode(&d.socket_mode).is_none() {
             p.push(format!(
                 "dict.socket_mode: {:?} is not an octal mode",
@@ -240,6 +233,17 @@ impl Config {
     }
 }
 
+/// Adds a problem when `path` (empty: no socket) is not an absolute unix socket path
+/// that fits `sun_path` (108 bytes including the NUL). A relative one would be bound
+/// in whatever directory coid runs in ("/" under systemd).
+fn check_socket_path(p: &mut Vec<String>, key: &str, path: &str) {
+    if !path.is_empty() && (!path.starts_with('/') || path.len() > 107 || path.ends_with('/')) {
+        p.push(format!(
+            "{key}: {path:?} is not an absolute socket path of at most 107 bytes"
+        ));
+    }
+}
+
 /// Adds a problem when `value` is outside `min..=max`.
 pub(super) fn check_range(p: &mut Vec<String>, key: &str, value: u64, min: u64, max: u64) {
     if !(min..=max).contains(&value) {
@@ -262,10 +266,10 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported() {
-        let text = "[lmtp]\ntcp = [\"nope\"]\nmax_line_length = 10\n[coi]\nmessage_filter = \"sometimes\"\n[delivery]\nbackend = \"imap\"\n[dict]\nsocket = \"run/dict\"\nsocket_mode = \"999\"\nmax_transactions = 0\n";
+        let text = "[lmtp]\ntcp = [\"nope\"]\nunix_socket = \"coid/lmtp\"\nmax_line_length = 10\n[coi]\nmessage_filter = \"sometimes\"\n[delivery]\nbackend = \"imap\"\n[dict]\nsocket = \"run/dict\"\nsocket_mode = \"999\"\nmax_transactions = 0\n";
         let config = Config::parse(text, Path::new("t.toml")).expect("parses");
         let problems = config.validate().expect_err("must fail");
-        assert_eq!(problems.0.len(), 7, "{problems}");
+        assert_eq!(problems.0.len(), 8, "{problems}");
     }
 
     #[test]

@@ -8,17 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::build::{load_vapid, push_sender};
+use crate::cli::build::{load_vapid, pipeline, push_sender};
 use crate::config::Config;
-use crate::delivery::Backend;
-use crate::delivery::dovecot::DovecotLmtp;
-use crate::delivery::maildir::Maildir;
 use crate::dict::webpush::WebPush;
 use crate::dict::{self, Attributes, DictContext};
 use crate::lmtp::Limits;
 use crate::lmtp::connection::ConnectionContext;
 use crate::pipeline::Pipeline;
-use crate::policy::Policy;
 use crate::push::delivered::PushHook;
 use crate::push::queue::PushQueue;
 use crate::push::worker::Worker;
@@ -42,8 +38,7 @@ impl Fixed {
     /// # Errors
     /// The exit code and why (75: the store; 70: the HTTP client).
     pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), (u8, String)> {
-        let store = Store::open(&config.database_path())
-            .map_err(|err| (crate::cli::exit::TEMPFAIL, err.to_string()))?;
+        let store = Store::open(&config.database_path()).map_err(crate::cli::temp)?;
         if !config.push.enabled {
             let fixed = Fixed {
                 store,
@@ -77,17 +72,8 @@ pub struct Contexts {
 /// # Errors
 /// The Sieve policy does not compile.
 pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, String> {
-    let policy = Policy::load(&config.policy.script, config.policy.cpu_limit)
-        .map_err(|err| err.to_string())?;
-    let mut pipeline = Pipeline::new(
-        config,
-        Arc::new(policy),
-        fixed.store.clone(),
-        backend(config),
-    );
-    if let Some(hook) = &fixed.push {
-        pipeline = pipeline.with_push(hook.clone());
-    }
+    let pipeline =
+        pipeline(config, fixed.store.clone(), fixed.push.clone()).map_err(|(_, why)| why)?;
     Ok(Contexts {
         lmtp: Arc::new(lmtp_context(config, Arc::new(pipeline))),
         dict: Arc::new(dict_context(
@@ -98,29 +84,23 @@ pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, String> {
     })
 }
 
-/// The delivery backend `[delivery]` names.
-pub fn backend(config: &Config) -> Arc<dyn Backend> {
-    match config.delivery.backend.as_str() {
-        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
-        _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
-    }
-}
-
 /// Reads the config at `path` again and builds new contexts from it; `started` is
 /// the config coid started with (its listeners, store and push settings stay).
 ///
 /// # Errors
 /// Every problem of the new config, or the Sieve error; nothing changes then.
 pub fn reload(path: &std::path::Path, started: &Config, fixed: &Fixed) -> Result<Contexts, String> {
-    let config = Config::load(path).map_err(|err| err.to_string())?;
-    let contexts = build(&config, fixed)?;
+    let mut config = Config::load(path).map_err(|err| err.to_string())?;
     for key in restart_only_changes(started, &config) {
         tracing::warn!(
             key,
             "changed in the config file; takes effect at the next restart"
         );
     }
-    Ok(contexts)
+    // What only a restart changes stays as coid started, also for the new contexts
+    // (the Maildir base and the spool live under [state]).
+    config.state = started.state.clone();
+    build(&config, fixed)
 }
 
 /// The settings a reload cannot apply (bound sockets, the store, the push worker,
@@ -225,6 +205,26 @@ pub fn dict_context(config: &Config, store: Store, webpush: Option<WebPush>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_keeps_the_state_directory_it_started_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coid.toml");
+        let text = "[lmtp]\nhostname = \"new.example\"\n[state]\ndir = \"/elsewhere\"\n\
+                    [delivery]\nbackend = \"maildir\"\n";
+        std::fs::write(&path, text).expect("config");
+        let mut started = Config::default();
+        started.state.dir = dir.path().to_owned();
+        let (_store_dir, store) = crate::store::temp_store();
+        let fixed = Fixed {
+            store,
+            push: None,
+            webpush: None,
+        };
+        let contexts = reload(&path, &started, &fixed).expect("reloads");
+        assert_eq!(contexts.lmtp.hostname, "new.example", "the reloadable part");
+        assert_eq!(contexts.lmtp.spool_dir, dir.path().join("spool"));
+    }
 
     #[test]
     fn listener_and_store_changes_need_a_restart() {

@@ -19,8 +19,9 @@ pub mod systemd;
 
 use std::path::Path;
 
-use crate::cli::build::load_config;
+use crate::cli::build::{load_config, runtime};
 use crate::cli::exit;
+use crate::cli::printed;
 use crate::config::Config;
 use privileges::Account;
 
@@ -30,14 +31,11 @@ pub fn run(config_path: &Path) -> u8 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let sockets = match prepare(&config) {
+    let sockets = match printed(prepare(&config)) {
         Ok(sockets) => sockets,
-        Err((code, message)) => {
-            eprintln!("coid: {message}");
-            return code;
-        }
+        Err(code) => return code,
     };
-    let runtime = match crate::cli::build::runtime(tokio::runtime::Builder::new_multi_thread()) {
+    let runtime = match printed(runtime(tokio::runtime::Builder::new_multi_thread())) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -46,7 +44,7 @@ pub fn run(config_path: &Path) -> u8 {
 
 /// Steps 2 and 3: sockets, then the privilege drop (single-threaded, before the
 /// runtime exists).
-fn prepare(config: &Config) -> Result<sockets::Sockets, (u8, String)> {
+fn prepare(config: &Config) -> crate::cli::CliResult<sockets::Sockets> {
     let config_err = |message| (exit::CONFIG, message);
     let passed = systemd::passed_sockets().map_err(config_err)?;
     let account = privileges::target(&config.service).map_err(config_err)?;

@@ -33,17 +33,14 @@ pub fn target(service: &ServiceConfig) -> Result<Option<Account>, String> {
         }
         return Ok(None);
     }
-    let user = lookup_user(&service.user)?;
     if !geteuid().is_root() {
-        if geteuid() != user.uid {
-            tracing::info!(
-                user = %service.user,
-                uid = geteuid().as_raw(),
-                "not started as root: running as the starting user, not [service] user"
-            );
-        }
+        tracing::debug!(
+            uid = geteuid().as_raw(),
+            "not started as root: running as the starting user"
+        );
         return Ok(None);
     }
+    let user = lookup_user(&service.user)?;
     let gid = if service.group.is_empty() {
         user.gid
     } else {

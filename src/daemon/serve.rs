@@ -20,12 +20,9 @@ use crate::server::{self, Listener, ShutdownPolicy};
 
 /// Serves until stopped; returns the exit code.
 pub async fn serve(path: PathBuf, config: Config, sockets: Sockets) -> u8 {
-    match start(&config) {
+    match crate::cli::printed(start(&config)) {
         Ok((fixed, worker, contexts)) => run(path, config, sockets, fixed, worker, contexts).await,
-        Err((code, message)) => {
-            eprintln!("coid: {message}");
-            code
-        }
+        Err(code) => code,
     }
 }
 

@@ -217,8 +217,4 @@ impl Backend for DovecotLmtp {
     ) -> BoxFuture<'a, Vec<Reply>> {
         Box::pin(self.deliver_all(message, jobs))
     }
-
-    fn name(&self) -> &'static str {
-        "dovecot"
-    }
 }

@@ -56,7 +56,4 @@ pub trait Backend: Send + Sync {
         message: &'a Message<'a>,
         jobs: &'a [Job],
     ) -> BoxFuture<'a, Vec<Reply>>;
-
-    /// Short name for logs.
-    fn name(&self) -> &'static str;
 }

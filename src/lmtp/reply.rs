@@ -74,7 +74,6 @@ impl Reply {
     pub const START_DATA: Reply = Reply::new(354, [0, 0, 0], "End data with <CR><LF>.<CR><LF>");
     pub const SHUTTING_DOWN: Reply = Reply::new(421, [4, 3, 2], "Service shutting down");
     pub const IDLE_TIMEOUT: Reply = Reply::new(421, [4, 4, 2], "Idle timeout, closing connection");
-    pub const TOO_BUSY: Reply = Reply::new(421, [4, 3, 2], "Too many connections, try later");
     pub const TEMP_FAILURE: Reply =
         Reply::new(451, [4, 3, 0], "Temporary failure, try again later");
     pub const STORE_UNAVAILABLE: Reply =

@@ -4,8 +4,9 @@
 //! Metrics are process-global by nature: a scrape reports the process, and the events
 //! happen deep in the LMTP, delivery, policy, push and dict code, which should not
 //! carry a handle through every call. So the registry is a `static` ([`LazyLock`]),
-//! built on first use, and recording is a plain function call (`metrics::…`), cheap
-//! (atomic increments) and infallible. Label values come only from the enums in
+//! built on first use, and recording is a plain function call (`metrics::…`) and
+//! infallible: an uncontended read lock and a hash lookup of a small label set, then
+//! an atomic increment (one per message plus one per recipient on the mail path). Label values come only from the enums in
 //! [`labels`], never from mail, so the number of series is fixed.
 //!
 //! Exposed (names per the Prometheus naming conventions; counters end in `_total`):
@@ -34,8 +35,7 @@ use crate::classify::Class;
 use crate::lmtp::Reply;
 use crate::store::Store;
 
-pub use http::{Health, serve};
-pub use labels::{BackendError, DictCommit, MessageClass, Proto, PushOutcome};
+pub use labels::{BackendError, DictCommit, Proto, PushOutcome};
 use registry::Metrics;
 pub use registry::SessionGuard;
 

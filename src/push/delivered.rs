@@ -25,7 +25,6 @@ use super::payload::{Payload, Stored};
 use super::queue::{PushQueue, blocking};
 use super::subscription::MsgType;
 use crate::policy::Target;
-use crate::spool::header_end;
 use crate::store::{NewPush, Store, StoreError, unix_now_ms};
 
 /// Most messages whose pushes wait to be queued at once (each holds its header
@@ -67,11 +66,13 @@ pub struct DeliveredMessage {
 }
 
 impl DeliveredMessage {
-    /// From the header section and, if the whole message is in memory, its body when
-    /// that is small enough to be `content`.
+    /// From the header section (as `Spooled::header_block` cut it) and, if the whole
+    /// message is in memory, its body when that is small enough to be `content`. No
+    /// second search: a complete header section ends with its empty line.
     pub fn new(header: Vec<u8>, whole: Option<&[u8]>, group_id: Option<String>) -> Self {
-        let body = whole.and_then(|all| {
-            let rest = all.get(header_end(all)?..)?;
+        let complete = header.ends_with(b"\n\n") || header.ends_with(b"\r\n\r\n");
+        let body = whole.filter(|_| complete).and_then(|all| {
+            let rest = all.get(header.len()..)?;
             (rest.len() <= MAX_PLAINTEXT).then(|| rest.to_vec())
         });
         DeliveredMessage {
@@ -147,11 +148,6 @@ impl PushHook {
             tasks: TaskTracker::new(),
             pending: Arc::new(Semaphore::new(MAX_PENDING)),
         }
-    }
-
-    /// The queue it fills.
-    pub fn queue(&self) -> &PushQueue {
-        &self.queue
     }
 
     /// Starts queueing the pushes for `message` delivered to `recipients` and returns

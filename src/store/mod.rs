@@ -102,11 +102,12 @@ impl Store {
         self.lookup(Table::Metadata, username, entry)
     }
 
-    /// All entries of a user, sorted by name.
+    /// All entries of a user, sorted by name (for tests).
     ///
     /// # Errors
     /// SQLite failed.
-    pub fn entries(&self, username: &str) -> Result<Vec<(String, String)>, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn entries(&self, username: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.scan(Table::Metadata, username, "", Depth::All, usize::MAX)
     }
 

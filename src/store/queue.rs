@@ -64,9 +64,20 @@ pub(super) fn insert(
     max_queue: usize,
     now: i64,
 ) -> Result<bool, StoreError> {
-    if count(tx, "SELECT count(*) FROM push_queue", [])? >= max_queue {
+    if queue_len(tx)? >= max_queue {
         return Ok(false);
     }
+    put(tx, push, now)?;
+    Ok(true)
+}
+
+/// Rows in the queue, inside `tx`.
+fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
+    Ok(count(tx, "SELECT count(*) FROM push_queue", [])?)
+}
+
+/// Inserts `push`, whatever the queue holds.
+fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO push_queue (username, subscription, payload, with_content, validation,
                                  attempts, not_before, deadline, created)
@@ -82,7 +93,7 @@ pub(super) fn insert(
         push.deadline,
         now
     ])?;
-    Ok(true)
+    Ok(())
 }
 
 impl Store {
@@ -99,11 +110,11 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
-        let mut stored = 0;
-        for push in pushes {
-            if insert(&tx, push, max_queue, now)? {
-                stored += 1;
-            }
+        // Counted once: the queue only grows by what this loop puts.
+        let room = max_queue.saturating_sub(queue_len(&tx)?);
+        let stored = pushes.len().min(room);
+        for push in pushes.iter().take(stored) {
+            put(&tx, push, now)?;
         }
         tx.commit()?;
         Ok(stored)

@@ -58,6 +58,9 @@ pub(super) fn delete(conn: &Connection, username: &str, id: &str) -> Result<bool
     Ok(deleted > 0)
 }
 
+/// Most subscriptions one [`Store::expire_subscriptions`] deletes.
+pub const EXPIRE_BATCH: i64 = 1000;
+
 impl Store {
     /// A user's subscriptions, by id.
     ///
@@ -123,6 +126,7 @@ impl Store {
 
     /// Deletes subscriptions never validated and created before `created_before`
     /// (of `username`, or of everyone), with their pending pushes; returns how many.
+    /// At most [`EXPIRE_BATCH`] per call: the worker's sweep comes back for the rest.
     ///
     /// # Errors
     /// SQLite failed.
@@ -137,9 +141,11 @@ impl Store {
             let mut stmt = tx.prepare_cached(
                 "SELECT username, id FROM push_subscriptions
                   WHERE validated_at IS NULL AND created < ?1
-                    AND (?2 IS NULL OR username = ?2)",
+                    AND (?2 IS NULL OR username = ?2)
+                  LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![created_before, username], text_pair)?;
+            let rows =
+                stmt.query_map(params![created_before, username, EXPIRE_BATCH], text_pair)?;
             rows.collect::<Result<_, _>>()?
         };
         for (user, id) in &expired {

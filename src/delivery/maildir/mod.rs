@@ -207,10 +207,6 @@ impl Backend for Maildir {
             replies
         })
     }
-
-    fn name(&self) -> &'static str {
-        "maildir"
-    }
 }
 
 async fn blocking<T: Send + 'static>(
