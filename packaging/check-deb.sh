@@ -3,10 +3,11 @@
 # machine and checks the result from the installed paths: binary, man page, units,
 # conffiles, the coid user and directories, `systemd-analyze verify`.
 #
-# Run as root on Debian 12 (CI runs it after tests/run.sh, which installs Postfix and
-# Dovecot). It installs what it needs (systemd, dpkg-dev, adduser with apt; cargo-deb
-# with cargo), and reinstalls over an earlier install; conffiles under /etc/coid are
-# replaced with the shipped ones (dpkg --force-confnew keeps the old as .dpkg-old).
+# Run as root on Debian 12. It installs what it needs: Postfix, Dovecot with sievec
+# and the rest through tests/install-packages.sh, then systemd, dpkg-dev, man-db with
+# apt and cargo-deb with cargo. It removes an earlier install and the coid account
+# first, so postinst has to create them; conffiles under /etc/coid are the shipped
+# ones (dpkg --force-confnew).
 # It neither enables nor starts coid. Exits non-zero on the first failed check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,10 +26,13 @@ ok() { echo "   ok: $*"; }
 export DEBIAN_FRONTEND=noninteractive
 
 step "tools"
+# Postfix (the socket directory's group), dovecot-sieve (postinst's sievec), procps.
+tests/install-packages.sh
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev) # cargo-deb's "$auto" depends
 [[ -x /usr/sbin/adduser ]] || need+=(adduser)
+command -v man >/dev/null || need+=(man-db) # man -w, and verify's Documentation= check
 if ((${#need[@]})); then
   echo "   installing ${need[*]}"
   apt-get update -q
@@ -37,6 +41,8 @@ fi
 command -v systemd-analyze >/dev/null || die "systemd-analyze missing (package systemd)"
 command -v dpkg-shlibdeps >/dev/null || die "dpkg-shlibdeps missing (package dpkg-dev)"
 [[ -x /usr/sbin/adduser ]] || die "adduser missing (package adduser)"
+command -v man >/dev/null || die "man missing (package man-db)"
+command -v sievec >/dev/null || die "sievec missing (package dovecot-sieve)"
 if [[ $(cargo deb --version 2>/dev/null) != "cargo-deb $CARGO_DEB_VERSION" ]]; then
   echo "   installing cargo-deb $CARGO_DEB_VERSION"
   cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
@@ -61,6 +67,11 @@ deb=$(cargo deb --no-build --locked | tail -n 1)
 ok "$deb ($(stat -c %s "$deb") bytes)"
 
 step "install"
+# From nothing: no earlier package, no coid account (the tests made one), so what
+# follows checks what postinst itself creates.
+dpkg --purge coid >/dev/null 2>&1 || true
+if getent passwd coid >/dev/null; then deluser --system --quiet coid; fi
+if getent group coid >/dev/null; then delgroup --system --quiet coid; fi
 dpkg --force-confnew -i "$deb"
 [[ $(dpkg-query -W -f='${db:Status-Abbrev}' coid) == "ii " ]] ||
   die "coid is not fully installed: $(dpkg-query -W -f='${db:Status-Abbrev}' coid)"
@@ -78,11 +89,9 @@ ok "coid check-config --config /etc/coid/coid.toml${out:+: $out}"
 page=$(/usr/bin/coid man) || die "/usr/bin/coid man: exit $?"
 grep -q '^\.TH coid 8 ' <<<"$page" || die "/usr/bin/coid man: no .TH coid 8"
 ok "/usr/bin/coid man ($(wc -l <<<"$page") lines)"
-page=$(zcat /usr/share/man/man8/coid.8.gz)
+page=$(zcat /usr/share/man/man8/coid.8.gz) || die "cannot read /usr/share/man/man8/coid.8.gz"
 grep -q '^\.TH coid 8 ' <<<"$page" || die "/usr/share/man/man8/coid.8.gz is not coid(8)"
-if command -v man >/dev/null; then
-  man -w coid >/dev/null || die "man -w coid finds no page"
-fi
+man -w coid >/dev/null || die "man -w coid finds no page"
 ok "/usr/share/man/man8/coid.8.gz"
 
 listing=$(dpkg -L coid)
@@ -129,20 +138,16 @@ expect_dir() { # path owner:group mode
 expect_dir /var/lib/coid coid:coid 700
 expect_dir /var/spool/postfix/coid coid:postfix 750
 for script in coid coid-seen; do
-  if [[ -f /etc/coid/dovecot/$script.svbin ]]; then
-    ok "/etc/coid/dovecot/$script.svbin (sievec)"
-  else
-    echo "   note: /etc/coid/dovecot/$script.svbin not compiled (no sievec, or it failed)"
-  fi
+  [[ -f /etc/coid/dovecot/$script.svbin ]] ||
+    die "postinst did not compile /etc/coid/dovecot/$script.sieve (sievec is here)"
+  ok "/etc/coid/dovecot/$script.svbin (sievec)"
 done
 
 step "systemd-analyze verify"
 units=(/usr/lib/systemd/system/coid.service /usr/lib/systemd/system/coid.socket)
-# Works without a running systemd (it loads the units in a private test manager).
-# It checks Documentation= by running man(1): without man-db that check is skipped.
-man_check=yes
-command -v man >/dev/null || man_check=no
-if ! out=$(systemd-analyze verify --man="$man_check" "${units[@]}" 2>&1); then
+# Works without a running systemd (it loads the units in a private test manager),
+# and checks Documentation= with man(1).
+if ! out=$(systemd-analyze verify "${units[@]}" 2>&1); then
   die "systemd-analyze verify: $out"
 fi
 # Strict: anything said about coid's units is a failure (warnings included).

@@ -18,8 +18,11 @@ type -P debootstrap >/dev/null || fail "debootstrap is missing after the install
 
 mount -t proc proc "$root/proc" 2>/dev/null || true
 trap 'umount "$root/proc" 2>/dev/null || true' EXIT
-if [ ! -x "$root/usr/bin/doveconf" ]; then
+if [ ! -e "$root/.coid-ready" ]; then
+  # Half-made by an earlier run that failed: start over.
   umount "$root/proc" 2>/dev/null || true
+  ! mountpoint -q "$root/proc" || fail "$root/proc is still mounted; not deleting $root"
+  rm -rf --one-file-system "$root"
   echo "== debootstrap trixie into $root"
   debootstrap --variant=minbase trixie "$root" http://deb.debian.org/debian >/dev/null
   mount -t proc proc "$root/proc"
@@ -29,6 +32,7 @@ if [ ! -x "$root/usr/bin/doveconf" ]; then
   chroot "$root" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq \
     dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve >/dev/null
+  touch "$root/.coid-ready"
 fi
 version="$(chroot "$root" doveconf -n 2>/dev/null | sed -n 's/^# \(2\.4[^ ]*\).*/\1/p' | head -1)"
 [ -n "$version" ] || fail "no Dovecot 2.4 in $root"
@@ -42,7 +46,9 @@ install -m 0755 conf.d/dovecot/coid-seen-move "$root/usr/lib/coid/sieve-execute/
 chroot "$root" getent group coid >/dev/null || chroot "$root" groupadd --system coid
 echo '!include /etc/coid/dovecot/2.4/coid.conf' >"$root/etc/dovecot/local.conf"
 
-errors="$(chroot "$root" doveconf -n 2>&1 >/tmp/coid-doveconf24.txt)" || fail "doveconf -n failed: $errors"
+config="$(mktemp)"
+trap 'umount "$root/proc" 2>/dev/null || true; rm -f "$config"' EXIT
+errors="$(chroot "$root" doveconf -n 2>&1 >"$config")" || fail "doveconf -n failed: $errors"
 [ -z "$errors" ] || fail "doveconf -n complained: $errors"
 for needle in \
   'sieve_script coid {' 'path = /etc/coid/dovecot/coid.sieve' 'type = before' \
@@ -54,7 +60,7 @@ for needle in \
   'mailbox COI/Chats {' 'auto = subscribe' 'mailbox COI/Contacts {' \
   'path = /etc/coid/dovecot/coid-seen.sieve' 'cause = flag' \
   'lda_mailbox_autosubscribe = yes'; do
-  grep -qF -- "$needle" /tmp/coid-doveconf24.txt || fail "doveconf -n lacks: $needle"
+  grep -qF -- "$needle" "$config" || fail "doveconf -n lacks: $needle"
 done
 echo "   ok: doveconf -n accepts the include and shows every coid setting"
 for script in coid.sieve coid-seen.sieve; do
@@ -64,7 +70,9 @@ done
 echo "   ok: sievec compiles coid.sieve and coid-seen.sieve with the snippets' extensions"
 # Without the include the same scripts must NOT compile: the check above means something.
 rm -f "$root/etc/dovecot/local.conf"
-if chroot "$root" sievec /etc/coid/dovecot/coid-seen.sieve /tmp/x.svbin 2>/dev/null; then
+if errors="$(chroot "$root" sievec /etc/coid/dovecot/coid-seen.sieve /tmp/x.svbin 2>&1)"; then
   fail "coid-seen.sieve compiled without the snippets: the check proves nothing"
 fi
+grep -q "unknown Sieve capability" <<<"$errors" ||
+  fail "sievec failed for another reason than the missing extensions: $errors"
 echo "   ok: without the include, coid-seen.sieve does not compile"

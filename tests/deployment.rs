@@ -160,11 +160,14 @@ impl UnitCoid {
     }
 
     /// SIGTERM; the exit code.
+    /// SIGTERM; the exit code, or `None` if coid is still running after 15 s (then it
+    /// stays in `self.child`, and Drop stops it for good).
     fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
+        let child = self.child.as_mut()?;
         process::send_signal(child.id(), "TERM");
-        let status = wait_until(Duration::from_secs(15), || child.try_wait().ok().flatten());
-        status.map(|s| s.code().unwrap_or(-1))
+        let status = wait_until(Duration::from_secs(15), || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Some(status.code().unwrap_or(-1))
     }
 
     fn log_tail(&self) -> String {
@@ -256,6 +259,12 @@ fn shipped_configs_carry_mail_end_to_end_and_nothing_is_lost_while_coid_is_down(
     let metrics = lease_port();
     let config = coid_config(etc.path(), &socket, &dict, &dovecot, &metrics);
     let mut coid = UnitCoid::start(&config, etc.path().join("coid.log"), socket.clone());
+    // The socket listens before the drop: wait until it is done.
+    let dropped = wait_until(Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(&coid.log).unwrap_or_default();
+        log.contains("dropped privileges").then_some(())
+    });
+    assert!(dropped.is_some(), "no privilege drop:\n{}", coid.log_tail());
 
     // Started as root, running as the unit's user; sockets as the snippets expect.
     let status = std::fs::read_to_string(format!("/proc/{}/status", coid.pid())).expect("status");

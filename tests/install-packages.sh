@@ -24,7 +24,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-packages.sh: installing ${missing[*]}"
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
+  # No system daemon may start (Dovecot would listen on every address): the tests
+  # start their own. policy-rc.d is removed again unless it was there before.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    own_policy=yes
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 for tool in dovecot doveadm sievec postfix postqueue postconf unshare ip flock kill \
   useradd id sync sha256sum python3 systemd-socket-activate systemd-analyze adduser; do
