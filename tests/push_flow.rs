@@ -162,12 +162,16 @@ fn a_coi_client_subscribes_validates_and_gets_chat_pushes() {
         "only the mailer subscription is left"
     );
     let before = flow.receiver.requests().len();
+    let mailer_before = flow.message_pushes("mailer").len();
     flow.send_chat("nobody listens\r\n");
-    std::thread::sleep(Duration::from_millis(1500));
+    // A barrier instead of a pause: a plain mail after the chat does push to
+    // "mailer"; once that push is in, the chat's would have been too.
+    flow.send(&MessageBuilder::new().subject("after the chat"), "INBOX");
+    flow.wait_message_pushes("mailer", mailer_before + 1);
     assert_eq!(
         flow.receiver.requests().len(),
-        before,
-        "{:#?}",
+        before + 1,
+        "only the plain mail's push: {:#?}",
         flow.receiver.requests()
     );
 }
