@@ -467,7 +467,7 @@ fn under_systemd_log_lines_carry_their_priority_and_no_timestamp() {
     let dir = common::make_run_dir("coid-journal-");
     let policy = dir.path().join("policy.sieve");
     let mut coid = maildir_coid(&policy, "Journal", |opts| {
-        opts.env = vec![("JOURNAL_STREAM".into(), "8:12345".into())];
+        opts.env = vec![("JOURNAL_STREAM".into(), "@LOG_DEVINO@".into())];
         opts.log_level = "info".into();
     });
     send_one(&coid, "<journal@example.net>");
@@ -517,4 +517,20 @@ fn has_timestamp(line: &str) -> bool {
 fn timestamps_are_recognised() {
     assert!(has_timestamp("2031-01-02T03:04:05.1Z  INFO x"));
     assert!(!has_timestamp("<6> INFO session{id=2031}: x"));
+}
+
+#[test]
+fn a_journal_stream_that_is_not_stderr_keeps_timestamps() {
+    let dir = common::make_run_dir("coid-notjournal-");
+    let policy = dir.path().join("policy.sieve");
+    let mut coid = maildir_coid(&policy, "NotJournal", |opts| {
+        opts.env = vec![("JOURNAL_STREAM".into(), "8:12345".into())];
+        opts.log_level = "info".into();
+    });
+    send_one(&coid, "<not-journal@example.net>");
+    coid.signal("TERM");
+    assert_eq!(coid.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = coid.log();
+    assert!(log.lines().all(has_timestamp), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with("<6>")), "{log}");
 }

@@ -19,7 +19,7 @@ pub fn init() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if stderr_is_journal() {
         let format = Format::default().without_time().with_ansi(false);
         builder
             .with_ansi(false)
@@ -28,6 +28,19 @@ pub fn init() {
     } else {
         builder.init();
     }
+}
+
+/// Whether stderr is the journal stream systemd connected: `JOURNAL_STREAM` holds its
+/// `device:inode` (systemd.exec(5)), compared with stderr's own, so a command run from
+/// a service with stderr redirected keeps its timestamps.
+fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(stat) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    value.to_str() == Some(format!("{}:{}", stat.st_dev, stat.st_ino).as_str())
 }
 
 /// Prefixes each line with its syslog priority (RFC 5424 §6.2.1 severities).

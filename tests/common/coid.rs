@@ -38,7 +38,8 @@ pub struct CoidOpts {
     pub service_user: String,
     /// `[policy] script`; empty: the built-in policy.
     pub policy_script: String,
-    /// Extra environment for `coid serve` (e.g. `NOTIFY_SOCKET`).
+    /// Extra environment for `coid serve` (e.g. `NOTIFY_SOCKET`); `@LOG_DEVINO@` in a
+    /// value stands for the `device:inode` of coid's stderr (the log file).
     pub env: Vec<(String, String)>,
     /// A program (with arguments) that runs `coid serve …`, e.g.
     /// `systemd-socket-activate`; `@LMTP_ADDR@` in an argument stands for coid's
@@ -132,6 +133,11 @@ impl Coid {
     fn spawn(&mut self) {
         let log = process::output_file(&self.log_path());
         let err = log.try_clone().expect("cloning the coid log handle");
+        let meta = log.metadata().expect("the coid log's metadata");
+        let devino = {
+            use std::os::unix::fs::MetadataExt;
+            format!("{}:{}", meta.dev(), meta.ino())
+        };
         let coid = env!("CARGO_BIN_EXE_coid");
         let mut command = match self.wrapper.split_first() {
             Some((program, args)) => {
@@ -146,7 +152,11 @@ impl Coid {
         let child = command
             .args(["serve", "--config"])
             .arg(self.config_path())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(
+                self.env
+                    .iter()
+                    .map(|(k, v)| (k, v.replace("@LOG_DEVINO@", &devino))),
+            )
             .env("COID_LOG", &self.log_level)
             .stdin(Stdio::null())
             .stdout(log)
