@@ -22,6 +22,9 @@
 //!   subscriptions, the push queue, the server's VAPID key).
 //! - [`dict`]: Dovecot's dict proxy protocol: IMAP METADATA into the store.
 //! - [`server`]: listeners, connection limit, graceful shutdown.
+//! - [`daemon`]: `coid serve` as a host service: sockets (systemd's or bound), the
+//!   privilege drop, sd_notify and the watchdog, signals, reload.
+//! - [`metrics`]: the Prometheus registry and the `/metrics` + `/health` listener.
 //! - [`config`], [`users`], [`cli`]: configuration, recipient → user, the command line.
 
 pub mod classify;

@@ -1,7 +1,7 @@
 //! The `coid` command line: `serve`, `check-config`, `deliver` (LDA mode), `explain`,
 //! `user get|set` and `push list|delete|test|vapid`. Exit codes follow sysexits(3):
-//! 0 ok, 64 usage, 65 data error, 67 unknown user, 75 temporary failure, 78
-//! configuration error.
+//! 0 ok, 64 usage, 65 data error, 67 unknown user, 70 internal error, 74 output error
+//! (`man`), 75 temporary failure, 78 configuration error.
 
 pub(crate) mod build;
 mod deliver;

@@ -1,7 +1,7 @@
 //! `[service]` and `[metrics]`: how coid runs as a host service — the user it drops to
 //! when started as root, how long a stop waits for transactions in flight, and the
-//! local listener for Prometheus metrics and the health check. Also the owner/group
-//! of a unix socket, shared by `[lmtp]` and `[dict]`.
+//! local listener for Prometheus metrics and the health check. Also the account-name
+//! check used for the socket owners and groups of `[lmtp]` and `[dict]`.
 
 use serde::Deserialize;
 

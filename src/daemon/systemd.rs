@@ -28,7 +28,9 @@ pub enum PassedSocket {
 /// Takes the sockets systemd passed to this process, if any (`LISTEN_PID` is ours).
 ///
 /// # Errors
-/// The environment is malformed, or a descriptor is not a listening stream socket.
+/// The environment is malformed, or a descriptor is neither a unix nor a TCP socket.
+/// (Its type is the `.socket` unit's business: `ListenStream=` makes listening
+/// stream sockets.)
 pub fn passed_sockets() -> Result<Vec<Passed>, String> {
     let fds =
         sd_notify::listen_fds_with_names().map_err(|err| format!("socket activation: {err}"))?;
