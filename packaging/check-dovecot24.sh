@@ -56,7 +56,7 @@ for needle in \
   'sieve_imapsieve = yes' 'sieve_extprograms = yes' \
   'sieve_execute_bin_dir = /usr/lib/coid/sieve-execute' \
   'mail_attribute {' 'socket_path = /run/coid/dict' 'name = coid' \
-  'coid = yes' 'COI = yes' 'WEBPUSH = yes' 'imap_metadata = yes' \
+  'coid = yes' 'COI = yes' 'WEBPUSH = yes' 'XDELTAPUSH = yes' 'imap_metadata = yes' \
   'mailbox COI/Chats {' 'auto = subscribe' 'mailbox COI/Contacts {' \
   'path = /etc/coid/dovecot/coid-seen.sieve' 'cause = flag' \
   'lda_mailbox_autosubscribe = yes'; do

@@ -267,6 +267,7 @@ impl Pipeline {
             .filter_map(|(decision, _)| match &decision.evaluation.verdict {
                 Verdict::Deliver(targets) => Some(Delivered::stored(
                     decision.user.username.clone(),
+                    decision.rcpt.clone(),
                     targets.first()?,
                     self.separator,
                 )),
@@ -276,11 +277,13 @@ impl Pipeline {
         if recipients.is_empty() {
             return;
         }
+        let class = decisions.classification.class;
         let message = DeliveredMessage::new(
             decisions.header,
             body.as_bytes(),
             decisions.classification.group_id,
-        );
+        )
+        .with_class(class);
         hook.after_delivery(message, recipients);
     }
 }

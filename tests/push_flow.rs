@@ -58,13 +58,13 @@ fn a_coi_client_subscribes_validates_and_gets_chat_pushes() {
     let vapid = p256::PublicKey::from_public_key_pem(&pem).expect("a P-256 PEM public key");
     let (status, _) = set(&mut imap, "", &[(VAPID, Some("mine"))]);
     assert_eq!(status, "NO", "the VAPID key is read-only");
-    // Delta Chat / chatmail register a device token as plain METADATA.
+    // Delta Chat / chatmail register a device token: taken, and never read back.
     let token = "openpgp:fcm:device-token-123";
     let (status, text) = set(&mut imap, "", &[("/private/devicetoken", Some(token))]);
     assert_eq!(status, "OK", "{text}");
     assert_eq!(
         get(&mut imap, "", &["/private/devicetoken"]),
-        [("/private/devicetoken".to_owned(), Some(token.to_owned()))]
+        [("/private/devicetoken".to_owned(), None)]
     );
 
     // Subscribe: the validation push arrives, encrypted and signed with that key.

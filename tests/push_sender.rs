@@ -8,12 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use coid::push::MAX_PLAINTEXT;
 use coid::push::endpoint::{EndpointPolicy, Refused};
 use coid::push::outcome::Outcome;
-use coid::push::sender::{Options, SendError, Sender, Target, Urgency};
-use coid::push::subscription::{decode_auth, decode_p256dh};
-use coid::push::vapid::VapidKey;
+use coid::push::webpush::MAX_PLAINTEXT;
+use coid::push::webpush::sender::{Options, SendError, Sender, Target, Urgency};
+use coid::push::webpush::subscription::{decode_auth, decode_p256dh};
+use coid::push::webpush::vapid::VapidKey;
 use common::push_receiver::{Answer, EndpointKeys, PushReceiver};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use coid::push::vapid::VapidKey;
+use coid::push::webpush::vapid::VapidKey;
 
 use crate::receiver::Endpoint;
 use crate::timing::{micros, per_call};

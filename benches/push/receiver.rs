@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use coid::push::sender::Target;
+use coid::push::webpush::sender::Target;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -71,7 +71,7 @@ impl Endpoint {
         }
     }
 
-    /// Where coid's [`coid::push::sender::Sender`] sends to.
+    /// Where coid's [`coid::push::webpush::sender::Sender`] sends to.
     pub fn target(&self) -> Target {
         Target {
             endpoint: url::Url::parse(&self.url).expect("endpoint URL"),

@@ -24,7 +24,7 @@ use coid::push::delivered::{Delivered, DeliveredMessage, pushes_for};
 use coid::push::endpoint::EndpointPolicy;
 use coid::push::outcome::Outcome;
 use coid::push::queue::{PushQueue, vapid_key};
-use coid::push::sender::{Options, Sender, Urgency};
+use coid::push::webpush::sender::{Options, Sender, Urgency};
 use coid::push::worker::Worker;
 use coid::spool::header_end;
 use coid::store::{Op, Store, unix_now_ms};
@@ -60,7 +60,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn new_sender(vapid: coid::push::vapid::VapidKey, config: &PushConfig) -> Sender {
+fn new_sender(vapid: coid::push::webpush::vapid::VapidKey, config: &PushConfig) -> Sender {
     let policy = EndpointPolicy {
         allow_private: true,
     };
@@ -79,7 +79,7 @@ fn new_sender(vapid: coid::push::vapid::VapidKey, config: &PushConfig) -> Sender
 pub fn sender(receiver: &Receiver, endpoints: &[Endpoint], payload: &[u8], pushes: usize) -> Rate {
     let config = PushConfig::default();
     let rt = runtime();
-    let sender = new_sender(coid::push::vapid::VapidKey::generate(), &config);
+    let sender = new_sender(coid::push::webpush::vapid::VapidKey::generate(), &config);
     let targets: Arc<Vec<_>> = Arc::new(endpoints.iter().map(Endpoint::target).collect());
     let payload: Arc<[u8]> = Arc::from(payload);
     let options = Options {
@@ -148,7 +148,8 @@ pub fn worker(
 
     let total = validations + messages * endpoints.len();
     let rt = runtime();
-    let worker = Worker::new(queue.clone(), new_sender(vapid, &config), &config);
+    let worker = Worker::new(queue.clone(), &config, Duration::from_secs(86_400))
+        .with_webpush(new_sender(vapid, &config), &config);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (cpu, began, connections) = (Cpu::now(), Instant::now(), receiver.connections());
     let running = rt.spawn(worker.run(stopped));
@@ -184,6 +185,7 @@ fn fill(queue: &PushQueue, message: &[u8], messages: usize, subscriptions: usize
     let delivered = DeliveredMessage::new(header, Some(message), None);
     let rcpt = [Delivered {
         username: USER.to_owned(),
+        address: USER.to_owned(),
         folder: "INBOX".to_owned(),
         chat: true,
     }];
@@ -233,11 +235,11 @@ pub fn payload_of(message: &[u8]) -> Vec<u8> {
     let parsed = mail_parser::MessageParser::new()
         .parse_headers(&delivered.header)
         .unwrap_or_default();
-    let stored = coid::push::payload::Stored {
+    let stored = coid::push::webpush::payload::Stored {
         folder: "INBOX",
         ..Default::default()
     };
-    let mut payload = coid::push::payload::Payload::build(&parsed, &stored, None);
+    let mut payload = coid::push::webpush::payload::Payload::build(&parsed, &stored, None);
     if let Some(body) = &delivered.body {
         payload.offer_content(&parsed, body);
     }

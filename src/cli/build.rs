@@ -12,11 +12,12 @@ use crate::delivery::dovecot::DovecotLmtp;
 use crate::delivery::maildir::Maildir;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
-use crate::push::delivered::PushHook;
+use crate::push::delivered::{HookKinds, PushHook};
+use crate::push::deltachat::notifier::Notifier;
 use crate::push::endpoint::EndpointPolicy;
 use crate::push::queue::{PushQueue, vapid_key};
-use crate::push::sender::Sender;
-use crate::push::vapid::VapidKey;
+use crate::push::webpush::sender::Sender;
+use crate::push::webpush::vapid::VapidKey;
 use crate::store::Store;
 
 /// Loads the config, or prints every problem and returns the exit code (78).
@@ -59,12 +60,19 @@ pub fn with_store(config_path: &Path, command: impl FnOnce(&Config, &Store) -> C
 /// The exit code after printing why (state store 75, policy 78).
 pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
     let store = open_store(config)?;
-    let push = config
-        .push
-        .enabled
-        .then(|| PushHook::new(PushQueue::new(store.clone(), &config.push)));
+    let push = push_hook(config, &store);
     let pipeline = printed(pipeline(config, store.clone(), push))?;
     Ok((Arc::new(pipeline), store))
+}
+
+/// The hook that queues every kind of push `config` turns on, over `store`'s queue;
+/// `None` when none is on.
+pub fn push_hook(config: &Config, store: &Store) -> Option<PushHook> {
+    let kinds = HookKinds::from_config(config)?;
+    Some(PushHook::new(
+        PushQueue::new(store.clone(), &config.push),
+        kinds,
+    ))
 }
 
 /// The pipeline `config` describes over `store`, queueing pushes through `push`.
@@ -97,14 +105,29 @@ pub fn load_vapid(store: &Store) -> CliResult<VapidKey> {
     vapid_key(store).map_err(|err| (exit::TEMPFAIL, format!("VAPID key: {err}")))
 }
 
+/// The endpoint rules of `[push]`, which every kind of push keeps.
+pub fn endpoint_policy(config: &Config) -> EndpointPolicy {
+    EndpointPolicy {
+        allow_private: config.push.allow_private_endpoints,
+    }
+}
+
+/// A Delta Chat notifier by `[deltachat]`.
+///
+/// # Errors
+/// 70: the HTTP client could not be built.
+pub fn notifier(config: &Config) -> CliResult<Notifier> {
+    let idle = config.push.concurrency;
+    Notifier::new(&config.deltachat, endpoint_policy(config), idle)
+        .map_err(|err| (exit::SOFTWARE, format!("delta chat notifier: {err}")))
+}
+
 /// A push sender by `[push]`.
 ///
 /// # Errors
 /// 70: the HTTP client could not be built.
 pub fn push_sender(config: &Config, vapid: VapidKey) -> CliResult<Sender> {
-    let policy = EndpointPolicy {
-        allow_private: config.push.allow_private_endpoints,
-    };
+    let policy = endpoint_policy(config);
     let timeout = std::time::Duration::from_secs(config.push.timeout_secs);
     let idle = config.push.concurrency;
     Sender::new(vapid, &config.push.vapid_subject, policy, timeout, idle)

@@ -2,6 +2,7 @@
 //! a default that `conf.d/coid.toml` documents. [`Config::load`] parses and then
 //! [`Config::validate`] reports every problem at once, before anything is bound.
 
+mod deltachat;
 mod push;
 mod service;
 mod validate;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use deltachat::{DeltaChatConfig, MetadataConfig, NotifyFor};
 pub use push::PushConfig;
 pub use service::{MetricsConfig, ServiceConfig};
 pub use validate::Problems;
@@ -34,6 +36,10 @@ pub struct Config {
     pub dict: DictConfig,
     /// Web Push to COI clients.
     pub push: PushConfig,
+    /// Delta Chat notifications and the server entries Delta Chat reads.
+    pub deltachat: DeltaChatConfig,
+    /// RFC 5464 server METADATA entries.
+    pub metadata: MetadataConfig,
     /// How coid runs as a host service.
     pub service: ServiceConfig,
     /// Prometheus metrics and the health check.

@@ -79,7 +79,7 @@ impl PushConfig {
                 "push.vapid_subject: {subject:?} is not a mailto: or https: URL (RFC 8292 §2.1)"
             ));
         }
-        if crate::push::sender::Urgency::parse(&self.urgency).is_none() {
+        if crate::push::webpush::sender::Urgency::parse(&self.urgency).is_none() {
             p.push(format!(
                 "push.urgency: {:?} is not very-low, low, normal or high",
                 self.urgency

@@ -34,6 +34,11 @@ impl Config {
         self.validate_delivery(&mut p);
         self.validate_dict(&mut p);
         self.push.validate(&mut p);
+        let endpoints = crate::push::endpoint::EndpointPolicy {
+            allow_private: self.push.allow_private_endpoints,
+        };
+        self.deltachat.validate(endpoints, &mut p);
+        self.metadata.validate(&mut p);
         self.service.validate(&mut p);
         self.metrics.validate(&mut p);
         check_name(

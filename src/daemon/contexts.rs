@@ -8,15 +8,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::build::{load_vapid, pipeline, push_sender};
+use crate::cli::build::{load_vapid, notifier, pipeline, push_hook, push_sender};
 use crate::config::Config;
+use crate::dict::deltachat::DeltaChatEntries;
 use crate::dict::webpush::WebPush;
 use crate::dict::{self, Attributes, DictContext};
 use crate::lmtp::Limits;
 use crate::lmtp::connection::ConnectionContext;
 use crate::pipeline::Pipeline;
 use crate::push::delivered::PushHook;
-use crate::push::queue::PushQueue;
+use crate::push::deltachat::DeltaChatRules;
 use crate::push::worker::Worker;
 use crate::store::Store;
 
@@ -32,30 +33,40 @@ pub struct Fixed {
 }
 
 impl Fixed {
-    /// Opens the state store and, with `[push] enabled`, the push queue, the VAPID
-    /// key and the sending worker.
+    /// Opens the state store and, with `[push] enabled` or `[deltachat] push`, the
+    /// push queue, the hook that fills it and the sending worker (with the VAPID key
+    /// for Web Push, a notifier for Delta Chat).
     ///
     /// # Errors
     /// The exit code and why (75: the store; 70: the HTTP client).
     pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), (u8, String)> {
         let store = Store::open(&config.database_path()).map_err(crate::cli::temp)?;
-        if !config.push.enabled {
+        let Some(push) = push_hook(config, &store) else {
             let fixed = Fixed {
                 store,
                 push: None,
                 webpush: None,
             };
             return Ok((fixed, None));
+        };
+        let queue = push.queue().clone();
+        let lifetime = Duration::from_secs(config.deltachat.token_expire_days * 86_400);
+        let mut worker = Worker::new(queue.clone(), &config.push, lifetime);
+        let mut webpush = None;
+        if config.push.enabled {
+            let vapid = load_vapid(&store)?;
+            worker = worker.with_webpush(push_sender(config, vapid.clone())?, &config.push);
+            webpush = Some(WebPush::new(queue, &vapid));
         }
-        let queue = PushQueue::new(store.clone(), &config.push);
-        let vapid = load_vapid(&store)?;
-        let sender = push_sender(config, vapid.clone())?;
+        if DeltaChatRules::from_config(&config.deltachat).is_some() {
+            worker = worker.with_deltachat(notifier(config)?, &config.deltachat);
+        }
         let fixed = Fixed {
-            push: Some(PushHook::new(queue.clone())),
-            webpush: Some(WebPush::new(queue.clone(), &vapid)),
+            push: Some(push),
+            webpush,
             store,
         };
-        Ok((fixed, Some(Worker::new(queue, sender, &config.push))))
+        Ok((fixed, Some(worker)))
     }
 }
 
@@ -109,7 +120,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let (ol, nl, od, nd) = (&old.lmtp, &new.lmtp, &old.dict, &new.dict);
-    let checks: [(&'static str, bool); 8] = [
+    let checks: [(&'static str, bool); 9] = [
         (
             "lmtp listeners (unix_socket*, tcp)",
             differs(
@@ -156,6 +167,10 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("state", differs(&old.state, &new.state)),
         ("push", differs(&old.push, &new.push)),
+        (
+            "deltachat (push, notify_url, notify, token_expire_days, deadline, timeouts, backoff)",
+            push_settings(&old.deltachat) != push_settings(&new.deltachat),
+        ),
         ("service", differs(&old.service, &new.service)),
         ("metrics", differs(&old.metrics, &new.metrics)),
     ];
@@ -164,6 +179,20 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         .filter(|(_, changed)| *changed)
         .map(|(key, _)| key)
         .collect()
+}
+
+/// What of `[deltachat]` the push hook and worker took at start (the server entries
+/// and `max_tokens` belong to the dict context and reload).
+fn push_settings(d: &crate::config::DeltaChatConfig) -> impl PartialEq + use<> {
+    (
+        d.push,
+        d.notify_url.clone(),
+        d.notify,
+        d.token_expire_days,
+        d.deadline_secs,
+        d.timeout_secs,
+        (d.backoff_first_secs, d.backoff_max_secs, d.rate_limit_secs),
+    )
 }
 
 /// The LMTP per-connection settings from the config.
@@ -185,7 +214,8 @@ pub fn lmtp_context(config: &Config, pipeline: Arc<Pipeline>) -> ConnectionConte
 /// The dict proxy's settings from the config; with `webpush`, the WebPush entries.
 pub fn dict_context(config: &Config, store: Store, webpush: Option<WebPush>) -> DictContext {
     let d = &config.dict;
-    let mut attributes = Attributes::new(store, &config.users, &config.coi);
+    let mut attributes = Attributes::new(store, &config.users, &config.coi)
+        .with_deltachat(DeltaChatEntries::new(config));
     if let Some(webpush) = webpush {
         attributes = attributes.with_webpush(webpush);
     }

@@ -9,9 +9,11 @@
 //! or `seen`; a refused change fails its whole commit and nothing of it is stored.
 //! Usernames are normalised like recipients (`crate::users`), so IMAP and delivery
 //! name a user the same way. The WebPush entries are `super::webpush`'s; without it
-//! (`[push] enabled = false`) they read as NIL and writes to them are refused.
+//! (`[push] enabled = false`) they read as NIL and writes to them are refused. Delta
+//! Chat's device token and the server entries coid answers are `super::deltachat`'s.
 
-use super::keys::{Place, ServerScope, place};
+use super::deltachat::DeltaChatEntries;
+use super::keys::{Place, ServerScope, place, shared_server_scope};
 use super::protocol::{IterFlags, Reply};
 use super::session::Change;
 use super::webpush::{self, WebPush};
@@ -31,17 +33,26 @@ pub struct Attributes {
     users: UserMap,
     mailbox_root: String,
     webpush: Option<WebPush>,
+    deltachat: DeltaChatEntries,
 }
 
 impl Attributes {
-    /// Over `store`, with the users and COI settings of the config.
+    /// Over `store`, with the users and COI settings of the config (and Delta Chat's
+    /// entries at their defaults: see [`Attributes::with_deltachat`]).
     pub fn new(store: Store, users: &UsersConfig, coi: &CoiConfig) -> Attributes {
         Attributes {
             store,
             users: UserMap::new(users),
             mailbox_root: coi.mailbox_root.clone(),
             webpush: None,
+            deltachat: DeltaChatEntries::new(&crate::config::Config::default()),
         }
+    }
+
+    /// Serves Delta Chat's entries as `deltachat` says.
+    pub fn with_deltachat(mut self, deltachat: DeltaChatEntries) -> Attributes {
+        self.deltachat = deltachat;
+        self
     }
 
     /// Serves the WebPush entries through `webpush`.
@@ -66,6 +77,8 @@ impl Attributes {
                 (Some(_), None) => Ok(None),
                 (None, _) => self.store.lookup(Table::Metadata, &user, &entry),
             },
+            Place::DeviceToken => Ok(None),
+            Place::ServerInfo(entry) => Ok(self.deltachat.server_entry(&entry)),
             Place::Raw => self.store.lookup(Table::Attributes, &user, key),
         };
         match found {
@@ -134,6 +147,9 @@ impl Attributes {
         let mut rows = self
             .store
             .scan(Table::Attributes, user, path, depth, limit)?;
+        if let Some((base, entry_prefix)) = shared_server_scope(path) {
+            rows.extend(self.deltachat.server_rows(&base, &entry_prefix, depth));
+        }
         let Some(scope) = ServerScope::of(path) else {
             return Ok(rows);
         };
@@ -209,6 +225,12 @@ impl Attributes {
         let value = change.value.as_deref();
         let entry = match place(&change.key) {
             Place::Entry(entry) => entry,
+            Place::DeviceToken => return self.deltachat.plan_token(value),
+            Place::ServerInfo(entry) => {
+                return Err(format!(
+                    "{entry} is read-only (set by the server's coid.toml)"
+                ));
+            }
             Place::Raw => {
                 return Ok(Op::Put(Write {
                     table: Table::Attributes,

@@ -13,13 +13,22 @@
 //! Dovecot's server-annotation code writes below `pvt/server/`.
 //!
 //! The mapping:
+//! - Delta Chat's device token, the mailbox attribute `priv/<guid>/devicetoken`
+//!   (`SETMETADATA "INBOX" (/private/devicetoken ...)`) or the private server
+//!   annotation of the same name, is [`Place::DeviceToken`]: a set of tokens per user,
+//!   never stored as an attribute (`super::deltachat`).
+//! - The server entries coid answers from its config, read-only: shared server
+//!   annotations `shared/<guid>/vendor/vendor.dovecot/pvt/server/<name>` for `admin`,
+//!   `comment` (RFC 5464 §3.2.1) and everything below `vendor/deltachat/` (what
+//!   Delta Chat core reads), as [`Place::ServerInfo`] with the entry name
+//!   `/shared/<name>`.
 //! - A private server annotation `priv/<guid>/vendor/vendor.dovecot/pvt/server/<name>`
 //!   is the user's METADATA entry `/private/<name>` ([`Place::Entry`]), in the table
 //!   the delivery path reads the COI settings from. The INBOX GUID is dropped: server
 //!   annotations belong to the user, and survive a recreated INBOX.
-//! - Everything else is kept verbatim ([`Place::Raw`]): mailbox annotations, shared
-//!   ones (also shared server annotations), and Dovecot-internal keys, including
-//!   internal server ones (`.../pvt/server/vendor/vendor.dovecot/pvt/...`).
+//! - Everything else is kept verbatim ([`Place::Raw`]): mailbox annotations, other
+//!   shared ones, and Dovecot-internal keys, including internal server ones
+//!   (`.../pvt/server/vendor/vendor.dovecot/pvt/...`).
 //!
 //! Iteration sees the server entries only when its path lies inside the server space
 //! ([`ServerScope`]). Dovecot iterates `priv/<guid>/` to list a mailbox's own
@@ -33,24 +42,71 @@ const INTERNAL: &str = "vendor/vendor.dovecot/pvt/";
 const SERVER: &str = "vendor/vendor.dovecot/pvt/server/";
 /// Private METADATA entries (RFC 5464 §3.2).
 const PRIVATE: &str = "/private/";
+/// Delta Chat's device token, a mailbox attribute of INBOX.
+pub const DEVICETOKEN: &str = "devicetoken";
 
 /// Where one key is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
     /// A private server annotation: this METADATA entry name.
     Entry(String),
+    /// Delta Chat's `/private/devicetoken`, on INBOX or on the server.
+    DeviceToken,
+    /// A shared server entry coid answers from its config: this entry name
+    /// (`/shared/admin`, `/shared/vendor/deltachat/maxsmtprecipients`...).
+    ServerInfo(String),
     /// Any other key, stored as it is.
     Raw,
 }
 
 /// Decides where `key` lives.
 pub fn place(key: &str) -> Place {
+    if is_device_token(key) {
+        return Place::DeviceToken;
+    }
+    if let Some(name) = shared_server_name(key).filter(|name| is_server_info(name)) {
+        return Place::ServerInfo(format!("/shared/{name}"));
+    }
     match server_name(key) {
         Some((_, name)) if !name.is_empty() && !name.starts_with(INTERNAL) => {
             Place::Entry(format!("{PRIVATE}{name}"))
         }
         _ => Place::Raw,
     }
+}
+
+/// `priv/<guid>/devicetoken`, or the same as a private server annotation.
+fn is_device_token(key: &str) -> bool {
+    if let Some((_, name)) = server_name(key) {
+        return name == DEVICETOKEN;
+    }
+    key.strip_prefix("priv/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(guid, name)| !guid.is_empty() && name == DEVICETOKEN)
+}
+
+/// `shared/<guid>/vendor/vendor.dovecot/pvt/server/<name>` → `<name>`.
+fn shared_server_name(key: &str) -> Option<&str> {
+    let (guid, rest) = key.strip_prefix("shared/")?.split_once('/')?;
+    (!guid.is_empty()).then_some(())?;
+    rest.strip_prefix(SERVER)
+}
+
+/// The server entries coid answers (below `/shared/`).
+fn is_server_info(name: &str) -> bool {
+    matches!(name, "admin" | "comment")
+        || name
+            .strip_prefix("vendor/deltachat/")
+            .is_some_and(|rest| !rest.is_empty())
+}
+
+/// An iteration path inside the shared server space (`shared/<guid>/vendor/
+/// vendor.dovecot/pvt/server/...`): the part through `server/`, and the entry-name
+/// prefix the path stands for (`/shared/<rest>`).
+pub fn shared_server_scope(path: &str) -> Option<(String, String)> {
+    let name = shared_server_name(path)?;
+    let base = path.get(..path.len() - name.len())?;
+    Some((base.to_owned(), format!("/shared/{name}")))
 }
 
 /// `priv/<guid>/vendor/vendor.dovecot/pvt/server/<rest>` → (the part through
@@ -111,6 +167,50 @@ mod tests {
             place(&format!("{BASE}comment")),
             Place::Entry("/private/comment".into())
         );
+    }
+
+    #[test]
+    fn the_device_token_and_the_server_entries_delta_chat_reads() {
+        let guid = "0413580b5cf9006b1e38000083ecc375";
+        assert_eq!(
+            place(&format!("priv/{guid}/devicetoken")),
+            Place::DeviceToken
+        );
+        assert_eq!(place(&format!("{BASE}devicetoken")), Place::DeviceToken);
+        let shared = format!("shared/{guid}/vendor/vendor.dovecot/pvt/server/");
+        for (name, entry) in [
+            ("admin", "/shared/admin"),
+            ("comment", "/shared/comment"),
+            (
+                "vendor/deltachat/maxsmtprecipients",
+                "/shared/vendor/deltachat/maxsmtprecipients",
+            ),
+            (
+                "vendor/deltachat/appversions",
+                "/shared/vendor/deltachat/appversions",
+            ),
+        ] {
+            assert_eq!(
+                place(&format!("{shared}{name}")),
+                Place::ServerInfo(entry.into()),
+                "{name}"
+            );
+        }
+        for raw in [
+            format!("priv/{guid}/devicetoken/x"),
+            "priv//devicetoken".to_owned(),
+            format!("shared/{guid}/devicetoken"),
+            format!("{shared}vendor/deltachat/"),
+            format!("{shared}admins"),
+            format!("shared/{guid}/admin"),
+        ] {
+            assert_eq!(place(&raw), Place::Raw, "{raw}");
+        }
+        assert_eq!(
+            shared_server_scope(&format!("{shared}vendor/")),
+            Some((shared.clone(), "/shared/vendor/".into()))
+        );
+        assert_eq!(shared_server_scope(&format!("shared/{guid}/")), None);
     }
 
     #[test]

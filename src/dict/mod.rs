@@ -15,10 +15,12 @@
 //! - [`attributes`]: lookups, iterations and commits against the store, with the COI
 //!   rules for writes.
 //! - [`webpush`]: the WebPush entries (VAPID key, subscriptions, validation).
+//! - [`deltachat`]: Delta Chat's device token and the server entries it reads.
 //! - [`connection`]: the only socket I/O; served by `crate::server` like LMTP.
 
 pub mod attributes;
 pub mod connection;
+pub mod deltachat;
 pub mod keys;
 pub mod protocol;
 pub mod reply;

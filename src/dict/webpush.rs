@@ -16,8 +16,8 @@
 //! Dovecot lowercases entry names, so ids are case-insensitive. Blocking (SQLite).
 
 use crate::push::queue::{PushQueue, validation_token};
-use crate::push::subscription::{Request, parse_request, rfc3339};
-use crate::push::vapid::VapidKey;
+use crate::push::webpush::subscription::{Request, parse_request, rfc3339};
+use crate::push::webpush::vapid::VapidKey;
 use crate::store::{Depth, Op, StoreError, Subscribe, Subscription, unix_now_ms};
 
 /// The parent of every WebPush entry.

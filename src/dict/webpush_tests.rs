@@ -6,8 +6,8 @@ use super::*;
 use crate::config::PushConfig;
 use crate::dict::webpush::WebPush;
 use crate::push::queue::PushQueue;
-use crate::push::vapid::VapidKey;
-use crate::store::temp_store;
+use crate::push::webpush::vapid::VapidKey;
+use crate::store::{Kinds, temp_store};
 
 const GUID: &str = "0413580b5cf9006b1e38000083ecc375";
 const ALICE: &str = "alice@example.org";
@@ -72,7 +72,7 @@ fn listed(attrs: &Attributes, id: &str) -> serde_json::Value {
 
 fn token(store: &Store) -> String {
     let now = crate::store::unix_now_ms();
-    let due = store.claim_due(now, now, 10).expect("claim");
+    let due = store.claim_due(now, now, 10, Kinds::ALL).expect("claim");
     let push = due.last().expect("a validation push is queued");
     assert!(push.validation);
     let payload: serde_json::Value = serde_json::from_str(&push.payload).expect("json");
@@ -207,7 +207,8 @@ fn expired_pending_subscriptions_vanish_when_read() {
             limit: 10,
             validation_push: crate::store::NewPush {
                 username: ALICE.into(),
-                subscription: "old".into(),
+                kind: crate::store::PushKind::WebPush,
+                target: "old".into(),
                 payload: "{}".into(),
                 with_content: false,
                 validation: true,
@@ -243,20 +244,78 @@ fn with_push_off_the_entries_are_nil_and_refused() {
     assert_eq!(rows, [Reply::EndOfRows]);
 }
 
+/// Delta Chat's token (issue 9): on INBOX and on the server alike it joins the user's
+/// token set, reads as NIL, is listed nowhere, and a bad one fails the commit.
 #[test]
-fn devicetoken_is_plain_metadata() {
+fn devicetoken_joins_the_token_set_and_reads_as_nil() {
     let (_dir, store, attrs, _) = setup(PushConfig::default());
-    let devicetoken = format!("priv/{GUID}/vendor/vendor.dovecot/pvt/server/devicetoken");
-    ok(commit(&attrs, &devicetoken, Some("fcm-token-123")));
+    let server = format!("priv/{GUID}/vendor/vendor.dovecot/pvt/server/devicetoken");
+    let inbox = format!("priv/{GUID}/devicetoken");
+    ok(commit(&attrs, &server, Some("fcm-token-123")));
+    ok(commit(&attrs, &inbox, Some("openpgp:abc")));
+    ok(commit(&attrs, &inbox, Some("openpgp:abc")));
+    assert_eq!(attrs.lookup(ALICE, &server), Reply::NotFound);
+    assert_eq!(attrs.lookup(ALICE, &inbox), Reply::NotFound);
+    let tokens: Vec<String> = store
+        .tokens(ALICE, 0)
+        .expect("tokens")
+        .into_iter()
+        .map(|t| t.token)
+        .collect();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert!(tokens.contains(&"openpgp:abc".to_owned()));
+    assert_eq!(store.get(ALICE, "/private/devicetoken").expect("get"), None);
+    let listed = attrs.iterate(ALICE, &format!("priv/{GUID}/"), IterFlags(9), 100);
+    assert_eq!(listed, [Reply::EndOfRows], "never listed");
+    let bad = commit(&attrs, &inbox, Some("a\tb"));
+    assert!(matches!(bad, Reply::CommitFailed { .. }), "{bad:?}");
+    ok(commit(&attrs, &inbox, None));
+    assert!(
+        store.tokens(ALICE, 0).expect("tokens").is_empty(),
+        "NIL removes all"
+    );
+}
+
+/// The server entries Delta Chat reads: answered, listed under their parent, and
+/// read-only.
+#[test]
+fn server_entries_are_answered_and_read_only() {
+    let (_dir, _store, attrs, _) = setup(PushConfig::default());
+    let shared = format!("shared/{GUID}/vendor/vendor.dovecot/pvt/server/");
+    let max = format!("{shared}vendor/deltachat/maxsmtprecipients");
+    assert_eq!(attrs.lookup(ALICE, &max), Reply::Value("1000".into()));
+    let iroh = format!("{shared}vendor/deltachat/irohrelay");
+    assert_eq!(attrs.lookup(ALICE, &iroh), Reply::NotFound);
     assert_eq!(
-        attrs.lookup(ALICE, &devicetoken),
-        Reply::Value("fcm-token-123".into())
+        attrs.lookup(ALICE, &format!("{shared}admin")),
+        Reply::NotFound
+    );
+    let listed = attrs.iterate(
+        ALICE,
+        &format!("{shared}vendor/deltachat/"),
+        IterFlags(1),
+        100,
     );
     assert_eq!(
-        store
-            .get(ALICE, "/private/devicetoken")
-            .expect("get")
-            .as_deref(),
-        Some("fcm-token-123")
+        listed,
+        [
+            Reply::Row {
+                key: max.clone(),
+                value: Some("1000".into())
+            },
+            Reply::EndOfRows
+        ]
     );
+    for key in [&max, &iroh, &format!("{shared}comment")] {
+        let refused = commit(&attrs, key, Some("5"));
+        assert!(
+            matches!(refused, Reply::CommitFailed { .. }),
+            "{key}: {refused:?}"
+        );
+        let refused = commit(&attrs, key, None);
+        assert!(
+            matches!(refused, Reply::CommitFailed { .. }),
+            "{key}: {refused:?}"
+        );
+    }
 }

@@ -205,3 +205,43 @@ label_enum! {
         Failed => "failed",
     }
 }
+
+label_enum! {
+    /// What became of a Delta Chat notification: the notification proxy's answer, an
+    /// attempt that never reached it, or a notification that left the queue unsent.
+    DeltaChatOutcome {
+        /// 2xx: delivered (or debounced) by the proxy.
+        Delivered => "delivered",
+        /// 410: the token is dead; it was deleted.
+        Gone => "gone",
+        /// 429: every notification waits.
+        RateLimited => "rate_limited",
+        /// 5xx, 408, timeout or no answer: retried with backoff.
+        Temporary => "temporary",
+        /// Any other answer; dropped.
+        Rejected => "rejected",
+        /// 3xx: never followed; dropped.
+        Redirected => "redirected",
+        /// `notify_url` breaks the endpoint rules; dropped.
+        EndpointRefused => "endpoint_refused",
+        /// Deleted by the sweep, past its deadline (`[deltachat] deadline_secs`).
+        Expired => "expired",
+        /// Never queued: the queue was full (`[push] max_queue`).
+        QueueFull => "queue_full",
+    }
+}
+
+impl From<Outcome> for DeltaChatOutcome {
+    fn from(outcome: Outcome) -> DeltaChatOutcome {
+        match outcome {
+            Outcome::Delivered => DeltaChatOutcome::Delivered,
+            Outcome::Gone => DeltaChatOutcome::Gone,
+            Outcome::RateLimited { .. } => DeltaChatOutcome::RateLimited,
+            Outcome::Temporary => DeltaChatOutcome::Temporary,
+            Outcome::Redirected(_) => DeltaChatOutcome::Redirected,
+            Outcome::TooLarge | Outcome::Unauthorized(_) | Outcome::Rejected(_) => {
+                DeltaChatOutcome::Rejected
+            }
+        }
+    }
+}

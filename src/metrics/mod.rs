@@ -18,8 +18,10 @@
 //!   ([`message_done`]), `coid_delivery_duration_seconds` ([`time_delivery`]).
 //! - `coid_backend_errors_total{kind}` ([`backend_error`]),
 //!   `coid_policy_errors_total` ([`policy_error`]).
-//! - `coid_push_queue_depth` (counted at scrape time, see `queue_depth`; [`watch_push_queue`]),
-//!   `coid_push_outcomes_total{outcome}` ([`push_outcome`]).
+//! - `coid_push_queue_depth{kind}` and `coid_deltachat_tokens` (counted at scrape time,
+//!   see `queue_depth`; [`watch_push_queue`]), `coid_push_outcomes_total{outcome}`
+//!   ([`push_outcome`]), `coid_deltachat_notifications_total{outcome}`
+//!   ([`deltachat_outcome`]).
 //! - `coid_dict_commits_total{result}` ([`dict_commit`]),
 //!   `coid_reloads_total{result}` ([`reload`]), `coid_build_info{version}` = 1.
 
@@ -35,7 +37,7 @@ use crate::classify::Class;
 use crate::lmtp::Reply;
 use crate::store::Store;
 
-pub use labels::{BackendError, DictCommit, Proto, PushOutcome};
+pub use labels::{BackendError, DeltaChatOutcome, DictCommit, Proto, PushOutcome};
 use registry::Metrics;
 pub use registry::SessionGuard;
 
@@ -88,6 +90,16 @@ pub fn push_outcomes(outcome: PushOutcome, count: usize) {
     METRICS.push_outcomes(outcome, count);
 }
 
+/// One Delta Chat notification ended this way.
+pub fn deltachat_outcome(outcome: DeltaChatOutcome) {
+    METRICS.deltachat_outcomes(outcome, 1);
+}
+
+/// `count` Delta Chat notifications ended this way (the sweep, a full queue).
+pub fn deltachat_outcomes(outcome: DeltaChatOutcome, count: usize) {
+    METRICS.deltachat_outcomes(outcome, count);
+}
+
 /// A dict commit ended this way.
 pub fn dict_commit(result: DictCommit) {
     METRICS.dict_commit(result);
@@ -98,7 +110,8 @@ pub fn reload(ok: bool) {
     METRICS.reload(ok);
 }
 
-/// `coid_push_queue_depth` counts `store`'s push queue at each scrape from now on.
+/// `coid_push_queue_depth` and `coid_deltachat_tokens` count `store`'s push queue and
+/// tokens at each scrape from now on.
 /// The push worker calls this when it starts.
 pub fn watch_push_queue(store: Store) {
     METRICS.watch_push_queue(store);

@@ -1,6 +1,7 @@
-//! `coid_push_queue_depth`: the pushes waiting in the durable queue, counted in the
-//! state store when Prometheus scrapes (`SELECT count(*) FROM push_queue`), not kept
-//! in a gauge. The queue is shared with other processes (`coid deliver` queues
+//! `coid_push_queue_depth{kind}`: the pushes waiting in the durable queue by kind
+//! (`webpush`, `deltachat`), and `coid_deltachat_tokens`: the Delta Chat device tokens
+//! stored, both counted in the state store when Prometheus scrapes, not kept in a
+//! gauge. The queue is shared with other processes (`coid deliver` queues
 //! pushes too) and rows leave it in several places (sent, dropped, swept), so the
 //! table is the only count that is always right, and one indexed count per scrape is
 //! cheap.
@@ -13,15 +14,32 @@
 use std::sync::Mutex;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use crate::store::Store;
+use crate::store::{PushKind, Store, StoreError};
 
-/// The metric's name.
+/// The queue's name.
 pub const NAME: &str = "coid_push_queue_depth";
 const HELP: &str =
-    "Pushes waiting in the durable push queue (counted in the state store at scrape time)";
+    "Pushes waiting in the durable push queue by kind (counted in the state store at scrape time)";
+/// The tokens' name.
+pub const TOKENS: &str = "coid_deltachat_tokens";
+const TOKENS_HELP: &str = "Delta Chat device tokens stored (counted at scrape time)";
+
+/// `{kind}` of a queued push.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// What one scrape counts.
+struct Counts {
+    webpush: i64,
+    deltachat: i64,
+    tokens: i64,
+}
 
 /// The collector registered once in the process registry.
 #[derive(Default)]
@@ -44,15 +62,23 @@ impl QueueDepth {
         *slot = Some(store);
     }
 
-    /// The queue length now, if a store is known and answers.
-    fn depth(&self) -> Option<i64> {
+    /// The counts now, if a store is known and answers.
+    fn counts(&self) -> Option<Counts> {
         let store = self
             .store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
-        match store.queue_len() {
-            Ok(n) => Some(i64::try_from(n).unwrap_or(i64::MAX)),
+        let counted = || -> Result<Counts, StoreError> {
+            let n = |count: usize| i64::try_from(count).unwrap_or(i64::MAX);
+            Ok(Counts {
+                webpush: n(store.queue_len_of(PushKind::WebPush)?),
+                deltachat: n(store.queue_len_of(PushKind::DeltaChat)?),
+                tokens: n(store.token_count()?),
+            })
+        };
+        match counted() {
+            Ok(counts) => Some(counts),
             Err(err) => {
                 tracing::warn!(error = %err, "metrics: cannot count the push queue");
                 None
@@ -63,11 +89,17 @@ impl QueueDepth {
 
 impl Collector for QueueDepth {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(depth) = self.depth() else {
+        let Some(counts) = self.counts() else {
             return Ok(());
         };
-        let gauge = ConstGauge::new(depth);
-        let metric = encoder.encode_descriptor(NAME, HELP, None, gauge.metric_type())?;
-        gauge.encode(metric)
+        let mut family = encoder.encode_descriptor(NAME, HELP, None, MetricType::Gauge)?;
+        for (kind, depth) in [("webpush", counts.webpush), ("deltachat", counts.deltachat)] {
+            let labels = KindLabels { kind };
+            let series = family.encode_family(&labels)?;
+            ConstGauge::new(depth).encode(series)?;
+        }
+        let tokens = ConstGauge::new(counts.tokens);
+        let metric = encoder.encode_descriptor(TOKENS, TOKENS_HELP, None, tokens.metric_type())?;
+        tokens.encode(metric)
     }
 }

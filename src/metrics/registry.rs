@@ -12,12 +12,13 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::{
-    BackendError, DeliveryOutcome, DictCommit, MessageClass, Proto, PushOutcome, ReloadResult,
+    BackendError, DeliveryOutcome, DeltaChatOutcome, DictCommit, MessageClass, Proto, PushOutcome,
+    ReloadResult,
 };
 use super::queue_depth::QueueDepth;
 use super::sets::{
-    BackendLabels, BuildLabels, ClassLabels, DeliveryLabels, DictLabels, ProtoLabels, PushLabels,
-    ReloadLabels,
+    BackendLabels, BuildLabels, ClassLabels, DeliveryLabels, DeltaChatLabels, DictLabels,
+    ProtoLabels, PushLabels, ReloadLabels,
 };
 use crate::classify::Class;
 use crate::lmtp::Reply;
@@ -40,6 +41,7 @@ pub(super) struct Metrics {
     backend_errors: Family<BackendLabels, Counter>,
     policy_errors: Counter,
     push_outcomes: Family<PushLabels, Counter>,
+    deltachat_outcomes: Family<DeltaChatLabels, Counter>,
     dict_commits: Family<DictLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     queue_depth: Arc<QueueDepth>,
@@ -72,6 +74,7 @@ impl Metrics {
             backend_errors: Family::default(),
             policy_errors: Counter::default(),
             push_outcomes: Family::default(),
+            deltachat_outcomes: Family::default(),
             dict_commits: Family::default(),
             reloads: Family::default(),
             queue_depth: Arc::default(),
@@ -101,6 +104,10 @@ impl Metrics {
         }
         for &outcome in PushOutcome::ALL {
             let _ = self.push_outcomes.get_or_create(&PushLabels { outcome });
+        }
+        for &outcome in DeltaChatOutcome::ALL {
+            let labels = DeltaChatLabels { outcome };
+            let _ = self.deltachat_outcomes.get_or_create(&labels);
         }
         for &result in DictCommit::ALL {
             let _ = self.dict_commits.get_or_create(&DictLabels { result });
@@ -135,6 +142,10 @@ impl Metrics {
         r.register("coid_policy_errors", help, self.policy_errors.clone());
         let help = "Pushes by outcome: each attempt's answer, or why one left the queue unsent";
         r.register("coid_push_outcomes", help, self.push_outcomes.clone());
+        let help = "Delta Chat notifications by outcome: each attempt's answer from the \
+                    notification proxy, or why one left the queue unsent";
+        let deltachat = self.deltachat_outcomes.clone();
+        r.register("coid_deltachat_notifications", help, deltachat);
         let help = "Dict proxy transaction commits by result";
         r.register("coid_dict_commits", help, self.dict_commits.clone());
         let help = "Configuration reloads (SIGHUP) by result";
@@ -187,6 +198,15 @@ impl Metrics {
             let count = u64::try_from(count).unwrap_or(u64::MAX);
             self.push_outcomes
                 .get_or_create(&PushLabels { outcome })
+                .inc_by(count);
+        }
+    }
+
+    pub(super) fn deltachat_outcomes(&self, outcome: DeltaChatOutcome, count: usize) {
+        if count > 0 {
+            let count = u64::try_from(count).unwrap_or(u64::MAX);
+            self.deltachat_outcomes
+                .get_or_create(&DeltaChatLabels { outcome })
                 .inc_by(count);
         }
     }

@@ -5,7 +5,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 
 use super::labels::{
-    BackendError, DeliveryOutcome, DictCommit, MessageClass, Proto, PushOutcome, ReloadResult,
+    BackendError, DeliveryOutcome, DeltaChatOutcome, DictCommit, MessageClass, Proto, PushOutcome,
+    ReloadResult,
 };
 
 /// `{proto}`.
@@ -43,6 +44,13 @@ pub struct BackendLabels {
 pub struct PushLabels {
     /// What became of it.
     pub outcome: PushOutcome,
+}
+
+/// `{outcome}` of a Delta Chat notification.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DeltaChatLabels {
+    /// What became of it.
+    pub outcome: DeltaChatOutcome,
 }
 
 /// `{result}` of a dict commit.

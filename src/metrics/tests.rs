@@ -182,10 +182,15 @@ fn the_queue_depth_is_counted_in_the_store_at_scrape_time() {
     let (_dir, store) = temp_store();
     let m = Metrics::new();
     m.watch_push_queue(store.clone());
-    assert_value(&encoded(&m), "coid_push_queue_depth", 0.0);
+    assert_value(
+        &encoded(&m),
+        r#"coid_push_queue_depth{kind="webpush"}"#,
+        0.0,
+    );
     let push = NewPush {
         username: "alice@example.org".into(),
-        subscription: "s1".into(),
+        kind: crate::store::PushKind::WebPush,
+        target: "s1".into(),
         payload: "{}".into(),
         with_content: false,
         validation: false,
@@ -201,7 +206,9 @@ fn the_queue_depth_is_counted_in_the_store_at_scrape_time() {
         text.contains("# TYPE coid_push_queue_depth gauge"),
         "{text}"
     );
-    assert_value(&text, "coid_push_queue_depth", 2.0);
+    assert_value(&text, r#"coid_push_queue_depth{kind="webpush"}"#, 2.0);
+    assert_value(&text, r#"coid_push_queue_depth{kind="deltachat"}"#, 0.0);
+    assert_value(&text, "coid_deltachat_tokens", 0.0);
 }
 
 #[test]

@@ -1,8 +1,13 @@
-//! Pushes for a delivered message (WebPush spec "Push Notifications"; coi-spec.md
-//! §3.6): one per validated subscription of each recipient the store accepted the
-//! message for, if the subscription's msgtype wants it: `chat` wants messages stored
-//! with the `$Chat` keyword, `mail`/`email` the others, `all`/`any` both. Read
-//! receipts (MDNs) never push; the pipeline does not even ask.
+//! Pushes for a delivered message, for each recipient the store accepted it for:
+//! - Web Push (WebPush spec "Push Notifications"; coi-spec.md §3.6): one per validated
+//!   subscription, if the subscription's msgtype wants it: `chat` wants messages
+//!   stored with the `$Chat` keyword, `mail`/`email` the others, `all`/`any` both;
+//! - Delta Chat: one notification per device token set within the token lifetime,
+//!   unless the message's From is the recipient (their own message from another
+//!   device, as a chatmail relay skips it), and with `[deltachat] notify = "chat"`
+//!   only for chat messages.
+//!
+//! Read receipts (MDNs) never push; the pipeline does not even ask.
 //!
 //! Never on the reply path: [`PushHook::after_delivery`] hands the work to a task and
 //! returns, and whatever goes wrong there is only logged, so mail never waits for push
@@ -20,12 +25,15 @@ use mail_parser::MessageParser;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use super::MAX_PLAINTEXT;
-use super::payload::{Payload, Stored};
+use super::deltachat::DeltaChatRules;
 use super::queue::{PushQueue, blocking};
-use super::subscription::MsgType;
+use super::webpush::MAX_PLAINTEXT;
+use super::webpush::payload::{Payload, Stored};
+use super::webpush::subscription::MsgType;
+use crate::classify::Class;
+use crate::config::NotifyFor;
 use crate::policy::Target;
-use crate::store::{NewPush, Store, StoreError, unix_now_ms};
+use crate::store::{NewPush, PushKind, Store, StoreError, unix_now_ms};
 
 /// Most messages whose pushes wait to be queued at once (each holds its header
 /// section and at most [`MAX_PLAINTEXT`] bytes of body).
@@ -36,6 +44,8 @@ pub const MAX_PENDING: usize = 256;
 pub struct Delivered {
     /// The user in the state store.
     pub username: String,
+    /// The address as given in RCPT.
+    pub address: String,
     /// The mailbox it went to, in the store's hierarchy separator.
     pub folder: String,
     /// Stored with `$Chat`.
@@ -43,11 +53,17 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// `username`'s copy, stored as `target` (whose folder uses `/`; the payload has
-    /// the store's `separator`).
-    pub fn stored(username: String, target: &Target, separator: char) -> Delivered {
+    /// `username`'s copy for RCPT `address`, stored as `target` (whose folder uses
+    /// `/`; the payload has the store's `separator`).
+    pub fn stored(
+        username: String,
+        address: String,
+        target: &Target,
+        separator: char,
+    ) -> Delivered {
         Delivered {
             username,
+            address,
             folder: target.store_folder(separator),
             chat: target.flags.iter().any(|f| f.eq_ignore_ascii_case("$Chat")),
         }
@@ -63,6 +79,8 @@ pub struct DeliveredMessage {
     pub body: Option<Vec<u8>>,
     /// The COI or Delta Chat group id.
     pub group_id: Option<String>,
+    /// The message's class.
+    pub class: Class,
 }
 
 impl DeliveredMessage {
@@ -79,7 +97,34 @@ impl DeliveredMessage {
             header,
             body,
             group_id,
+            class: Class::Email,
         }
+    }
+
+    /// The same, of class `class`.
+    pub fn with_class(mut self, class: Class) -> Self {
+        self.class = class;
+        self
+    }
+}
+
+/// Which kinds of push the hook queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookKinds {
+    /// Web Push (`[push] enabled`).
+    pub webpush: bool,
+    /// Delta Chat notifications (`[deltachat] push`), by these rules.
+    pub deltachat: Option<DeltaChatRules>,
+}
+
+impl HookKinds {
+    /// From `[push]` and `[deltachat]`; `None` when no kind is on.
+    pub fn from_config(config: &crate::config::Config) -> Option<HookKinds> {
+        let kinds = HookKinds {
+            webpush: config.push.enabled,
+            deltachat: DeltaChatRules::from_config(&config.deltachat),
+        };
+        (kinds.webpush || kinds.deltachat.is_some()).then_some(kinds)
     }
 }
 
@@ -95,9 +140,24 @@ pub fn pushes_for(
     now: i64,
     deadline: i64,
 ) -> Result<Vec<NewPush>, StoreError> {
-    let parsed = MessageParser::new()
+    let parsed = parse_header(message);
+    webpush_pushes(store, &parsed, message, recipients, now, deadline)
+}
+
+fn parse_header(message: &DeliveredMessage) -> mail_parser::Message<'_> {
+    MessageParser::new()
         .parse_headers(&message.header)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn webpush_pushes(
+    store: &Store,
+    parsed: &mail_parser::Message<'_>,
+    message: &DeliveredMessage,
+    recipients: &[Delivered],
+    now: i64,
+    deadline: i64,
+) -> Result<Vec<NewPush>, StoreError> {
     let mut pushes = Vec::new();
     for rcpt in recipients {
         let wanted: Vec<_> = store
@@ -113,16 +173,74 @@ pub fn pushes_for(
             folder: &rcpt.folder,
             ..Stored::default()
         };
-        let mut payload = Payload::build(&parsed, &stored, message.group_id.as_deref());
+        let mut payload = Payload::build(parsed, &stored, message.group_id.as_deref());
         if let Some(body) = &message.body {
-            payload.offer_content(&parsed, body);
+            payload.offer_content(parsed, body);
         }
         let json = payload.to_json();
         pushes.extend(wanted.into_iter().map(|sub| NewPush {
+            kind: PushKind::WebPush,
             username: rcpt.username.clone(),
-            subscription: sub.id,
+            target: sub.id,
             payload: json.clone(),
             with_content: payload.has_content(),
+            validation: false,
+            not_before: now,
+            deadline,
+        }));
+    }
+    Ok(pushes)
+}
+
+/// The Delta Chat notifications for `message`, stored for `recipients`, queued at
+/// `now` (unix ms) by `rules`. Blocking (reads tokens).
+///
+/// # Errors
+/// The store failed.
+pub fn notifications_for(
+    store: &Store,
+    message: &DeliveredMessage,
+    recipients: &[Delivered],
+    rules: &DeltaChatRules,
+    now: i64,
+) -> Result<Vec<NewPush>, StoreError> {
+    let parsed = parse_header(message);
+    notifications(store, &parsed, message, recipients, rules, now)
+}
+
+fn notifications(
+    store: &Store,
+    parsed: &mail_parser::Message<'_>,
+    message: &DeliveredMessage,
+    recipients: &[Delivered],
+    rules: &DeltaChatRules,
+    now: i64,
+) -> Result<Vec<NewPush>, StoreError> {
+    let chat = matches!(message.class, Class::Chat | Class::Group);
+    if message.class == Class::Mdn || (rules.notify == NotifyFor::Chat && !chat) {
+        return Ok(Vec::new());
+    }
+    let from = parsed
+        .from()
+        .and_then(|from| from.first())
+        .and_then(|addr| addr.address());
+    let deadline =
+        now.saturating_add(i64::try_from(rules.deadline.as_millis()).unwrap_or(i64::MAX));
+    let mut pushes = Vec::new();
+    for rcpt in recipients {
+        let own = from.is_some_and(|from| {
+            from.eq_ignore_ascii_case(&rcpt.address) || from.eq_ignore_ascii_case(&rcpt.username)
+        });
+        if own {
+            continue;
+        }
+        let tokens = store.tokens(&rcpt.username, rules.tokens_since(now))?;
+        pushes.extend(tokens.into_iter().map(|token| NewPush {
+            kind: PushKind::DeltaChat,
+            username: rcpt.username.clone(),
+            target: token.id,
+            payload: String::new(),
+            with_content: false,
             validation: false,
             not_before: now,
             deadline,
@@ -135,16 +253,18 @@ pub fn pushes_for(
 #[derive(Clone)]
 pub struct PushHook {
     queue: PushQueue,
+    kinds: HookKinds,
     tasks: TaskTracker,
     /// One permit per message whose pushes are being queued.
     pending: Arc<Semaphore>,
 }
 
 impl PushHook {
-    /// Over `queue`.
-    pub fn new(queue: PushQueue) -> PushHook {
+    /// Over `queue`, queueing `kinds`.
+    pub fn new(queue: PushQueue, kinds: HookKinds) -> PushHook {
         PushHook {
             queue,
+            kinds,
             tasks: TaskTracker::new(),
             pending: Arc::new(Semaphore::new(MAX_PENDING)),
         }
@@ -166,10 +286,27 @@ impl PushHook {
             return;
         };
         let queue = self.queue.clone();
+        let kinds = self.kinds;
         let work = move || {
             let now = unix_now_ms();
-            let deadline = queue.deadline_from(now);
-            let pushes = pushes_for(queue.store(), &message, &recipients, now, deadline)?;
+            let parsed = parse_header(&message);
+            let mut pushes = Vec::new();
+            if kinds.webpush {
+                let deadline = queue.deadline_from(now);
+                let store = queue.store();
+                pushes = webpush_pushes(store, &parsed, &message, &recipients, now, deadline)?;
+            }
+            if let Some(rules) = &kinds.deltachat {
+                let store = queue.store();
+                pushes.extend(notifications(
+                    store,
+                    &parsed,
+                    &message,
+                    &recipients,
+                    rules,
+                    now,
+                )?);
+            }
             queue.enqueue(&pushes, now)
         };
         self.tasks.spawn(async move {
@@ -180,6 +317,11 @@ impl PushHook {
             }
             drop(permit);
         });
+    }
+
+    /// The queue it fills.
+    pub fn queue(&self) -> &PushQueue {
+        &self.queue
     }
 
     /// Waits until every push started so far is queued (shutdown, `coid deliver`).

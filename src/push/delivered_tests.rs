@@ -28,7 +28,8 @@ fn store() -> (tempfile::TempDir, Store) {
         };
         let push = NewPush {
             username: ALICE.into(),
-            subscription: id.into(),
+            kind: crate::store::PushKind::WebPush,
+            target: id.into(),
             payload: "{}".into(),
             with_content: false,
             validation: true,
@@ -59,19 +60,21 @@ fn message(body: Option<&[u8]>) -> DeliveredMessage {
         header: HEADER.to_vec(),
         body: body.map(<[u8]>::to_vec),
         group_id: Some("g1".into()),
+        class: Class::Chat,
     }
 }
 
 fn delivered(chat: bool) -> Vec<Delivered> {
     vec![Delivered {
         username: ALICE.into(),
+        address: ALICE.into(),
         folder: "COI.Chats".into(),
         chat,
     }]
 }
 
 fn ids(pushes: &[NewPush]) -> Vec<&str> {
-    pushes.iter().map(|p| p.subscription.as_str()).collect()
+    pushes.iter().map(|p| p.target.as_str()).collect()
 }
 
 #[test]
@@ -123,9 +126,9 @@ fn folders_keywords_and_small_bodies() {
         flags: vec!["$chat".into()],
         create: true,
     };
-    let d = Delivered::stored("a".into(), &target, '.');
+    let d = Delivered::stored("a".into(), "a@x".into(), &target, '.');
     assert_eq!((d.folder.as_str(), d.chat), ("COI.Chats", true));
-    let inbox = Delivered::stored("a".into(), &Target::inbox(), '.');
+    let inbox = Delivered::stored("a".into(), "a@x".into(), &Target::inbox(), '.');
     assert_eq!((inbox.folder.as_str(), inbox.chat), ("INBOX", false));
     let whole = b"Subject: x\r\n\r\nbody\r\n";
     let m = DeliveredMessage::new(b"Subject: x\r\n\r\n".to_vec(), Some(whole), None);
@@ -143,10 +146,18 @@ fn a_message_past_the_pending_bound_pushes_nothing() {
     let (_dir, store) = store();
     let hook = PushHook {
         queue: PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
+        kinds: HookKinds {
+            webpush: true,
+            deltachat: None,
+        },
         tasks: TaskTracker::new(),
         pending: Arc::new(Semaphore::new(1)),
     };
-    let pending = || store.pending_pushes(ALICE, "chat").expect("count");
+    let pending = || {
+        store
+            .pending_pushes(crate::store::PushKind::WebPush, ALICE, "chat")
+            .expect("count")
+    };
     let before = pending();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -162,4 +173,106 @@ fn a_message_past_the_pending_bound_pushes_nothing() {
         hook.flush().await;
     });
     assert_eq!(pending(), before + 2);
+}
+
+fn with_tokens(store: &Store, user: &str, tokens: &[(&str, i64)]) {
+    for (token, at) in tokens {
+        let op = Op::AddToken {
+            id: crate::push::deltachat::token::TokenId::of(token).into_string(),
+            token: (*token).into(),
+            max: 10,
+        };
+        store.commit(user, &[op], at * 1000).expect("token");
+    }
+}
+
+fn rules(notify: crate::config::NotifyFor) -> DeltaChatRules {
+    DeltaChatRules {
+        notify,
+        token_lifetime: std::time::Duration::from_secs(90 * 86_400),
+        deadline: std::time::Duration::from_secs(60),
+    }
+}
+
+const NOW_MS: i64 = 1_700_000_000_000;
+
+#[test]
+fn one_notification_per_live_token_of_each_recipient() {
+    let (_dir, store) = store();
+    let old = NOW_MS / 1000 - 91 * 86_400;
+    with_tokens(
+        &store,
+        ALICE,
+        &[
+            ("openpgp:one", NOW_MS / 1000),
+            ("openpgp:two", NOW_MS / 1000),
+            ("stale", old),
+        ],
+    );
+    with_tokens(
+        &store,
+        "carol@example.org",
+        &[("openpgp:three", NOW_MS / 1000)],
+    );
+    let carol = Delivered {
+        username: "carol@example.org".into(),
+        address: "carol@example.org".into(),
+        ..delivered(true)[0].clone()
+    };
+    let recipients = [delivered(true)[0].clone(), carol];
+    let all = rules(crate::config::NotifyFor::All);
+    let pushes = notifications_for(&store, &message(None), &recipients, &all, NOW_MS).expect("n");
+    assert_eq!(pushes.len(), 3, "the stale token is not used: {pushes:?}");
+    assert!(pushes.iter().all(|p| p.kind == PushKind::DeltaChat
+        && p.not_before == NOW_MS
+        && p.deadline == NOW_MS + 60_000));
+    let first = crate::push::deltachat::token::TokenId::of("openpgp:one").into_string();
+    assert!(
+        pushes
+            .iter()
+            .any(|p| p.username == ALICE && p.target == first)
+    );
+}
+
+#[test]
+fn no_notification_for_read_receipts_own_messages_or_email_in_chat_mode() {
+    let (_dir, store) = store();
+    with_tokens(&store, ALICE, &[("openpgp:one", NOW_MS / 1000)]);
+    let all = rules(crate::config::NotifyFor::All);
+    let chat = rules(crate::config::NotifyFor::Chat);
+    let count = |m: &DeliveredMessage, rcpt: &[Delivered], r: &DeltaChatRules| {
+        notifications_for(&store, m, rcpt, r, NOW_MS)
+            .expect("n")
+            .len()
+    };
+    let to_alice = delivered(true);
+    assert_eq!(count(&message(None), &to_alice, &all), 1);
+    let mdn = message(None).with_class(Class::Mdn);
+    assert_eq!(count(&mdn, &to_alice, &all), 0, "read receipt");
+    let email = message(None).with_class(Class::Email);
+    assert_eq!(
+        count(&email, &to_alice, &all),
+        1,
+        "email notifies by default"
+    );
+    assert_eq!(count(&email, &to_alice, &chat), 0, "not in chat mode");
+    assert_eq!(count(&message(None), &to_alice, &chat), 1);
+    let own = DeliveredMessage {
+        header: b"From: Alice <ALICE@example.org>\r\nSubject: x\r\n\r\n".to_vec(),
+        ..message(None)
+    };
+    assert_eq!(
+        count(&own, &to_alice, &all),
+        0,
+        "her own message, From in another case"
+    );
+    let to_alias = vec![Delivered {
+        address: "alice+chat@example.org".into(),
+        ..to_alice[0].clone()
+    }];
+    assert_eq!(
+        count(&own, &to_alias, &all),
+        0,
+        "From is the user, RCPT an extension"
+    );
 }

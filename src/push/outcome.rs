@@ -8,12 +8,45 @@ use std::time::{Duration, SystemTime};
 /// parked past its useful life.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// One attempt's result, as the worker and `coid push test` see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// What it means.
+    pub outcome: Outcome,
+    /// The HTTP status, if there was an answer.
+    pub status: Option<u16>,
+    /// A short description for logs.
+    pub detail: String,
+}
+
+impl Attempt {
+    /// An HTTP answer, classified by `classify` (each kind of push reads statuses its
+    /// own way).
+    pub fn answered(status: u16, outcome: Outcome) -> Attempt {
+        Attempt {
+            outcome,
+            status: Some(status),
+            detail: format!("HTTP {status}"),
+        }
+    }
+
+    /// No answer at all (connect failure, timeout): temporary.
+    pub fn unanswered(detail: String) -> Attempt {
+        Attempt {
+            outcome: Outcome::Temporary,
+            status: None,
+            detail,
+        }
+    }
+}
+
 /// A push attempt's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// 2xx: accepted by the push service.
     Delivered,
-    /// 404 or 410: the subscription is gone; delete it.
+    /// Web Push 404 or 410, Delta Chat 410: the target (subscription, token) is
+    /// gone; delete it.
     Gone,
     /// 413: the payload is too large; retry once without content.
     TooLarge,
@@ -34,7 +67,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Classifies an HTTP answer.
+    /// Classifies a push service's HTTP answer to a Web Push.
     pub fn from_response(status: u16, retry_after: Option<&str>, now: SystemTime) -> Outcome {
         match status {
             200..=299 => Outcome::Delivered,
@@ -78,11 +111,40 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
-/// Backoff before retry number `attempt` (1-based) after a temporary failure:
-/// 2 s, 4 s, 8 s … capped at `max`.
-pub fn backoff(attempt: u32, max: Duration) -> Duration {
-    let secs = 1u64.checked_shl(attempt.min(20)).unwrap_or(u64::MAX);
-    Duration::from_secs(secs).min(max)
+/// The waits between tries after temporary failures: `first`, then each `factor`
+/// times the one before, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait before the first retry.
+    pub first: Duration,
+    /// How much longer each next wait is.
+    pub factor: u32,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// Web Push: 2 s, 4 s, 8 s … capped at `max`.
+    pub fn doubling(max: Duration) -> Backoff {
+        Backoff {
+            first: Duration::from_secs(2),
+            factor: 2,
+            max,
+        }
+    }
+
+    /// The wait before retry number `attempt` (1-based).
+    pub fn wait(&self, attempt: u32) -> Duration {
+        let steps = attempt.saturating_sub(1).min(64);
+        let mut wait = self.first;
+        for _ in 0..steps {
+            if wait >= self.max {
+                break;
+            }
+            wait = wait.saturating_mul(self.factor);
+        }
+        wait.min(self.max)
+    }
 }
 
 #[cfg(test)]
@@ -132,10 +194,23 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let max = Duration::from_secs(300);
-        assert_eq!(backoff(1, max), Duration::from_secs(2));
-        assert_eq!(backoff(2, max), Duration::from_secs(4));
-        assert_eq!(backoff(8, max), Duration::from_secs(256));
-        assert_eq!(backoff(9, max), max);
-        assert_eq!(backoff(u32::MAX, max), max);
+        let b = Backoff::doubling(max);
+        assert_eq!(b.wait(1), Duration::from_secs(2));
+        assert_eq!(b.wait(2), Duration::from_secs(4));
+        assert_eq!(b.wait(8), Duration::from_secs(256));
+        assert_eq!(b.wait(9), max);
+        assert_eq!(b.wait(u32::MAX), max);
+    }
+
+    #[test]
+    fn backoff_by_eights_like_a_chatmail_relay() {
+        let b = Backoff {
+            first: Duration::from_secs(8),
+            factor: 8,
+            max: Duration::from_secs(4096),
+        };
+        let waits: Vec<u64> = (1..=6).map(|n| b.wait(n).as_secs()).collect();
+        assert_eq!(waits, [8, 64, 512, 4096, 4096, 4096]);
+        assert_eq!(b.wait(u32::MAX).as_secs(), 4096);
     }
 }

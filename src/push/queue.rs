@@ -1,5 +1,6 @@
 //! The handle every part of coid that makes pushes shares: the durable queue in the
-//! state store (`crate::store`), the rules from `[push]`, and the wake-up the worker
+//! state store (`crate::store`), for every kind of push, the rules from `[push]`
+//! (its bound applies to all kinds), and the wake-up the worker
 //! (`super::worker`) waits on, so a queued push goes out at once rather than at the
 //! next poll. Also the server's VAPID key, created in the store on first use.
 //!
@@ -13,11 +14,11 @@ use rand_core::RngCore;
 use tokio::sync::Notify;
 
 use super::endpoint::EndpointPolicy;
-use super::payload::validation_json;
-use super::vapid::{KeyError, VapidKey};
+use super::webpush::payload::validation_json;
+use super::webpush::vapid::{KeyError, VapidKey};
 use crate::config::PushConfig;
-use crate::metrics::PushOutcome;
-use crate::store::{NewPush, SECRET_VAPID, Store, StoreError};
+use crate::metrics::{DeltaChatOutcome, PushOutcome};
+use crate::store::{NewPush, PushKind, SECRET_VAPID, Store, StoreError};
 
 /// The `[push]` rules the queue and the subscription entries apply.
 #[derive(Debug, Clone)]
@@ -107,8 +108,9 @@ impl PushQueue {
     /// The validation push for a new subscription, due at once.
     pub fn validation_push(&self, username: &str, id: &str, token: &str, now: i64) -> NewPush {
         NewPush {
+            kind: PushKind::WebPush,
             username: username.to_owned(),
-            subscription: id.to_owned(),
+            target: id.to_owned(),
             payload: validation_json(token),
             with_content: false,
             validation: true,
@@ -128,7 +130,13 @@ impl PushQueue {
         }
         let stored = self.store.enqueue(pushes, self.settings.max_queue, now)?;
         if stored < pushes.len() {
-            crate::metrics::push_outcomes(PushOutcome::QueueFull, pushes.len() - stored);
+            let dropped = pushes.get(stored..).unwrap_or_default();
+            let deltachat = dropped
+                .iter()
+                .filter(|p| p.kind == PushKind::DeltaChat)
+                .count();
+            crate::metrics::push_outcomes(PushOutcome::QueueFull, dropped.len() - deltachat);
+            crate::metrics::deltachat_outcomes(DeltaChatOutcome::QueueFull, deltachat);
             tracing::warn!(
                 dropped = pushes.len() - stored,
                 max_queue = self.settings.max_queue,

@@ -1,26 +1,29 @@
 //! What the queue does with a push after an attempt (WebPush spec "Push Service
-//! Responses", RFC 8030 §5, §7.2, §8.4). Pure: the attempt's [`Outcome`] and the row's
-//! state in, an [`Action`] out; `super::record` carries it out.
+//! Responses", RFC 8030 §5, §7.2, §8.4; for Delta Chat, what a chatmail relay does
+//! with the notification proxy's answers). Pure: the attempt's [`Outcome`] and the
+//! row's state in, an [`Action`] out; `super::record` carries it out.
 //!
 //! - delivered: the row goes;
-//! - 404/410: the subscription goes, with all its pushes;
+//! - gone (Web Push 404/410, Delta Chat 410): the target (subscription or token) goes,
+//!   with all its pushes;
 //! - 413: once, the same push without `content` at once; otherwise dropped;
-//! - 429: every push to that endpoint waits (`Retry-After`, else `rate_limit`);
-//! - 5xx, 408, no answer: retried after 2 s, 4 s, 8 s … (at most `backoff_max`),
-//!   dropped once the next try would be past the push's deadline;
+//! - 429: every push to that service waits (`Retry-After`, else `rate_limit`);
+//! - 5xx, 408, no answer: retried after the kind's [`Backoff`] (Web Push 2 s, 4 s,
+//!   8 s …; Delta Chat 8 s, 64 s, 512 s …), dropped once the next try would be past
+//!   the push's deadline;
 //! - 401/403: dropped and logged as an error (coid's VAPID credentials were refused;
 //!   the subscription is kept, the fault may be ours);
 //! - 3xx and other answers: dropped with a warning.
 
 use std::time::Duration;
 
-use super::outcome::{Outcome, backoff};
+use super::outcome::{Backoff, Outcome};
 
-/// The retry rules from `[push]`.
+/// A kind's retry rules (`[push]`, `[deltachat]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
-    /// Longest wait between retries.
-    pub backoff_max: Duration,
+    /// Waits between retries.
+    pub backoff: Backoff,
     /// Wait after a 429 without `Retry-After`.
     pub rate_limit: Duration,
 }
@@ -50,8 +53,8 @@ pub enum Severity {
 pub enum Action {
     /// Sent: delete the row.
     Done,
-    /// The subscription is gone: delete it and its pushes.
-    DeleteSubscription,
+    /// The target (subscription, token) is gone: delete it and its pushes.
+    DeleteTarget,
     /// Send again at once without `content`.
     WithoutContent,
     /// Try again at `not_before` (unix ms), after `attempts` temporary failures.
@@ -61,8 +64,9 @@ pub enum Action {
         /// When (unix ms).
         not_before: i64,
     },
-    /// Hold back every push to this endpoint, this one included, until `until`.
-    DelayEndpoint {
+    /// Hold back every push to this service (Web Push: this endpoint; Delta Chat:
+    /// the notification proxy), this one included, until `until`.
+    HoldBack {
         /// When (unix ms).
         until: i64,
     },
@@ -84,18 +88,18 @@ pub fn decide(outcome: Outcome, row: Row, now: i64, rules: Rules) -> Action {
     let drop = |reason, severity| Action::Drop { reason, severity };
     match outcome {
         Outcome::Delivered => Action::Done,
-        Outcome::Gone => Action::DeleteSubscription,
+        Outcome::Gone => Action::DeleteTarget,
         Outcome::TooLarge if row.with_content => Action::WithoutContent,
         Outcome::TooLarge => drop(
             "push service: too large even without content",
             Severity::Warn,
         ),
-        Outcome::RateLimited { wait } => Action::DelayEndpoint {
+        Outcome::RateLimited { wait } => Action::HoldBack {
             until: now.saturating_add(millis(wait.unwrap_or(rules.rate_limit))),
         },
         Outcome::Temporary => {
             let attempts = row.attempts.saturating_add(1);
-            let not_before = now.saturating_add(millis(backoff(attempts, rules.backoff_max)));
+            let not_before = now.saturating_add(millis(rules.backoff.wait(attempts)));
             if not_before > row.deadline {
                 drop("retried until its deadline", Severity::Warn)
             } else {
@@ -119,7 +123,11 @@ mod tests {
     use super::*;
 
     const RULES: Rules = Rules {
-        backoff_max: Duration::from_secs(300),
+        backoff: Backoff {
+            first: Duration::from_secs(2),
+            factor: 2,
+            max: Duration::from_secs(300),
+        },
         rate_limit: Duration::from_secs(30),
     };
     const ROW: Row = Row {
@@ -132,7 +140,7 @@ mod tests {
     fn every_outcome_has_its_action() {
         let d = |o| decide(o, ROW, 0, RULES);
         assert_eq!(d(Outcome::Delivered), Action::Done);
-        assert_eq!(d(Outcome::Gone), Action::DeleteSubscription);
+        assert_eq!(d(Outcome::Gone), Action::DeleteTarget);
         assert_eq!(d(Outcome::TooLarge), Action::WithoutContent);
         let without = Row {
             with_content: false,
@@ -146,11 +154,11 @@ mod tests {
             d(Outcome::RateLimited {
                 wait: Some(Duration::from_secs(7))
             }),
-            Action::DelayEndpoint { until: 7_000 }
+            Action::HoldBack { until: 7_000 }
         );
         assert_eq!(
             d(Outcome::RateLimited { wait: None }),
-            Action::DelayEndpoint { until: 30_000 }
+            Action::HoldBack { until: 30_000 }
         );
         assert_eq!(
             d(Outcome::Temporary),

@@ -1,10 +1,12 @@
-//! The push worker of `coid serve`: takes due pushes from the durable queue, sends
-//! them with [`Sender`] (at most `concurrency` at once), and has what each answer
-//! means ([`super::retry`]) carried out on the queue ([`super::record`]). It wakes
-//! when something is queued ([`PushQueue::wake`]), when the next retry is due, and at
-//! least every [`POLL`] (pushes queued by another process, e.g. `coid deliver`).
-//! Every [`SWEEP`] it deletes unvalidated subscriptions past their window and pushes
-//! past their deadline.
+//! The push worker of `coid serve`: takes due pushes of every kind from the durable
+//! queue, sends each with its kind's sender (Web Push: [`Sender`]; Delta Chat:
+//! [`Notifier`]), at most `concurrency` at once, and has what each answer means
+//! ([`super::retry`], by the kind's rules) carried out on the queue
+//! ([`super::record`]). It wakes when something is queued ([`PushQueue::wake`]), when
+//! the next retry is due, and at least every [`POLL`] (pushes queued by another
+//! process, e.g. `coid deliver`). Every [`SWEEP`] it deletes unvalidated
+//! subscriptions past their window, Delta Chat tokens not set again within their
+//! lifetime, and pushes past their deadline.
 //!
 //! A claimed row is leased (its `not_before` moves past the longest a send may take),
 //! so a push whose result was never recorded (coid killed) is sent again later: at
@@ -16,50 +18,112 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::outcome::Outcome;
-use super::payload::Payload;
+use super::deltachat::notifier::{Notifier, NotifyError};
+use super::outcome::{Attempt, Backoff, Outcome};
 use super::queue::{PushQueue, blocking};
 use super::record::{log, record};
 use super::retry::{self, Action, Row, Rules};
-use super::sender::{Options, SendError, Sender, Target, folder_topic};
-use crate::config::PushConfig;
-use crate::metrics::{self, PushOutcome};
-use crate::store::{QueuedPush, StoreError, unix_now_ms};
+use super::webpush::payload::Payload;
+use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
+use crate::config::{DeltaChatConfig, PushConfig};
+use crate::metrics::{self, DeltaChatOutcome, PushOutcome};
+use crate::store::{Destination, Kinds, PushKind, QueuedPush, StoreError, unix_now_ms};
 
 /// Longest sleep without a wake-up.
 pub const POLL: Duration = Duration::from_secs(5);
-/// How often expired subscriptions and overdue pushes are deleted.
+/// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
+
+/// How Web Push rows are sent.
+struct WebPushSide {
+    sender: Sender,
+    options: Options,
+    rules: Rules,
+    /// Send a `Topic` per folder (`[push] coalesce`).
+    coalesce: bool,
+}
+
+/// How Delta Chat rows are sent.
+struct DeltaChatSide {
+    notifier: Notifier,
+    rules: Rules,
+}
+
+/// Why a row could not even be tried.
+enum Unsent {
+    /// The kind is off in this process: the row waits (another node, or a restart
+    /// with it on, sends it).
+    Off,
+    /// The stored target does not decode.
+    Undecodable,
+    /// The endpoint breaks the endpoint rules.
+    Refused(String),
+    /// The request could not be built.
+    Build(String),
+}
 
 /// The push worker.
 pub struct Worker {
     queue: PushQueue,
-    sender: Sender,
-    options: Options,
-    rules: Rules,
+    webpush: Option<WebPushSide>,
+    deltachat: Option<DeltaChatSide>,
     concurrency: usize,
-    /// Send a `Topic` per folder (`[push] coalesce`).
-    coalesce: bool,
     /// Longest one send may take; the lease is a little longer.
     send_limit: Duration,
+    /// Delta Chat tokens not set again within this are deleted by the sweep.
+    token_lifetime: Duration,
 }
 
 impl Worker {
-    /// A worker over `queue`, sending with `sender`, by `[push]`'s rules.
-    pub fn new(queue: PushQueue, sender: Sender, config: &PushConfig) -> Worker {
+    /// A worker over `queue` with `[push]`'s concurrency and no sender yet; Delta
+    /// Chat tokens older than `token_lifetime` are swept.
+    pub fn new(queue: PushQueue, config: &PushConfig, token_lifetime: Duration) -> Worker {
         Worker {
             queue,
+            webpush: None,
+            deltachat: None,
+            concurrency: config.concurrency.max(1),
+            send_limit: Duration::from_secs(1),
+            token_lifetime,
+        }
+    }
+
+    /// Sends Web Push rows with `sender`, by `[push]`'s rules.
+    pub fn with_webpush(mut self, sender: Sender, config: &PushConfig) -> Worker {
+        self.webpush = Some(WebPushSide {
             sender,
             options: Options::from_config(config),
             rules: Rules {
-                backoff_max: Duration::from_secs(config.backoff_max_secs),
+                backoff: Backoff::doubling(Duration::from_secs(config.backoff_max_secs)),
                 rate_limit: Duration::from_secs(config.rate_limit_secs),
             },
             coalesce: config.coalesce,
-            concurrency: config.concurrency.max(1),
-            // The sender's own timeout covers connect and answer; DNS comes on top.
-            send_limit: Duration::from_secs(config.timeout_secs.saturating_mul(2)),
-        }
+        });
+        self.widen_send_limit(config.timeout_secs);
+        self
+    }
+
+    /// Sends Delta Chat rows with `notifier`, by `[deltachat]`'s rules.
+    pub fn with_deltachat(mut self, notifier: Notifier, config: &DeltaChatConfig) -> Worker {
+        self.deltachat = Some(DeltaChatSide {
+            notifier,
+            rules: Rules {
+                backoff: Backoff {
+                    first: Duration::from_secs(config.backoff_first_secs),
+                    factor: 8,
+                    max: Duration::from_secs(config.backoff_max_secs),
+                },
+                rate_limit: Duration::from_secs(config.rate_limit_secs),
+            },
+        });
+        self.widen_send_limit(config.timeout_secs);
+        self
+    }
+
+    /// The sender's own timeout covers connect and answer; DNS comes on top.
+    fn widen_send_limit(&mut self, timeout_secs: u64) {
+        let limit = Duration::from_secs(timeout_secs.saturating_mul(2));
+        self.send_limit = self.send_limit.max(limit);
     }
 
     /// Runs until `stop` turns true, then lets pushes in flight finish (at most the
@@ -105,12 +169,22 @@ impl Worker {
         tracing::info!("push worker stopped");
     }
 
+    /// Which kinds this worker sends: it claims only those, so a kind that is off
+    /// here waits in the queue (until its deadline) instead of being dropped.
+    fn kinds(&self) -> Kinds {
+        Kinds {
+            webpush: self.webpush.is_some(),
+            deltachat: self.deltachat.is_some(),
+        }
+    }
+
     async fn claim(&self, room: usize) -> Result<Vec<QueuedPush>, StoreError> {
         let store = self.queue.store().clone();
         let lease = i64::try_from(self.send_limit.as_millis()).unwrap_or(i64::MAX) + 5_000;
+        let kinds = self.kinds();
         blocking(move || {
             let now = unix_now_ms();
-            store.claim_due(now, now.saturating_add(lease), room)
+            store.claim_due(now, now.saturating_add(lease), room, kinds)
         })
         .await
     }
@@ -118,7 +192,8 @@ impl Worker {
     /// How long until the next row is due, within [`POLL`].
     async fn until_next_due(&self) -> Duration {
         let store = self.queue.store().clone();
-        match blocking(move || store.next_due()).await {
+        let kinds = self.kinds();
+        match blocking(move || store.next_due(kinds)).await {
             Ok(Some(at)) => {
                 let ms = at.saturating_sub(unix_now_ms()).max(0);
                 Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
@@ -133,18 +208,29 @@ impl Worker {
 
     async fn sweep(&self) {
         let queue = self.queue.clone();
+        let lifetime = i64::try_from(self.token_lifetime.as_secs()).unwrap_or(i64::MAX);
         let result = blocking(move || {
             let now = unix_now_ms();
             let expired = queue.expire_subscriptions(None, now)?;
+            let tokens = queue
+                .store()
+                .expire_tokens((now / 1000).saturating_sub(lifetime))?;
             let overdue = queue.store().drop_overdue_pushes(now)?;
-            Ok((expired, overdue))
+            Ok((expired, tokens, overdue))
         })
         .await;
         match result {
-            Ok((0, 0)) => {}
-            Ok((expired, overdue)) => {
+            Ok((0, 0, (0, 0))) => {}
+            Ok((expired, tokens, (overdue, overdue_deltachat))) => {
                 metrics::push_outcomes(PushOutcome::Expired, overdue);
-                tracing::info!(expired, overdue, "push queue swept");
+                metrics::deltachat_outcomes(DeltaChatOutcome::Expired, overdue_deltachat);
+                tracing::info!(
+                    expired,
+                    tokens,
+                    overdue,
+                    overdue_deltachat,
+                    "push queue swept"
+                );
             }
             Err(err) => tracing::error!(error = %err, "push queue: sweep failed"),
         }
@@ -152,51 +238,106 @@ impl Worker {
 
     /// Sends one push and records what its answer means.
     async fn send_one(self: Arc<Self>, push: QueuedPush) {
-        let Some(target) = Target::decode(&push.endpoint, &push.p256dh, &push.auth) else {
-            tracing::warn!(
-                user = push.username,
-                subscription = push.subscription,
-                "push dropped: the stored subscription does not decode"
-            );
-            metrics::push_outcome(PushOutcome::Undecodable);
-            return record(&self.queue, push, Action::Done).await;
+        let sent = tokio::time::timeout(self.send_limit, self.attempt(&push)).await;
+        let attempt = match sent {
+            Ok(Ok(attempt)) => attempt,
+            Ok(Err(unsent)) => return self.unsent(push, unsent).await,
+            Err(_) => Attempt::unanswered("timed out".to_owned()),
         };
-        let options = Options {
-            validation: push.validation,
-            topic: (self.coalesce && !push.validation)
-                .then(|| Payload::folder_of(&push.payload))
-                .flatten()
-                .map(|folder| folder_topic(&folder)),
-            ..self.options.clone()
-        };
-        let sent = tokio::time::timeout(
-            self.send_limit,
-            self.sender.send(&target, push.payload.as_bytes(), &options),
-        )
-        .await;
-        let (outcome, detail) = match sent {
-            Ok(Ok(attempt)) => (attempt.outcome, attempt.detail),
-            Ok(Err(SendError::Refused(refused))) => {
-                tracing::warn!(user = push.username, subscription = push.subscription, error = %refused, "push dropped: endpoint refused by the endpoint rules");
-                metrics::push_outcome(PushOutcome::EndpointRefused);
-                return record(&self.queue, push, Action::Done).await;
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(user = push.username, subscription = push.subscription, error = %err, "push dropped");
-                metrics::push_outcome(PushOutcome::BuildFailed);
-                return record(&self.queue, push, Action::Done).await;
-            }
-            Err(_) => (Outcome::Temporary, "timed out".to_owned()),
+        let Some(rules) = self.rules(push.kind()) else {
+            return self.unsent(push, Unsent::Off).await;
         };
         let row = Row {
             attempts: push.attempts,
             deadline: push.deadline,
             with_content: push.with_content,
         };
-        let action = retry::decide(outcome, row, unix_now_ms(), self.rules);
-        metrics::push_outcome(outcome.into());
-        log(&push, outcome, &detail, action);
+        let action = retry::decide(attempt.outcome, row, unix_now_ms(), rules);
+        count(push.kind(), attempt.outcome);
+        log(&push, attempt.outcome, &attempt.detail, action);
         record(&self.queue, push, action).await;
+    }
+
+    fn rules(&self, kind: PushKind) -> Option<Rules> {
+        match kind {
+            PushKind::WebPush => self.webpush.as_ref().map(|w| w.rules),
+            PushKind::DeltaChat => self.deltachat.as_ref().map(|d| d.rules),
+        }
+    }
+
+    /// One try with the row's kind's sender.
+    async fn attempt(&self, push: &QueuedPush) -> Result<Attempt, Unsent> {
+        match &push.to {
+            Destination::WebPush {
+                endpoint,
+                p256dh,
+                auth,
+            } => {
+                let side = self.webpush.as_ref().ok_or(Unsent::Off)?;
+                let target = Target::decode(endpoint, p256dh, auth).ok_or(Unsent::Undecodable)?;
+                let options = Options {
+                    validation: push.validation,
+                    topic: (side.coalesce && !push.validation)
+                        .then(|| Payload::folder_of(&push.payload))
+                        .flatten()
+                        .map(|folder| folder_topic(&folder)),
+                    ..side.options.clone()
+                };
+                let sent = side.sender.send(&target, push.payload.as_bytes(), &options);
+                sent.await.map_err(|err| match err {
+                    SendError::Refused(refused) => Unsent::Refused(refused.to_string()),
+                    SendError::Build(why) => Unsent::Build(why),
+                })
+            }
+            Destination::DeltaChat { token } => {
+                let side = self.deltachat.as_ref().ok_or(Unsent::Off)?;
+                side.notifier.notify(token).await.map_err(|err| match err {
+                    NotifyError::Refused(refused) => Unsent::Refused(refused.to_string()),
+                    NotifyError::Build(why) => Unsent::Build(why),
+                })
+            }
+        }
+    }
+
+    /// A row that could not be tried is dropped, and said so.
+    async fn unsent(&self, push: QueuedPush, unsent: Unsent) {
+        let (user, target, kind) = (&push.username, &push.target, push.kind());
+        let (why, webpush, deltachat) = match &unsent {
+            Unsent::Off => (
+                "its kind of push is off".to_owned(),
+                PushOutcome::BuildFailed,
+                DeltaChatOutcome::Rejected,
+            ),
+            Unsent::Undecodable => (
+                "the stored subscription does not decode".to_owned(),
+                PushOutcome::Undecodable,
+                DeltaChatOutcome::Rejected,
+            ),
+            Unsent::Refused(refused) => (
+                format!("refused by the endpoint rules: {refused}"),
+                PushOutcome::EndpointRefused,
+                DeltaChatOutcome::EndpointRefused,
+            ),
+            Unsent::Build(build) => (
+                format!("cannot build the request: {build}"),
+                PushOutcome::BuildFailed,
+                DeltaChatOutcome::Rejected,
+            ),
+        };
+        tracing::warn!(user, target, kind = ?kind, why, "push dropped unsent");
+        match kind {
+            PushKind::WebPush => metrics::push_outcome(webpush),
+            PushKind::DeltaChat => metrics::deltachat_outcome(deltachat),
+        }
+        record(&self.queue, push, Action::Done).await;
+    }
+}
+
+/// Counts an attempt's outcome in its kind's metric.
+fn count(kind: PushKind, outcome: Outcome) {
+    match kind {
+        PushKind::WebPush => metrics::push_outcome(outcome.into()),
+        PushKind::DeltaChat => metrics::deltachat_outcome(outcome.into()),
     }
 }
 

@@ -1,5 +1,5 @@
-//! One dict commit as one SQLite transaction: plain METADATA writes and the WebPush
-//! operations together, all or nothing. WebPush operations are checked against what
+//! One dict commit as one SQLite transaction: plain METADATA writes, the WebPush
+//! operations and Delta Chat device tokens together, all or nothing. WebPush operations are checked against what
 //! is stored (the per-user limit, the validation token and its time window, the queue
 //! bound), so they can still be refused here; a refusal rolls the whole commit back,
 //! as a refused COI value does (`crate::dict::attributes`).
@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use super::dict::{Write, put};
 use super::queue::{self, NewPush};
 use super::subscriptions::{self, Subscription};
-use super::{Store, StoreError, count};
+use super::{Store, StoreError, count, tokens};
 
 /// One change of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,17 @@ pub enum Op {
         /// seconds): the validation window.
         created_since: i64,
     },
+    /// Add a Delta Chat device token to the user's set, or refresh it.
+    AddToken {
+        /// The token's id.
+        id: String,
+        /// The token (already checked by the dict).
+        token: String,
+        /// Most tokens of the user; the least recently set beyond it go.
+        max: usize,
+    },
+    /// Remove every Delta Chat device token of the user (IMAP `NIL`).
+    RemoveTokens,
 }
 
 /// A new subscription (already checked by the dict: JSON, id, endpoint rules).
@@ -88,6 +99,10 @@ impl Store {
                     token,
                     created_since,
                 } => validate(&tx, username, id, token, *created_since, now / 1000)?,
+                Op::AddToken { id, token, max } => {
+                    tokens::add(&tx, username, id, token, *max, now / 1000)?;
+                }
+                Op::RemoveTokens => tokens::delete_all(&tx, username)?,
             }
         }
         tx.commit()?;

@@ -2,7 +2,7 @@
 //! replacement, validation within the window, unsubscribe, and all-or-nothing.
 
 use super::*;
-use crate::store::{Depth, Table, temp_store};
+use crate::store::{Depth, PushKind, Table, temp_store};
 
 const ALICE: &str = "alice@example.org";
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -25,7 +25,8 @@ fn subscribe(id: &str, endpoint: &str, limit: usize) -> Op {
         limit,
         validation_push: NewPush {
             username: ALICE.into(),
-            subscription: id.into(),
+            kind: PushKind::WebPush,
+            target: id.into(),
             payload: format!("{{\"validation\":\"token-{id}\"}}"),
             with_content: false,
             validation: true,
@@ -57,7 +58,12 @@ fn subscribe_queues_a_validation_push_and_validate_checks_token_and_window() {
     store
         .commit(ALICE, &[subscribe("s1", "https://p/1", 10)], NOW_MS)
         .expect("subscribe");
-    assert_eq!(store.pending_pushes(ALICE, "s1").expect("count"), 1);
+    assert_eq!(
+        store
+            .pending_pushes(PushKind::WebPush, ALICE, "s1")
+            .expect("count"),
+        1
+    );
     let sub = store
         .subscription(ALICE, "s1")
         .expect("read")
@@ -110,13 +116,23 @@ fn the_limit_counts_other_subscriptions_and_a_replacement_starts_over() {
         (a.endpoint.as_str(), a.validated_at),
         ("https://p/a2", None)
     );
-    assert_eq!(store.pending_pushes(ALICE, "a").expect("count"), 1);
+    assert_eq!(
+        store
+            .pending_pushes(PushKind::WebPush, ALICE, "a")
+            .expect("count"),
+        1
+    );
     // Unsubscribe drops the subscription and its pushes.
     store
         .commit(ALICE, &[Op::Unsubscribe { id: "a".into() }], NOW_MS)
         .expect("unsubscribe");
     assert_eq!(store.subscription(ALICE, "a").expect("read"), None);
-    assert_eq!(store.pending_pushes(ALICE, "a").expect("count"), 0);
+    assert_eq!(
+        store
+            .pending_pushes(PushKind::WebPush, ALICE, "a")
+            .expect("count"),
+        0
+    );
     assert_eq!(store.queue_len().expect("len"), 1, "b's push stays");
 }
 
@@ -191,7 +207,12 @@ fn unvalidated_subscriptions_expire_with_their_pushes() {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["kept"]);
-    assert_eq!(store.pending_pushes(ALICE, "old").expect("count"), 0);
+    assert_eq!(
+        store
+            .pending_pushes(PushKind::WebPush, ALICE, "old")
+            .expect("count"),
+        0
+    );
     // A push service's 404 deletes only the subscription still at that endpoint.
     assert!(
         !store

@@ -7,7 +7,9 @@
 //! attributes (mailbox annotations, shared ones, Dovecot-internal keys) are kept
 //! verbatim in a second table ([`Table::Attributes`]). Web Push keeps its own tables:
 //! the users' subscriptions (`subscriptions`, written by dict commits through
-//! `commit`), the durable push queue (`queue`) and the server's VAPID key (`secrets`).
+//! `commit`), the durable push queue (`queue`, shared with Delta Chat notifications)
+//! and the server's VAPID key (`secrets`). Delta Chat device tokens have theirs
+//! (`tokens`).
 //! The schema grows by numbered migrations (`schema`, `PRAGMA user_version`), never
 //! losing data.
 //! All calls block: async callers use `tokio::task::spawn_blocking`.
@@ -19,6 +21,7 @@ mod queue;
 mod schema;
 mod secrets;
 mod subscriptions;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,10 +35,11 @@ pub use coi::{
 };
 pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
-pub use queue::{NewPush, QueuedPush};
+pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush};
 use schema::MIGRATIONS;
 pub use secrets::SECRET_VAPID;
 pub use subscriptions::Subscription;
+pub use tokens::DeviceToken;
 
 /// Errors from the state store. All of them are coid's own trouble: temporary.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,11 @@
-//! The durable push queue: one row per push still to send, so a restart loses none.
-//! Bounded by the caller's `max_queue`. A worker claims due rows by moving their
-//! `not_before` past a lease (so a row whose sender died is tried again once the lease
-//! ends), then reports the result: done (row deleted), retry later, or payload
-//! replaced. Rows go with their subscription (`super::subscriptions`).
+//! The durable push queue: one row per push still to send, so a restart loses none,
+//! for every kind of push ([`PushKind`]): a Web Push to a subscription, or a Delta
+//! Chat notification for a device token. Bounded by the caller's `max_queue`. A
+//! worker claims due rows by moving their `not_before` past a lease (so a row whose
+//! sender died is tried again once the lease ends), then reports the result: done
+//! (row deleted), retry later, or payload replaced. Rows go with their target
+//! (`super::subscriptions`, `super::tokens`): a row whose target is gone is dropped
+//! when claimed.
 //!
 //! Times here are unix milliseconds.
 
@@ -10,13 +13,78 @@ use rusqlite::{Transaction, params};
 
 use super::{Store, StoreError, count};
 
+/// What a queued row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushKind {
+    /// Web Push to a subscription (`push_subscriptions`).
+    WebPush,
+    /// A Delta Chat notification for a device token (`deltachat_tokens`).
+    DeltaChat,
+}
+
+impl PushKind {
+    /// The `kind` column's value.
+    pub(super) fn code(self) -> i64 {
+        match self {
+            PushKind::WebPush => 0,
+            PushKind::DeltaChat => 1,
+        }
+    }
+
+    fn from_code(code: i64) -> Option<PushKind> {
+        match code {
+            0 => Some(PushKind::WebPush),
+            1 => Some(PushKind::DeltaChat),
+            _ => None,
+        }
+    }
+}
+
+/// Which kinds a worker claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds {
+    /// Web Push rows.
+    pub webpush: bool,
+    /// Delta Chat rows.
+    pub deltachat: bool,
+}
+
+impl Kinds {
+    /// Every kind.
+    pub const ALL: Kinds = Kinds {
+        webpush: true,
+        deltachat: true,
+    };
+}
+
+/// Where a claimed row goes, read from its target's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A Web Push subscription's resource and keys.
+    WebPush {
+        /// Push resource URL.
+        endpoint: String,
+        /// The user agent's `p256dh`.
+        p256dh: String,
+        /// The user agent's `auth`.
+        auth: String,
+    },
+    /// A Delta Chat device token, opaque, sent as it is.
+    DeltaChat {
+        /// The token as the client set it.
+        token: String,
+    },
+}
+
 /// A push to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPush {
-    /// Whose subscription.
+    /// What it is.
+    pub kind: PushKind,
+    /// Whose target.
     pub username: String,
-    /// The subscription id.
-    pub subscription: String,
+    /// The target: a subscription id, or a token id.
+    pub target: String,
     /// The plaintext JSON.
     pub payload: String,
     /// The payload carries the message body (`content`): after a 413 it is sent once
@@ -37,8 +105,8 @@ pub struct QueuedPush {
     pub seq: i64,
     /// Whose.
     pub username: String,
-    /// Subscription id.
-    pub subscription: String,
+    /// Subscription id or token id.
+    pub target: String,
     /// The plaintext JSON.
     pub payload: String,
     /// See [`NewPush::with_content`].
@@ -49,12 +117,18 @@ pub struct QueuedPush {
     pub attempts: u32,
     /// Dropped when not sent by this time.
     pub deadline: i64,
-    /// The subscription's push endpoint.
-    pub endpoint: String,
-    /// The subscription's `p256dh`.
-    pub p256dh: String,
-    /// The subscription's `auth`.
-    pub auth: String,
+    /// Where it goes.
+    pub to: Destination,
+}
+
+impl QueuedPush {
+    /// What it is.
+    pub fn kind(&self) -> PushKind {
+        match self.to {
+            Destination::WebPush { .. } => PushKind::WebPush,
+            Destination::DeltaChat { .. } => PushKind::DeltaChat,
+        }
+    }
 }
 
 /// Inserts `push` unless the queue holds `max_queue` rows already; true if stored.
@@ -79,19 +153,20 @@ fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
 /// Inserts `push`, whatever the queue holds.
 fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "INSERT INTO push_queue (username, subscription, payload, with_content, validation,
-                                 attempts, not_before, deadline, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+        "INSERT INTO push_queue (username, target, payload, with_content, validation,
+                                 attempts, not_before, deadline, created, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         push.username,
-        push.subscription,
+        push.target,
         push.payload,
         push.with_content,
         push.validation,
         push.not_before,
         push.deadline,
-        now
+        now,
+        push.kind.code()
     ])?;
     Ok(())
 }
@@ -129,18 +204,34 @@ impl Store {
         Ok(count(&conn, "SELECT count(*) FROM push_queue", [])?)
     }
 
-    /// Pending pushes of one subscription.
+    /// Rows of one kind in the queue.
     ///
     /// # Errors
     /// SQLite failed.
-    pub fn pending_pushes(&self, username: &str, id: &str) -> Result<usize, StoreError> {
+    pub fn queue_len_of(&self, kind: PushKind) -> Result<usize, StoreError> {
         let conn = self.lock()?;
-        let sql = "SELECT count(*) FROM push_queue WHERE username = ?1 AND subscription = ?2";
-        Ok(count(&conn, sql, params![username, id])?)
+        let sql = "SELECT count(*) FROM push_queue WHERE kind = ?1";
+        Ok(count(&conn, sql, params![kind.code()])?)
+    }
+
+    /// Pending pushes of one target (subscription or token) of a kind.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn pending_pushes(
+        &self,
+        kind: PushKind,
+        username: &str,
+        id: &str,
+    ) -> Result<usize, StoreError> {
+        let conn = self.lock()?;
+        let sql =
+            "SELECT count(*) FROM push_queue WHERE username = ?1 AND target = ?2 AND kind = ?3";
+        Ok(count(&conn, sql, params![username, id, kind.code()])?)
     }
 
     /// Up to `limit` rows due at `now`, oldest first, each leased until `lease_until`.
-    /// Rows past their deadline, or whose subscription is gone, are deleted instead.
+    /// Rows past their deadline, or whose target is gone, are deleted instead.
     ///
     /// # Errors
     /// SQLite failed; nothing was claimed.
@@ -149,52 +240,53 @@ impl Store {
         now: i64,
         lease_until: i64,
         limit: usize,
+        kinds: Kinds,
     ) -> Result<Vec<QueuedPush>, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         let rows = {
             let mut stmt = tx.prepare_cached(
-                "SELECT q.seq, q.username, q.subscription, q.payload, q.with_content,
-                        q.validation, q.attempts, q.deadline, s.endpoint, s.p256dh, s.auth
-                   FROM push_queue q LEFT JOIN push_subscriptions s
-                     ON s.username = q.username AND s.id = q.subscription
-                  WHERE q.not_before <= ?1
+                "SELECT q.seq, q.username, q.target, q.payload, q.with_content,
+                        q.validation, q.attempts, q.deadline, q.kind,
+                        s.endpoint, s.p256dh, s.auth, t.token
+                   FROM push_queue q
+                   LEFT JOIN push_subscriptions s
+                     ON q.kind = 0 AND s.username = q.username AND s.id = q.target
+                   LEFT JOIN deltachat_tokens t
+                     ON q.kind = 1 AND t.username = q.username AND t.id = q.target
+                  WHERE q.not_before <= ?1 AND ((q.kind = 0 AND ?3) OR (q.kind = 1 AND ?4))
                   ORDER BY q.not_before, q.seq LIMIT ?2",
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![now, limit], claimed_row)?;
+            let args = params![now, limit, kinds.webpush, kinds.deltachat];
+            let rows = stmt.query_map(args, claimed_row)?;
             rows.collect::<Result<Vec<_>, _>>()?
         };
         let mut claimed = Vec::new();
-        for (push, has_subscription) in rows {
-            if !has_subscription || push.deadline < now {
-                if has_subscription {
-                    tracing::info!(
-                        user = push.username,
-                        subscription = push.subscription,
-                        "push dropped: past its deadline"
-                    );
-                }
-                tx.execute("DELETE FROM push_queue WHERE seq = ?1", params![push.seq])?;
-            } else {
-                tx.execute(
-                    "UPDATE push_queue SET not_before = ?2 WHERE seq = ?1",
-                    params![push.seq, lease_until],
-                )?;
-                claimed.push(push);
-            }
+        for (seq, push) in rows {
+            let Some(push) = push.filter(|p| p.deadline >= now) else {
+                tx.execute("DELETE FROM push_queue WHERE seq = ?1", params![seq])?;
+                continue;
+            };
+            tx.execute(
+                "UPDATE push_queue SET not_before = ?2 WHERE seq = ?1",
+                params![push.seq, lease_until],
+            )?;
+            claimed.push(push);
         }
         tx.commit()?;
         Ok(claimed)
     }
 
-    /// When the earliest row is due (leased rows: when their lease ends).
+    /// When the earliest row of `kinds` is due (leased rows: when their lease ends).
     ///
     /// # Errors
     /// SQLite failed.
-    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+    pub fn next_due(&self, kinds: Kinds) -> Result<Option<i64>, StoreError> {
         let conn = self.lock()?;
-        Ok(conn.query_row("SELECT min(not_before) FROM push_queue", [], |r| r.get(0))?)
+        let sql = "SELECT min(not_before) FROM push_queue
+                    WHERE (kind = 0 AND ?1) OR (kind = 1 AND ?2)";
+        Ok(conn.query_row(sql, params![kinds.webpush, kinds.deltachat], |r| r.get(0))?)
     }
 
     /// Removes a row: sent, or given up.
@@ -234,8 +326,8 @@ impl Store {
         Ok(())
     }
 
-    /// Holds back every row for `endpoint` until `until` (RFC 8030 §8.4: 429); rows
-    /// due later keep their time. Returns the rows moved.
+    /// Holds back every Web Push row for `endpoint` until `until` (RFC 8030 §8.4:
+    /// 429); rows due later keep their time. Returns the rows moved.
     ///
     /// # Errors
     /// SQLite failed.
@@ -243,41 +335,86 @@ impl Store {
         let conn = self.lock()?;
         let moved = conn.execute(
             "UPDATE push_queue SET not_before = ?2
-              WHERE not_before < ?2 AND (username, subscription) IN
+              WHERE not_before < ?2 AND kind = 0 AND (username, target) IN
                     (SELECT username, id FROM push_subscriptions WHERE endpoint = ?1)",
             params![endpoint, until],
         )?;
         Ok(moved)
     }
 
-    /// Deletes rows past their deadline; returns how many.
+    /// Holds back every row of `kind` until `until` (one service asked to wait: Delta
+    /// Chat's notification proxy); rows due later keep their time. Returns the rows
+    /// moved.
     ///
     /// # Errors
     /// SQLite failed.
-    pub fn drop_overdue_pushes(&self, now: i64) -> Result<usize, StoreError> {
+    pub fn delay_kind(&self, kind: PushKind, until: i64) -> Result<usize, StoreError> {
         let conn = self.lock()?;
-        Ok(conn.execute("DELETE FROM push_queue WHERE deadline < ?1", params![now])?)
+        let moved = conn.execute(
+            "UPDATE push_queue SET not_before = ?2 WHERE not_before < ?2 AND kind = ?1",
+            params![kind.code(), until],
+        )?;
+        Ok(moved)
+    }
+
+    /// Deletes rows past their deadline; returns how many of each kind (Web Push,
+    /// Delta Chat).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn drop_overdue_pushes(&self, now: i64) -> Result<(usize, usize), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let mut dropped = [0; 2];
+        for kind in [PushKind::WebPush, PushKind::DeltaChat] {
+            dropped[usize::from(kind == PushKind::DeltaChat)] = tx.execute(
+                "DELETE FROM push_queue WHERE deadline < ?1 AND kind = ?2",
+                params![now, kind.code()],
+            )?;
+        }
+        tx.commit()?;
+        Ok((dropped[0], dropped[1]))
     }
 }
 
-/// One row of [`Store::claim_due`]'s query, and whether its subscription exists.
-fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(QueuedPush, bool)> {
-    let endpoint: Option<String> = r.get(8)?;
-    let has_subscription = endpoint.is_some();
+/// One row of [`Store::claim_due`]'s query: its seq, and the push unless its target
+/// is gone (or its kind unknown: a newer coid's row).
+fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<QueuedPush>)> {
+    let seq = r.get(0)?;
+    let to = match PushKind::from_code(r.get(8)?) {
+        Some(PushKind::WebPush) => {
+            let endpoint: Option<String> = r.get(9)?;
+            let p256dh: Option<String> = r.get(10)?;
+            let auth: Option<String> = r.get(11)?;
+            endpoint
+                .zip(p256dh)
+                .zip(auth)
+                .map(|((endpoint, p256dh), auth)| Destination::WebPush {
+                    endpoint,
+                    p256dh,
+                    auth,
+                })
+        }
+        Some(PushKind::DeltaChat) => r
+            .get::<_, Option<String>>(12)?
+            .map(|token| Destination::DeltaChat { token }),
+        None => None,
+    };
+    let Some(to) = to else {
+        return Ok((seq, None));
+    };
     let push = QueuedPush {
-        seq: r.get(0)?,
+        seq,
         username: r.get(1)?,
-        subscription: r.get(2)?,
+        target: r.get(2)?,
         payload: r.get(3)?,
         with_content: r.get(4)?,
         validation: r.get(5)?,
         attempts: r.get(6)?,
         deadline: r.get(7)?,
-        endpoint: endpoint.unwrap_or_default(),
-        p256dh: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-        auth: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+        to,
     };
-    Ok((push, has_subscription))
+    Ok((seq, Some(push)))
 }
 
 #[cfg(test)]

@@ -38,7 +38,8 @@ fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
 fn push(id: &str, not_before: i64) -> NewPush {
     NewPush {
         username: ALICE.into(),
-        subscription: id.into(),
+        kind: PushKind::WebPush,
+        target: id.into(),
         payload: "{}".into(),
         with_content: true,
         validation: false,
@@ -63,25 +64,38 @@ fn claims_lease_rows_until_they_are_done_or_retried() {
     store
         .enqueue(&[push("a", T + 5_000)], 10, T)
         .expect("enqueue");
-    let claimed = store.claim_due(T, T + 1_000, 10).expect("claim");
+    let claimed = store
+        .claim_due(T, T + 1_000, 10, Kinds::ALL)
+        .expect("claim");
     assert_eq!(claimed.len(), 1, "only the validation push is due");
     assert!(claimed[0].validation);
-    assert_eq!(claimed[0].endpoint, "https://p/a");
     assert!(
-        store.claim_due(T, T + 1_000, 10).expect("claim").is_empty(),
+        matches!(&claimed[0].to, Destination::WebPush { endpoint, .. } if endpoint == "https://p/a")
+    );
+    assert!(
+        store
+            .claim_due(T, T + 1_000, 10, Kinds::ALL)
+            .expect("claim")
+            .is_empty(),
         "leased"
     );
-    assert_eq!(store.next_due().expect("next"), Some(T + 1_000));
+    assert_eq!(store.next_due(Kinds::ALL).expect("next"), Some(T + 1_000));
     // The lease ends: claimed again (its sender died).
-    let again = store.claim_due(T + 1_000, T + 2_000, 1).expect("claim");
+    let again = store
+        .claim_due(T + 1_000, T + 2_000, 1, Kinds::ALL)
+        .expect("claim");
     assert_eq!(again[0].seq, claimed[0].seq);
     store.push_done(again[0].seq).expect("done");
-    let later = store.claim_due(T + 5_000, T + 6_000, 10).expect("claim");
+    let later = store
+        .claim_due(T + 5_000, T + 6_000, 10, Kinds::ALL)
+        .expect("claim");
     assert_eq!(later.len(), 1);
     store
         .push_retry(later[0].seq, 1, T + 7_000, Some("{\"small\":1}"))
         .expect("retry");
-    let retried = store.claim_due(T + 7_000, T + 8_000, 10).expect("claim");
+    let retried = store
+        .claim_due(T + 7_000, T + 8_000, 10, Kinds::ALL)
+        .expect("claim");
     assert_eq!(
         (
             retried[0].attempts,
@@ -102,24 +116,29 @@ fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
         1
     );
     let due: Vec<String> = store
-        .claim_due(T, T + 1_000, 10)
+        .claim_due(T, T + 1_000, 10, Kinds::ALL)
         .expect("claim")
         .into_iter()
-        .map(|p| p.subscription)
+        .map(|p| p.target)
         .collect();
     assert_eq!(due, ["b"]);
     // Past the deadline: dropped when claimed.
     assert!(
         store
-            .claim_due(T + 61_000, T + 62_000, 10)
+            .claim_due(T + 61_000, T + 62_000, 10, Kinds::ALL)
             .expect("claim")
             .is_empty()
     );
     assert_eq!(store.queue_len().expect("len"), 0);
     // A row whose subscription is gone is dropped when claimed.
     store.enqueue(&[push("zz", T)], 10, T).expect("enqueue");
-    assert!(store.claim_due(T, T + 1_000, 10).expect("claim").is_empty());
+    assert!(
+        store
+            .claim_due(T, T + 1_000, 10, Kinds::ALL)
+            .expect("claim")
+            .is_empty()
+    );
     assert_eq!(store.queue_len().expect("len"), 0);
     store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
-    assert_eq!(store.drop_overdue_pushes(T + 60_001).expect("drop"), 1);
+    assert_eq!(store.drop_overdue_pushes(T + 60_001).expect("drop"), (1, 0));
 }

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 3] = [
+pub(super) const MIGRATIONS: [&str; 4] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -63,4 +63,24 @@ pub(super) const MIGRATIONS: [&str; 3] = [
     DELETE FROM user_metadata
      WHERE entry >= '/private/vendor/vendor.dovecot/webpush/'
        AND entry < '/private/vendor/vendor.dovecot/webpush0';",
+    // 4: Delta Chat. Device tokens (opaque, set over IMAP METADATA on
+    // /private/devicetoken), one row per (user, token id); and the push queue gains
+    // its kind (0 Web Push, 1 Delta Chat), its `subscription` column becoming the
+    // target (a subscription id or a token id). Tokens that version 3 stored as plain
+    // attributes (the last one set per mailbox, never used) are dropped: they would
+    // show in listings, and Delta Chat sets its token again at every IMAP login.
+    "CREATE TABLE IF NOT EXISTS deltachat_tokens (
+        username TEXT NOT NULL,
+        id       TEXT NOT NULL,
+        token    TEXT NOT NULL,
+        created  INTEGER NOT NULL,
+        updated  INTEGER NOT NULL,
+        PRIMARY KEY (username, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS deltachat_tokens_updated ON deltachat_tokens (updated);
+    ALTER TABLE push_queue RENAME COLUMN subscription TO target;
+    ALTER TABLE push_queue ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    DELETE FROM dict_attributes
+     WHERE key GLOB 'priv/*/devicetoken' AND key NOT GLOB 'priv/*/*/devicetoken';
+    DELETE FROM user_metadata WHERE entry = '/private/devicetoken';",
 ];

@@ -50,7 +50,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscription> {
 
 /// Deletes one subscription and its pending pushes; true if it existed.
 pub(super) fn delete(conn: &Connection, username: &str, id: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("DELETE FROM push_queue WHERE username = ?1 AND subscription = ?2")?
+    conn.prepare_cached("DELETE FROM push_queue WHERE username = ?1 AND target = ?2 AND kind = 0")?
         .execute(params![username, id])?;
     let deleted = conn
         .prepare_cached("DELETE FROM push_subscriptions WHERE username = ?1 AND id = ?2")?

@@ -68,6 +68,16 @@ impl CoidOpts {
     }
 }
 
+/// `[deltachat] push = false` unless the test configures `[deltachat]` itself: coid's
+/// default `notify_url` is Delta Chat's public service, which no test may contact.
+fn quiet_deltachat(extra_toml: &str) -> &'static str {
+    if extra_toml.contains("[deltachat]") {
+        ""
+    } else {
+        "[deltachat]\npush = false\n"
+    }
+}
+
 /// A running `coid serve`.
 pub struct Coid {
     child: Option<Child>,
@@ -99,7 +109,8 @@ impl Coid {
              [delivery.maildir]\nfsync = false\n\
              [dict]\nsocket = \"{dict}\"\nsocket_mode = \"0666\"\n\
              [service]\nuser = \"{user}\"\nshutdown_grace_secs = 5\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{extra}",
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{deltachat}{extra}",
+            deltachat = quiet_deltachat(&opts.extra_toml),
             metrics = metrics_port.port(),
             user = opts.service_user,
             policy = opts.policy_script,

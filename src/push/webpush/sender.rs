@@ -1,23 +1,20 @@
 //! Sends one Web Push message: RFC 8291 aes128gcm encryption (web-push-native), an
 //! RFC 8292 VAPID header ([`super::vapid`]), RFC 8030 `TTL`, `Urgency` and `Topic` (and
-//! the WebPush spec's `WebPush-Validation` on validation pushes), POSTed with one
-//! pooled reqwest client that never follows redirects, ignores proxy
-//! environment variables (a proxy would resolve names past our address checks), and
-//! resolves names through [`super::endpoint`]'s rules. The answer becomes an
+//! the WebPush spec's `WebPush-Validation` on validation pushes), POSTed with the
+//! shared push client (`crate::push::http`: no redirects, no proxies, names resolved
+//! through the endpoint rules). The answer becomes an
 //! [`Outcome`]; no answer at all (connect failure, timeout) is [`Outcome::Temporary`].
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
-use super::endpoint::{EndpointPolicy, Refused};
-use super::outcome::Outcome;
 use super::subscription::{decode_auth, decode_p256dh};
 use super::vapid::VapidKey;
 use crate::config::PushConfig;
+use crate::push::client;
+use crate::push::endpoint::{EndpointPolicy, Refused};
+use crate::push::outcome::{Attempt, Outcome};
 use crate::store::unix_now_ms;
 
 /// RFC 8030 §5.3 urgency.
@@ -117,17 +114,6 @@ pub enum SendError {
     Build(String),
 }
 
-/// One attempt's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// What it means.
-    pub outcome: Outcome,
-    /// The HTTP status, if there was an answer.
-    pub status: Option<u16>,
-    /// A short description for logs.
-    pub detail: String,
-}
-
 /// The push client; cheap to share.
 #[derive(Clone)]
 pub struct Sender {
@@ -151,16 +137,7 @@ impl Sender {
         timeout: Duration,
         idle_per_host: usize,
     ) -> Result<Sender, SendError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .pool_max_idle_per_host(idle_per_host.max(1))
-            .user_agent(concat!("coid/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(CheckedResolver { policy }))
-            .build()
-            .map_err(|e| SendError::Build(e.to_string()))?;
+        let client = client::build(policy, timeout, idle_per_host).map_err(SendError::Build)?;
         Ok(Sender {
             client,
             vapid,
@@ -181,53 +158,9 @@ impl Sender {
         options: &Options,
     ) -> Result<Attempt, SendError> {
         self.policy.check_url(&target.endpoint)?;
-        self.check_resolved(&target.endpoint).await?;
+        client::check_resolved(self.policy, &target.endpoint).await?;
         let request = self.build(target, plaintext, options)?;
-        match self.client.execute(request).await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok());
-                let outcome = Outcome::from_response(status, retry_after, SystemTime::now());
-                Ok(Attempt {
-                    outcome,
-                    status: Some(status),
-                    detail: format!("HTTP {status}"),
-                })
-            }
-            Err(err) => Ok(Attempt {
-                outcome: Outcome::Temporary,
-                status: None,
-                detail: error_chain(&err),
-            }),
-        }
-    }
-
-    /// Refuses up front a name that resolves only to non-public addresses, so that
-    /// is a refusal and not a retry; the resolver enforces it again at connect time.
-    async fn check_resolved(&self, endpoint: &Url) -> Result<(), SendError> {
-        let Some(url::Host::Domain(host)) = endpoint.host() else {
-            return Ok(());
-        };
-        if self.policy.allow_private {
-            return Ok(());
-        }
-        let Ok(addrs) = tokio::net::lookup_host((host, 0)).await else {
-            return Ok(()); // a resolver failure may pass: retried as temporary
-        };
-        let addrs: Vec<SocketAddr> = addrs.collect();
-        match addrs.first() {
-            Some(first)
-                if addrs
-                    .iter()
-                    .all(|a| self.policy.check_addr(a.ip()).is_err()) =>
-            {
-                Err(SendError::Refused(Refused::NotPublic(first.ip())))
-            }
-            _ => Ok(()),
-        }
+        Ok(client::execute(&self.client, request, Outcome::from_response).await)
     }
 
     fn build(
@@ -288,44 +221,4 @@ fn insert(headers: &mut http::HeaderMap, name: &'static str, value: &str) -> Res
     let value = http::HeaderValue::from_str(value).map_err(|e| SendError::Build(e.to_string()))?;
     headers.insert(name, value);
     Ok(())
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Resolves names with the system resolver and keeps only addresses the policy allows.
-struct CheckedResolver {
-    policy: EndpointPolicy,
-}
-
-impl Resolve for CheckedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = resolved
-                .iter()
-                .copied()
-                .filter(|a| policy.check_addr(a.ip()).is_ok())
-                .collect();
-            if allowed.is_empty() {
-                let first = resolved
-                    .first()
-                    .map(|a| a.ip().to_string())
-                    .unwrap_or_default();
-                return Err(format!("{host} resolves to no public address ({first})").into());
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
-    }
 }
