@@ -43,8 +43,8 @@ pub const COMMENT: &str = "coid test relay";
 /// `[deltachat] irohrelay` in the tests.
 pub const IROH_RELAY: &str = "https://iroh.example.org/";
 
-/// How long a notification may take to reach the stand-in (covers one or two
-/// backoffs of at most 2 s).
+/// How long a notification may take to reach the stand-in (covers a few backoffs of
+/// at most 2 s, and the 11 s lease of a notification whose sender was killed).
 pub const NOTIFY_WAIT: Duration = Duration::from_secs(15);
 
 /// `coid_deltachat_notifications_total{outcome="<outcome>"}`.
@@ -162,10 +162,12 @@ impl DcFlow {
 }
 
 /// coid's extra config: loopback allowed, the stand-in, small backoffs, and the
-/// server entries the tests read back.
+/// server entries the tests read back. The short timeouts also keep the lease short
+/// (twice the longer timeout plus 5 s: 11 s) after which a notification that was in
+/// flight when coid died is sent again.
 fn coid_toml(url: &str, deltachat_toml: &str) -> String {
     format!(
-        "[push]\nallow_private_endpoints = true\n\
+        "[push]\nallow_private_endpoints = true\ntimeout_secs = 1\n\
          [metadata]\nadmin = \"{ADMIN}\"\ncomment = \"{COMMENT}\"\n\
          [deltachat]\nnotify_url = \"{url}\"\nirohrelay = \"{IROH_RELAY}\"\n\
          backoff_first_secs = 1\nbackoff_max_secs = 2\nrate_limit_secs = 1\ntimeout_secs = 3\n\
