@@ -146,8 +146,9 @@ message for that recipient; coid's own trouble is a \fB4xx\fR reply, so Postfix
 keeps the message and tries again.
 .PP
 coid also serves Dovecot's dict proxy protocol, so COI clients read and write
-their COI settings and Web Push subscriptions with IMAP METADATA, and sends Web
-Push notifications after delivery.
+their COI settings and Web Push subscriptions with IMAP METADATA, and Delta Chat
+clients set their push tokens; after delivery it sends Web Push notifications and
+wakes Delta Chat devices through Delta Chat's notification service.
 .PP
 Every command reads the configuration file given with \fB\-\-config\fR;
 \fBcoid check\-config\fR reports every problem in it at once.
@@ -185,8 +186,8 @@ The default routing policy (also built in); set \fBpolicy.script\fR to use anoth
 Dovecot configuration and global Sieve scripts that coid's routing needs.
 .TP
 \fI/var/lib/coid/coid.sqlite\fR
-coid's state: users' COI settings, other METADATA, Web Push subscriptions, the
-push queue and the server's private VAPID key. Back it up.
+coid's state: users' COI settings, other METADATA, Web Push subscriptions, Delta
+Chat device tokens, the push queue and the server's private VAPID key. Back it up.
 .TP
 \fI/var/spool/postfix/coid/lmtp\fR
 The LMTP socket; Postfix delivers to \fBlmtp:unix:coid/lmtp\fR.

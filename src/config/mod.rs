@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use deltachat::{DeltaChatConfig, MetadataConfig, NotifyFor};
+pub use deltachat::{DeltaChatConfig, NotifyFor};
 pub use push::PushConfig;
 pub use service::{MetricsConfig, ServiceConfig};
 pub use validate::Problems;
@@ -38,8 +38,6 @@ pub struct Config {
     pub push: PushConfig,
     /// Delta Chat notifications and the server entries Delta Chat reads.
     pub deltachat: DeltaChatConfig,
-    /// RFC 5464 server METADATA entries.
-    pub metadata: MetadataConfig,
     /// How coid runs as a host service.
     pub service: ServiceConfig,
     /// Prometheus metrics and the health check.

@@ -38,7 +38,6 @@ impl Config {
             allow_private: self.push.allow_private_endpoints,
         };
         self.deltachat.validate(endpoints, &mut p);
-        self.metadata.validate(&mut p);
         self.service.validate(&mut p);
         self.metrics.validate(&mut p);
         check_name(

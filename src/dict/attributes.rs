@@ -199,6 +199,15 @@ impl Attributes {
         match self.store.commit(&user, &ops, now) {
             Ok(()) => {
                 tracing::debug!(user, id, changes = ops.len(), "dict commit stored");
+                for op in &ops {
+                    match op {
+                        Op::AddToken { id: token, .. } => {
+                            tracing::debug!(user, token, "deltachat token set");
+                        }
+                        Op::RemoveTokens => tracing::info!(user, "deltachat tokens removed"),
+                        _ => {}
+                    }
+                }
                 if ops.iter().any(|op| matches!(op, Op::Subscribe(_)))
                     && let Some(webpush) = &self.webpush
                 {
