@@ -1,6 +1,7 @@
 //! The whole Delta Chat push picture for a test: Postfix → coid → Dovecot with coid's
 //! shipped METADATA snippet (dict proxy; `COI WEBPUSH XDELTAPUSH`), coid notifying the
-//! stand-in notification proxy ([`super::notify_proxy`]) with small backoffs, and the
+//! stand-in notification proxy ([`super::notify_proxy`]) with small backoffs, Dovecot's
+//! `/shared/admin` and `/shared/comment` set as the snippet's commented lines show, and the
 //! Delta Chat client's side over raw IMAP: the server-entry GETMETADATA and the device
 //! token SETMETADATA exactly as Delta Chat core sends them. Plus what the tests read
 //! back: `coid push list`, coid's metrics, the token ids.
@@ -14,7 +15,7 @@ use tempfile::TempDir;
 use super::metadata::{Entry, metadata, socket_dir};
 use super::metrics::{sample, scrape, wait_samples};
 use super::notify_proxy::{NotifyProxy, Request};
-use super::stack::{DELIVERY_WAIT, Stack, dovecot_opts, with_coid_metadata};
+use super::stack::{COID_METADATA_CONF, DELIVERY_WAIT, Stack, dovecot_opts, with_coid_metadata};
 use super::{Imap, MessageBuilder};
 
 /// Where Delta Chat stores its device token (in INBOX or on the server).
@@ -36,16 +37,28 @@ pub const DELTACHAT_GETMETADATA: &str = "GETMETADATA \"\" (/shared/comment /shar
      /shared/vendor/deltachat/irohrelay /shared/vendor/deltachat/turn \
      /shared/vendor/deltachat/maxsmtprecipients /shared/vendor/deltachat/appversions)";
 
-/// `[metadata] admin` in the tests.
-pub const ADMIN: &str = "mailto:postmaster@example.org";
-/// `[metadata] comment` in the tests.
-pub const COMMENT: &str = "coid test relay";
 /// `[deltachat] irohrelay` in the tests.
 pub const IROH_RELAY: &str = "https://iroh.example.org/";
 
 /// How long a notification may take to reach the stand-in (covers a few backoffs of
 /// at most 2 s, and the 11 s lease of a notification whose sender was killed).
 pub const NOTIFY_WAIT: Duration = Duration::from_secs(15);
+
+/// Dovecot's setting behind `/shared/admin` (Dovecot answers it, never the dict).
+pub const ADMIN: &str = "mail_server_admin";
+/// Dovecot's setting behind `/shared/comment`.
+pub const COMMENT: &str = "mail_server_comment";
+
+/// The example value of Dovecot setting `name` in the shipped METADATA snippet, where
+/// it is a commented line (`#name = value`) for the admin to take over.
+pub fn snippet_example(name: &str) -> String {
+    let prefix = format!("#{name} = ");
+    let line = COID_METADATA_CONF
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix));
+    let line = line.unwrap_or_else(|| panic!("no `{prefix}...` line in 91-coid-metadata.conf"));
+    line.trim().to_owned()
+}
 
 /// `coid_deltachat_notifications_total{outcome="<outcome>"}`.
 pub fn outcome(outcome: &str) -> String {
@@ -69,7 +82,11 @@ impl DcFlow {
     pub fn start(deltachat_toml: &str) -> DcFlow {
         let proxy = NotifyProxy::start();
         let (dir, socket) = socket_dir();
-        let dovecot = with_coid_metadata(dovecot_opts("/"), &socket);
+        let mut dovecot = with_coid_metadata(dovecot_opts("/"), &socket);
+        for name in [ADMIN, COMMENT] {
+            let value = snippet_example(name);
+            dovecot.extra_conf.push_str(&format!("{name} = {value}\n"));
+        }
         let stack = Stack::start(dovecot, |_, opts| {
             opts.dict_socket = Some(socket.clone());
             opts.extra_toml = coid_toml(&proxy.url(), deltachat_toml);
@@ -162,13 +179,12 @@ impl DcFlow {
 }
 
 /// coid's extra config: loopback allowed, the stand-in, small backoffs, and the
-/// server entries the tests read back. The short timeouts also keep the lease short
+/// `irohrelay` server entry the tests read back. The short timeouts also keep the lease short
 /// (twice the longer timeout plus 5 s: 11 s) after which a notification that was in
 /// flight when coid died is sent again.
 fn coid_toml(url: &str, deltachat_toml: &str) -> String {
     format!(
         "[push]\nallow_private_endpoints = true\ntimeout_secs = 1\n\
-         [metadata]\nadmin = \"{ADMIN}\"\ncomment = \"{COMMENT}\"\n\
          [deltachat]\nnotify_url = \"{url}\"\nirohrelay = \"{IROH_RELAY}\"\n\
          backoff_first_secs = 1\nbackoff_max_secs = 2\nrate_limit_secs = 1\ntimeout_secs = 3\n\
          {deltachat_toml}\n"
