@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use common::dc_flow::{
     ADMIN, COMMENT, DELTACHAT_GETMETADATA, DEVICETOKEN, DcFlow, IROH_RELAY, NOTIFY_WAIT,
-    SERVER_ENTRIES, TOKENS, device_token, has_field, outcome, server_entry_reads,
-    setmetadata_literal, setmetadata_quoted, snippet_example, sorted_bodies, sorted_ids, token_id,
-    value_of,
+    SERVER_ENTRIES, TOKENS, device_token, expect_status, has_field, outcome, server_entry_reads,
+    setmetadata_literal, setmetadata_quoted, snippet_example, sorted_bodies, sorted_ids,
+    sorted_tokens, token_id, value_of,
 };
 use common::metadata::metadata;
 use common::notify_proxy::{Answer, REDIRECT_PATH, Request};
@@ -30,26 +30,6 @@ use common::{Imap, MessageBuilder};
 const ALICE: &str = "alice@example.org";
 const BOB: &str = "bob@example.org";
 const MAXSMTP: &str = "/shared/vendor/deltachat/maxsmtprecipients";
-
-/// A command that must be answered `want`.
-fn expect(imap: &mut Imap, command: &str, want: &str) {
-    let (status, text, _) = metadata(imap, command);
-    let shown: String = command.chars().take(120).collect();
-    assert_eq!(status, want, "{shown:?}: {text}");
-}
-
-/// The stack with alice's `token` registered.
-fn one_token() -> (DcFlow, String) {
-    let flow = DcFlow::start("");
-    let token = device_token();
-    flow.register("alice", &token);
-    (flow, token)
-}
-
-/// Seconds between two requests.
-fn gap(earlier: &Request, later: &Request) -> f64 {
-    later.at.duration_since(earlier.at).as_secs_f64()
-}
 
 #[test]
 fn capability_advertises_xdeltapush_with_the_shipped_snippet() {
@@ -87,12 +67,12 @@ fn delta_chat_reads_the_server_entries_which_are_read_only() {
     // Delta Chat skips a round of fetching when this command fails; no error at all.
     flow.stack.dovecot.assert_no_log_errors();
     for entry in SERVER_ENTRIES {
-        expect(
+        expect_status(
             &mut imap,
             &format!("SETMETADATA \"\" ({entry} \"mine\")"),
             "NO",
         );
-        expect(&mut imap, &format!("SETMETADATA \"\" ({entry} NIL)"), "NO");
+        expect_status(&mut imap, &format!("SETMETADATA \"\" ({entry} NIL)"), "NO");
     }
     check(&mut imap);
     let log = flow.stack.coid.plain_log();
@@ -115,9 +95,9 @@ fn device_tokens_register_as_delta_chat_sends_them() {
     let flow = DcFlow::start("");
     let (phone, laptop) = (device_token(), device_token());
     let mut imap = flow.imap("alice");
-    expect(&mut imap, &setmetadata_quoted(&phone), "OK");
-    expect(&mut imap, &setmetadata_literal("INBOX", &laptop), "OK");
-    expect(&mut imap, &setmetadata_quoted(&phone), "OK"); // a refresh
+    expect_status(&mut imap, &setmetadata_quoted(&phone), "OK");
+    expect_status(&mut imap, &setmetadata_literal("INBOX", &laptop), "OK");
+    expect_status(&mut imap, &setmetadata_quoted(&phone), "OK"); // a refresh
     let listed = flow.tokens(ALICE);
     assert_eq!(listed.len(), 2, "{listed:#?}");
     assert_eq!(flow.token_ids(ALICE), sorted_ids(&[&phone, &laptop]));
@@ -139,15 +119,15 @@ fn device_tokens_register_as_delta_chat_sends_them() {
     }
 
     let too_long = format!("openpgp:{}", "A".repeat(4097 - 8));
-    expect(&mut imap, &setmetadata_literal("INBOX", &too_long), "NO");
-    expect(
+    expect_status(&mut imap, &setmetadata_literal("INBOX", &too_long), "NO");
+    expect_status(
         &mut imap,
         &setmetadata_literal("INBOX", "openpgp:ab\x1bcd"),
         "NO",
     );
     assert_eq!(flow.tokens(ALICE).len(), 2, "refused tokens are not stored");
     let longest = format!("openpgp:{}", "B".repeat(4096 - 8));
-    expect(&mut imap, &setmetadata_literal("", &longest), "OK");
+    expect_status(&mut imap, &setmetadata_literal("", &longest), "OK");
     let all = sorted_ids(&[&phone, &laptop, &longest]);
     assert_eq!(
         flow.token_ids(ALICE),
@@ -155,7 +135,7 @@ fn device_tokens_register_as_delta_chat_sends_them() {
         "4096 bytes, on the server entry"
     );
 
-    expect(
+    expect_status(
         &mut imap,
         &format!("SETMETADATA \"INBOX\" ({DEVICETOKEN} NIL)"),
         "OK",
@@ -177,14 +157,18 @@ fn each_token_gets_one_post_whose_body_is_the_token() {
     flow.wait_posts(3);
     flow.wait_settled(&[(&outcome("delivered"), 3.0)]);
     let posts = flow.proxy.posts();
-    assert_eq!(sorted_bodies(&posts), sorted(&[a1, a2, b1]), "{posts:#?}");
+    assert_eq!(
+        sorted_bodies(&posts),
+        sorted_tokens(&[a1, a2, b1]),
+        "{posts:#?}"
+    );
 
     flow.mail(&[ALICE]);
     flow.wait_posts(5);
     flow.wait_settled(&[(&outcome("delivered"), 5.0)]);
     let requests = flow.proxy.requests();
     assert_eq!(requests.len(), 5, "{requests:#?}");
-    assert_eq!(sorted_bodies(&requests[3..]), sorted(&[a1, a2]));
+    assert_eq!(sorted_bodies(&requests[3..]), sorted_tokens(&[a1, a2]));
     assert!(
         requests
             .iter()
@@ -201,35 +185,20 @@ fn each_token_gets_one_post_whose_body_is_the_token() {
     assert_eq!(log.matches("deltachat notification delivered").count(), 5);
 }
 
-fn sorted(tokens: &[&String]) -> Vec<String> {
-    let mut tokens: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
-    tokens.sort();
-    tokens
-}
-
-/// An RFC 8098 read receipt, without Chat-Version.
-fn plain_read_receipt() -> MessageBuilder {
-    let chat = MessageBuilder::chat_read_receipt().build();
-    let text = String::from_utf8(chat).expect("ASCII");
-    let (_, body) = text.split_once("\r\n\r\n").expect("a body");
-    MessageBuilder::new()
-        .set(
-            "Content-Type",
-            "multipart/report; report-type=disposition-notification; boundary=\"b1\"",
-        )
-        .body(body)
-}
-
 #[test]
 fn read_receipts_and_own_messages_do_not_notify() {
-    let (flow, token) = one_token();
+    let (flow, token) = DcFlow::with_token();
     let from_bob = |m: MessageBuilder| m.from("Bob <bob@example.net>");
     flow.deliver(
         "bob@example.net",
         &[ALICE],
         &from_bob(MessageBuilder::chat_read_receipt()),
     );
-    flow.deliver("bob@example.net", &[ALICE], &from_bob(plain_read_receipt()));
+    flow.deliver(
+        "bob@example.net",
+        &[ALICE],
+        &from_bob(MessageBuilder::read_receipt()),
+    );
     let own = MessageBuilder::chat().from("Alice <Alice@Example.ORG>");
     flow.deliver(ALICE, &[ALICE], &own);
     // The barrier: a plain mail after them does notify.
@@ -277,7 +246,7 @@ fn a_gone_token_is_deleted() {
 
 #[test]
 fn a_server_error_is_retried_with_the_same_body() {
-    let (flow, token) = one_token();
+    let (flow, token) = DcFlow::with_token();
     flow.proxy.queue(&[Answer::Status(500)]);
     flow.mail(&[ALICE]);
     let posts = flow.wait_posts(2);
@@ -285,7 +254,7 @@ fn a_server_error_is_retried_with_the_same_body() {
     let answers: Vec<&Answer> = posts.iter().map(|p| &p.answer).collect();
     assert_eq!(answers, [&Answer::Status(500), &Answer::Status(200)]);
     assert!(posts.iter().all(|p| p.is_post_of(&token)), "{posts:#?}");
-    let waited = gap(&posts[0], &posts[1]);
+    let waited = posts[1].since(&posts[0]);
     assert!(waited >= 0.9, "backoff_first_secs = 1, waited {waited} s");
     assert_eq!(flow.proxy.requests().len(), 2);
     let log = flow.stack.coid.plain_log();
@@ -297,7 +266,7 @@ fn a_server_error_is_retried_with_the_same_body() {
 
 #[test]
 fn rate_limits_wait_for_retry_after_or_the_configured_time() {
-    let (flow, token) = one_token();
+    let (flow, token) = DcFlow::with_token();
     flow.proxy
         .queue(&[Answer::TooMany(Some(2)), Answer::TooMany(None)]);
     flow.mail(&[ALICE]);
@@ -307,7 +276,7 @@ fn rate_limits_wait_for_retry_after_or_the_configured_time() {
         (&outcome("delivered"), 1.0),
     ]);
     assert!(posts.iter().all(|p| p.is_post_of(&token)), "{posts:#?}");
-    let (first, second) = (gap(&posts[0], &posts[1]), gap(&posts[1], &posts[2]));
+    let (first, second) = (posts[1].since(&posts[0]), posts[2].since(&posts[1]));
     assert!(first >= 1.9, "Retry-After: 2, waited {first} s");
     assert!(second >= 0.9, "rate_limit_secs = 1, waited {second} s");
     assert_eq!(flow.proxy.requests().len(), 3);
@@ -315,7 +284,7 @@ fn rate_limits_wait_for_retry_after_or_the_configured_time() {
 
 #[test]
 fn other_client_errors_drop_the_notification_and_keep_the_token() {
-    let (flow, token) = one_token();
+    let (flow, token) = DcFlow::with_token();
     flow.proxy.queue(&[Answer::Status(404)]);
     flow.mail(&[ALICE]);
     flow.wait_posts(1);
@@ -329,7 +298,7 @@ fn other_client_errors_drop_the_notification_and_keep_the_token() {
 
 #[test]
 fn a_redirect_is_never_followed() {
-    let (flow, token) = one_token();
+    let (flow, token) = DcFlow::with_token();
     flow.proxy.set_default(Answer::Redirect);
     flow.mail(&[ALICE]);
     flow.wait_posts(1);
@@ -357,7 +326,7 @@ enum Down {
 /// The stand-in answers `first` (stall or 500) until coid is down; then 200, and
 /// the restarted coid on the same state delivers the notification.
 fn pending_notification_survives(first: Answer, down: Down) {
-    let (mut flow, token) = one_token();
+    let (mut flow, token) = DcFlow::with_token();
     flow.proxy.set_default(first);
     flow.mail(&[ALICE]);
     flow.wait_posts(1);
@@ -406,7 +375,7 @@ fn a_failing_notification_survives_sigkill() {
 
 #[test]
 fn mail_flows_while_the_notification_service_stalls() {
-    let (flow, token) = one_token();
+    let (flow, token) = DcFlow::with_token();
     flow.proxy.set_default(Answer::Stall);
     flow.mail(&[ALICE]);
     let stalled = flow.wait_posts(1);

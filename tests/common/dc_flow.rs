@@ -98,6 +98,14 @@ impl DcFlow {
         }
     }
 
+    /// [`DcFlow::start`] with a token registered for alice; and the token.
+    pub fn with_token() -> (DcFlow, String) {
+        let flow = DcFlow::start("");
+        let token = device_token();
+        flow.register("alice", &token);
+        (flow, token)
+    }
+
     /// `user` (`alice`) logged in over IMAP.
     pub fn imap(&self, user: &str) -> Imap {
         self.stack.dovecot.imap(user)
@@ -225,6 +233,20 @@ pub fn sorted_ids(tokens: &[&str]) -> Vec<String> {
     let mut ids: Vec<String> = tokens.iter().map(|t| token_id(t)).collect();
     ids.sort();
     ids
+}
+
+/// A METADATA command that must be answered `want` (`OK`, `NO`).
+pub fn expect_status(imap: &mut Imap, command: &str, want: &str) {
+    let (status, text, _) = metadata(imap, command);
+    let shown: String = command.chars().take(120).collect();
+    assert_eq!(status, want, "{shown:?}: {text}");
+}
+
+/// `tokens`, sorted.
+pub fn sorted_tokens(tokens: &[&String]) -> Vec<String> {
+    let mut tokens: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
+    tokens.sort();
+    tokens
 }
 
 /// The bodies of `posts` as text, sorted.

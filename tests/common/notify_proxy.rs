@@ -19,14 +19,17 @@
 //! its threads joined.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod wire;
+
 use super::ports::{PortLease, lease_port};
 use super::wait_until;
+use wire::{TooLarge, answer_bytes, read_request};
 
 /// Where coid is told to POST (`[deltachat] notify_url`).
 pub const NOTIFY_PATH: &str = "/notify";
@@ -71,6 +74,11 @@ pub struct Request {
 }
 
 impl Request {
+    /// Seconds since `earlier` arrived.
+    pub fn since(&self, earlier: &Request) -> f64 {
+        self.at.duration_since(earlier.at).as_secs_f64()
+    }
+
     /// Whether this is a POST to [`NOTIFY_PATH`] with exactly `body`.
     pub fn is_post_of(&self, body: &str) -> bool {
         self.method == "POST" && self.path == NOTIFY_PATH && self.body == body.as_bytes()
@@ -328,121 +336,5 @@ fn serve(stream: TcpStream, shared: &Shared) {
         {
             return;
         }
-    }
-}
-
-/// A request over [`MAX_HEAD`] or [`MAX_BODY`].
-struct TooLarge;
-
-/// Reads one request: `Ok(None)` at a clean end of the connection, a timeout, or a
-/// malformed request (the connection is then closed).
-fn read_request(reader: &mut impl BufRead) -> Result<Option<(String, String, Vec<u8>)>, TooLarge> {
-    let Some(head) = read_head(reader)? else {
-        return Ok(None);
-    };
-    let mut lines = head.lines();
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let (Some(method), Some(path)) = (first.next(), first.next()) else {
-        return Ok(None);
-    };
-    let mut length = 0;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse().unwrap_or(usize::MAX);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.to_ascii_lowercase().contains("chunked");
-        }
-    }
-    let body = if chunked {
-        read_chunked(reader)?
-    } else {
-        read_exact_body(reader, length)?
-    };
-    Ok(body.map(|body| (method.to_owned(), path.to_owned(), body)))
-}
-
-/// The request line and header fields, without the empty line.
-fn read_head(reader: &mut impl BufRead) -> Result<Option<String>, TooLarge> {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(_) => {}
-        }
-        if line == "\r\n" || line == "\n" {
-            return Ok(Some(head));
-        }
-        head.push_str(&line);
-        if head.len() > MAX_HEAD {
-            return Err(TooLarge);
-        }
-    }
-}
-
-fn read_exact_body(reader: &mut impl BufRead, length: usize) -> Result<Option<Vec<u8>>, TooLarge> {
-    if length > MAX_BODY {
-        return Err(TooLarge);
-    }
-    let mut body = vec![0; length];
-    Ok(reader.read_exact(&mut body).ok().map(|()| body))
-}
-
-/// A `Transfer-Encoding: chunked` body (RFC 9112 §7.1), trailers skipped.
-fn read_chunked(reader: &mut impl BufRead) -> Result<Option<Vec<u8>>, TooLarge> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        if reader.read_line(&mut size).unwrap_or(0) == 0 {
-            return Ok(None);
-        }
-        let hex = size.split(';').next().unwrap_or_default().trim();
-        let Ok(size) = usize::from_str_radix(hex, 16) else {
-            return Ok(None);
-        };
-        if size == 0 {
-            return Ok(read_head(reader)?.map(|_trailers| body));
-        }
-        if body.len() + size > MAX_BODY {
-            return Err(TooLarge);
-        }
-        let mut chunk = vec![0; size + 2]; // data and its CRLF
-        if reader.read_exact(&mut chunk).is_err() {
-            return Ok(None);
-        }
-        chunk.truncate(size);
-        body.extend_from_slice(&chunk);
-    }
-}
-
-/// A whole answer: status line, `fields`, an empty body.
-fn answer_bytes(code: u16, fields: &[String], close: bool) -> Vec<u8> {
-    let mut head = format!("HTTP/1.1 {code} {}\r\nContent-Length: 0\r\n", reason(code));
-    for field in fields {
-        head.push_str(field);
-        head.push_str("\r\n");
-    }
-    if close {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    head.into_bytes()
-}
-
-fn reason(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        302 => "Found",
-        404 => "Not Found",
-        410 => "Gone",
-        413 => "Content Too Large",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        _ => "Scripted",
     }
 }
