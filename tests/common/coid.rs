@@ -258,6 +258,12 @@ impl Coid {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The whole log without ANSI colours (tracing colours field names even in a
+    /// file), so `name=value` fields can be searched for.
+    pub fn plain_log(&self) -> String {
+        strip_ansi(&self.log())
+    }
+
     /// Runs a coid subcommand with this config; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
         run_cli(&self.config_path(), args, stdin)
@@ -297,6 +303,24 @@ pub fn run_cli(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, Stri
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Drop for Coid {

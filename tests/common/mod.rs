@@ -25,16 +25,22 @@
 //! * [`metadata`]: IMAP METADATA through coid's dict proxy; a raw dict client.
 //! * [`push_receiver`]: a Web Push service that decrypts with another implementation.
 //! * [`push_flow`]: the stack with Web Push to that service, and a COI client's steps.
+//! * [`notify_proxy`]: a stand-in for Delta Chat's notification proxy (fault injection).
+//! * [`dc_flow`]: the stack notifying that stand-in, and a Delta Chat client's steps.
+//! * [`metrics`]: scraping coid's metrics listener.
 
 // Each test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
 pub mod coid;
+pub mod dc_flow;
 pub mod dovecot;
 pub mod fault;
 pub mod imap;
 pub mod message;
 pub mod metadata;
+pub mod metrics;
+pub mod notify_proxy;
 pub mod ports;
 pub mod postfix;
 pub mod process;
