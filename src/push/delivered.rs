@@ -16,7 +16,6 @@
 
 use std::sync::Arc;
 
-use mail_parser::MessageParser;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -95,9 +94,7 @@ pub fn pushes_for(
     now: i64,
     deadline: i64,
 ) -> Result<Vec<NewPush>, StoreError> {
-    let parsed = MessageParser::new()
-        .parse_headers(&message.header)
-        .unwrap_or_default();
+    let parsed = crate::parsed::header(&message.header);
     let mut pushes = Vec::new();
     for rcpt in recipients {
         let wanted: Vec<_> = store

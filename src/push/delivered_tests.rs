@@ -163,3 +163,15 @@ fn a_message_past_the_pending_bound_pushes_nothing() {
     });
     assert_eq!(pending(), before + 2);
 }
+
+#[test]
+fn a_message_without_a_header_still_pushes() {
+    let (_dir, store) = store();
+    let headerless = DeliveredMessage {
+        header: b"\r\n".to_vec(),
+        body: Some(b"\r\nno header, a body\r\n".to_vec()),
+        group_id: None,
+    };
+    let pushes = pushes_for(&store, &headerless, &delivered(false), 5, 9).expect("pushes");
+    assert_eq!(ids(&pushes), ["all", "mail"]);
+}
