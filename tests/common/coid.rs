@@ -45,6 +45,9 @@ pub struct CoidOpts {
     /// `systemd-socket-activate`; `@LMTP_ADDR@` in an argument stands for coid's
     /// TCP listener address. Empty: coid is started directly.
     pub wrapper: Vec<String>,
+    /// `[state] dir` (the state store, the spool, the Maildir base); `None`: `state`
+    /// in coid's temporary directory. Two coids given the same one share it.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl CoidOpts {
@@ -64,6 +67,7 @@ impl CoidOpts {
             policy_script: String::new(),
             env: Vec::new(),
             wrapper: Vec::new(),
+            state_dir: None,
         }
     }
 }
@@ -86,6 +90,7 @@ pub struct Coid {
     metrics_port: PortLease,
     log_level: String,
     dict_socket: PathBuf,
+    state: PathBuf,
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
 }
@@ -100,6 +105,10 @@ impl Coid {
             .dict_socket
             .clone()
             .unwrap_or_else(|| dir.path().join("dict.sock"));
+        let state = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("state"));
         let config = format!(
             "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n\
              [state]\ndir = \"{state}\"\n[policy]\nscript = \"{policy}\"\n\
@@ -116,7 +125,7 @@ impl Coid {
             policy = opts.policy_script,
             port = port.port(),
             sock = dir.path().join("lmtp.sock").display(),
-            state = dir.path().join("state").display(),
+            state = state.display(),
             enabled = opts.coi_enabled,
             filter = opts.message_filter,
             backend = opts.backend,
@@ -134,6 +143,7 @@ impl Coid {
             metrics_port,
             log_level: opts.log_level,
             dict_socket,
+            state,
             env: opts.env,
             wrapper: opts.wrapper,
         };
@@ -241,6 +251,16 @@ impl Coid {
     /// The dict proxy socket (for Dovecot's `mail_attribute_dict = proxy:<it>:coid`).
     pub fn dict_socket_path(&self) -> &Path {
         &self.dict_socket
+    }
+
+    /// `[state] dir`.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The spool directory for large messages (`spool` under the state directory).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state.join("spool")
     }
 
     /// The config file.

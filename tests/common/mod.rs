@@ -60,6 +60,7 @@ pub use message::{MessageBuilder, unique_message_id};
 pub use postfix::{Postfix, PostfixOpts};
 pub use smtp::{
     LmtpOutcome, LmtpTarget, Reply, send_lmtp, send_smtp, send_smtp_with, try_send_lmtp,
+    try_send_lmtp_each,
 };
 
 /// The mail domain every test user lives in.
