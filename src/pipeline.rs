@@ -130,7 +130,7 @@ impl Pipeline {
             .collect();
         let settings = self.settings_of(&users).await?;
         let (classification, message_id, recipients) =
-            isolate(|| self.decide_parsed(envelope, body, &header, users, settings))?;
+            isolate(|| self.decide_parsed(envelope, &header, users, settings))?;
         Ok(Decisions {
             classification,
             message_id,
@@ -145,12 +145,11 @@ impl Pipeline {
     fn decide_parsed(
         &self,
         envelope: &Envelope,
-        body: &Spooled,
         header: &[u8],
         users: Vec<UserAddress>,
         settings: Vec<CoiSettings>,
     ) -> (Classification, Option<String>, Vec<RcptDecision>) {
-        let parsed = parse_for_policy(body, header);
+        let parsed = parse_for_policy(header);
         let classification = classify(&parsed);
         let message_id = parsed.message_id().map(str::to_owned);
         let recipients = envelope
@@ -303,14 +302,12 @@ impl Pipeline {
     }
 }
 
-/// The policy sees the whole message when it is in memory, the header section when it
-/// was spooled; a message without a header section is an empty one (classified as
-/// email), never one that panics when read (see [`crate::parsed`]).
-fn parse_for_policy<'a>(body: &'a Spooled, header: &'a [u8]) -> Parsed<'a> {
-    match body.as_bytes() {
-        Some(bytes) => parsed::whole(bytes),
-        None => parsed::header(header),
-    }
+/// The policy sees the header section, whatever the message's size (body and size
+/// tests are refused when the script is loaded: `crate::policy::capabilities`); a
+/// message without a header section is an empty one (classified as email), never one
+/// that panics when read (see [`crate::parsed`]).
+fn parse_for_policy<'a>(header: &'a [u8]) -> Parsed<'a> {
+    parsed::header(header)
 }
 
 /// Runs `work` (parsing, classification and the policy: third-party code fed with
