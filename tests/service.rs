@@ -533,4 +533,10 @@ fn a_journal_stream_that_is_not_stderr_keeps_timestamps() {
     let log = coid.log();
     assert!(log.lines().all(has_timestamp), "{log}");
     assert!(!log.lines().any(|l| l.starts_with("<6>")), "{log}");
+    // Written to a file, not a terminal: plain text (issue 12).
+    assert!(log.contains("coid serving"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "ANSI colour codes in a log file:\n{log}"
+    );
 }

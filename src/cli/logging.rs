@@ -26,7 +26,9 @@ pub fn init() {
             .event_format(JournalPrefix(format))
             .init();
     } else {
-        builder.init();
+        // Colours only for a person at a terminal: a log file keeps plain text.
+        use std::io::IsTerminal;
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 
