@@ -135,7 +135,8 @@ pub async fn run<H: Handler>(
         acceptors.push(tokio::spawn(accept.run(listener)));
     }
     stop.await;
-    tracing::info!("shutting down: no new sessions");
+    // coid serve says "stop requested" once; each listener's own step is detail.
+    tracing::debug!(proto = H::PROTOCOL, "shutting down: no new sessions");
     let _ = shutdown_tx.send(true);
     for acceptor in acceptors {
         let _ = acceptor.await;

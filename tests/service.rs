@@ -138,6 +138,8 @@ fn sigterm_finishes_the_transaction_in_flight_ends_idle_sessions_and_exits_0() {
     assert_eq!(code, 421, "idle session: {text}");
     let (code, text) = busy.reply();
     assert_eq!(code, 250, "the transaction in flight: {text}");
+    let (code, text) = busy.command("QUIT");
+    assert_eq!(code, 221, "QUIT after the stop: {text}");
     assert_eq!(
         coid.wait_exit(Duration::from_secs(15)),
         Some(0),

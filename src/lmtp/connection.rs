@@ -19,6 +19,9 @@ use crate::spool::SpoolWriter;
 
 /// Size of the read buffer.
 const READ_CHUNK: usize = 64 * 1024;
+/// After a transaction that was running at a stop: how long its client has to send
+/// QUIT (and get 221) before the session ends with 421.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What every connection shares.
 pub struct ConnectionContext {
@@ -50,6 +53,7 @@ where
         out: Vec::new(),
         spool: None,
         spool_failed: false,
+        busy_at_stop: false,
     };
     if let Err(err) = conn.run().await {
         tracing::debug!(error = %err, "session ended by i/o error");
@@ -67,6 +71,8 @@ struct Connection<S> {
     out: Vec<u8>,
     spool: Option<SpoolWriter>,
     spool_failed: bool,
+    /// A transaction was still running when the stop came.
+    busy_at_stop: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -84,6 +90,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.flush().await?;
             let mut events = Vec::new();
             if *self.shutdown.borrow() && !self.session.in_transaction() {
+                if self.busy_at_stop && !self.session.is_draining() {
+                    // Its client may be about to QUIT: that gets 221, anything else 421.
+                    self.session.drain();
+                    if let Ok(Ok(n @ 1..)) =
+                        tokio::time::timeout(DRAIN_WAIT, self.stream.read(&mut buf)).await
+                    {
+                        let read = buf.get(..n).unwrap_or_default();
+                        self.pending.extend_from_slice(read);
+                        continue;
+                    }
+                }
                 self.session.close_with(Reply::SHUTTING_DOWN, &mut events);
                 self.handle(events).await?;
                 continue;
@@ -173,6 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             },
             _ => vec![Reply::TEMP_FAILURE; rcpts],
         };
+        self.busy_at_stop |= *self.shutdown.borrow();
         let mut events = Vec::new();
         self.session.finish_data(replies, &mut events);
         for event in events {

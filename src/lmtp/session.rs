@@ -63,6 +63,8 @@ pub struct Session {
     envelope: Option<Envelope>,
     /// Un-stuffed body bytes not yet taken by the connection.
     body: Vec<u8>,
+    /// The service is stopping: QUIT still gets 221, anything else 421 and the end.
+    draining: bool,
 }
 
 impl Session {
@@ -77,7 +79,19 @@ impl Session {
             greeted: false,
             envelope: None,
             body: Vec::new(),
+            draining: false,
         }
+    }
+
+    /// The service is stopping: from now on QUIT gets its 221 (RFC 5321 §4.1.1.10) and
+    /// any other command 421 and the end of the session.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// True once [`Session::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// True while a message body is being received or delivered: shutdown lets such a
@@ -230,6 +244,10 @@ impl Session {
         request: Request<Cow<'_, str>>,
         events: &mut Vec<Event>,
     ) -> Option<Reply> {
+        if self.draining && !matches!(request, Request::Quit) {
+            self.close_with(Reply::SHUTTING_DOWN, events);
+            return None;
+        }
         match request {
             Request::Lhlo { .. } => {
                 events.push(Event::Replies(self.handle_lhlo()));

@@ -231,3 +231,23 @@ fn null_sender_and_rset() {
         .collect();
     assert_eq!(codes, ["250", "250", "250"], "{out:?}");
 }
+
+#[test]
+fn a_draining_session_answers_quit_with_221_and_anything_else_with_421() {
+    let mut d = Driver::new();
+    d.feed(b"LHLO x\r\n", 100);
+    d.session.drain();
+    let out = d.feed(b"QUIT\r\n", 100);
+    assert!(out.first().is_some_and(|l| l.starts_with("221")), "{out:?}");
+    let mut d = Driver::new();
+    d.feed(b"LHLO x\r\n", 100);
+    d.session.drain();
+    let out = d.feed(b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n", 100);
+    assert!(out.first().is_some_and(|l| l.starts_with("421")), "{out:?}");
+    assert!(d.session.is_closed(), "{out:?}");
+    assert_eq!(
+        out.len(),
+        2,
+        "421 and the close, nothing for the RCPT: {out:?}"
+    );
+}
