@@ -488,7 +488,7 @@ fn under_systemd_log_lines_carry_their_priority_and_no_timestamp() {
         .find(|l| l.contains("delivered"))
         .unwrap_or_else(|| panic!("no delivery line in {log}"));
     assert!(
-        delivered.starts_with("<6> INFO session{proto=\"lmtp\""),
+        delivered.starts_with("<6>session{proto=\"lmtp\""),
         "{delivered}"
     );
     assert!(delivered.contains("message{size="), "{delivered}");

@@ -23,7 +23,7 @@ use crate::store::Store;
 /// Loads the config, or prints every problem and returns the exit code (78).
 pub fn load_config(path: &Path) -> Result<Config, u8> {
     Config::load(path).map_err(|err| {
-        eprintln!("coid: {err}");
+        super::logging::print_error(&err.to_string());
         exit::CONFIG
     })
 }
@@ -139,14 +139,14 @@ pub fn check_config(path: &Path) -> u8 {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) => {
-            eprintln!("coid: cannot read {}: {err}", path.display());
+            super::logging::print_error(&format!("cannot read {}: {err}", path.display()));
             return exit::CONFIG;
         }
     };
     let config = match Config::parse(&text, path) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("coid: {err}");
+            super::logging::print_error(&err.to_string());
             return exit::CONFIG;
         }
     };
@@ -160,7 +160,7 @@ pub fn check_config(path: &Path) -> u8 {
         return exit::OK;
     }
     for problem in &problems {
-        eprintln!("coid: {}: {problem}", path.display());
+        super::logging::print_error(&format!("{}: {problem}", path.display()));
     }
     exit::CONFIG
 }

@@ -1,11 +1,15 @@
 //! Logging: tracing to stderr. Under systemd (`JOURNAL_STREAM` set) each line starts
 //! with its syslog priority as `<N>` (sd-daemon(3): journald reads the prefix, so
-//! `journalctl -p warning -u coid` works) and carries no timestamp and no colours:
-//! the journal stamps every line itself. Elsewhere: timestamps, colours on a terminal.
+//! `journalctl -p warning -u coid` works) and carries no timestamp, no level word and
+//! no colours: the journal stamps every line and the priority is the level. An event
+//! or an error message of several lines gets the prefix on every line, because
+//! journald makes each line a record of its own. Elsewhere: timestamps, colours on a
+//! terminal.
 //! Fields are stable: `session{proto,id,peer}` spans each connection and
 //! `message{size,rcpts,msg_id,class}` each message, so lines can be grepped by them.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{DefaultFields, Format, Writer};
@@ -20,7 +24,10 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if stderr_is_journal() {
-        let format = Format::default().without_time().with_ansi(false);
+        let format = Format::default()
+            .without_time()
+            .with_level(false)
+            .with_ansi(false);
         builder
             .with_ansi(false)
             .event_format(JournalPrefix(format))
@@ -32,10 +39,36 @@ pub fn init() {
     }
 }
 
-/// Whether stderr is the journal stream systemd connected: `JOURNAL_STREAM` holds its
-/// `device:inode` (systemd.exec(5)), compared with stderr's own, so a command run from
-/// a service with stderr redirected keeps its timestamps.
+/// Prints an error for the operator to stderr, `coid: ` first; under the journal every
+/// line with error priority, so a multi-line message stays an error throughout.
+pub fn print_error(message: &str) {
+    eprint!("{}", error_text(message, stderr_is_journal()));
+}
+
+/// [`print_error`]'s text.
+fn error_text(message: &str, journal: bool) -> String {
+    let mut out = String::new();
+    for (i, line) in message.lines().enumerate() {
+        if journal {
+            out.push_str("<3>");
+        }
+        out.push_str(if i == 0 { "coid: " } else { "  " });
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether stderr is the journal stream systemd connected (asked once).
 fn stderr_is_journal() -> bool {
+    static JOURNAL: OnceLock<bool> = OnceLock::new();
+    *JOURNAL.get_or_init(journal_stream_is_stderr)
+}
+
+/// `JOURNAL_STREAM` holds the journal stream's `device:inode` (systemd.exec(5)),
+/// compared with stderr's own, so a command run from a service with stderr
+/// redirected keeps its timestamps.
+fn journal_stream_is_stderr() -> bool {
     let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
         return false;
     };
@@ -69,14 +102,28 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write!(writer, "<{}>", priority(*event.metadata().level()))?;
-        self.0.format_event(ctx, writer, event)
+        let mut text = String::new();
+        self.0.format_event(ctx, Writer::new(&mut text), event)?;
+        let prefix = priority(*event.metadata().level());
+        for line in text.lines() {
+            writeln!(writer, "<{prefix}>{line}")?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_line_of_an_error_is_an_error() {
+        assert_eq!(
+            error_text("bad config\na: one\nb: two", true),
+            "<3>coid: bad config\n<3>  a: one\n<3>  b: two\n"
+        );
+        assert_eq!(error_text("oops", false), "coid: oops\n");
+    }
 
     #[test]
     fn severities_follow_syslog() {

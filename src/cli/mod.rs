@@ -25,7 +25,7 @@ pub(crate) type CliResult<T = ()> = Result<T, (u8, String)>;
 /// Prints a failure (`coid: …`) and keeps only its exit code.
 pub(crate) fn printed<T>(result: CliResult<T>) -> Result<T, u8> {
     result.map_err(|(code, message)| {
-        eprintln!("coid: {message}");
+        logging::print_error(&message);
         code
     })
 }
