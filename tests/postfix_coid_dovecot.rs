@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::coid::{http_get, sample};
 use common::message::chat_message_id;
 use common::stack::{DELIVERY_WAIT, Stack, dovecot_opts};
 use common::{DovecotUser, LmtpTarget, MessageBuilder, send_lmtp, unique_message_id};
@@ -247,33 +246,4 @@ fn metrics_count_chat_and_plain_mail_and_health_is_ok() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// `GET path` over HTTP/1.0 (the server closes after the answer): status and body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .expect("connect to coid's metrics listener");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .unwrap_or((answer.as_str(), ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-    (status, body.to_owned())
-}
-
-/// The value of the sample `series` (name and labels, as encoded) in an exposition.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
-        rest.split(' ').next()?.parse().ok()
-    })
 }
