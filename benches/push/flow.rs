@@ -91,6 +91,9 @@ pub struct Outcome {
     pub injected: Duration,
     /// First submission → last push or notification received (push on).
     pub drained: Option<Duration>,
+    /// CPU coid used from the first submission until every push or notification
+    /// arrived.
+    pub coid_cpu: Duration,
     /// coid's `delivered` → push or notification received, ms, one per push or
     /// notification (Delta Chat: matched by rank, see [`match_notifications`]).
     pub latencies: Vec<f64>,
@@ -151,6 +154,11 @@ pub fn run(receiver: &Receiver, push: Mode, messages: usize, tag: &str) -> Outco
     set_tokens(&stack.dovecot, &tokens);
 
     let mut log = LogTail::from_end(stack.postfix.log_path());
+    let coid_cpu = || {
+        let pid = stack.coid.pid().expect("coid runs");
+        crate::cpu::process(pid).expect("coid's /proc/<pid>/stat")
+    };
+    let cpu_before = coid_cpu();
     let (began, began_us) = (Instant::now(), now_us());
     let injection = inject_chats(stack.postfix.smtp_port(), tag, messages);
     while poll_sent(&mut log, &stack.postfix, began, messages, tag) < messages {
@@ -164,6 +172,7 @@ pub fn run(receiver: &Receiver, push: Mode, messages: usize, tag: &str) -> Outco
         Mode::DeltaChat => messages * tokens.len(),
     };
     let arrived = receiver.wait_for(expected, PUSH_WAIT);
+    let cpu_used = coid_cpu().saturating_sub(cpu_before);
     let coid_tail = || tail_file(&stack.coid.log_path(), 20);
     assert!(
         arrived,
@@ -190,6 +199,7 @@ pub fn run(receiver: &Receiver, push: Mode, messages: usize, tag: &str) -> Outco
         elapsed,
         injected,
         drained: (push != Mode::Off).then_some(drained),
+        coid_cpu: cpu_used,
         latencies,
     }
 }

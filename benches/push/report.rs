@@ -89,7 +89,8 @@ pub fn mail(rounds: &[Vec<Outcome>]) {
         CHAT_SIZE / 1024
     );
     println!(
-        "push        msgs  rounds  submit s  total s   msgs/s  (min–max)    pushes  push drain s"
+        "push        msgs  rounds  submit s  total s   msgs/s  (min–max)    pushes  push drain s  \
+         coid CPU µs/msg"
     );
     for mode in modes {
         let runs = of(mode);
@@ -106,8 +107,13 @@ pub fn mail(rounds: &[Vec<Outcome>]) {
                 format!("{:.2}", median(values))
             }
         };
+        let cpu = median(
+            runs.iter()
+                .map(|o| o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64)
+                .collect(),
+        );
         println!(
-            "{:<10}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}",
+            "{:<10}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}  {:>15.0}",
             mode.name(),
             runs.first().map_or(0, |o| o.messages),
             runs.len(),
@@ -117,6 +123,7 @@ pub fn mail(rounds: &[Vec<Outcome>]) {
             range(&rates),
             runs.iter().map(|o| o.latencies.len()).sum::<usize>(),
             secs(|o| o.drained),
+            cpu,
         );
     }
     let median_rate = |runs: &[&Outcome]| median(runs.iter().map(|o| o.rate()).collect());
@@ -175,11 +182,13 @@ pub fn mail(rounds: &[Vec<Outcome>]) {
 /// One line per stack run, on stderr while the bench runs.
 pub fn progress(round: usize, o: &Outcome) -> String {
     format!(
-        "[bench] round {round} push {:<10}: {} msgs in {:.2} s, {:.1} msgs/s, {} pushes, p50 {:.1} ms",
+        "[bench] round {round} push {:<10}: {} msgs in {:.2} s, {:.1} msgs/s, coid CPU {:.0} µs/msg, \
+         {} pushes, p50 {:.1} ms",
         o.push.name(),
         o.messages,
         o.elapsed.as_secs_f64(),
         o.rate(),
+        o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64,
         o.latencies.len(),
         quantile(&o.latencies, 0.5),
     )
