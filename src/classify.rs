@@ -12,7 +12,7 @@
 //! - read receipt: `multipart/report; report-type=disposition-notification`;
 //! - everything else, and anything unparseable, is plain email.
 
-use mail_parser::{HeaderName, HeaderValue, Message, MessageParser};
+use mail_parser::{HeaderName, HeaderValue, Message};
 use serde::Serialize;
 
 /// The class a message falls in; what `coid explain` prints as `class`.
@@ -96,14 +96,15 @@ impl Classification {
 
 /// Classifies a raw header block (or a whole message; only the headers are read).
 pub fn classify_raw(header_block: &[u8]) -> Classification {
-    match MessageParser::new().parse_headers(header_block) {
-        Some(message) => classify(&message),
-        None => Classification::EMAIL,
-    }
+    classify(&crate::parsed::header(header_block))
 }
 
-/// Classifies a parsed message by its outer headers.
+/// Classifies a parsed message by its outer headers. A message without a root part
+/// (`Message::default()`), whose header accessors would panic, is email.
 pub fn classify(message: &Message<'_>) -> Classification {
+    if !crate::parsed::has_root(message) {
+        return Classification::EMAIL;
+    }
     let message_id = message.message_id();
     let first_reference = first_msg_id(message.references());
     let signal = chat_signal(message, message_id, first_reference);
@@ -365,5 +366,11 @@ mod tests {
             Classification::EMAIL
         );
         assert_eq!(classify_raw(b""), Classification::EMAIL);
+    }
+
+    #[test]
+    fn a_message_without_parts_is_email_not_a_panic() {
+        assert_eq!(classify(&Message::default()), Classification::EMAIL);
+        assert_eq!(classify_raw(b"\r\nno header\r\n"), Classification::EMAIL);
     }
 }

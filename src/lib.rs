@@ -12,6 +12,7 @@
 //! ```
 //! - [`lmtp`]: the RFC 2033 listener: framing, session state machine, replies, I/O.
 //! - [`spool`]: message bodies in memory or, past a threshold, in a temp file.
+//! - [`parsed`]: the one way into mail-parser; never a message that panics when read.
 //! - [`classify`]: chat / group / read receipt / email from the outer headers.
 //! - [`policy`]: the operator's Sieve script, run per recipient.
 //! - [`delivery`]: one trait, per-recipient results; Dovecot LMTP and Maildir backends.
@@ -35,6 +36,7 @@ pub mod delivery;
 pub mod dict;
 pub mod lmtp;
 pub mod metrics;
+pub mod parsed;
 pub mod pipeline;
 pub mod policy;
 pub mod push;

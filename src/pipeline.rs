@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use mail_parser::{Message as Parsed, MessageParser};
+use mail_parser::Message as Parsed;
 use tracing::Instrument;
 
 use crate::classify::{Class, Classification, classify};
@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::delivery::{Backend, Job, Message};
 use crate::lmtp::{Envelope, Reply};
 use crate::metrics;
+use crate::parsed;
 use crate::policy::{Evaluation, Facts, Policy, Verdict};
 use crate::push::delivered::{Delivered, DeliveredMessage, PushHook};
 use crate::spool::Spooled;
@@ -39,6 +40,9 @@ pub enum PipelineError {
     /// A blocking task died.
     #[error("worker task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// Parsing, classification or the policy panicked on this message.
+    #[error("parsing or policy panicked: {0}")]
+    Panic(String),
 }
 
 /// What coid decided for one recipient.
@@ -112,7 +116,7 @@ impl Pipeline {
     /// Classifies and runs the policy for every recipient, without delivering.
     ///
     /// # Errors
-    /// Spool or state store trouble.
+    /// Spool or state store trouble, or a panic while parsing or in the policy.
     pub async fn decide(
         &self,
         envelope: &Envelope,
@@ -125,34 +129,44 @@ impl Pipeline {
             .map(|r| self.users.resolve(&r.address))
             .collect();
         let settings = self.settings_of(&users).await?;
-        let (classification, message_id, recipients) = {
-            // Parsed once: classification reads the outer headers of what the policy
-            // sees (an unparseable message is email either way).
-            let parsed = parse_for_policy(body, &header);
-            let classification = classify(&parsed);
-            let message_id = parsed.message_id().map(str::to_owned);
-            let recipients = envelope
-                .recipients
-                .iter()
-                .zip(users)
-                .zip(settings)
-                .map(|((rcpt, user), settings)| {
-                    let facts = Facts { mail_from: &envelope.mail_from, rcpt: &rcpt.address, classification: &classification, settings: &settings };
-                    let evaluation = self.policy.evaluate(parsed.clone(), &facts);
-                    if let Some(warning) = &evaluation.warning {
-                        tracing::warn!(rcpt = %rcpt.address, warning, "policy failed; keeping in INBOX");
-                    }
-                    RcptDecision { rcpt: rcpt.address.clone(), user, evaluation }
-                })
-                .collect();
-            (classification, message_id, recipients)
-        };
+        let (classification, message_id, recipients) =
+            isolate(|| self.decide_parsed(envelope, &header, users, settings))?;
         Ok(Decisions {
             classification,
             message_id,
             recipients,
             header,
         })
+    }
+
+    /// Parses once, classifies and runs the policy for every recipient. Classification
+    /// reads the outer headers of what the policy sees (an unparseable message is email
+    /// either way). Synchronous, so [`isolate`] can contain a panic in any of it.
+    fn decide_parsed(
+        &self,
+        envelope: &Envelope,
+        header: &[u8],
+        users: Vec<UserAddress>,
+        settings: Vec<CoiSettings>,
+    ) -> (Classification, Option<String>, Vec<RcptDecision>) {
+        let parsed = parse_for_policy(header);
+        let classification = classify(&parsed);
+        let message_id = parsed.message_id().map(str::to_owned);
+        let recipients = envelope
+            .recipients
+            .iter()
+            .zip(users)
+            .zip(settings)
+            .map(|((rcpt, user), settings)| {
+                let facts = Facts { mail_from: &envelope.mail_from, rcpt: &rcpt.address, classification: &classification, settings: &settings };
+                let evaluation = self.policy.evaluate(parsed.clone(), &facts);
+                if let Some(warning) = &evaluation.warning {
+                    tracing::warn!(rcpt = %rcpt.address, warning, "policy failed; keeping in INBOX");
+                }
+                RcptDecision { rcpt: rcpt.address.clone(), user, evaluation }
+            })
+            .collect();
+        (classification, message_id, recipients)
     }
 
     async fn settings_of(&self, users: &[UserAddress]) -> Result<Vec<CoiSettings>, PipelineError> {
@@ -288,14 +302,30 @@ impl Pipeline {
     }
 }
 
-/// The policy sees the whole message when it is in memory, the header section when it
-/// was spooled; an unparseable message is an empty one (classified as email).
-fn parse_for_policy<'a>(body: &'a Spooled, header: &'a [u8]) -> Parsed<'a> {
-    let parsed = match body.as_bytes() {
-        Some(bytes) => MessageParser::new().parse(bytes),
-        None => MessageParser::new().parse_headers(header),
-    };
-    parsed.unwrap_or_default()
+/// The policy sees the header section, whatever the message's size (body and size
+/// tests are refused when the script is loaded: `crate::policy::capabilities`); a
+/// message without a header section is an empty one (classified as email), never one
+/// that panics when read (see [`crate::parsed`]).
+fn parse_for_policy<'a>(header: &'a [u8]) -> Parsed<'a> {
+    parsed::header(header)
+}
+
+/// Runs `work` (parsing, classification and the policy: third-party code fed with
+/// the sender's bytes) so that a panic in it defers this one message (451 4.3.0,
+/// logged at error level by [`Pipeline::process`]) instead of ending the session
+/// with no reply for any recipient.
+fn isolate<T>(work: impl FnOnce() -> T) -> Result<T, PipelineError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|payload| PipelineError::Panic(panic_text(payload.as_ref())))
+}
+
+/// The message a panic was raised with, if it was text.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Several copies of one recipient: success only if all succeeded; otherwise the
@@ -326,3 +356,7 @@ fn log_outcome(job: &Job, reply: &Reply) {
         tracing::warn!(rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, "not delivered");
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -3,11 +3,20 @@
 //! so memory stays flat however large messages get.
 //!
 //! The spool is scratch space, not a queue: nothing is fsynced and files are removed
-//! when the message is done (or coid restarts). Postfix keeps the real copy until
-//! coid answers, so a crash loses nothing.
+//! when the message is done. Postfix keeps the real copy until coid answers, so a
+//! crash loses nothing; what a crash leaves in the spool, [`sweep`] removes when coid
+//! starts again.
+//!
+//! Ownership: a spool file is locked (`flock(2)`, exclusive) by the process that
+//! writes it, from its creation until it is removed. The kernel drops the lock when
+//! that process ends, however it ends, so a file nobody holds a lock on belongs to no
+//! live transaction, whichever process (`coid serve`, `coid deliver`, another coid on
+//! the same directory) wrote it.
 
+use std::fs::TryLockError;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use tempfile::NamedTempFile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -47,8 +56,10 @@ impl SpoolWriter {
             return Ok(());
         }
         let temp = tempfile::Builder::new()
-            .prefix("msg-")
+            .prefix(FILE_PREFIX)
             .tempfile_in(&self.dir)?;
+        // Held until the file is removed: tells `sweep` that a live transaction owns it.
+        temp.as_file().try_lock().map_err(lock_error)?;
         let mut writer =
             BufWriter::with_capacity(64 * 1024, tokio::fs::File::from_std(temp.reopen()?));
         writer.write_all(&std::mem::take(&mut self.memory)).await?;
@@ -167,6 +178,86 @@ impl Spooled {
 /// Bytes read from a spool file per step while looking for the end of the header.
 const HEADER_STEP: usize = 16 * 1024;
 
+/// How every spool file's name starts; [`sweep`] looks at nothing else.
+const FILE_PREFIX: &str = "msg-";
+
+fn lock_error(err: TryLockError) -> io::Error {
+    match err {
+        TryLockError::Error(err) => err,
+        TryLockError::WouldBlock => io::Error::from(io::ErrorKind::WouldBlock),
+    }
+}
+
+/// What [`sweep`] found in the spool directory.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Files removed: no live transaction owned them.
+    pub removed_files: u64,
+    /// Their size in bytes.
+    pub removed_bytes: u64,
+    /// Files left alone: a live transaction (of any process) holds their lock, or they
+    /// were written after this start began.
+    pub live_files: u64,
+}
+
+/// Removes the spool files in `dir` that no live transaction owns: those nobody holds
+/// a lock on (see the module header) that were last written before `started`. Call it
+/// once at start, before serving. Only `msg-*` regular files directly in `dir` are
+/// looked at; a file that cannot be checked or removed is logged and left.
+///
+/// `started` covers the moment between another process creating a file and locking
+/// it: such a file is younger than this start and stays. Were it swept all the same
+/// (a file created in the very microsecond the sweep starts), its transaction would
+/// fail with a 4xx and Postfix would send the message again; nothing is lost.
+///
+/// # Errors
+/// `dir` cannot be listed.
+pub fn sweep(dir: &Path, started: SystemTime) -> io::Result<Swept> {
+    let mut swept = Swept::default();
+    for entry in std::fs::read_dir(dir)? {
+        let path = match entry {
+            Ok(entry) if is_spool_file(&entry) => entry.path(),
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::warn!(dir = %dir.display(), error = %err, "cannot read the spool directory");
+                continue;
+            }
+        };
+        match sweep_file(&path, started) {
+            Ok(Some(bytes)) => {
+                swept.removed_files += 1;
+                swept.removed_bytes += bytes;
+            }
+            Ok(None) => swept.live_files += 1,
+            Err(err) => {
+                tracing::warn!(file = %path.display(), error = %err, "cannot sweep a spool file");
+            }
+        }
+    }
+    Ok(swept)
+}
+
+fn is_spool_file(entry: &std::fs::DirEntry) -> bool {
+    entry.file_name().to_string_lossy().starts_with(FILE_PREFIX)
+        && entry.file_type().is_ok_and(|t| t.is_file())
+}
+
+/// Removes `path` if nobody owns it; its size, or `None` for a live file.
+fn sweep_file(path: &Path, started: SystemTime) -> io::Result<Option<u64>> {
+    let file = std::fs::File::open(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(None),
+        Err(TryLockError::Error(err)) => return Err(err),
+    }
+    let meta = file.metadata()?;
+    if meta.modified()? >= started {
+        return Ok(None);
+    }
+    std::fs::remove_file(path)?;
+    Ok(Some(meta.len()))
+}
+
 /// Offset just past the empty line ending the header section (CRLF CRLF or LF LF),
 /// found in one pass that stops there.
 pub fn header_end(bytes: &[u8]) -> Option<usize> {
@@ -233,6 +324,41 @@ mod tests {
         assert!(head.ends_with(b"Subject: s\r\n\r\n"));
         let capped = spool.header_block(HEADER_STEP + 7).await.expect("head");
         assert_eq!(capped.len(), HEADER_STEP + 7, "never more than max");
+    }
+
+    #[tokio::test]
+    async fn sweep_removes_only_what_no_live_transaction_owns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("msg-left-by-a-crash"), [b'x'; 100]).expect("write");
+        std::fs::write(path("not-a-spool-file"), b"kept").expect("write");
+        std::fs::create_dir(path("msg-a-directory")).expect("mkdir");
+        let mut live = SpoolWriter::new(16, dir.path());
+        live.write(&[b'y'; 64]).await.expect("spill to a file");
+        let live = live.finish().await.expect("finish");
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+
+        // Nothing older than a start that has just begun: every file may be young.
+        let young = sweep(dir.path(), SystemTime::UNIX_EPOCH).expect("sweep");
+        assert_eq!((young.removed_files, young.live_files), (0, 2));
+
+        let swept = sweep(dir.path(), later).expect("sweep");
+        assert_eq!(
+            swept,
+            Swept {
+                removed_files: 1,
+                removed_bytes: 100,
+                live_files: 1,
+            }
+        );
+        assert!(!path("msg-left-by-a-crash").exists());
+        assert!(path("not-a-spool-file").exists() && path("msg-a-directory").exists());
+        let Spooled::File { temp, .. } = &live else {
+            panic!("spilled to a file");
+        };
+        assert!(temp.path().exists(), "the live file stays");
+        drop(live);
+        assert_eq!(sweep(dir.path(), later).expect("sweep"), Swept::default());
     }
 
     #[test]

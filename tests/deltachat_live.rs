@@ -5,6 +5,10 @@
 //! 1:1 and group messages, read receipts, reactions, large files), not only the
 //! captured fixtures, and that the clients still work with coid in their path.
 //!
+//! Dovecot has coid's shipped METADATA snippet, so the clients see METADATA and
+//! XDELTAPUSH and read the server entries (`maxsmtprecipients` ...) through coid's
+//! dict proxy; the test checks that those reads reached coid and found their values.
+//!
 //! Delta Chat reads INBOX, so its users keep chats there: alice and bob have
 //! `message-filter=none` (chats get `$Chat` in INBOX), carol has COI disabled (no
 //! `$Chat`). Postfix gives dave, who runs no client, a copy of every message
@@ -23,6 +27,7 @@ mod live;
 
 use std::time::Instant;
 
+use common::dc_flow::{has_field, server_entry_reads};
 use common::stack::{DELIVERY_WAIT as WAIT, Stack};
 use common::{MessageBuilder, StoredMessage};
 use live::{OBSERVER, addr};
@@ -31,6 +36,9 @@ const CHATS: &str = "COI/Chats";
 /// SecureJoin for the 1:1 chat and for the group (4 messages each) plus bob's
 /// read receipt: messages the clients send on their own, on top of `sent`.
 const MIN_AUTOMATIC: usize = 9;
+
+/// The server entry whose reads the test looks for in coid's log.
+const MAXSMTP: &str = "/shared/vendor/deltachat/maxsmtprecipients";
 
 /// Where a user's copies of a message are: (mailbox, has `$Chat`) per copy.
 type Placement = Vec<(String, bool)>;
@@ -68,7 +76,8 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
     live::require_loopback_only();
     let python = live::dc_python();
     let began = Instant::now();
-    let (stack, _sasl) = live::start_stack();
+    let running = live::start_stack();
+    let stack = &running.stack;
     for user in ["alice", "bob"] {
         let settings = ["enabled=yes", "message-filter=none"];
         stack.coid.user_set(&addr(user), &settings);
@@ -85,7 +94,7 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
             dir.path().display()
         );
     }
-    let summary = live::run_scenario(&stack, &python, dir.path());
+    let summary = live::run_scenario(stack, &python, dir.path());
     let version = summary.core_version();
     eprintln!(
         "[coid-test] Delta Chat {version}: scenario ok after {:?}",
@@ -96,7 +105,7 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
     for mail in plain_mails() {
         let id = stack.send("x@example.net", &[&addr("bob")], &mail);
         for user in ["bob", OBSERVER] {
-            let got = placement(&stack, user, &id);
+            let got = placement(stack, user, &id);
             assert_eq!(got, only("INBOX", false), "plain mail {id} for {user}");
         }
     }
@@ -105,22 +114,22 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
 
     // Encrypted 1:1 and group chat as the receiving clients keep them.
     let one_to_one = summary.message_id("encrypted-1to1");
-    let got = placement(&stack, "bob", &one_to_one);
+    let got = placement(stack, "bob", &one_to_one);
     assert_eq!(got, only("INBOX", true), "bob: encrypted 1:1 {one_to_one}");
     let group = summary.message_id("encrypted-group");
-    let got = placement(&stack, "bob", &group);
+    let got = placement(stack, "bob", &group);
     assert_eq!(got, only("INBOX", true), "bob: encrypted group {group}");
-    let got = placement(&stack, "carol", &group);
+    let got = placement(stack, "carol", &group);
     assert_eq!(got, only("INBOX", false), "carol (COI off): group {group}");
     let reply = summary.message_id("encrypted-group-reply");
-    let got = placement(&stack, "alice", &reply);
+    let got = placement(stack, "alice", &reply);
     assert_eq!(got, only("INBOX", true), "alice: group reply {reply}");
 
     // dave (filter active) has every message a client sent filed as chat...
     let sent = summary.all_sent();
     assert!(sent.len() >= 7, "too few messages in the summary: {sent:?}");
     for m in &sent {
-        let got = placement(&stack, OBSERVER, &m.message_id);
+        let got = placement(stack, OBSERVER, &m.message_id);
         let what = format!("dave: {} sent by {} ({})", m.message_id, m.sender, m.step);
         assert_eq!(got, only(CHATS, true), "{what}");
     }
@@ -149,9 +158,27 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
         chats.len(),
         sent.len()
     );
+    server_entries_were_read(stack);
     let total = began.elapsed();
     eprintln!(
         "[coid-test] dave: {} Delta Chat messages in {CHATS}; {total:?}",
         chats.len()
     );
+}
+
+/// The clients' GETMETADATA of the server entries went through coid and found
+/// `maxsmtprecipients`, and Dovecot logged no error about it.
+fn server_entries_were_read(stack: &Stack) {
+    let reads = server_entry_reads(&stack.coid.plain_log(), MAXSMTP);
+    assert!(
+        reads.iter().any(|l| has_field(l, "found", "true")),
+        "no `server entry read` of {MAXSMTP} with found=true in coid's log: {reads:?}"
+    );
+    let suspects = ["maxsmtprecipients", "metadata", "dict"];
+    let errors: Vec<String> = stack.dovecot.log_errors();
+    let related: Vec<&String> = errors
+        .iter()
+        .filter(|l| suspects.iter().any(|s| l.to_ascii_lowercase().contains(s)))
+        .collect();
+    assert!(related.is_empty(), "Dovecot METADATA errors: {related:?}");
 }

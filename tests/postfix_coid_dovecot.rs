@@ -8,8 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::coid::{http_get, sample};
 use common::message::chat_message_id;
+use common::metrics::{http_get, sample};
 use common::stack::{DELIVERY_WAIT, Stack, dovecot_opts};
 use common::{DovecotUser, LmtpTarget, MessageBuilder, send_lmtp, unique_message_id};
 

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::coid_log;
-use crate::common::coid::{CoidOpts, http_get, sample};
+use crate::common::coid::CoidOpts;
 use crate::common::metadata::{metadata, set, set_ok, socket_dir};
+use crate::common::metrics::{sample, scrape};
 use crate::common::push_flow::{subscription, subscription_json};
 use crate::common::stack::{Stack, dovecot_opts, with_coid_metadata};
 use crate::common::{Dovecot, MessageBuilder, tail_file};
@@ -263,8 +264,7 @@ fn check_notified_log(coid_log: &str, tokens: &[String], messages: usize, tag: &
 /// worker runs (with Web Push alone too). With no kind of push on there is no push
 /// worker, and coid leaves those gauges out of the scrape.
 fn check_metrics(stack: &Stack, push: Mode, messages: usize, tag: &str) {
-    let (status, text) = http_get(stack.coid.metrics_addr(), "/metrics");
-    assert_eq!(status, 200, "{tag}: /metrics");
+    let text = scrape(stack.coid.metrics_addr());
     let value = |series: &str| sample(&text, series);
     let notified = |outcome: &str| {
         value(&format!(

@@ -169,23 +169,35 @@ pub fn check_config(path: &Path) -> u8 {
 /// would stop on the first of them).
 fn missing_accounts(config: &Config) -> Vec<String> {
     use crate::daemon::privileges::{lookup_group, lookup_user};
+    // A socket's owner and group matter only when that socket is configured.
+    let unix = !config.lmtp.unix_socket.is_empty();
+    let dict = !config.dict.socket.is_empty();
     let users = [
-        ("service.user", &config.service.user),
-        ("lmtp.unix_socket_owner", &config.lmtp.unix_socket_owner),
-        ("dict.socket_owner", &config.dict.socket_owner),
+        ("service.user", &config.service.user, true),
+        (
+            "lmtp.unix_socket_owner",
+            &config.lmtp.unix_socket_owner,
+            unix,
+        ),
+        ("dict.socket_owner", &config.dict.socket_owner, dict),
     ];
     let groups = [
-        ("service.group", &config.service.group),
-        ("lmtp.unix_socket_group", &config.lmtp.unix_socket_group),
-        ("dict.socket_group", &config.dict.socket_group),
+        ("service.group", &config.service.group, true),
+        (
+            "lmtp.unix_socket_group",
+            &config.lmtp.unix_socket_group,
+            unix,
+        ),
+        ("dict.socket_group", &config.dict.socket_group, dict),
     ];
     let mut problems = Vec::new();
-    for (key, name) in users.into_iter().filter(|(_, name)| !name.is_empty()) {
+    let named = |(_, name, used): &(&str, &String, bool)| *used && !name.is_empty();
+    for (key, name, _) in users.into_iter().filter(named) {
         if let Err(err) = lookup_user(name) {
             problems.push(format!("{key}: {err}"));
         }
     }
-    for (key, name) in groups.into_iter().filter(|(_, name)| !name.is_empty()) {
+    for (key, name, _) in groups.into_iter().filter(named) {
         if let Err(err) = lookup_group(name) {
             problems.push(format!("{key}: {err}"));
         }

@@ -1,8 +1,9 @@
 //! `[deltachat]`: waking Delta Chat devices the way a chatmail relay does (device tokens
 //! set over IMAP METADATA, one POST per token to Delta Chat's notification proxy after
-//! each delivery), and the server METADATA entries Delta Chat core reads; and
-//! `[metadata]`: the RFC 5464 server entries `/shared/admin` and `/shared/comment`.
-//! Checked by [`DeltaChatConfig::validate`] and [`MetadataConfig::validate`].
+//! each delivery), and the server METADATA entries below `/shared/vendor/deltachat/`
+//! that Delta Chat core reads. Checked by [`DeltaChatConfig::validate`].
+//! (`/shared/admin` and `/shared/comment`, which core reads too, Dovecot answers
+//! itself from `mail_server_admin` and `mail_server_comment`, without asking coid.)
 
 use serde::Deserialize;
 use url::Url;
@@ -140,31 +141,6 @@ impl DeltaChatConfig {
     }
 }
 
-/// `[metadata]`: RFC 5464 §3.2 server entries, answered by coid and read-only over IMAP.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetadataConfig {
-    /// `/shared/admin`: how to reach the server's administrator (`mailto:` or
-    /// `https:` URL); empty: NIL.
-    pub admin: String,
-    /// `/shared/comment`: a note about the server; empty: NIL.
-    pub comment: String,
-}
-
-impl MetadataConfig {
-    /// Adds every problem of this section to `p`.
-    pub fn validate(&self, p: &mut Vec<String>) {
-        let admin = &self.admin;
-        if !admin.is_empty() && !["mailto:", "https:"].iter().any(|s| admin.starts_with(s)) {
-            p.push(format!(
-                "metadata.admin: {admin:?} is not a mailto: or https: URL (RFC 5464 §3.2.1)"
-            ));
-        }
-        check_text(p, "metadata.admin", admin);
-        check_text(p, "metadata.comment", &self.comment);
-    }
-}
-
 /// A value IMAP clients read: no control characters, at most 1024 bytes.
 fn check_text(p: &mut Vec<String>, key: &str, value: &str) {
     if value.len() > 1024 || value.chars().any(char::is_control) {
@@ -186,7 +162,6 @@ mod tests {
     fn defaults_are_valid_and_mistakes_are_reported() {
         let mut p = Vec::new();
         DeltaChatConfig::default().validate(PUBLIC, &mut p);
-        MetadataConfig::default().validate(&mut p);
         assert!(p.is_empty(), "{p:?}");
         let bad = DeltaChatConfig {
             notify_url: "http://127.0.0.1:9/notify".into(),
@@ -205,12 +180,12 @@ mod tests {
         );
         assert_eq!(p.len(), 2, "a local proxy is fine when allowed: {p:?}");
         let mut p = Vec::new();
-        MetadataConfig {
-            admin: "postmaster@example.org".into(),
-            comment: "x".repeat(2000),
+        DeltaChatConfig {
+            irohrelay: "x".repeat(2000),
+            ..DeltaChatConfig::default()
         }
-        .validate(&mut p);
-        assert_eq!(p.len(), 2, "{p:?}");
+        .validate(PUBLIC, &mut p);
+        assert_eq!(p.len(), 1, "{p:?}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use deltachat::{DeltaChatConfig, MetadataConfig, NotifyFor};
+pub use deltachat::{DeltaChatConfig, NotifyFor};
 pub use push::PushConfig;
 pub use service::{MetricsConfig, ServiceConfig};
 pub use validate::Problems;
@@ -38,8 +38,6 @@ pub struct Config {
     pub push: PushConfig,
     /// Delta Chat notifications and the server entries Delta Chat reads.
     pub deltachat: DeltaChatConfig,
-    /// RFC 5464 server METADATA entries.
-    pub metadata: MetadataConfig,
     /// How coid runs as a host service.
     pub service: ServiceConfig,
     /// Prometheus metrics and the health check.
@@ -260,6 +258,12 @@ pub struct DovecotConfig {
     pub reply_timeout_secs: u64,
     /// Name in our LHLO to Dovecot.
     pub lhlo_name: String,
+    /// Most LMTP connections to Dovecot open at once (in use and idle).
+    pub max_connections: usize,
+    /// Most idle connections kept for reuse; 0: a new connection per message.
+    pub max_idle_connections: usize,
+    /// Seconds an idle connection is kept (below Dovecot's own idle timeout).
+    pub idle_secs: u64,
 }
 
 impl DovecotConfig {
@@ -277,6 +281,9 @@ impl Default for DovecotConfig {
             connect_timeout_secs: 10,
             reply_timeout_secs: 120,
             lhlo_name: "coid".into(),
+            max_connections: 64,
+            max_idle_connections: 16,
+            idle_secs: 30,
         }
     }
 }

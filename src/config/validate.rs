@@ -38,7 +38,6 @@ impl Config {
             allow_private: self.push.allow_private_endpoints,
         };
         self.deltachat.validate(endpoints, &mut p);
-        self.metadata.validate(&mut p);
         self.service.validate(&mut p);
         self.metrics.validate(&mut p);
         check_name(
@@ -179,6 +178,11 @@ impl Config {
                     1,
                     540,
                 );
+                let dc = &d.dovecot;
+                let (open, idle) = (dc.max_connections as u64, dc.max_idle_connections as u64);
+                check_range(p, "delivery.dovecot.max_connections", open, 1, 10_000);
+                check_range(p, "delivery.dovecot.max_idle_connections", idle, 0, open);
+                check_range(p, "delivery.dovecot.idle_secs", dc.idle_secs, 1, 240);
             }
             other => p.push(format!(
                 "delivery.backend: {other:?} is not \"maildir\" or \"dovecot\""

@@ -5,8 +5,9 @@
 //! 2. take the sockets systemd passed ([`systemd`]) and bind the others, with their
 //!    owner/group/mode ([`sockets`]);
 //! 3. started as root: become `[service] user` ([`privileges`]);
-//! 4. start the async runtime, open the state store, compile the Sieve policy, and
-//!    serve ([`serve`]) — READY=1 to systemd once everything accepts.
+//! 4. start the async runtime, open the state store, remove what a crash left in the
+//!    spool ([`crate::spool::sweep`]), compile the Sieve policy, and serve ([`serve`])
+//!    — READY=1 to systemd once everything accepts.
 //!
 //! SIGHUP rebuilds the session contexts ([`contexts`]); SIGTERM drains ([`signals`]).
 

@@ -5,7 +5,7 @@
 //! SIGTERM/SIGINT drain within `[service] shutdown_grace_secs` and exit 0.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
@@ -28,8 +28,9 @@ pub async fn serve(path: PathBuf, config: Config, sockets: Sockets) -> u8 {
 
 type Started = (Fixed, Option<crate::push::worker::Worker>, Contexts);
 
-/// Store, push parts, spool directory and the first contexts.
+/// Store, push parts, spool directory (swept) and the first contexts.
 fn start(config: &Config) -> Result<Started, (u8, String)> {
+    let started = SystemTime::now();
     let (fixed, worker) = Fixed::open(config)?;
     let spool = config.spool_dir();
     std::fs::create_dir_all(&spool).map_err(|e| {
@@ -38,8 +39,27 @@ fn start(config: &Config) -> Result<Started, (u8, String)> {
             format!("cannot create {}: {e}", spool.display()),
         )
     })?;
+    sweep_spool(&spool, started);
     let contexts = contexts::build(config, &fixed).map_err(|m| (exit::CONFIG, m))?;
     Ok((fixed, worker, contexts))
+}
+
+/// Removes what a crash left in the spool (only this coid's spool directory, only
+/// files no live transaction owns: see [`crate::spool::sweep`]) and says how much.
+/// Trouble here is logged; it does not keep coid from serving.
+fn sweep_spool(spool: &std::path::Path, started: SystemTime) {
+    match crate::spool::sweep(spool, started) {
+        Ok(swept) => tracing::info!(
+            dir = %spool.display(),
+            removed_files = swept.removed_files,
+            removed_bytes = swept.removed_bytes,
+            live_files = swept.live_files,
+            "spool swept"
+        ),
+        Err(err) => {
+            tracing::warn!(dir = %spool.display(), error = %err, "cannot sweep the spool");
+        }
+    }
 }
 
 async fn run(

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::lmtp_client::{Client, ClientError};
+use super::pool::{Lease, Pool, Settings};
 use super::route::route_headers;
 use super::stream::{DotStuffer, HeaderFilter, Transform};
 use super::{Backend, BoxFuture, Job, Message};
@@ -22,88 +23,145 @@ use crate::policy::Target;
 /// Bytes read from the spool per step while streaming DATA.
 const CHUNK: usize = 64 * 1024;
 
+/// A transaction that failed, and whether it got as far as DATA (after which a
+/// retry could store the message twice).
+struct Failure {
+    error: ClientError,
+    /// No connection could be had.
+    connecting: bool,
+    data_sent: bool,
+}
+
+impl Failure {
+    fn connecting(error: ClientError) -> Failure {
+        Failure {
+            error,
+            connecting: true,
+            data_sent: false,
+        }
+    }
+
+    fn before_data(error: ClientError) -> Failure {
+        Failure {
+            error,
+            connecting: false,
+            data_sent: false,
+        }
+    }
+
+    fn in_data(error: ClientError) -> Failure {
+        Failure {
+            error,
+            connecting: false,
+            data_sent: true,
+        }
+    }
+}
+
 /// Delivers over LMTP to Dovecot.
 pub struct DovecotLmtp {
-    addr: String,
-    lhlo: String,
+    pool: Pool,
     separator: char,
-    connect_timeout: Duration,
-    reply_timeout: Duration,
 }
 
 impl DovecotLmtp {
     /// From `[delivery.dovecot]`.
     pub fn new(config: &DovecotConfig) -> DovecotLmtp {
         DovecotLmtp {
-            addr: config.lmtp.clone(),
-            lhlo: config.lhlo_name.clone(),
+            pool: Pool::new(Settings {
+                addr: config.lmtp.clone(),
+                lhlo: config.lhlo_name.clone(),
+                connect_timeout: Duration::from_secs(config.connect_timeout_secs),
+                reply_timeout: Duration::from_secs(config.reply_timeout_secs),
+                max_open: config.max_connections,
+                max_idle: config.max_idle_connections,
+                idle_limit: Duration::from_secs(config.idle_secs),
+            }),
             separator: config.separator(),
-            connect_timeout: Duration::from_secs(config.connect_timeout_secs),
-            reply_timeout: Duration::from_secs(config.reply_timeout_secs),
         }
-    }
-
-    async fn connect(&self) -> Result<Client, ClientError> {
-        Client::connect(
-            &self.addr,
-            &self.lhlo,
-            self.connect_timeout,
-            self.reply_timeout,
-        )
-        .await
     }
 
     async fn deliver_all(&self, message: &Message<'_>, jobs: &[Job]) -> Vec<Reply> {
         let mut replies = vec![Reply::STORE_UNAVAILABLE; jobs.len()];
-        let mut client: Option<Client> = None;
+        let mut lease: Option<Lease> = None;
         for group in group_by_target(jobs) {
-            if client.is_none() {
-                match self.connect().await {
-                    Ok(c) => client = Some(c),
-                    Err(err) => {
-                        tracing::warn!(backend = "dovecot", addr = %self.addr, error = %err, "cannot reach the store");
-                        metrics::backend_error(BackendError::from(&err));
-                        return replies;
-                    }
-                }
-            }
-            let Some(c) = client.as_mut() else {
-                return replies;
-            };
             let group_jobs: Vec<&Job> = group.iter().filter_map(|&i| jobs.get(i)).collect();
             // Filled as Dovecot answers: when the connection fails half way, the
             // recipients it already answered keep their reply (a 250 must stay a 250,
             // or Postfix delivers to them twice); the rest stay 4xx.
             let mut group_replies = vec![Reply::STORE_UNAVAILABLE; group_jobs.len()];
             let result = self
-                .transaction(c, message, &group_jobs, &mut group_replies)
+                .group(&mut lease, message, &group_jobs, &mut group_replies)
                 .await;
             for (&i, reply) in group.iter().zip(group_replies) {
                 if let Some(slot) = replies.get_mut(i) {
                     *slot = reply;
                 }
             }
-            if let Err(err) = result {
-                tracing::warn!(backend = "dovecot", error = %err, "delivery transaction failed");
-                metrics::backend_error(BackendError::from(&err));
-                client = None;
+            if let Err(failure) = result {
+                let err = &failure.error;
+                if failure.connecting {
+                    tracing::warn!(backend = "dovecot", addr = %self.pool.addr(), error = %err, "cannot reach the store");
+                } else {
+                    tracing::warn!(backend = "dovecot", error = %err, "delivery transaction failed");
+                }
+                metrics::backend_error(BackendError::from(err));
+                lease = None;
             }
+        }
+        if let Some(lease) = lease {
+            self.pool.checkin(lease);
         }
         replies
     }
 
-    /// One MAIL/RCPT*/DATA transaction for jobs sharing a target; each job's final
-    /// reply goes into `out` (one slot per job) as soon as Dovecot has given it.
-    async fn transaction(
+    /// One group's transaction on the connection in `lease` (taken from the pool if
+    /// there is none). A connection from the pool that turns out dead before DATA is
+    /// replaced by a fresh one and the transaction tried again; after DATA never.
+    /// On success the connection is left in `lease` for the next group.
+    async fn group(
         &self,
-        c: &mut Client,
+        lease: &mut Option<Lease>,
         message: &Message<'_>,
         jobs: &[&Job],
         out: &mut [Reply],
-    ) -> Result<(), ClientError> {
+    ) -> Result<(), Failure> {
+        let mut current = match lease.take() {
+            Some(current) => current,
+            None => self.pool.checkout().await.map_err(Failure::connecting)?,
+        };
+        let reused = current.reused;
+        match self.transaction(&mut current, message, jobs, out).await {
+            Ok(()) => {}
+            Err(failure) if reused && !failure.data_sent => {
+                tracing::debug!(backend = "dovecot", error = %failure.error, "pooled connection is gone; trying a new one");
+                out.fill(Reply::STORE_UNAVAILABLE);
+                current = self.pool.fresh().await.map_err(Failure::connecting)?;
+                self.transaction(&mut current, message, jobs, out).await?;
+            }
+            Err(failure) => return Err(failure),
+        }
+        current.reused = false;
+        *lease = Some(current);
+        Ok(())
+    }
+
+    /// One MAIL/RCPT*/DATA transaction for jobs sharing a target; each job's final
+    /// reply goes into `out` (one slot per job) as soon as Dovecot has given it. On a
+    /// connection from the pool, an RSET goes first, in the same pipelined write
+    /// (RFC 2920), so it costs no round trip.
+    async fn transaction(
+        &self,
+        lease: &mut Lease,
+        message: &Message<'_>,
+        jobs: &[&Job],
+        out: &mut [Reply],
+    ) -> Result<(), Failure> {
         let Some(first) = jobs.first() else {
             return Ok(());
         };
+        let reset = lease.reused;
+        let c = &mut lease.client;
         let env = message.envelope;
         if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, jobs) {
             // Dovecot 2.3 would store such a sender as `Return-Path: <>`; Postfix
@@ -111,43 +169,31 @@ impl DovecotLmtp {
             out.fill(Reply::UTF8_ADDRESS_UNSUPPORTED);
             return Ok(());
         }
-        let mut cmd = format!("MAIL FROM:<{}>", env.mail_from);
-        if env.body_8bit && c.eight_bit {
-            cmd.push_str(" BODY=8BITMIME");
-        }
-        if env.smtputf8 && c.smtputf8 {
-            cmd.push_str(" SMTPUTF8");
-        }
-        cmd.push_str("\r\n");
-        for job in jobs {
-            cmd.push_str(&format!("RCPT TO:<{}>\r\n", job.rcpt));
-        }
-        c.send(cmd.as_bytes()).await?;
-        let mail = c.read_reply().await?;
-        let mut rcpt_replies = Vec::with_capacity(jobs.len());
-        for _ in jobs {
-            rcpt_replies.push(c.read_reply().await?);
-        }
-        if !mail.is_success() {
-            out.fill(mail);
-            c.send(b"RSET\r\n").await?;
-            c.read_reply().await?;
-            return Ok(());
-        }
+        let answered = envelope(c, env, jobs, reset)
+            .await
+            .map_err(Failure::before_data)?;
+        let rcpt_replies = match answered {
+            Answered::Rcpts(replies) => replies,
+            Answered::MailRefused(mail) => {
+                out.fill(mail);
+                return Ok(());
+            }
+        };
         for (slot, rcpt) in out.iter_mut().zip(&rcpt_replies) {
             if !rcpt.is_success() {
                 *slot = rcpt.clone();
             }
         }
         if !rcpt_replies.iter().any(Reply::is_success) {
-            c.send(b"RSET\r\n").await?;
-            c.read_reply().await?;
+            reset_transaction(c).await.map_err(Failure::before_data)?;
             return Ok(());
         }
-        self.data(c, message, &first.target).await?;
+        self.data(c, message, &first.target)
+            .await
+            .map_err(Failure::in_data)?;
         for (slot, rcpt) in out.iter_mut().zip(&rcpt_replies) {
             if rcpt.is_success() {
-                *slot = c.read_reply().await?;
+                *slot = c.read_reply().await.map_err(Failure::in_data)?;
             }
         }
         Ok(())
@@ -188,6 +234,63 @@ impl DovecotLmtp {
         stuffer.finish(&mut out);
         c.send(&out).await
     }
+}
+
+/// What the store said to the envelope.
+enum Answered {
+    /// MAIL accepted: one reply per RCPT.
+    Rcpts(Vec<Reply>),
+    /// MAIL refused with this reply (the transaction was reset).
+    MailRefused(Reply),
+}
+
+/// Sends (RSET,) MAIL and every RCPT in one write and reads their replies.
+async fn envelope(
+    c: &mut Client,
+    env: &crate::lmtp::Envelope,
+    jobs: &[&Job],
+    reset: bool,
+) -> Result<Answered, ClientError> {
+    let mut cmd = String::new();
+    if reset {
+        cmd.push_str("RSET\r\n");
+    }
+    cmd.push_str(&format!("MAIL FROM:<{}>", env.mail_from));
+    if env.body_8bit && c.eight_bit {
+        cmd.push_str(" BODY=8BITMIME");
+    }
+    if env.smtputf8 && c.smtputf8 {
+        cmd.push_str(" SMTPUTF8");
+    }
+    cmd.push_str("\r\n");
+    for job in jobs {
+        cmd.push_str(&format!("RCPT TO:<{}>\r\n", job.rcpt));
+    }
+    c.send(cmd.as_bytes()).await?;
+    if reset {
+        let rset = c.read_reply().await?;
+        if !rset.is_success() {
+            return Err(ClientError::Protocol(format!("RSET answered {rset}")));
+        }
+    }
+    let mail = c.read_reply().await?;
+    let mut rcpt_replies = Vec::with_capacity(jobs.len());
+    for _ in jobs {
+        rcpt_replies.push(c.read_reply().await?);
+    }
+    if mail.is_success() {
+        Ok(Answered::Rcpts(rcpt_replies))
+    } else {
+        reset_transaction(c).await?;
+        Ok(Answered::MailRefused(mail))
+    }
+}
+
+/// RSET after a transaction that ends before DATA.
+async fn reset_transaction(c: &mut Client) -> Result<(), ClientError> {
+    c.send(b"RSET\r\n").await?;
+    c.read_reply().await?;
+    Ok(())
 }
 
 /// Whether the sender and every recipient are ASCII, so a store without SMTPUTF8

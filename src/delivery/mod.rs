@@ -10,6 +10,7 @@
 pub mod dovecot;
 pub mod lmtp_client;
 pub mod maildir;
+pub mod pool;
 pub mod route;
 pub mod stream;
 

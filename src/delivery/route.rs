@@ -1,7 +1,9 @@
 //! The trusted headers that carry a policy decision to Dovecot: coid prepends them and
 //! the shipped Pigeonhole `sieve_before` script (`conf.d/dovecot/coid.sieve`) files the
 //! message accordingly and deletes them. Incoming copies are stripped by
-//! [`super::stream::HeaderFilter`], so only coid can set them.
+//! [`super::stream::HeaderFilter`], so only coid can set them; the filter also drops a
+//! continuation line at the top of the message, so no sender byte after these lines
+//! can continue the last of them.
 //!
 //! ```text
 //! X-Coid-Folder: COI/Chats     target folder, in the store's hierarchy separator

@@ -1,6 +1,7 @@
 //! Sans-IO byte transforms applied while a message streams to the store:
 //! - [`HeaderFilter`] removes coid's trusted `X-Coid-*` fields (folded lines included)
-//!   from the header section, however long it is;
+//!   from the header section, however long it is, and a continuation line at the very
+//!   top, which would otherwise continue the trusted field coid puts in front;
 //! - [`DotStuffer`] encodes DATA for the LMTP client side (RFC 5321 §4.5.2): every line
 //!   starting with `.` gets a second dot, a bare LF becomes CRLF so no downstream can
 //!   see a line break that coid did not (SMTP smuggling), and the `.` terminator ends it;
@@ -16,17 +17,59 @@ pub trait Transform {
     fn finish(&mut self, out: &mut Vec<u8>);
 }
 
-/// Longest field name looked at; a longer one is not coid's and passes.
+/// Longest field name looked at; a longer one is decided on its first bytes.
 const MAX_NAME: usize = 256;
 
-/// Drops header fields whose name starts with [`TRUSTED_HEADER_PREFIX`].
-#[derive(Debug, Default)]
+/// Where [`HeaderFilter`] is within the current line of the header section.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// At the first byte of a line.
+    #[default]
+    Start,
+    /// After a CR that began the line: the empty line that ends the header section if
+    /// an LF follows, else the first byte of a field name.
+    StartCr,
+    /// Reading a field name, held back until it is known.
+    Name,
+    /// Passing the rest of the line on.
+    Pass,
+    /// Dropping the rest of the line.
+    Drop,
+}
+
+/// Drops header fields whose name starts with [`TRUSTED_HEADER_PREFIX`] (any case),
+/// with their continuation lines, and continuation lines that continue no field.
+///
+/// Lines are read the way the store reads them (Dovecot's `message-header-parser.c`),
+/// not by RFC 5322 alone, so that nothing the store takes for a field can slip past:
+/// a line ends at LF (a CR before it belongs to the line end, a lone CR anywhere else
+/// is an ordinary byte); only an empty line (`LF` or `CR LF`) ends the header section,
+/// so a line that is just `CR CR LF` does not; a line that starts with a space or a
+/// tab continues the field before it (RFC 5322 §2.2.3); the name is what comes before
+/// the colon, or the whole line when there is none.
+///
+/// A continuation line at the very top continues no field; the filter drops it, so the
+/// output never starts with one. coid's trusted fields go in front of this output
+/// (`super::route`), and nothing after them can continue them.
+#[derive(Debug)]
 pub struct HeaderFilter {
     body: bool,
-    mid_line: bool,
-    dropping: bool,
+    line: Line,
+    /// Whether the field that continuation lines would continue is passed on; false
+    /// at the top, where there is no such field.
+    field_kept: bool,
     name: Vec<u8>,
-    deciding: bool,
+}
+
+impl Default for HeaderFilter {
+    fn default() -> Self {
+        Self {
+            body: false,
+            line: Line::Start,
+            field_kept: false,
+            name: Vec::new(),
+        }
+    }
 }
 
 impl HeaderFilter {
@@ -35,51 +78,76 @@ impl HeaderFilter {
         Self::default()
     }
 
-    fn decide(&mut self, out: &mut Vec<u8>) {
-        let prefix = TRUSTED_HEADER_PREFIX.as_bytes();
-        self.dropping = self.name.len() >= prefix.len()
-            && self
-                .name
-                .get(..prefix.len())
-                .is_some_and(|n| n.eq_ignore_ascii_case(prefix));
-        if !self.dropping {
-            out.extend_from_slice(&self.name);
+    fn push_header_byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        match self.line {
+            Line::Start => match b {
+                b'\n' => self.end_of_header(b"\n", out),
+                b'\r' => self.line = Line::StartCr,
+                b' ' | b'\t' if self.field_kept => {
+                    out.push(b);
+                    self.line = Line::Pass;
+                }
+                b' ' | b'\t' => self.line = Line::Drop,
+                _ => self.push_name(b, out),
+            },
+            Line::StartCr if b == b'\n' => self.end_of_header(b"\r\n", out),
+            Line::StartCr => {
+                self.name.push(b'\r');
+                self.push_name(b, out);
+            }
+            Line::Name => self.push_name(b, out),
+            Line::Pass => {
+                out.push(b);
+                if b == b'\n' {
+                    self.line = Line::Start;
+                }
+            }
+            Line::Drop => {
+                if b == b'\n' {
+                    self.line = Line::Start;
+                }
+            }
         }
-        self.name.clear();
-        self.deciding = false;
     }
 
-    fn push_header_byte(&mut self, b: u8, out: &mut Vec<u8>) {
-        if !self.mid_line {
-            match b {
-                b' ' | b'\t' => {}
-                b'\r' | b'\n' => {
-                    self.dropping = false;
-                    out.push(b);
-                    if b == b'\n' {
-                        self.body = true;
-                    }
-                    return;
-                }
-                _ => {
-                    self.deciding = true;
-                    self.dropping = false;
-                }
-            }
-            self.mid_line = true;
-        }
-        if self.deciding {
-            self.name.push(b);
-            if b == b':' || b == b'\n' || self.name.len() >= MAX_NAME {
-                self.decide(out);
-            }
-        } else if !self.dropping {
-            out.push(b);
-        }
-        if b == b'\n' {
-            self.mid_line = false;
+    fn end_of_header(&mut self, blank_line: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(blank_line);
+        self.line = Line::Start;
+        self.body = true;
+    }
+
+    fn push_name(&mut self, b: u8, out: &mut Vec<u8>) {
+        self.name.push(b);
+        self.line = Line::Name;
+        if b == b':' || b == b'\n' || self.name.len() >= MAX_NAME {
+            self.decide(out);
         }
     }
+
+    /// Keeps or drops the field whose name (or first [`MAX_NAME`] bytes) was read.
+    fn decide(&mut self, out: &mut Vec<u8>) {
+        self.field_kept = !is_trusted(&self.name);
+        if self.field_kept {
+            out.extend_from_slice(&self.name);
+        }
+        self.line = if self.name.last() == Some(&b'\n') {
+            Line::Start
+        } else if self.field_kept {
+            Line::Pass
+        } else {
+            Line::Drop
+        };
+        self.name.clear();
+    }
+}
+
+/// A name that is, or may turn out to be, one of coid's trusted fields. The store
+/// cuts a name at a NUL and trims blanks before the colon, which only shortens it, so
+/// whatever it reads as `X-Coid-…` starts with the prefix here too.
+fn is_trusted(name: &[u8]) -> bool {
+    let prefix = TRUSTED_HEADER_PREFIX.as_bytes();
+    name.get(..prefix.len())
+        .is_some_and(|n| n.eq_ignore_ascii_case(prefix))
 }
 
 impl Transform for HeaderFilter {
@@ -96,8 +164,10 @@ impl Transform for HeaderFilter {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.deciding {
-            self.decide(out);
+        match self.line {
+            Line::StartCr => out.push(b'\r'),
+            Line::Name => self.decide(out),
+            Line::Start | Line::Pass | Line::Drop => {}
         }
     }
 }
@@ -265,3 +335,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "header_filter_tests.rs"]
+mod header_filter_tests;

@@ -8,10 +8,12 @@
 //!   always gives NIL, and it is never listed: a client cannot learn the tokens of
 //!   the user's other devices (Delta Chat never reads it back).
 //! - The server entries Delta Chat core reads in one GETMETADATA before its inbox
-//!   loop (an error there makes core abort that round), answered from the config and
-//!   read-only: `/shared/admin`, `/shared/comment` (`[metadata]`),
-//!   `/shared/vendor/deltachat/maxsmtprecipients`, `.../irohrelay`, `.../turn`
-//!   (`[deltachat]`); any other `/shared/vendor/deltachat/` entry reads as NIL.
+//!   loop (an error there makes core abort that round), answered from `[deltachat]`
+//!   and read-only: `/shared/vendor/deltachat/maxsmtprecipients`, `.../irohrelay`,
+//!   `.../turn`; any other `/shared/vendor/deltachat/` entry reads as NIL. The other
+//!   two entries of that GETMETADATA, `/shared/admin` and `/shared/comment`, Dovecot
+//!   answers itself (`mail_server_admin`, `mail_server_comment`; seen with 2.3.19 and
+//!   2.4.1): it never asks the dict for them.
 
 use crate::config::Config;
 use crate::push::deltachat::token::{self, TokenId};
@@ -27,12 +29,10 @@ pub struct DeltaChatEntries {
 }
 
 impl DeltaChatEntries {
-    /// From `[metadata]` and `[deltachat]`.
+    /// From `[deltachat]`.
     pub fn new(config: &Config) -> DeltaChatEntries {
         let d = &config.deltachat;
         let mut server: Vec<(String, String)> = [
-            ("/shared/admin", config.metadata.admin.clone()),
-            ("/shared/comment", config.metadata.comment.clone()),
             ("/shared/vendor/deltachat/irohrelay", d.irohrelay.clone()),
             (
                 "/shared/vendor/deltachat/maxsmtprecipients",
@@ -103,7 +103,6 @@ mod tests {
 
     fn entries() -> DeltaChatEntries {
         let mut config = Config::default();
-        config.metadata.admin = "mailto:postmaster@example.org".into();
         config.deltachat.irohrelay = "https://iroh.example.org".into();
         DeltaChatEntries::new(&config)
     }
@@ -117,15 +116,10 @@ mod tests {
             Some("1000")
         );
         assert_eq!(
-            get("/shared/admin").as_deref(),
-            Some("mailto:postmaster@example.org")
-        );
-        assert_eq!(
             get("/shared/vendor/deltachat/irohrelay").as_deref(),
             Some("https://iroh.example.org")
         );
         for unset in [
-            "/shared/comment",
             "/shared/vendor/deltachat/turn",
             "/shared/vendor/deltachat/appversions",
         ] {
@@ -140,8 +134,8 @@ mod tests {
                 "B/vendor/deltachat/maxsmtprecipients"
             ]
         );
-        assert_eq!(e.server_rows("B/", "/shared/", Depth::Children).len(), 1);
-        assert_eq!(e.server_rows("B/", "/shared/", Depth::All).len(), 3);
+        assert!(e.server_rows("B/", "/shared/", Depth::Children).is_empty());
+        assert_eq!(e.server_rows("B/", "/shared/", Depth::All).len(), 2);
     }
 
     #[test]

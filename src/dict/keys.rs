@@ -18,10 +18,11 @@
 //!   annotation of the same name, is [`Place::DeviceToken`]: a set of tokens per user,
 //!   never stored as an attribute (`super::deltachat`).
 //! - The server entries coid answers from its config, read-only: shared server
-//!   annotations `shared/<guid>/vendor/vendor.dovecot/pvt/server/<name>` for `admin`,
-//!   `comment` (RFC 5464 §3.2.1) and everything below `vendor/deltachat/` (what
-//!   Delta Chat core reads), as [`Place::ServerInfo`] with the entry name
-//!   `/shared/<name>`.
+//!   annotations `shared/<guid>/vendor/vendor.dovecot/pvt/server/<name>` for
+//!   everything below `vendor/deltachat/` (what Delta Chat core reads), as
+//!   [`Place::ServerInfo`] with the entry name `/shared/<name>`. (`/shared/admin` and
+//!   `/shared/comment`, RFC 5464 §3.2.1, never reach the dict: Dovecot answers them
+//!   from its own settings.)
 //! - A private server annotation `priv/<guid>/vendor/vendor.dovecot/pvt/server/<name>`
 //!   is the user's METADATA entry `/private/<name>` ([`Place::Entry`]), in the table
 //!   the delivery path reads the COI settings from. The INBOX GUID is dropped: server
@@ -53,7 +54,7 @@ pub enum Place {
     /// Delta Chat's `/private/devicetoken`, on INBOX or on the server.
     DeviceToken,
     /// A shared server entry coid answers from its config: this entry name
-    /// (`/shared/admin`, `/shared/vendor/deltachat/maxsmtprecipients`...).
+    /// (`/shared/vendor/deltachat/maxsmtprecipients`...).
     ServerInfo(String),
     /// Any other key, stored as it is.
     Raw,
@@ -94,10 +95,8 @@ fn shared_server_name(key: &str) -> Option<&str> {
 
 /// The server entries coid answers (below `/shared/`).
 fn is_server_info(name: &str) -> bool {
-    matches!(name, "admin" | "comment")
-        || name
-            .strip_prefix("vendor/deltachat/")
-            .is_some_and(|rest| !rest.is_empty())
+    name.strip_prefix("vendor/deltachat/")
+        .is_some_and(|rest| !rest.is_empty())
 }
 
 /// An iteration path inside the shared server space (`shared/<guid>/vendor/
@@ -179,8 +178,6 @@ mod tests {
         assert_eq!(place(&format!("{BASE}devicetoken")), Place::DeviceToken);
         let shared = format!("shared/{guid}/vendor/vendor.dovecot/pvt/server/");
         for (name, entry) in [
-            ("admin", "/shared/admin"),
-            ("comment", "/shared/comment"),
             (
                 "vendor/deltachat/maxsmtprecipients",
                 "/shared/vendor/deltachat/maxsmtprecipients",
@@ -201,7 +198,7 @@ mod tests {
             "priv//devicetoken".to_owned(),
             format!("shared/{guid}/devicetoken"),
             format!("{shared}vendor/deltachat/"),
-            format!("{shared}admins"),
+            format!("{shared}admin"),
             format!("shared/{guid}/admin"),
         ] {
             assert_eq!(place(&raw), Place::Raw, "{raw}");

@@ -306,7 +306,11 @@ fn server_entries_are_answered_and_read_only() {
             Reply::EndOfRows
         ]
     );
-    for key in [&max, &iroh, &format!("{shared}comment")] {
+    for key in [
+        &max,
+        &iroh,
+        &format!("{shared}vendor/deltachat/appversions"),
+    ] {
         let refused = commit(&attrs, key, Some("5"));
         assert!(
             matches!(refused, Reply::CommitFailed { .. }),

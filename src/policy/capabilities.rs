@@ -4,6 +4,13 @@
 //! flags, discard and reject. This scans the script's tokens (skipping strings,
 //! `text:` blocks and comments), checks every `require`d capability against an
 //! allow-list, and refuses the core `redirect` command, which needs no `require`.
+//!
+//! The policy sees the header section only, at every message size: the body of a
+//! large message lives in a spool file and is never held in memory, so a test on
+//! the body (RFC 5173 `body`, RFC 5703 `mime`, `foreverypart`, `extracttext`) or on
+//! the size (RFC 5228 §5.9 `size`, which would measure the header section) would
+//! give a different answer for the same mail depending on its size. They are refused
+//! here with [`HEADER_ONLY`]'s reason; `[lmtp] max_message_size` bounds sizes.
 
 /// Extensions a policy script may `require`.
 pub const ALLOWED: &[&str] = &[
@@ -13,7 +20,6 @@ pub const ALLOWED: &[&str] = &[
     "variables",
     "envelope",
     "environment",
-    "body",
     "relational",
     "regex",
     "subaddress",
@@ -23,13 +29,18 @@ pub const ALLOWED: &[&str] = &[
     "date",
     "index",
     "encoded-character",
-    "mime",
-    "foreverypart",
-    "extracttext",
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
     "comparator-i;ascii-numeric",
 ];
+
+/// Extensions that read the body: refused, with [`HEADER_ONLY`].
+pub const BODY_EXTENSIONS: &[&str] = &["body", "mime", "foreverypart", "extracttext"];
+
+/// Why a body or size test is refused.
+pub const HEADER_ONLY: &str = "the policy sees the header section only, whatever the \
+    message's size (large bodies are spooled, never held in memory); use header, \
+    address, envelope and environment tests";
 
 #[derive(Debug, PartialEq)]
 enum Token {
@@ -48,6 +59,18 @@ pub fn refused(script: &str) -> Vec<String> {
             Token::Word(w) if w.eq_ignore_ascii_case("require") => in_require = true,
             Token::Word(w) if w.eq_ignore_ascii_case("redirect") => {
                 problems.push("\"redirect\" is not supported by coid (it only stores mail)".into());
+            }
+            Token::Word(w) if w.eq_ignore_ascii_case("size") => {
+                problems.push(format!(
+                    "the \"size\" test is not supported by coid: {HEADER_ONLY}"
+                ));
+            }
+            Token::Str(cap)
+                if in_require && BODY_EXTENSIONS.contains(&cap.to_ascii_lowercase().as_str()) =>
+            {
+                problems.push(format!(
+                    "extension {cap:?} is not supported by coid: {HEADER_ONLY}"
+                ));
             }
             Token::Str(cap)
                 if in_require && !ALLOWED.contains(&cap.to_ascii_lowercase().as_str()) =>
@@ -146,6 +169,24 @@ mod tests {
             "require [\"fileinto\", \"vacation\"];\nrequire \"enotify\";\nredirect \"x@y\";";
         let problems = refused(script);
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn refuses_body_and_size_tests_with_the_reason() {
+        for script in [
+            "require \"body\";\nif body :contains \"x\" { discard; }",
+            "require [\"mime\", \"foreverypart\"];",
+            "require \"extracttext\";",
+            "if size :over 100K { discard; }",
+        ] {
+            let problems = refused(script);
+            assert!(!problems.is_empty(), "{script}");
+            assert!(
+                problems.iter().all(|p| p.contains("header section only")),
+                "{problems:?}"
+            );
+        }
+        assert!(refused("if header :contains \"x-size\" \"size\" { keep; }").is_empty());
     }
 
     #[test]

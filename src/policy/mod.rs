@@ -113,8 +113,8 @@ impl Policy {
         })
     }
 
-    /// Runs the script for one recipient. `message` is the parsed message (the whole
-    /// message when coid holds it in memory, the header section when it was spooled).
+    /// Runs the script for one recipient. `message` is the parsed header section
+    /// (the same at every message size; body and size tests are refused at load).
     pub fn evaluate(&self, message: Message<'_>, facts: &Facts<'_>) -> Evaluation {
         let mut ctx = self.runtime.filter_parsed(message);
         ctx.set_envelope(Envelope::From, facts.mail_from);

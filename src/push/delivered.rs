@@ -21,7 +21,6 @@
 
 use std::sync::Arc;
 
-use mail_parser::MessageParser;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -145,9 +144,7 @@ pub fn pushes_for(
 }
 
 fn parse_header(message: &DeliveredMessage) -> mail_parser::Message<'_> {
-    MessageParser::new()
-        .parse_headers(&message.header)
-        .unwrap_or_default()
+    crate::parsed::header(&message.header)
 }
 
 fn webpush_pushes(

@@ -276,3 +276,16 @@ fn no_notification_for_read_receipts_own_messages_or_email_in_chat_mode() {
         "From is the user, RCPT an extension"
     );
 }
+
+#[test]
+fn a_message_without_a_header_still_pushes() {
+    let (_dir, store) = store();
+    let headerless = DeliveredMessage {
+        header: b"\r\n".to_vec(),
+        body: Some(b"\r\nno header, a body\r\n".to_vec()),
+        group_id: None,
+        class: Class::Email,
+    };
+    let pushes = pushes_for(&store, &headerless, &delivered(false), 5, 9).expect("pushes");
+    assert_eq!(ids(&pushes), ["all", "mail"]);
+}

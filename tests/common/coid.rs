@@ -1,7 +1,6 @@
 //! Start the real `coid` binary for a test: a config file in a temp dir, `coid serve`
 //! as a child process on a leased loopback port and a unix socket, stopped on drop.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,6 +45,9 @@ pub struct CoidOpts {
     /// `systemd-socket-activate`; `@LMTP_ADDR@` in an argument stands for coid's
     /// TCP listener address. Empty: coid is started directly.
     pub wrapper: Vec<String>,
+    /// `[state] dir` (the state store, the spool, the Maildir base); `None`: `state`
+    /// in coid's temporary directory. Two coids given the same one share it.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl CoidOpts {
@@ -65,6 +67,7 @@ impl CoidOpts {
             policy_script: String::new(),
             env: Vec::new(),
             wrapper: Vec::new(),
+            state_dir: None,
         }
     }
 }
@@ -87,6 +90,7 @@ pub struct Coid {
     metrics_port: PortLease,
     log_level: String,
     dict_socket: PathBuf,
+    state: PathBuf,
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
 }
@@ -101,6 +105,10 @@ impl Coid {
             .dict_socket
             .clone()
             .unwrap_or_else(|| dir.path().join("dict.sock"));
+        let state = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("state"));
         let config = format!(
             "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n\
              [state]\ndir = \"{state}\"\n[policy]\nscript = \"{policy}\"\n\
@@ -117,7 +125,7 @@ impl Coid {
             policy = opts.policy_script,
             port = port.port(),
             sock = dir.path().join("lmtp.sock").display(),
-            state = dir.path().join("state").display(),
+            state = state.display(),
             enabled = opts.coi_enabled,
             filter = opts.message_filter,
             backend = opts.backend,
@@ -135,6 +143,7 @@ impl Coid {
             metrics_port,
             log_level: opts.log_level,
             dict_socket,
+            state,
             env: opts.env,
             wrapper: opts.wrapper,
         };
@@ -244,6 +253,16 @@ impl Coid {
         &self.dict_socket
     }
 
+    /// `[state] dir`.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The spool directory for large messages (`spool` under the state directory).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state.join("spool")
+    }
+
     /// The config file.
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("coid.toml")
@@ -257,6 +276,12 @@ impl Coid {
     /// The whole log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The whole log without ANSI colours (tracing colours field names even in a
+    /// file), so `name=value` fields can be searched for.
+    pub fn plain_log(&self) -> String {
+        strip_ansi(&self.log())
     }
 
     /// Runs a coid subcommand with this config; returns (exit code, stdout, stderr).
@@ -300,6 +325,24 @@ pub fn run_cli(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, Stri
     )
 }
 
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Drop for Coid {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -310,33 +353,4 @@ impl Drop for Coid {
         }
         self.stop();
     }
-}
-
-/// `GET path` over HTTP/1.0 (the server closes after the answer): status and body.
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .expect("connect to coid's metrics listener");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .unwrap_or((answer.as_str(), ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-    (status, body.to_owned())
-}
-
-/// The value of the sample `series` (name and labels, as encoded) in an exposition.
-pub fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
-        rest.split(' ').next()?.parse().ok()
-    })
 }

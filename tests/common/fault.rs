@@ -1,6 +1,7 @@
 //! A fault-injecting LMTP hop for tests: sits between coid and Dovecot and, for its
-//! first connections, refuses, stalls, or dies in the middle of DATA; later connections
-//! are passed through to Dovecot untouched. Only for fault injection: everything else
+//! first connections, refuses, stalls, dies in the middle of DATA, or closes when idle;
+//! later connections are passed through to Dovecot untouched. It can also cut every
+//! connection at once, as a store that restarts does. Only for fault injection: everything else
 //! in the tests talks to the real Dovecot.
 
 use std::collections::VecDeque;
@@ -26,6 +27,9 @@ pub enum Fault {
     /// per-recipient reply and then cut both sides: a store that dies between its
     /// replies to a multi-recipient transaction.
     CutAfterFirstReply,
+    /// Relay to Dovecot, and close both sides once no byte has passed for this long:
+    /// a store's idle timeout.
+    CloseWhenIdle(Duration),
 }
 
 /// The running hop; stops accepting when dropped.
@@ -33,6 +37,10 @@ pub struct FaultProxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
+    /// Every connection's client side, to cut them all at once.
+    live: Arc<Mutex<Vec<TcpStream>>>,
+    /// Connections the hop closed because they were idle.
+    idle_closed: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
@@ -45,16 +53,22 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("fault proxy address");
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
+        let live = Arc::new(Mutex::new(Vec::new()));
+        let idle_closed = Arc::new(AtomicUsize::new(0));
         let faults = Arc::new(Mutex::new(VecDeque::from(faults)));
         let (stop2, count) = (stop.clone(), connections.clone());
+        let (live2, idle2) = (live.clone(), idle_closed.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         count.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(clone) = client.try_clone() {
+                            live2.lock().expect("live lock").push(clone);
+                        }
                         let fault = faults.lock().expect("faults lock").pop_front();
-                        let stop3 = stop2.clone();
-                        std::thread::spawn(move || handle(client, upstream, fault, stop3));
+                        let (stop3, idle3) = (stop2.clone(), idle2.clone());
+                        std::thread::spawn(move || handle(client, upstream, fault, stop3, idle3));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -64,7 +78,21 @@ impl FaultProxy {
             addr,
             stop,
             connections,
+            live,
+            idle_closed,
         }
+    }
+
+    /// Cuts every connection made so far, as a store that restarts does.
+    pub fn cut_all(&self) {
+        for stream in self.live.lock().expect("live lock").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Connections closed by [`Fault::CloseWhenIdle`] so far.
+    pub fn idle_closed(&self) -> usize {
+        self.idle_closed.load(Ordering::SeqCst)
     }
 
     /// `host:port` for coid's `delivery.dovecot.lmtp`.
@@ -89,6 +117,7 @@ fn handle(
     upstream: SocketAddr,
     fault: Option<Fault>,
     stop: Arc<AtomicBool>,
+    idle_closed: Arc<AtomicUsize>,
 ) {
     client
         .set_nonblocking(false)
@@ -102,10 +131,24 @@ fn handle(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Some(Fault::DieMidData) => relay(client, upstream, Hop::Die),
-        Some(Fault::SlowData(delay)) => relay(client, upstream, Hop::Slow(delay)),
-        Some(Fault::CutAfterFirstReply) => relay(client, upstream, Hop::CutAfterReply),
-        None => relay(client, upstream, Hop::Pass),
+        Some(Fault::DieMidData) => {
+            relay(client, upstream, Hop::Die);
+        }
+        Some(Fault::SlowData(delay)) => {
+            relay(client, upstream, Hop::Slow(delay));
+        }
+        Some(Fault::CutAfterFirstReply) => {
+            relay(client, upstream, Hop::CutAfterReply);
+        }
+        Some(Fault::CloseWhenIdle(limit)) => {
+            let _ = client.set_read_timeout(Some(limit));
+            if relay(client, upstream, Hop::Pass) == Ended::Idle {
+                idle_closed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        None => {
+            relay(client, upstream, Hop::Pass);
+        }
     }
 }
 
@@ -122,9 +165,18 @@ enum Hop {
 /// `DATA` and then some message bytes; [`Hop::Slow`] waits before passing on the
 /// end of the data; [`Hop::CutAfterReply`] cuts after the first reply line that
 /// follows the end of the data.
-fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
+/// How a relay ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ended {
+    /// A side closed or the hop cut it.
+    Closed,
+    /// The client's read timeout passed with nothing to read (`CloseWhenIdle`).
+    Idle,
+}
+
+fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) -> Ended {
     let Ok(server) = TcpStream::connect(upstream) else {
-        return;
+        return Ended::Closed;
     };
     let (mut c_read, mut s_write) = (
         client.try_clone().expect("clone"),
@@ -148,10 +200,24 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
     });
     let mut seen: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16];
-    while let Ok(n) = c_read.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
+    let mut ended = Ended::Closed;
+    loop {
+        let n = match c_read.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                ended = Ended::Idle;
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = server.shutdown(Shutdown::Both);
+                break;
+            }
+            Err(_) => break,
+        };
         seen.extend_from_slice(buf.get(..n).unwrap_or_default());
         let in_data = seen
             .windows(6)
@@ -174,6 +240,7 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) {
     }
     let _ = s_write.shutdown(Shutdown::Write);
     let _ = back.join();
+    ended
 }
 
 /// Copies the server's bytes to the client until, after `ended` is set, one whole

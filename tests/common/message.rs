@@ -37,6 +37,13 @@ pub fn deltachat_fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The Content-Type of an RFC 8098 read receipt.
+const MDN_TYPE: &str = "multipart/report; report-type=disposition-notification; boundary=\"b1\"";
+/// Its body: a human-readable part and the disposition.
+const MDN_BODY: &str = "--b1\r\nContent-Type: text/plain\r\n\r\nread\r\n\
+     --b1\r\nContent-Type: message/disposition-notification\r\n\r\n\
+     Disposition: manual-action/MDN-sent-manually; displayed\r\n--b1--\r\n";
+
 /// Builder for a single-part text message.
 #[derive(Clone, Debug)]
 pub struct MessageBuilder {
@@ -72,16 +79,12 @@ impl MessageBuilder {
 
     /// A chat read receipt: a chat that is an RFC 8098 MDN (`multipart/report`).
     pub fn chat_read_receipt() -> Self {
-        Self::chat()
-            .set(
-                "Content-Type",
-                "multipart/report; report-type=disposition-notification; boundary=\"b1\"",
-            )
-            .body(
-                "--b1\r\nContent-Type: text/plain\r\n\r\nread\r\n\
-                 --b1\r\nContent-Type: message/disposition-notification\r\n\r\n\
-                 Disposition: manual-action/MDN-sent-manually; displayed\r\n--b1--\r\n",
-            )
+        Self::chat().set("Content-Type", MDN_TYPE).body(MDN_BODY)
+    }
+
+    /// A plain RFC 8098 read receipt (no `Chat-Version`).
+    pub fn read_receipt() -> Self {
+        Self::new().set("Content-Type", MDN_TYPE).body(MDN_BODY)
     }
 
     pub fn from(self, value: &str) -> Self {

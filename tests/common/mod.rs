@@ -25,16 +25,22 @@
 //! * [`metadata`]: IMAP METADATA through coid's dict proxy; a raw dict client.
 //! * [`push_receiver`]: a Web Push service that decrypts with another implementation.
 //! * [`push_flow`]: the stack with Web Push to that service, and a COI client's steps.
+//! * [`notify_proxy`]: a stand-in for Delta Chat's notification proxy (fault injection).
+//! * [`dc_flow`]: the stack notifying that stand-in, and a Delta Chat client's steps.
+//! * [`metrics`]: scraping coid's metrics listener.
 
 // Each test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
 pub mod coid;
+pub mod dc_flow;
 pub mod dovecot;
 pub mod fault;
 pub mod imap;
 pub mod message;
 pub mod metadata;
+pub mod metrics;
+pub mod notify_proxy;
 pub mod ports;
 pub mod postfix;
 pub mod process;
@@ -54,6 +60,7 @@ pub use message::{MessageBuilder, unique_message_id};
 pub use postfix::{Postfix, PostfixOpts};
 pub use smtp::{
     LmtpOutcome, LmtpTarget, Reply, send_lmtp, send_smtp, send_smtp_with, try_send_lmtp,
+    try_send_lmtp_each,
 };
 
 /// The mail domain every test user lives in.

@@ -102,6 +102,40 @@ pub fn try_send_lmtp(
     let mut conn = Conn::open(&target.into())?;
     conn.expect("greeting", 220)?;
     conn.command("LHLO coid-test.example.net", 250)?;
+    let outcome = transaction(&mut conn, from, rcpts, message)?;
+    let _ = conn.exchange("QUIT");
+    Ok(outcome)
+}
+
+/// Delivers each of `messages` in a transaction of its own, one after the other on
+/// one connection, then QUIT, which must be answered 221: the server's session
+/// survived every message. Every transaction's replies, in order.
+pub fn try_send_lmtp_each(
+    target: impl Into<LmtpTarget>,
+    from: &str,
+    rcpts: &[&str],
+    messages: &[&[u8]],
+) -> Result<Vec<LmtpOutcome>, String> {
+    let mut conn = Conn::open(&target.into())?;
+    conn.expect("greeting", 220)?;
+    conn.command("LHLO coid-test.example.net", 250)?;
+    let mut outcomes = Vec::new();
+    for (n, message) in messages.iter().enumerate() {
+        let outcome = transaction(&mut conn, from, rcpts, message)
+            .map_err(|e| format!("transaction {n}: {e} (so far: {outcomes:?})"))?;
+        outcomes.push(outcome);
+    }
+    conn.command("QUIT", 221)?;
+    Ok(outcomes)
+}
+
+/// MAIL, RCPT per recipient, DATA and the message; every reply.
+fn transaction(
+    conn: &mut Conn,
+    from: &str,
+    rcpts: &[&str],
+    message: &[u8],
+) -> Result<LmtpOutcome, String> {
     conn.command(&format!("MAIL FROM:<{from}>"), 250)?;
     let mut outcome = LmtpOutcome::default();
     for rcpt in rcpts {
@@ -124,7 +158,6 @@ pub fn try_send_lmtp(
             }
         }
     }
-    let _ = conn.exchange("QUIT");
     Ok(outcome)
 }
 

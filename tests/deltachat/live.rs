@@ -6,9 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tempfile::TempDir;
 
+use crate::common::metadata::socket_dir;
 use crate::common::ports::{PortLease, lease_port};
-use crate::common::stack::{Stack, dovecot_opts};
+use crate::common::stack::{Stack, dovecot_opts, with_coid_metadata};
 use crate::common::{self, Dovecot, DovecotUser, PASSWORD};
 
 /// Where `tests/run.sh` puts the path of the venv python with deltachat-rpc-*.
@@ -29,19 +31,31 @@ pub fn addr(user: &str) -> String {
     format!("{user}@{}", common::DOMAIN)
 }
 
-/// Postfix → coid → Dovecot ([`Stack`]), plus SMTP AUTH through Dovecot (Delta Chat
-/// always logs in) on the returned port, and `always_bcc` to [`OBSERVER`].
-pub fn start_stack() -> (Stack, PortLease) {
+/// The running stack and what must live as long as it.
+pub struct LiveStack {
+    /// Postfix → coid → Dovecot.
+    pub stack: Stack,
+    _sasl: PortLease,
+    _dict: TempDir,
+}
+
+/// Postfix → coid → Dovecot ([`Stack`]) with coid's shipped METADATA snippet (so Delta
+/// Chat sees METADATA and XDELTAPUSH and reads the server entries through coid), plus
+/// SMTP AUTH through Dovecot (Delta Chat always logs in) on a leased port, and
+/// `always_bcc` to [`OBSERVER`].
+pub fn start_stack() -> LiveStack {
     let sasl = lease_port();
+    let (dict, socket) = socket_dir();
     let mut opts = dovecot_opts("/").with_user(DovecotUser::new(&addr(OBSERVER)));
     opts.extra_conf = format!(
         "service auth {{\n  inet_listener sasl {{\n    address = 127.0.0.1\n    \
          port = {}\n  }}\n}}\n",
         sasl.port()
     );
+    let opts = with_coid_metadata(opts, &socket);
     let stack = Stack::start_full(
         Dovecot::start(opts),
-        |_, _| {},
+        |_, coid| coid.dict_socket = Some(socket.clone()),
         |_, postfix| {
             postfix.extra_main_cf = format!(
                 "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
@@ -51,7 +65,11 @@ pub fn start_stack() -> (Stack, PortLease) {
             );
         },
     );
-    (stack, sasl)
+    LiveStack {
+        stack,
+        _sasl: sasl,
+        _dict: dict,
+    }
 }
 
 /// The parts of dc_scenario.py's JSON summary the test reads.
