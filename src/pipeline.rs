@@ -22,7 +22,7 @@ use crate::parsed;
 use crate::policy::{Evaluation, Facts, Policy, Verdict};
 use crate::push::delivered::{Delivered, DeliveredMessage, PushHook};
 use crate::spool::Spooled;
-use crate::store::{CoiSettings, Store, StoreError};
+use crate::store::{CoiCache, CoiSettings, Store, StoreError};
 use crate::users::{UserAddress, UserMap};
 
 /// Most header bytes read for classification and the policy.
@@ -73,7 +73,7 @@ pub struct Decisions {
 /// The shared per-message machinery.
 pub struct Pipeline {
     policy: Arc<Policy>,
-    store: Store,
+    coi: CoiCache,
     backend: Arc<dyn Backend>,
     users: UserMap,
     coi_defaults: CoiSettings,
@@ -91,13 +91,19 @@ impl Pipeline {
     ) -> Pipeline {
         Pipeline {
             policy,
-            store,
+            coi: CoiCache::new(store),
             backend,
             users: UserMap::new(&config.users),
             coi_defaults: CoiSettings::defaults(&config.coi),
             push: None,
             separator: config.delivery.dovecot.separator(),
         }
+    }
+
+    /// Reads COI settings through `cache` (shared with pipelines of other configs).
+    pub fn with_coi_cache(mut self, cache: CoiCache) -> Pipeline {
+        self.coi = cache;
+        self
     }
 
     /// Queues pushes after delivery through `hook`.
@@ -169,18 +175,19 @@ impl Pipeline {
         (classification, message_id, recipients)
     }
 
+    /// The recipients' settings: from the cache when every one is there (no SQLite,
+    /// no blocking thread), else read on a blocking thread.
     async fn settings_of(&self, users: &[UserAddress]) -> Result<Vec<CoiSettings>, PipelineError> {
-        let store = self.store.clone();
-        let defaults = self.coi_defaults.clone();
         let names: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
-        let settings = tokio::task::spawn_blocking(move || {
-            names
-                .iter()
-                .map(|n| store.coi_settings(n, &defaults))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await??;
-        Ok(settings)
+        let stored = match self.coi.cached(&names) {
+            Some(stored) => stored,
+            None => {
+                let cache = self.coi.clone();
+                tokio::task::spawn_blocking(move || cache.load(&names)).await??
+            }
+        };
+        let defaults = &self.coi_defaults;
+        Ok(stored.into_iter().map(|s| s.over(defaults)).collect())
     }
 
     /// Decides and delivers one message; returns one reply per recipient, in order.

@@ -19,7 +19,7 @@ use crate::pipeline::Pipeline;
 use crate::push::delivered::PushHook;
 use crate::push::deltachat::DeltaChatRules;
 use crate::push::worker::Worker;
-use crate::store::Store;
+use crate::store::{CoiCache, Store};
 
 /// The parts opened once per process.
 pub struct Fixed {
@@ -30,6 +30,9 @@ pub struct Fixed {
     pub push: Option<PushHook>,
     /// The WebPush METADATA entries.
     pub webpush: Option<WebPush>,
+    /// The users' COI settings as delivery reads them, shared by the pipelines of
+    /// every config (reloads).
+    pub coi: CoiCache,
 }
 
 impl Fixed {
@@ -43,6 +46,7 @@ impl Fixed {
         let store = Store::open(&config.database_path()).map_err(crate::cli::temp)?;
         let Some(push) = push_hook(config, &store) else {
             let fixed = Fixed {
+                coi: CoiCache::new(store.clone()),
                 store,
                 push: None,
                 webpush: None,
@@ -64,6 +68,7 @@ impl Fixed {
         let fixed = Fixed {
             push: Some(push),
             webpush,
+            coi: CoiCache::new(store.clone()),
             store,
         };
         Ok((fixed, Some(worker)))
@@ -83,15 +88,12 @@ pub struct Contexts {
 /// # Errors
 /// The Sieve policy does not compile.
 pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, String> {
-    let pipeline =
-        pipeline(config, fixed.store.clone(), fixed.push.clone()).map_err(|(_, why)| why)?;
+    let pipeline = pipeline(config, fixed.store.clone(), fixed.push.clone())
+        .map_err(|(_, why)| why)?
+        .with_coi_cache(fixed.coi.clone());
     Ok(Contexts {
         lmtp: Arc::new(lmtp_context(config, Arc::new(pipeline))),
-        dict: Arc::new(dict_context(
-            config,
-            fixed.store.clone(),
-            fixed.webpush.clone(),
-        )),
+        dict: Arc::new(dict_context(config, fixed)),
     })
 }
 
@@ -211,12 +213,13 @@ pub fn lmtp_context(config: &Config, pipeline: Arc<Pipeline>) -> ConnectionConte
     }
 }
 
-/// The dict proxy's settings from the config; with `webpush`, the WebPush entries.
-pub fn dict_context(config: &Config, store: Store, webpush: Option<WebPush>) -> DictContext {
+/// The dict proxy's settings from the config over `fixed`'s store (with its WebPush
+/// entries, if on).
+pub fn dict_context(config: &Config, fixed: &Fixed) -> DictContext {
     let d = &config.dict;
-    let mut attributes = Attributes::new(store, &config.users, &config.coi)
+    let mut attributes = Attributes::new(fixed.store.clone(), &config.users, &config.coi)
         .with_deltachat(DeltaChatEntries::new(config));
-    if let Some(webpush) = webpush {
+    if let Some(webpush) = fixed.webpush.clone() {
         attributes = attributes.with_webpush(webpush);
     }
     DictContext {
@@ -247,6 +250,7 @@ mod tests {
         started.state.dir = dir.path().to_owned();
         let (_store_dir, store) = crate::store::temp_store();
         let fixed = Fixed {
+            coi: CoiCache::new(store.clone()),
             store,
             push: None,
             webpush: None,

@@ -98,9 +98,28 @@ impl CoiSettings {
     }
 }
 
+/// What a user set of the COI settings (`None`: the server default applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredCoi {
+    /// `enabled`.
+    pub enabled: Option<bool>,
+    /// `message-filter`.
+    pub message_filter: Option<MessageFilter>,
+}
+
+impl StoredCoi {
+    /// The effective settings: these values over `defaults`.
+    pub fn over(self, defaults: &CoiSettings) -> CoiSettings {
+        CoiSettings {
+            enabled: self.enabled.unwrap_or(defaults.enabled),
+            message_filter: self.message_filter.unwrap_or(defaults.message_filter),
+            mailbox_root: defaults.mailbox_root.clone(),
+        }
+    }
+}
+
 impl Store {
     /// The effective COI settings of `username`: stored values over `defaults`.
-    /// A stored value that is not valid (written by hand) is ignored with a warning.
     ///
     /// # Errors
     /// SQLite failed.
@@ -109,7 +128,16 @@ impl Store {
         username: &str,
         defaults: &CoiSettings,
     ) -> Result<CoiSettings, StoreError> {
-        let mut settings = defaults.clone();
+        Ok(self.stored_coi(username)?.over(defaults))
+    }
+
+    /// What `username` set of the COI settings. A stored value that is not valid
+    /// (written by hand) is ignored with a warning.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn stored_coi(&self, username: &str) -> Result<StoredCoi, StoreError> {
+        let mut stored = StoredCoi::default();
         // Exactly the two settings, in one query: a user's other METADATA (also other
         // entries below `coi/config/`) may be many.
         let conn = self.lock()?;
@@ -123,15 +151,15 @@ impl Store {
         for row in rows {
             let (entry, value) = row?;
             match entry.as_str() {
-                ENTRY_ENABLED => settings.enabled = value == "yes",
+                ENTRY_ENABLED => stored.enabled = Some(value == "yes"),
                 ENTRY_MESSAGE_FILTER => match MessageFilter::parse(&value) {
-                    Some(filter) => settings.message_filter = filter,
+                    Some(filter) => stored.message_filter = Some(filter),
                     None => tracing::warn!(username, value, "ignoring invalid message-filter"),
                 },
                 _ => {}
             }
         }
-        Ok(settings)
+        Ok(stored)
     }
 }
 

@@ -15,6 +15,7 @@
 //! All calls block: async callers use `tokio::task::spawn_blocking`.
 
 mod coi;
+mod coi_cache;
 mod commit;
 mod dict;
 mod queue;
@@ -30,9 +31,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 pub use coi::{
-    CoiSettings, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, MessageFilter,
+    CoiSettings, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, MessageFilter, StoredCoi,
     check_entry_write,
 };
+pub use coi_cache::CoiCache;
 pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
 pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush};
@@ -70,6 +72,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    path: Arc<std::path::PathBuf>,
 }
 
 impl Store {
@@ -91,7 +94,13 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path.to_owned()),
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {

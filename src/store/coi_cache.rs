@@ -1,0 +1,148 @@
+//! The users' COI settings as the delivery path reads them: from memory while the
+//! database has not changed, so a message to a known user costs no settings query and
+//! no hop to a blocking thread.
+//!
+//! Correct by construction on one host: the cache holds a connection of its own and
+//! asks SQLite's `PRAGMA data_version` before every use, a counter in the WAL index's
+//! shared memory that moves whenever any other connection (this process's store, the
+//! dict proxy's writes, `coid user set`, `coid deliver`) commits. When it moved, every
+//! entry is dropped and read again. That costs a few microseconds and no disk I/O,
+//! but it also drops the entries on writes that touch no settings (the push queue),
+//! so the hit rate falls as push traffic rises; correctness never depends on timing.
+//!
+//! Bounded: at most [`MAX_ENTRIES`] users; past that, all entries go (one query per
+//! user refills them).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::coi::StoredCoi;
+use super::{Store, StoreError};
+
+/// Most users kept.
+pub const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, StoredCoi>,
+    /// The `data_version` the entries were read at.
+    version: Option<i64>,
+}
+
+/// The cache; cheap to clone (clones share the entries).
+#[derive(Clone)]
+pub struct CoiCache {
+    store: Store,
+    /// A read-only connection that only asks `data_version`; `None` when it could not
+    /// be opened (then nothing is cached).
+    probe: Option<Arc<Mutex<Connection>>>,
+    entries: Arc<Mutex<Entries>>,
+}
+
+impl CoiCache {
+    /// Over `store`.
+    pub fn new(store: Store) -> CoiCache {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let probe = match Connection::open_with_flags(store.path(), flags) {
+            Ok(conn) => Some(Arc::new(Mutex::new(conn))),
+            Err(err) => {
+                tracing::warn!(error = %err, "settings cache off: cannot open a probe connection");
+                None
+            }
+        };
+        CoiCache {
+            store,
+            probe,
+            entries: Arc::default(),
+        }
+    }
+
+    /// Every user's stored settings if the database has not changed since they were
+    /// read; `None` otherwise. Never waits for the store's connection.
+    pub fn cached(&self, usernames: &[String]) -> Option<Vec<StoredCoi>> {
+        let version = self.version()?;
+        let mut entries = lock(&self.entries);
+        if entries.version != Some(version) {
+            entries.map.clear();
+            entries.version = Some(version);
+            return None;
+        }
+        usernames
+            .iter()
+            .map(|name| entries.map.get(name).copied())
+            .collect()
+    }
+
+    /// Every user's stored settings, read from the store and remembered. Blocks.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn load(&self, usernames: &[String]) -> Result<Vec<StoredCoi>, StoreError> {
+        // Read before the settings: a commit in between makes the next check miss,
+        // never a stale hit.
+        let version = self.version();
+        let stored = usernames
+            .iter()
+            .map(|name| self.store.stored_coi(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(version) = version else {
+            return Ok(stored);
+        };
+        let mut entries = lock(&self.entries);
+        if entries.version != Some(version) || entries.map.len() + usernames.len() > MAX_ENTRIES {
+            entries.map.clear();
+            entries.version = Some(version);
+        }
+        for (name, value) in usernames.iter().zip(&stored) {
+            entries.map.insert(name.clone(), *value);
+        }
+        Ok(stored)
+    }
+
+    /// SQLite's `data_version` now; `None` if it cannot be read (no caching then).
+    fn version(&self) -> Option<i64> {
+        let probe = lock(self.probe.as_ref()?);
+        match probe.pragma_query_value(None, "data_version", |r| r.get(0)) {
+            Ok(version) => Some(version),
+            Err(err) => {
+                tracing::debug!(error = %err, "settings cache: data_version unreadable");
+                None
+            }
+        }
+    }
+}
+
+/// Locks a mutex whose holder cannot leave it inconsistent (plain inserts, clears and
+/// one pragma).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ENTRY_ENABLED, temp_store};
+
+    #[test]
+    fn hits_until_anyone_writes_to_the_database() {
+        let (dir, store) = temp_store();
+        let cache = CoiCache::new(store.clone());
+        let names = vec!["a@x".to_owned()];
+        assert_eq!(cache.cached(&names), None, "nothing read yet");
+        let first = cache.load(&names).expect("load");
+        assert_eq!(first[0].enabled, None);
+        assert_eq!(cache.cached(&names), Some(first), "a hit");
+        store.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
+        assert_eq!(cache.cached(&names), None, "this process wrote");
+        let second = cache.load(&names).expect("load");
+        assert_eq!(second[0].enabled, Some(true));
+        assert_eq!(cache.cached(&names), Some(second));
+        // Another process: a connection of its own, as `coid user set` has.
+        let other = Store::open(&dir.path().join("s.sqlite")).expect("open");
+        other.set("a@x", ENTRY_ENABLED, None).expect("unset");
+        assert_eq!(cache.cached(&names), None, "another process wrote");
+        assert_eq!(cache.load(&names).expect("load")[0].enabled, None);
+    }
+}
