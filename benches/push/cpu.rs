@@ -2,7 +2,9 @@
 //! `stime`, in clock ticks of 10 ms: Linux's `USER_HZ` is 100), split into the push
 //! receiver's thread (named `push-receiver`) and everything else (coid's sender or
 //! worker, its tokio and blocking threads). Good to 10 ms per thread, so runs that
-//! take seconds give per-push figures within a few per cent.
+//! take seconds give per-push figures within a few per cent. [`process`] reads another
+//! process's total the same way (`/proc/<pid>/stat`, all its threads, living and
+//! ended), for coid in the stack runs.
 
 use std::time::Duration;
 
@@ -50,6 +52,13 @@ impl Cpu {
             rest: self.rest.saturating_sub(earlier.rest),
         }
     }
+}
+
+/// The CPU `pid` has used so far (all its threads); `None` when it is gone.
+pub fn process(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, ticks) = parse_stat(&stat)?;
+    Some(TICK * u32::try_from(ticks).ok()?)
 }
 
 /// (thread name, utime + stime ticks) of a `stat` line: `pid (comm) state ...`, with

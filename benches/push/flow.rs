@@ -1,17 +1,25 @@
-//! Mail at full speed through the real stack, with push on or off: fresh Dovecot (the
-//! shipped `conf.d/dovecot/` setup plus the METADATA snippet, pointed at coid's dict
-//! socket), fresh coid (COI on for everyone, message filter `none`, so chats stay in
-//! the INBOX with `$Chat`; `[push] enabled` on or off, `allow_private_endpoints`),
-//! fresh Postfix delivering to coid's unix socket over 8 LMTP sessions. With push on,
-//! alice first subscribes two devices over IMAP SETMETADATA (msgtype `chat` and
-//! `all`, endpoints of the bench's receiver) and validates each with the token from
-//! its validation push, as a COI client does. Then the e2e bench's 4 SMTP clients
-//! submit N chats of about 3 KB (body small enough to be pushed as `content`).
+//! Mail at full speed through the real stack, with Web Push on, Delta Chat push on, or
+//! both off ([`Mode`]): fresh Dovecot (the shipped `conf.d/dovecot/` setup plus the
+//! METADATA snippet, pointed at coid's dict socket), fresh coid (COI on for everyone,
+//! message filter `none`, so chats stay in the INBOX with `$Chat`; `[push] enabled`
+//! and `[deltachat] push` by the mode, `allow_private_endpoints`, `notify_url` the
+//! receiver's notification proxy stand-in), fresh Postfix delivering to coid's unix
+//! socket over 8 LMTP sessions. In every mode alice first sets two Delta Chat device
+//! tokens over IMAP, `SETMETADATA "INBOX" (/private/devicetoken "openpgp:...")` as
+//! core 2.58 and later sends it (stored either way; only Delta Chat push on sends
+//! them). With Web Push on, she also subscribes two devices over IMAP SETMETADATA
+//! (msgtype `chat` and `all`, endpoints of the bench's receiver) and validates each
+//! with the token from its validation push, as a COI client does. Then the e2e bench's
+//! 4 SMTP clients submit N chats of about 3 KB (body small enough to be pushed as
+//! `content`).
 //!
 //! A run counts only if Postfix logged exactly N `status=sent`, its queue is empty,
-//! the INBOX holds N messages, coid logged N deliveries, and (push on) each message
-//! was pushed exactly once to each device, decrypting to its own `msg-id`, with
-//! nothing else (push off: nothing at all).
+//! the INBOX holds N messages, coid logged N deliveries and no push trouble, and:
+//! with Web Push on, each message was pushed exactly once to each device, decrypting
+//! to its own `msg-id`, with nothing else; with Delta Chat push on, each token was
+//! POSTed exactly N times as the body and nothing else, coid logged 2N
+//! `deltachat notification delivered` lines (N per token id) and never a whole token;
+//! off: nothing at all reached the receiver.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,7 +28,8 @@ use tempfile::TempDir;
 
 use crate::coid_log;
 use crate::common::coid::CoidOpts;
-use crate::common::metadata::{set, set_ok, socket_dir};
+use crate::common::metadata::{metadata, set, set_ok, socket_dir};
+use crate::common::metrics::{sample, scrape};
 use crate::common::push_flow::{subscription, subscription_json};
 use crate::common::stack::{Stack, dovecot_opts, with_coid_metadata};
 use crate::common::{Dovecot, MessageBuilder, tail_file};
@@ -29,28 +38,65 @@ use crate::delivery::{
     transport_unix,
 };
 use crate::postfix_log::LogTail;
-use crate::receiver::{Endpoint, Receiver, now_us};
+use crate::receiver::{Endpoint, Receiver, device_tokens, notifications_per_token, now_us};
 
 /// LMTP sessions Postfix opens to coid (as the e2e bench's busy case).
 pub const SESSIONS: usize = 8;
 /// Bytes per chat message.
 pub const CHAT_SIZE: usize = 3 * 1024;
 const MAIL_FROM: &str = "bob@example.net";
-/// alice's devices: (msgtype); every chat pushes to both.
+/// alice's Web Push devices: (msgtype); every chat pushes to both.
 const DEVICES: [&str; 2] = ["chat", "all"];
+/// alice's Delta Chat devices (tokens); every message notifies both.
+pub const TOKENS: usize = 2;
 const PUSH_WAIT: Duration = Duration::from_secs(60);
+
+/// What a stack run pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `[push] enabled = false`, `[deltachat] push = false`.
+    Off,
+    /// `[push] enabled = true`, `[deltachat] push = false`.
+    WebPush,
+    /// `[push] enabled = false`, `[deltachat] push = true`.
+    DeltaChat,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::WebPush => "web push",
+            Mode::DeltaChat => "delta chat",
+        }
+    }
+
+    /// coid's `[push]` and `[deltachat]` for this mode.
+    fn toml(self, notify_url: &str) -> String {
+        format!(
+            "[push]\nenabled = {}\nallow_private_endpoints = true\n\
+             [deltachat]\npush = {}\nnotify_url = \"{notify_url}\"\n",
+            self == Mode::WebPush,
+            self == Mode::DeltaChat,
+        )
+    }
+}
 
 /// What one valid run measured.
 pub struct Outcome {
-    pub push: bool,
+    pub push: Mode,
     pub messages: usize,
     /// First submission → last `status=sent`.
     pub elapsed: Duration,
     /// First submission → last submission accepted.
     pub injected: Duration,
-    /// First submission → last push received (push on).
+    /// First submission → last push or notification received (push on).
     pub drained: Option<Duration>,
-    /// coid's `delivered` → push received, ms, one per push.
+    /// CPU coid used from the first submission until every push or notification
+    /// arrived.
+    pub coid_cpu: Duration,
+    /// coid's `delivered` → push or notification received, ms, one per push or
+    /// notification (Delta Chat: matched by rank, see [`match_notifications`]).
     pub latencies: Vec<f64>,
 }
 
@@ -76,7 +122,7 @@ pub fn chat(tag: &str, i: usize, filler: &[u8]) -> (Vec<u8>, String) {
 
 /// The stack of one run (Postfix delivering to coid's unix socket), and the directory
 /// of coid's dict socket, which outlives it.
-fn start_stack(push: bool) -> (Stack, TempDir) {
+fn start_stack(push: Mode, notify_url: &str) -> (Stack, TempDir) {
     settle_disk();
     let (socket_dir, socket) = socket_dir();
     let dovecot = Dovecot::start(with_coid_metadata(dovecot_opts("/"), &socket));
@@ -85,7 +131,7 @@ fn start_stack(push: bool) -> (Stack, TempDir) {
         opts.dict_socket = Some(socket);
         opts.coi_enabled = true;
         opts.message_filter = "none".into();
-        opts.extra_toml = format!("[push]\nenabled = {push}\nallow_private_endpoints = true\n");
+        opts.extra_toml = push.toml(notify_url);
     };
     let stack = Stack::start_full(dovecot, coid_tweak, |coid, postfix| {
         *postfix = postfix_opts(&transport_unix(coid), SESSIONS);
@@ -94,15 +140,26 @@ fn start_stack(push: bool) -> (Stack, TempDir) {
 }
 
 /// One run; `tag` names it (Message-IDs, endpoints). Panics if it is not valid.
-pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outcome {
-    let (stack, _socket_dir) = start_stack(push);
+pub fn run(receiver: &Receiver, push: Mode, messages: usize, tag: &str) -> Outcome {
+    let (stack, _socket_dir) = start_stack(push, &receiver.notify_url());
     assert_eq!(receiver.count(), 0, "{tag}: the receiver starts empty");
-    let devices = if push { DEVICES.len() } else { 0 };
+    let devices = if push == Mode::WebPush {
+        DEVICES.len()
+    } else {
+        0
+    };
     let endpoints = receiver.endpoints(&format!("{tag}-"), devices);
     subscribe(&stack.dovecot, receiver, &endpoints);
     assert_eq!(receiver.take().len(), devices, "{tag}: validation pushes");
+    let tokens = device_tokens(TOKENS);
+    set_tokens(&stack.dovecot, &tokens);
 
     let mut log = LogTail::from_end(stack.postfix.log_path());
+    let coid_cpu = || {
+        let pid = stack.coid.pid().expect("coid runs");
+        crate::cpu::process(pid).expect("coid's /proc/<pid>/stat")
+    };
+    let cpu_before = coid_cpu();
     let (began, began_us) = (Instant::now(), now_us());
     let injection = inject_chats(stack.postfix.smtp_port(), tag, messages);
     while poll_sent(&mut log, &stack.postfix, began, messages, tag) < messages {
@@ -110,8 +167,13 @@ pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outco
     }
     let elapsed = began.elapsed();
     let injected = injection.join().expect("every submission was accepted");
-    let expected = messages * devices;
+    let expected = match push {
+        Mode::Off => 0,
+        Mode::WebPush => messages * devices,
+        Mode::DeltaChat => messages * tokens.len(),
+    };
     let arrived = receiver.wait_for(expected, PUSH_WAIT);
+    let cpu_used = coid_cpu().saturating_sub(cpu_before);
     let coid_tail = || tail_file(&stack.coid.log_path(), 20);
     assert!(
         arrived,
@@ -122,15 +184,23 @@ pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outco
     // Late duplicates would show up here.
     std::thread::sleep(Duration::from_millis(500));
 
-    let delivered = check_pushed_run(&stack, &mut log, messages, tag);
-    let (latencies, last_us) = match_pushes(receiver, &endpoints, &delivered, tag);
+    let coid_log = stack.coid.log();
+    let delivered = check_pushed_run(&stack, &coid_log, &mut log, messages, tag);
+    check_metrics(&stack, push, messages, tag);
+    let (latencies, last_us) = if push == Mode::DeltaChat {
+        check_notified_log(&coid_log, &tokens, messages, tag);
+        match_notifications(receiver, &tokens, &delivered, tag)
+    } else {
+        match_pushes(receiver, &endpoints, &delivered, tag)
+    };
     let drained = Duration::from_micros(u64::try_from(last_us - began_us).unwrap_or(0));
     Outcome {
         push,
         messages,
         elapsed,
         injected,
-        drained: push.then_some(drained),
+        drained: (push != Mode::Off).then_some(drained),
+        coid_cpu: cpu_used,
         latencies,
     }
 }
@@ -140,18 +210,114 @@ pub fn run(receiver: &Receiver, push: bool, messages: usize, tag: &str) -> Outco
 /// trouble. Returns coid's delivery time of each (unix µs).
 fn check_pushed_run(
     stack: &Stack,
+    coid_log: &str,
     log: &mut LogTail,
     messages: usize,
     tag: &str,
 ) -> HashMap<String, i64> {
     check_delivered(tag, messages, &stack.postfix, &stack.dovecot, log);
-    let coid_log = stack.coid.log();
-    let delivered = coid_log::delivered(&coid_log);
+    let delivered = coid_log::delivered(coid_log);
     assert_eq!(delivered.len(), messages, "{tag}: coid's `delivered` lines");
-    for bad in ["push failed", "push dropped", "queue full", "cannot queue"] {
+    for bad in [
+        "push failed",
+        "push dropped",
+        "queue full",
+        "cannot queue",
+        "deltachat notification failed",
+        "deltachat notification dropped",
+        "deltachat notification service rate limit",
+        "deltachat token gone",
+    ] {
         assert!(!coid_log.contains(bad), "{tag}: coid logged {bad:?}");
     }
     delivered
+}
+
+/// coid logged each notification it delivered, `messages` per token, naming each
+/// token by its id only: no whole token anywhere in its log.
+fn check_notified_log(coid_log: &str, tokens: &[String], messages: usize, tag: &str) {
+    let notified = coid_log::notified(coid_log);
+    for token in tokens {
+        assert!(
+            !coid_log.contains(token.as_str()),
+            "{tag}: a whole token in coid's log"
+        );
+        let id = coid::push::deltachat::token::TokenId::of(token);
+        let lines = notified.get(id.as_str()).copied().unwrap_or(0);
+        assert_eq!(
+            lines,
+            messages,
+            "{tag}: `deltachat notification delivered` lines for token {}",
+            id.as_str()
+        );
+    }
+    assert_eq!(
+        notified.len(),
+        tokens.len(),
+        "{tag}: notified token ids {notified:?}"
+    );
+}
+
+/// coid's metrics agree: with Delta Chat push on, every notification counted as
+/// delivered (none otherwise), and in every mode no notification with another outcome;
+/// the 2 tokens counted as stored and nothing waiting in the queue, whenever a push
+/// worker runs (with Web Push alone too). With no kind of push on there is no push
+/// worker, and coid leaves those gauges out of the scrape.
+fn check_metrics(stack: &Stack, push: Mode, messages: usize, tag: &str) {
+    let text = scrape(stack.coid.metrics_addr());
+    let value = |series: &str| sample(&text, series);
+    let notified = |outcome: &str| {
+        value(&format!(
+            "coid_deltachat_notifications_total{{outcome=\"{outcome}\"}}"
+        ))
+        .unwrap_or(0.0)
+    };
+    let delivered = if push == Mode::DeltaChat {
+        messages * TOKENS
+    } else {
+        0
+    };
+    assert_eq!(
+        notified("delivered"),
+        delivered as f64,
+        "{tag}: notifications"
+    );
+    for outcome in [
+        "gone",
+        "rate_limited",
+        "temporary",
+        "rejected",
+        "redirected",
+        "endpoint_refused",
+        "expired",
+        "queue_full",
+    ] {
+        assert_eq!(notified(outcome), 0.0, "{tag}: notifications {outcome}");
+    }
+    let gauges = [
+        ("coid_deltachat_tokens", TOKENS as f64),
+        (r#"coid_push_queue_depth{kind="deltachat"}"#, 0.0),
+        (r#"coid_push_queue_depth{kind="webpush"}"#, 0.0),
+    ];
+    for (series, expected) in gauges {
+        let seen = value(series);
+        if push == Mode::Off {
+            assert_eq!(seen, None, "{tag}: {series} without a push worker");
+        } else {
+            assert_eq!(seen, Some(expected), "{tag}: {series}");
+        }
+    }
+}
+
+/// alice sets each of `tokens` as Delta Chat core 2.58 and later does, a quoted
+/// string on INBOX; each must be answered OK.
+fn set_tokens(dovecot: &Dovecot, tokens: &[String]) {
+    let mut imap = dovecot.imap("alice");
+    for token in tokens {
+        let command = format!("SETMETADATA \"INBOX\" (/private/devicetoken \"{token}\")");
+        let (status, text, _) = metadata(&mut imap, &command);
+        assert_eq!(status, "OK", "SETMETADATA /private/devicetoken: {text}");
+    }
 }
 
 /// alice subscribes each endpoint (msgtype from [`DEVICES`]) over IMAP and validates
@@ -234,5 +400,35 @@ fn match_pushes(
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "{tag}: pushed more than once: {twice:?}");
+    (latencies, last)
+}
+
+/// The Delta Chat notifications: exactly `delivered.len()` per token, each the token
+/// byte for byte, nothing else. A notification's body is only its token, so it does
+/// not name its message: the n-th notification of a token is matched to the n-th
+/// delivery (by coid's `delivered` time). That is each message's own latency when the
+/// queue serves in order, which it does up to the pushes in flight (the sum, and so
+/// the mean, is exact either way). Returns the latencies (ms) and the last arrival
+/// (unix µs).
+fn match_notifications(
+    receiver: &Receiver,
+    tokens: &[String],
+    delivered: &HashMap<String, i64>,
+    tag: &str,
+) -> (Vec<f64>, i64) {
+    let arrivals = receiver.take();
+    let per_token = notifications_per_token(&arrivals, tokens, delivered.len(), tag);
+    let mut deliveries: Vec<i64> = delivered.values().copied().collect();
+    deliveries.sort_unstable();
+    let mut latencies = Vec::with_capacity(arrivals.len());
+    for times in &per_token {
+        latencies.extend(
+            times
+                .iter()
+                .zip(&deliveries)
+                .map(|(at, delivered)| (at - delivered) as f64 / 1e3),
+        );
+    }
+    let last = arrivals.iter().map(|a| a.at_us).max().unwrap_or(0);
     (latencies, last)
 }

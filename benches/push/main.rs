@@ -1,12 +1,15 @@
-//! Web Push benchmark (see benches/README.md), all on loopback against a fast push
-//! service inside this process ([`receiver`]):
+//! Push benchmark, Web Push and Delta Chat (see benches/README.md), all on loopback
+//! against a fast push service and Delta Chat notification proxy stand-in inside this
+//! process ([`receiver`]):
 //! 1. CPU per push: encryption and VAPID signing in a loop ([`cost`]);
 //! 2. encrypted pushes per second with coid's `Sender`, and through the durable queue
-//!    and the real `Worker` ([`send`]);
+//!    and the real `Worker`; Delta Chat notifications per second with coid's
+//!    `Notifier`, and through the queue and the `Worker` ([`send`]);
 //! 3. and 4. the real stack (Postfix → coid → Dovecot, `tests/common`) at full speed,
-//!    [`ROUNDS`] rounds of push on and push off taking turns: mail throughput with push
-//!    on against off, and the time from coid's delivery of each message to its push
-//!    arriving ([`flow`], [`coid_log`]).
+//!    rounds of push off, Web Push on and Delta Chat push on taking turns
+//!    ([`ORDERS`]): mail throughput with each kind of push on against off, and the time
+//!    from coid's delivery of each message to its push or notification arriving
+//!    ([`flow`], [`coid_log`]).
 //!
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
 //! `benches/run.sh --bench push`. `COID_BENCH_QUICK=1` runs a tenth of the work.
@@ -38,17 +41,30 @@ use std::time::Instant;
 
 use coid::config::PushConfig;
 
+use flow::Mode;
 use receiver::Receiver;
 
-/// Subscriptions the in-process runs push to.
+/// Subscriptions the in-process runs push to, and Delta Chat tokens they notify.
 const SUBSCRIPTIONS: usize = 8;
 /// Pushes per in-process run, and runs.
 const PUSHES: usize = 4000;
 const PUSH_RUNS: usize = 3;
-/// Chats per stack run; every configuration runs this many rounds (even: each mode
-/// goes first in half of them).
+/// Delta Chat notifications per in-process run, by `Notifier` alone and through the
+/// queue and `Worker` (messages × [`SUBSCRIPTIONS`] tokens): more than pushes, as a
+/// notification costs far less, so that a run lasts long enough to time its CPU
+/// (10 ms ticks).
+const NOTIFICATIONS: usize = 40_000;
+const NOTIFIED_MESSAGES: usize = 2_000;
+/// Chats per stack run.
 const MESSAGES: usize = 2000;
-const ROUNDS: usize = 4;
+/// The order of the modes in each round: each mode runs before each other mode in
+/// half of the rounds.
+const ORDERS: [[Mode; 3]; 4] = [
+    [Mode::Off, Mode::WebPush, Mode::DeltaChat],
+    [Mode::DeltaChat, Mode::WebPush, Mode::Off],
+    [Mode::WebPush, Mode::Off, Mode::DeltaChat],
+    [Mode::DeltaChat, Mode::Off, Mode::WebPush],
+];
 
 fn main() {
     let began = Instant::now();
@@ -62,17 +78,39 @@ fn main() {
     let cost = cost::measure(&endpoints[0], &payload);
 
     let pushes = PUSHES / scale;
+    let tokens = receiver::device_tokens(SUBSCRIPTIONS);
     send::sender(&receiver, &endpoints, &payload, pushes / 10); // warm-up
-    let sender: Vec<send::Rate> = (0..PUSH_RUNS)
-        .map(|_| send::sender(&receiver, &endpoints, &payload, pushes))
-        .collect();
-    let (worker, enqueue): (Vec<send::Rate>, Vec<f64>) = (0..PUSH_RUNS)
-        .map(|_| send::worker(&receiver, &endpoints, &message, pushes / SUBSCRIPTIONS))
+    let notifications = NOTIFICATIONS / scale;
+    send::notifier(&receiver, &tokens, notifications / 10);
+    let (sender, notifier): (Vec<send::Rate>, Vec<send::Rate>) = (0..PUSH_RUNS)
+        .map(|_| {
+            (
+                send::sender(&receiver, &endpoints, &payload, pushes),
+                send::notifier(&receiver, &tokens, notifications),
+            )
+        })
         .unzip();
-    for (name, runs) in [("sender", &sender), ("worker", &worker)] {
+    let messages = pushes / SUBSCRIPTIONS;
+    let mut worker = Vec::new();
+    let mut deltachat = Vec::new();
+    for _ in 0..PUSH_RUNS {
+        worker.push(send::worker(&receiver, &endpoints, &message, messages));
+        let notified = NOTIFIED_MESSAGES / scale;
+        deltachat.push(send::deltachat_worker(
+            &receiver, &tokens, &message, notified,
+        ));
+    }
+    let (worker, enqueue): (Vec<send::Rate>, Vec<f64>) = worker.into_iter().unzip();
+    let (deltachat, enqueue_dc): (Vec<send::Rate>, Vec<f64>) = deltachat.into_iter().unzip();
+    for (name, runs) in [
+        ("sender", &sender),
+        ("worker", &worker),
+        ("notifier", &notifier),
+        ("deltachat worker", &deltachat),
+    ] {
         for r in runs {
             eprintln!(
-                "[bench] {name}: {} pushes, {:.0}/s, {} connections, CPU {:?} + receiver {:?}",
+                "[bench] {name}: {} sent, {:.0}/s, {} connections, CPU {:?} + receiver {:?}",
                 r.pushes,
                 r.per_second(),
                 r.connections,
@@ -82,7 +120,9 @@ fn main() {
         }
     }
 
-    flow::run(&receiver, true, 100 / scale, "warm"); // page cache, binaries
+    // Page cache, binaries; and a failing setup shows before the rounds.
+    flow::run(&receiver, Mode::WebPush, 100 / scale, "warm");
+    flow::run(&receiver, Mode::DeltaChat, 100 / scale, "warmdc");
     let mail = mail_rounds(&receiver, MESSAGES / scale);
 
     report::cost(&cost);
@@ -90,9 +130,14 @@ fn main() {
     report::rates(
         concurrency,
         SUBSCRIPTIONS,
-        &sender,
-        &worker,
+        &[
+            ("Sender::send", &sender),
+            ("queue → Worker → Sender", &worker),
+            ("Notifier::notify", &notifier),
+            ("queue → Worker → Notifier", &deltachat),
+        ],
         stats::median(enqueue),
+        stats::median(enqueue_dc),
     );
     report::mail(&mail);
     println!(
@@ -102,21 +147,22 @@ fn main() {
     );
 }
 
-/// [`ROUNDS`] rounds of push on and off; on goes first in the even rounds.
-fn mail_rounds(receiver: &Receiver, messages: usize) -> Vec<flow::Outcome> {
-    let mut outcomes = Vec::new();
-    for round in 0..ROUNDS {
-        let order = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for push in order {
-            let tag = format!("r{round}{}", if push { "on" } else { "off" });
-            let outcome = flow::run(receiver, push, messages, &tag);
+/// A round of every mode, in the [`ORDERS`]; one `Vec` per round.
+fn mail_rounds(receiver: &Receiver, messages: usize) -> Vec<Vec<flow::Outcome>> {
+    let mut rounds = Vec::new();
+    for (round, order) in ORDERS.iter().enumerate() {
+        let mut outcomes = Vec::new();
+        for &push in order {
+            let mode = match push {
+                Mode::Off => "off",
+                Mode::WebPush => "wp",
+                Mode::DeltaChat => "dc",
+            };
+            let outcome = flow::run(receiver, push, messages, &format!("r{round}{mode}"));
             eprintln!("{}", report::progress(round + 1, &outcome));
             outcomes.push(outcome);
         }
+        rounds.push(outcomes);
     }
-    outcomes
+    rounds
 }

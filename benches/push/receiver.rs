@@ -1,9 +1,11 @@
-//! A fast local Web Push service for the benchmark: a minimal HTTP/1.1 responder on
-//! tokio (loopback, its own one-thread runtime) that reads each request's head and
-//! `Content-Length` body, answers `201 Created` and keeps the connection open. It
-//! records the arrival time (unix µs, the same clock as coid's log), the endpoint name
-//! (`/push/<name>`), the body and the RFC 8030/8291/8292 headers' presence; it does no
-//! crypto while requests arrive. [`Endpoint`] holds the "browser" side of one
+//! A fast local Web Push service for the benchmark, and a stand-in for Delta Chat's
+//! notification proxy on the same port: a minimal HTTP/1.1 responder on tokio
+//! (loopback, its own one-thread runtime) that reads each request's head and
+//! `Content-Length` body, answers `201 Created` (a push to `/push/<name>`) or `200 OK`
+//! (a notification to [`NOTIFY_PATH`], the token as its body) and keeps the connection
+//! open. It records the arrival time (unix µs, the same clock as coid's log), the
+//! endpoint name (`<name>` of `/push/<name>`, or the path), the body and the RFC
+//! 8030/8291/8292 headers' presence; it does no crypto while requests arrive. [`Endpoint`] holds the "browser" side of one
 //! subscription (P-256 key, auth secret); [`Endpoint::decrypt`] opens a recorded body
 //! with `web_push_native::decrypt`, after the measurement.
 //!
@@ -21,7 +23,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::push_receiver::EndpointKeys;
 
-const ANSWER: &[u8] = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+/// The answer to a push, and to a Delta Chat notification.
+const PUSHED: &[u8] = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+const NOTIFIED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+/// Where the notification proxy stand-in listens (`[deltachat] notify_url`).
+pub const NOTIFY_PATH: &str = "/notify";
 /// A request head larger than this is refused (closes the connection).
 const MAX_HEAD: usize = 16 * 1024;
 
@@ -30,9 +36,9 @@ const MAX_HEAD: usize = 16 * 1024;
 pub struct Arrival {
     /// When its body was complete, unix µs.
     pub at_us: i64,
-    /// `<name>` of `/push/<name>`.
+    /// `<name>` of `/push/<name>`; any other path as it is ([`NOTIFY_PATH`]).
     pub endpoint: String,
-    /// The encrypted body.
+    /// The encrypted body (a push), or the device token (a notification).
     pub body: Vec<u8>,
     /// It carried `WebPush-Validation`.
     pub validation: bool,
@@ -124,6 +130,11 @@ impl Receiver {
         }
     }
 
+    /// The notification proxy stand-in's URL, for `[deltachat] notify_url`.
+    pub fn notify_url(&self) -> String {
+        format!("{}{NOTIFY_PATH}", self.origin)
+    }
+
     /// `count` endpoints named `<prefix><i>`.
     pub fn endpoints(&self, prefix: &str, count: usize) -> Vec<Endpoint> {
         (0..count)
@@ -168,6 +179,57 @@ impl Receiver {
     }
 }
 
+/// `count` distinct Delta Chat device tokens shaped like the ones core sends since
+/// 1.151.4: `openpgp:` and the base64 of about what an OpenPGP message holding a
+/// device token padded to 512 bytes takes (650 bytes), about 880 characters.
+pub fn device_tokens(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let mut ciphertext = [0u8; 650];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut ciphertext);
+            format!("openpgp:{}", base64ct::Base64::encode_string(&ciphertext))
+        })
+        .collect()
+}
+
+/// Checks Delta Chat notifications: every one of `arrivals` is a request to
+/// [`NOTIFY_PATH`] whose body is one of `tokens`, byte for byte, and each token
+/// arrived exactly `each` times. Returns the arrival times (unix µs) of each token, in
+/// the order of `tokens`, each sorted. `what` names the run in a failure.
+pub fn notifications_per_token(
+    arrivals: &[Arrival],
+    tokens: &[String],
+    each: usize,
+    what: &str,
+) -> Vec<Vec<i64>> {
+    let mut times = vec![Vec::with_capacity(each); tokens.len()];
+    for arrival in arrivals {
+        assert_eq!(
+            arrival.endpoint, NOTIFY_PATH,
+            "{what}: a request that is no notification"
+        );
+        let token = tokens
+            .iter()
+            .position(|t| t.as_bytes() == arrival.body.as_slice())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: a notification whose body is no token: {:?}",
+                    String::from_utf8_lossy(&arrival.body)
+                )
+            });
+        times[token].push(arrival.at_us);
+    }
+    let counts: Vec<usize> = times.iter().map(Vec::len).collect();
+    assert!(
+        counts.iter().all(|&n| n == each),
+        "{what}: notifications per token {counts:?}, expected {each} each"
+    );
+    for t in &mut times {
+        t.sort_unstable();
+    }
+    times
+}
+
 /// Now, unix µs.
 pub fn now_us() -> i64 {
     SystemTime::now()
@@ -206,6 +268,11 @@ async fn connection(mut stream: TcpStream, seen: Arc<Mutex<Vec<Arrival>>>) {
             }
         }
         let body = buf[head_len..head_len + head.content_length].to_vec();
+        let answer = if head.endpoint == NOTIFY_PATH {
+            NOTIFIED
+        } else {
+            PUSHED
+        };
         let arrival = Arrival {
             at_us: now_us(),
             endpoint: head.endpoint,
@@ -215,7 +282,7 @@ async fn connection(mut stream: TcpStream, seen: Arc<Mutex<Vec<Arrival>>>) {
         };
         seen.lock().unwrap_or_else(|e| e.into_inner()).push(arrival);
         buf.drain(..head_len + head.content_length);
-        if stream.write_all(ANSWER).await.is_err() || head.close {
+        if stream.write_all(answer).await.is_err() || head.close {
             return;
         }
     }

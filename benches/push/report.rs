@@ -1,12 +1,13 @@
-//! The push benchmark's tables: CPU per push, pushes per second in process (median
-//! of the runs, with the range), and the stack runs: mail throughput with push on and
-//! off (median of the rounds, the ratio of the medians and the ratio within each
-//! round), and the delivery-to-push latency quantiles over every push of every round.
+//! The push benchmark's tables: CPU per push, pushes and Delta Chat notifications per
+//! second in process (median of the runs, with the range), and the stack runs: mail
+//! throughput with push off, Web Push on and Delta Chat push on (median of the rounds,
+//! the ratio of each kind's median to off's and the ratio within each round), and the
+//! delivery-to-push latency quantiles over every push (notification) of every round.
 
 use std::time::Duration;
 
 use crate::cost::Cost;
-use crate::flow::{CHAT_SIZE, Outcome, SESSIONS};
+use crate::flow::{CHAT_SIZE, Mode, Outcome, SESSIONS, TOKENS};
 use crate::send::Rate;
 use crate::stats::{median, quantile, range};
 
@@ -26,27 +27,26 @@ pub fn cost(c: &Cost) {
     }
 }
 
-/// In-process rates: the bare `Sender`, then the queue and `Worker`.
+/// In-process rates: (path, runs) for the bare `Sender`, the queue and `Worker`, and
+/// the same for Delta Chat's `Notifier`.
 pub fn rates(
     concurrency: usize,
-    subscriptions: usize,
-    sender: &[Rate],
-    worker: &[Rate],
+    targets: usize,
+    paths: &[(&str, &[Rate])],
     enqueue_us: f64,
+    enqueue_deltachat_us: f64,
 ) {
     println!(
-        "\npushes per second to the local receiver ({concurrency} in flight, {subscriptions} \
-         subscriptions; CPU: µs per push, coid's threads and the receiver's thread; \
-         connections: TCP connections the receiver accepted per run)"
+        "\npushes (Web Push) and notifications (Delta Chat) per second to the local receiver \
+         ({concurrency} in flight, {targets} subscriptions or tokens of one user; CPU: µs per \
+         push or notification, coid's threads and the receiver's thread; connections: TCP \
+         connections the receiver accepted per run)"
     );
     println!(
-        "path                               pushes  runs  pushes/s  (min–max)      coid CPU  \
+        "path                                 sent  runs    sent/s  (min–max)      coid CPU  \
          receiver CPU  connections"
     );
-    for (path, runs) in [
-        ("Sender::send", sender),
-        ("queue → Worker → Sender", worker),
-    ] {
+    for (path, runs) in paths {
         let per_second: Vec<f64> = runs.iter().map(Rate::per_second).collect();
         let cpu = |of: fn(&Rate) -> Duration| {
             median(
@@ -67,22 +67,33 @@ pub fn rates(
         );
     }
     println!(
-        "queueing one delivered message's {subscriptions} pushes (pushes_for + enqueue, \
-         SQLite): {enqueue_us:.0} µs"
+        "queueing one delivered message's {targets} pushes (pushes_for + enqueue, \
+         SQLite): {enqueue_us:.0} µs; its {targets} notifications (notifications_for + \
+         enqueue): {enqueue_deltachat_us:.0} µs"
     );
 }
 
-/// The stack runs.
-pub fn mail(outcomes: &[Outcome]) {
-    let on: Vec<&Outcome> = outcomes.iter().filter(|o| o.push).collect();
-    let off: Vec<&Outcome> = outcomes.iter().filter(|o| !o.push).collect();
+/// The stack runs, one `Vec` per round with one outcome of each mode.
+pub fn mail(rounds: &[Vec<Outcome>]) {
+    let of = |push: Mode| -> Vec<&Outcome> {
+        rounds
+            .iter()
+            .flat_map(|round| round.iter().filter(move |o| o.push == push))
+            .collect()
+    };
+    let modes = [Mode::Off, Mode::WebPush, Mode::DeltaChat];
     println!(
         "\nmail throughput, Postfix → coid → Dovecot, {SESSIONS} LMTP sessions, chats of {} KB \
-         to one user (push on: 2 devices, each chat pushes to both)",
+         to one user (web push: 2 devices, each chat pushes to both; delta chat: {TOKENS} \
+         device tokens, each chat notifies both)",
         CHAT_SIZE / 1024
     );
-    println!("push  msgs  rounds  submit s  total s   msgs/s  (min–max)    pushes  push drain s");
-    for (name, runs) in [("off", &off), ("on", &on)] {
+    println!(
+        "push        msgs  rounds  submit s  total s   msgs/s  (min–max)    pushes  push drain s  \
+         coid CPU µs/msg"
+    );
+    for mode in modes {
+        let runs = of(mode);
         let rates: Vec<f64> = runs.iter().map(|o| o.rate()).collect();
         let secs = |of: fn(&Outcome) -> Option<Duration>| {
             let values: Vec<f64> = runs
@@ -96,8 +107,14 @@ pub fn mail(outcomes: &[Outcome]) {
                 format!("{:.2}", median(values))
             }
         };
+        let cpu = median(
+            runs.iter()
+                .map(|o| o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64)
+                .collect(),
+        );
         println!(
-            "{name:<4}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}",
+            "{:<10}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}  {:>15.0}",
+            mode.name(),
             runs.first().map_or(0, |o| o.messages),
             runs.len(),
             secs(|o| Some(o.injected)),
@@ -106,58 +123,72 @@ pub fn mail(outcomes: &[Outcome]) {
             range(&rates),
             runs.iter().map(|o| o.latencies.len()).sum::<usize>(),
             secs(|o| o.drained),
+            cpu,
         );
     }
     let median_rate = |runs: &[&Outcome]| median(runs.iter().map(|o| o.rate()).collect());
-    let per_round: Vec<String> = on
-        .iter()
-        .zip(&off)
-        .map(|(on, off)| format!("{:.2}", on.rate() / off.rate()))
-        .collect();
-    println!(
-        "ratio on/off (medians): {:.2}; per round: {}",
-        median_rate(&on) / median_rate(&off),
-        per_round.join(" ")
-    );
+    let off = of(Mode::Off);
+    for mode in [Mode::WebPush, Mode::DeltaChat] {
+        let on = of(mode);
+        let per_round: Vec<String> = on
+            .iter()
+            .zip(&off)
+            .map(|(on, off)| format!("{:.2}", on.rate() / off.rate()))
+            .collect();
+        println!(
+            "ratio {} on/off (medians): {:.2}; per round: {}",
+            mode.name(),
+            median_rate(&on) / median_rate(&off),
+            per_round.join(" ")
+        );
+    }
 
-    let all: Vec<f64> = on
-        .iter()
-        .flat_map(|o| o.latencies.iter().copied())
-        .collect();
     println!(
-        "\ndelivery-to-push latency while mail flows (ms; coid's `delivered` log line → \
-         push received)"
+        "\ndelivery-to-push latency while mail flows (ms; coid's `delivered` log line → push \
+         or notification received; delta chat: the n-th notification of a token against the \
+         n-th delivery)"
     );
-    println!("pushes     p50     p90     p99     max");
-    println!(
-        "{:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}",
-        all.len(),
-        quantile(&all, 0.5),
-        quantile(&all, 0.9),
-        quantile(&all, 0.99),
-        quantile(&all, 1.0)
-    );
-    let rounds: Vec<String> = on
-        .iter()
-        .map(|o| {
-            format!(
-                "{:.1}/{:.1}",
-                quantile(&o.latencies, 0.5),
-                quantile(&o.latencies, 0.99)
-            )
-        })
-        .collect();
-    println!("per round p50/p99: {}", rounds.join("  "));
+    println!("push        pushes     p50     p90     p95     p99     max  per round p50/p99");
+    for mode in [Mode::WebPush, Mode::DeltaChat] {
+        let on = of(mode);
+        let all: Vec<f64> = on
+            .iter()
+            .flat_map(|o| o.latencies.iter().copied())
+            .collect();
+        let rounds: Vec<String> = on
+            .iter()
+            .map(|o| {
+                format!(
+                    "{:.1}/{:.1}",
+                    quantile(&o.latencies, 0.5),
+                    quantile(&o.latencies, 0.99)
+                )
+            })
+            .collect();
+        println!(
+            "{:<10}  {:>6}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}  {}",
+            mode.name(),
+            all.len(),
+            quantile(&all, 0.5),
+            quantile(&all, 0.9),
+            quantile(&all, 0.95),
+            quantile(&all, 0.99),
+            quantile(&all, 1.0),
+            rounds.join("  ")
+        );
+    }
 }
 
 /// One line per stack run, on stderr while the bench runs.
 pub fn progress(round: usize, o: &Outcome) -> String {
     format!(
-        "[bench] round {round} push {}: {} msgs in {:.2} s, {:.1} msgs/s, {} pushes, p50 {:.1} ms",
-        if o.push { "on " } else { "off" },
+        "[bench] round {round} push {:<10}: {} msgs in {:.2} s, {:.1} msgs/s, coid CPU {:.0} µs/msg, \
+         {} pushes, p50 {:.1} ms",
+        o.push.name(),
         o.messages,
         o.elapsed.as_secs_f64(),
         o.rate(),
+        o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64,
         o.latencies.len(),
         quantile(&o.latencies, 0.5),
     )

@@ -1,4 +1,5 @@
-//! Encrypted pushes per second, in process, with coid's library:
+//! Encrypted pushes and Delta Chat notifications per second, in process, with coid's
+//! library:
 //! - [`sender`]: one `Sender` (encrypt, sign, POST over its pooled reqwest client)
 //!   sends M pushes to N subscriptions of the local receiver, with as many in flight
 //!   as the worker allows by default (`[push] concurrency`);
@@ -6,21 +7,33 @@
 //!   `delivered::pushes_for` for validated subscriptions (subscribed and validated
 //!   through the dict's WebPush entries, as a COI client's SETMETADATA does), queued
 //!   in a fresh state store, then the real `Worker` drains the queue (claim, send,
-//!   record each result) until it is empty.
+//!   record each result) until it is empty;
+//! - [`notifier`] and [`deltachat_worker`]: the same two for Delta Chat: one
+//!   `Notifier` POSTs M tokens round-robin to the receiver's notification proxy
+//!   stand-in; and M notifications made by `delivered::notifications_for` for N device
+//!   tokens of one user (added through the dict's `/private/devicetoken` plan, as
+//!   Delta Chat's SETMETADATA does), queued, then drained by the real `Worker` with
+//!   only its Delta Chat side.
 //!
 //! The tokio runtime is built like `coid serve`'s (multi-thread, one worker per CPU);
 //! the receiver has its own thread. Every push must be answered 201 and arrive
 //! exactly once, with the VAPID, `TTL` and `Content-Encoding` headers, and every body
-//! must decrypt to the payload that was sent.
+//! must decrypt to the payload that was sent. Every notification must be answered
+//! 200, and each token must have arrived as a body, byte for byte, exactly as many
+//! times as notifications were made for it, and nothing else.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use coid::config::PushConfig;
+use coid::classify::Class;
+use coid::config::{Config, DeltaChatConfig, PushConfig};
+use coid::dict::deltachat::DeltaChatEntries;
 use coid::dict::webpush::{Entry, WebPush};
-use coid::push::delivered::{Delivered, DeliveredMessage, pushes_for};
+use coid::push::delivered::{Delivered, DeliveredMessage, notifications_for, pushes_for};
+use coid::push::deltachat::DeltaChatRules;
+use coid::push::deltachat::notifier::Notifier;
 use coid::push::endpoint::EndpointPolicy;
 use coid::push::outcome::Outcome;
 use coid::push::queue::{PushQueue, vapid_key};
@@ -31,14 +44,17 @@ use coid::store::{Op, Store, unix_now_ms};
 
 use crate::common::push_flow::subscription_json;
 use crate::cpu::Cpu;
-use crate::receiver::{Arrival, Endpoint, Receiver};
+use crate::receiver::{Arrival, Endpoint, Receiver, notifications_per_token};
 
 const USER: &str = "alice@example.org";
 const SUBJECT: &str = "mailto:postmaster@example.org";
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+/// Long enough that no subscription or token expires during a run.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
 
 /// One measured run.
 pub struct Rate {
+    /// Pushes, or Delta Chat notifications, sent.
     pub pushes: usize,
     pub elapsed: Duration,
     pub cpu: Cpu,
@@ -88,24 +104,73 @@ pub fn sender(receiver: &Receiver, endpoints: &[Endpoint], payload: &[u8], pushe
         topic: None,
         validation: false,
     };
+    let (sent, arrivals) = concurrently(receiver, &rt, config.concurrency, pushes, {
+        let payload = Arc::clone(&payload);
+        move |i| {
+            let (sender, targets, payload) = (sender.clone(), targets.clone(), payload.clone());
+            let options = options.clone();
+            async move {
+                let attempt = sender
+                    .send(&targets[i % targets.len()], &payload, &options)
+                    .await
+                    .expect("a push request");
+                assert_eq!(attempt.outcome, Outcome::Delivered, "{attempt:?}");
+            }
+        }
+    });
+    check(arrivals, endpoints, pushes, &payload);
+    sent
+}
+
+/// `notifications` Delta Chat notifications of `tokens` round-robin, `[push]
+/// concurrency` at a time, with one `Notifier` (built as `coid serve` builds it).
+pub fn notifier(receiver: &Receiver, tokens: &[String], notifications: usize) -> Rate {
+    let (config, deltachat) = deltachat_configs(receiver, notifications);
+    let rt = runtime();
+    let notifier = new_notifier(&deltachat, &config);
+    let shared: Arc<Vec<String>> = Arc::new(tokens.to_vec());
+    let send = move |i: usize| {
+        let (notifier, tokens) = (notifier.clone(), Arc::clone(&shared));
+        async move {
+            let attempt = notifier
+                .notify(&tokens[i % tokens.len()])
+                .await
+                .expect("a notification request");
+            assert_eq!(attempt.outcome, Outcome::Delivered, "{attempt:?}");
+        }
+    };
+    let (sent, arrivals) = concurrently(receiver, &rt, config.concurrency, notifications, send);
+    notifications_per_token(&arrivals, tokens, notifications / tokens.len(), "notifier");
+    sent
+}
+
+/// Runs `send(i)` for every `i` below `count` on `rt`, `concurrency` at a time; returns
+/// the rate and what the receiver recorded.
+fn concurrently<F, S>(
+    receiver: &Receiver,
+    rt: &tokio::runtime::Runtime,
+    concurrency: usize,
+    count: usize,
+    send: S,
+) -> (Rate, Vec<Arrival>)
+where
+    S: Fn(usize) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let send = Arc::new(send);
     let next = Arc::new(AtomicUsize::new(0));
     let (cpu, began, connections) = (Cpu::now(), Instant::now(), receiver.connections());
     rt.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..config.concurrency {
-            let (sender, targets, payload) = (sender.clone(), targets.clone(), payload.clone());
-            let (next, options) = (Arc::clone(&next), options.clone());
+        for _ in 0..concurrency {
+            let (send, next) = (Arc::clone(&send), Arc::clone(&next));
             tasks.spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= pushes {
+                    if i >= count {
                         break;
                     }
-                    let attempt = sender
-                        .send(&targets[i % targets.len()], &payload, &options)
-                        .await
-                        .expect("a push request");
-                    assert_eq!(attempt.outcome, Outcome::Delivered, "{attempt:?}");
+                    send(i).await;
                 }
             });
         }
@@ -114,13 +179,12 @@ pub fn sender(receiver: &Receiver, endpoints: &[Endpoint], payload: &[u8], pushe
         }
     });
     let rate = Rate {
-        pushes,
+        pushes: count,
         elapsed: began.elapsed(),
         cpu: Cpu::now().since(cpu),
         connections: receiver.connections() - connections,
     };
-    check(receiver.take(), endpoints, pushes, &payload);
-    rate
+    (rate, receiver.take())
 }
 
 /// `messages` delivered messages (`message`), each pushing to every one of
@@ -147,15 +211,52 @@ pub fn worker(
     let enqueue_us = fill(&queue, message, messages, endpoints.len());
 
     let total = validations + messages * endpoints.len();
-    let rt = runtime();
-    let worker = Worker::new(queue.clone(), &config, Duration::from_secs(86_400))
+    let worker = Worker::new(queue.clone(), &config, TOKEN_LIFETIME)
         .with_webpush(new_sender(vapid, &config), &config);
+    let (rate, arrivals) = drain(receiver, &store, worker, total);
+    let (validated, pushed): (Vec<Arrival>, Vec<Arrival>) =
+        arrivals.into_iter().partition(|a| a.validation);
+    assert_eq!(validated.len(), validations, "validation pushes");
+    let expected = messages * endpoints.len();
+    check(pushed, endpoints, expected, &payload_of(message));
+    (rate, enqueue_us)
+}
+
+/// `messages` delivered messages (`message`, a chat from bob), each notifying every
+/// one of `tokens` (device tokens of [`USER`]), queued, then sent by the real worker
+/// with only its Delta Chat side; also returns the µs per message that queueing took.
+pub fn deltachat_worker(
+    receiver: &Receiver,
+    tokens: &[String],
+    message: &[u8],
+    messages: usize,
+) -> (Rate, f64) {
+    let dir = tempfile::tempdir().expect("state dir");
+    let store = Store::open(&dir.path().join("coid.sqlite")).expect("state store");
+    let (config, deltachat) = deltachat_configs(receiver, messages * tokens.len());
+    let queue = PushQueue::new(store.clone(), &config);
+    add_tokens(&store, &deltachat, tokens);
+    let rules = DeltaChatRules::from_config(&deltachat).expect("[deltachat] push is on");
+    let enqueue_us = fill_notifications(&queue, &rules, message, messages, tokens.len());
+
+    let total = messages * tokens.len();
+    let worker = Worker::new(queue.clone(), &config, TOKEN_LIFETIME)
+        .with_deltachat(new_notifier(&deltachat, &config), &deltachat);
+    let (rate, arrivals) = drain(receiver, &store, worker, total);
+    notifications_per_token(&arrivals, tokens, messages, "deltachat worker");
+    (rate, enqueue_us)
+}
+
+/// Runs `worker` on `coid serve`'s runtime until `total` requests arrived and the
+/// queue of `store` is empty; returns the rate and the arrivals.
+fn drain(receiver: &Receiver, store: &Store, worker: Worker, total: usize) -> (Rate, Vec<Arrival>) {
+    let rt = runtime();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (cpu, began, connections) = (Cpu::now(), Instant::now(), receiver.connections());
     let running = rt.spawn(worker.run(stopped));
     assert!(
         receiver.wait_for(total, DRAIN_LIMIT),
-        "worker: {} of {total} pushes arrived",
+        "worker: {} of {total} requests arrived",
         receiver.count()
     );
     while store.queue_len().expect("queue length") > 0 {
@@ -170,12 +271,83 @@ pub fn worker(
     };
     let _ = stop.send(true);
     rt.block_on(running).expect("worker stops");
-    let (validated, pushed): (Vec<Arrival>, Vec<Arrival>) =
-        receiver.take().into_iter().partition(|a| a.validation);
-    assert_eq!(validated.len(), validations, "validation pushes");
-    let expected = messages * endpoints.len();
-    check(pushed, endpoints, expected, &payload_of(message));
-    (rate, enqueue_us)
+    (rate, receiver.take())
+}
+
+/// `[push]` (loopback allowed, a queue for `queued` rows) and `[deltachat]` (push on,
+/// to the receiver's stand-in) for the Delta Chat runs; the rest at the defaults.
+fn deltachat_configs(receiver: &Receiver, queued: usize) -> (PushConfig, DeltaChatConfig) {
+    let config = PushConfig {
+        allow_private_endpoints: true,
+        max_queue: 10 * queued + 100,
+        ..PushConfig::default()
+    };
+    let deltachat = DeltaChatConfig {
+        push: true,
+        notify_url: receiver.notify_url(),
+        ..DeltaChatConfig::default()
+    };
+    (config, deltachat)
+}
+
+/// A notifier as `coid serve` builds one (`[push] concurrency` idle connections).
+fn new_notifier(deltachat: &DeltaChatConfig, config: &PushConfig) -> Notifier {
+    let policy = EndpointPolicy {
+        allow_private: config.allow_private_endpoints,
+    };
+    Notifier::new(deltachat, policy, config.concurrency).expect("notifier")
+}
+
+/// Adds `tokens` to [`USER`]'s set as the dict does for `SETMETADATA "INBOX"
+/// (/private/devicetoken ...)`: planned by the dict's Delta Chat entries, one commit
+/// each.
+fn add_tokens(store: &Store, deltachat: &DeltaChatConfig, tokens: &[String]) {
+    let config = Config {
+        deltachat: deltachat.clone(),
+        ..Config::default()
+    };
+    let entries = DeltaChatEntries::new(&config);
+    for token in tokens {
+        let op = entries.plan_token(Some(token)).expect("token accepted");
+        assert!(matches!(op, Op::AddToken { .. }), "{op:?}");
+        store
+            .commit(USER, &[op], unix_now_ms())
+            .expect("token added");
+    }
+}
+
+/// Queues the Delta Chat notifications for `messages` deliveries of `message` to
+/// [`USER`], one transaction per message as the delivery hook does; returns µs per
+/// message.
+fn fill_notifications(
+    queue: &PushQueue,
+    rules: &DeltaChatRules,
+    message: &[u8],
+    messages: usize,
+    tokens: usize,
+) -> f64 {
+    let header = message[..header_end(message).expect("a header section")].to_vec();
+    let delivered = DeliveredMessage::new(header, Some(message), None).with_class(Class::Chat);
+    let rcpt = [recipient()];
+    let began = Instant::now();
+    for _ in 0..messages {
+        let now = unix_now_ms();
+        let notifications = notifications_for(queue.store(), &delivered, &rcpt, rules, now)
+            .expect("notifications for a message");
+        assert_eq!(notifications.len(), tokens);
+        queue.enqueue(&notifications, now).expect("queued");
+    }
+    began.elapsed().as_secs_f64() * 1e6 / messages as f64
+}
+
+/// [`USER`]'s copy in the INBOX, a chat.
+fn recipient() -> Delivered {
+    Delivered {
+        username: USER.to_owned(),
+        address: USER.to_owned(),
+        folder: "INBOX".to_owned(),
+        chat: true,
+    }
 }
 
 /// Queues the pushes for `messages` deliveries of `message` to [`USER`], one
@@ -183,12 +355,7 @@ pub fn worker(
 fn fill(queue: &PushQueue, message: &[u8], messages: usize, subscriptions: usize) -> f64 {
     let header = message[..header_end(message).expect("a header section")].to_vec();
     let delivered = DeliveredMessage::new(header, Some(message), None);
-    let rcpt = [Delivered {
-        username: USER.to_owned(),
-        address: USER.to_owned(),
-        folder: "INBOX".to_owned(),
-        chat: true,
-    }];
+    let rcpt = [recipient()];
     let began = Instant::now();
     for _ in 0..messages {
         let now = unix_now_ms();
