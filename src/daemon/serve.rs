@@ -107,6 +107,9 @@ async fn run(
         stopped(stop_rx.clone()),
         policy,
     ));
+    // Queue depth and tokens are counted even with every kind of push off: tokens
+    // are stored either way.
+    crate::metrics::watch_push_queue(fixed.store.clone());
     if let Some(worker) = worker {
         tasks.spawn(worker.run(stop_rx.clone()));
     }

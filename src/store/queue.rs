@@ -265,13 +265,12 @@ impl Store {
         let mut claimed = Vec::new();
         for (seq, push) in rows {
             let Some(push) = push.filter(|p| p.deadline >= now) else {
-                tx.execute("DELETE FROM push_queue WHERE seq = ?1", params![seq])?;
+                tx.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
+                    .execute(params![seq])?;
                 continue;
             };
-            tx.execute(
-                "UPDATE push_queue SET not_before = ?2 WHERE seq = ?1",
-                params![push.seq, lease_until],
-            )?;
+            tx.prepare_cached("UPDATE push_queue SET not_before = ?2 WHERE seq = ?1")?
+                .execute(params![push.seq, lease_until])?;
             claimed.push(push);
         }
         tx.commit()?;
@@ -286,7 +285,10 @@ impl Store {
         let conn = self.lock()?;
         let sql = "SELECT min(not_before) FROM push_queue
                     WHERE (kind = 0 AND ?1) OR (kind = 1 AND ?2)";
-        Ok(conn.query_row(sql, params![kinds.webpush, kinds.deltachat], |r| r.get(0))?)
+        let next = conn
+            .prepare_cached(sql)?
+            .query_row(params![kinds.webpush, kinds.deltachat], |r| r.get(0))?;
+        Ok(next)
     }
 
     /// Removes a row: sent, or given up.
@@ -295,7 +297,8 @@ impl Store {
     /// SQLite failed.
     pub fn push_done(&self, seq: i64) -> Result<(), StoreError> {
         let conn = self.lock()?;
-        conn.execute("DELETE FROM push_queue WHERE seq = ?1", params![seq])?;
+        conn.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
+            .execute(params![seq])?;
         Ok(())
     }
 
