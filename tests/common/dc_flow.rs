@@ -214,10 +214,11 @@ pub fn setmetadata_literal(mailbox: &str, token: &str) -> String {
 }
 
 /// A token shaped like Delta Chat's: `openpgp:` and the base64 of an OpenPGP message
-/// (random bytes here, 256 of them: as long as a real one).
+/// (random bytes here, 656 of them: core pads the device token to 512 bytes before
+/// encrypting it, so a real one is about 870 characters).
 pub fn device_token() -> String {
     use base64ct::{Base64, Encoding};
-    let mut bytes = [0u8; 256];
+    let mut bytes = [0u8; 656];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
     format!("openpgp:{}", Base64::encode_string(&bytes))
 }
