@@ -2,13 +2,14 @@
 //! database has not changed, so a message to a known user costs no settings query and
 //! no hop to a blocking thread.
 //!
-//! Correct by construction on one host: the cache holds a connection of its own and
-//! asks SQLite's `PRAGMA data_version` before every use, a counter in the WAL index's
-//! shared memory that moves whenever any other connection (this process's store, the
-//! dict proxy's writes, `coid user set`, `coid deliver`) commits. When it moved, every
-//! entry is dropped and read again. That costs a few microseconds and no disk I/O,
-//! but it also drops the entries on writes that touch no settings (the push queue),
-//! so the hit rate falls as push traffic rises; correctness never depends on timing.
+//! Correct by construction on one host: the cache holds a connection of its own and,
+//! before every use, reads the settings counter (`settings_version`, schema 5), which
+//! triggers in the database move with every change to the users' METADATA entries,
+//! whoever makes it (this process's dict proxy, `coid user set`, a hand-made SQL
+//! update). When it moved, every entry is dropped and read again. One read of one
+//! row on a connection nobody else uses: microseconds, no hop to another thread;
+//! correctness never depends on timing. Writes that touch no settings (the push
+//! queue) leave the cache alone.
 //!
 //! Bounded: at most [`MAX_ENTRIES`] users; past that, all entries go (one query per
 //! user refills them).
@@ -27,7 +28,7 @@ pub const MAX_ENTRIES: usize = 100_000;
 #[derive(Default)]
 struct Entries {
     map: HashMap<String, StoredCoi>,
-    /// The `data_version` the entries were read at.
+    /// The settings counter the entries were read at.
     version: Option<i64>,
 }
 
@@ -35,8 +36,8 @@ struct Entries {
 #[derive(Clone)]
 pub struct CoiCache {
     store: Store,
-    /// A read-only connection that only asks `data_version`; `None` when it could not
-    /// be opened (then nothing is cached).
+    /// A read-only connection that only reads the settings counter; `None` when it
+    /// could not be opened (then nothing is cached).
     probe: Option<Arc<Mutex<Connection>>>,
     entries: Arc<Mutex<Entries>>,
 }
@@ -101,13 +102,16 @@ impl CoiCache {
         Ok(stored)
     }
 
-    /// SQLite's `data_version` now; `None` if it cannot be read (no caching then).
+    /// The settings counter now; `None` if it cannot be read (no caching then).
     fn version(&self) -> Option<i64> {
         let probe = lock(self.probe.as_ref()?);
-        match probe.pragma_query_value(None, "data_version", |r| r.get(0)) {
+        let read = probe
+            .prepare_cached("SELECT n FROM settings_version WHERE id = 1")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)));
+        match read {
             Ok(version) => Some(version),
             Err(err) => {
-                tracing::debug!(error = %err, "settings cache: data_version unreadable");
+                tracing::debug!(error = %err, "settings cache: counter unreadable");
                 None
             }
         }
@@ -115,7 +119,7 @@ impl CoiCache {
 }
 
 /// Locks a mutex whose holder cannot leave it inconsistent (plain inserts, clears and
-/// one pragma).
+/// one read).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -126,7 +130,7 @@ mod tests {
     use crate::store::{ENTRY_ENABLED, temp_store};
 
     #[test]
-    fn hits_until_anyone_writes_to_the_database() {
+    fn hits_until_anyone_changes_a_setting() {
         let (dir, store) = temp_store();
         let cache = CoiCache::new(store.clone());
         let names = vec!["a@x".to_owned()];
@@ -143,6 +147,15 @@ mod tests {
         let other = Store::open(&dir.path().join("s.sqlite")).expect("open");
         other.set("a@x", ENTRY_ENABLED, None).expect("unset");
         assert_eq!(cache.cached(&names), None, "another process wrote");
-        assert_eq!(cache.load(&names).expect("load")[0].enabled, None);
+        let third = cache.load(&names).expect("load");
+        assert_eq!(third[0].enabled, None);
+        // Writes that are not settings (the push queue, tokens) keep the entries.
+        let op = crate::store::Op::AddToken {
+            id: "t".into(),
+            token: "openpgp:x".into(),
+            max: 4,
+        };
+        other.commit("a@x", &[op], 0).expect("token");
+        assert_eq!(cache.cached(&names), Some(third), "a token is no setting");
     }
 }

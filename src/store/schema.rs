@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 4] = [
+pub(super) const MIGRATIONS: [&str; 5] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -83,4 +83,19 @@ pub(super) const MIGRATIONS: [&str; 4] = [
     DELETE FROM dict_attributes
      WHERE key GLOB 'priv/*/devicetoken' AND key NOT GLOB 'priv/*/*/devicetoken';
     DELETE FROM user_metadata WHERE entry = '/private/devicetoken';",
+    // 5: a counter that moves with every change to the users' METADATA entries
+    // (the COI settings), whoever writes them: the delivery path's settings cache
+    // (`super::coi_cache`) is good while it stands still, and push queue writes no
+    // longer make it read everything again.
+    "CREATE TABLE IF NOT EXISTS settings_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n  INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO settings_version (id, n) VALUES (1, 0);
+    CREATE TRIGGER IF NOT EXISTS settings_version_insert AFTER INSERT ON user_metadata
+    BEGIN UPDATE settings_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS settings_version_update AFTER UPDATE ON user_metadata
+    BEGIN UPDATE settings_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS settings_version_delete AFTER DELETE ON user_metadata
+    BEGIN UPDATE settings_version SET n = n + 1 WHERE id = 1; END;",
 ];
