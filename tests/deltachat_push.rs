@@ -405,3 +405,46 @@ fn mail_flows_while_the_notification_service_stalls() {
         "{still:#?}"
     );
 }
+
+/// `coid push test` sends one notification to each token now and prints each answer;
+/// a token the service calls gone is deleted; `coid push delete` removes one by id.
+#[test]
+fn the_admin_cli_tests_and_deletes_tokens() {
+    let (flow, first) = DcFlow::with_token();
+    let second = device_token();
+    flow.register("alice", &second);
+    let coid = &flow.stack.coid;
+    let (code, out, err) = coid.cli(&["push", "test", ALICE], None);
+    assert_eq!(code, 0, "{out}{err}");
+    for token in [&first, &second] {
+        let line = format!("{}: delivered (HTTP 200)", token_id(token));
+        assert!(out.lines().any(|l| l == line), "{line:?} in {out}");
+    }
+    let posts = flow.wait_posts(2);
+    assert_eq!(sorted_bodies(&posts), sorted_tokens(&[&first, &second]));
+    assert!(
+        !out.contains(&first) && !out.contains(&second),
+        "a whole token: {out}"
+    );
+
+    flow.proxy.answer_body(&second, Answer::Status(410));
+    let (code, out, err) = coid.cli(&["push", "test", ALICE], None);
+    assert_eq!(code, 65, "a gone token is not delivered: {out}{err}");
+    let gone = format!(
+        "{}: deleted (gone at the notification service)",
+        token_id(&second)
+    );
+    assert!(out.lines().any(|l| l == gone), "{gone:?} in {out}");
+    assert_eq!(flow.token_ids(ALICE), [token_id(&first)]);
+
+    let id = token_id(&first);
+    let (code, out, err) = coid.cli(&["push", "delete", ALICE, &id], None);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("deleted {id}").as_str()),
+        "{err}"
+    );
+    assert!(flow.token_ids(ALICE).is_empty());
+    let (code, _, err) = coid.cli(&["push", "test", ALICE], None);
+    assert_eq!(code, 67, "no target left: {err}");
+}
