@@ -24,8 +24,8 @@
 #     folder and $Chat), and Delta Chat notifications to the stand-in;
 #   reload: an LMTP session open across "systemctl reload coid" delivers, same PID;
 #   watchdog: SIGSTOP on coid: systemd's WatchdogSec kills and restarts it;
-#   stop: a message in flight (inside DATA) is delivered; mail while coid is stopped is deferred,
-#     never bounced, and delivered once coid is back;
+#   stop: a message in flight (inside DATA) is delivered; mail while coid is stopped
+#     is deferred, never bounced, and delivered once coid is back;
 #   reboot: Dovecot up before coid starts, coid ready before Postfix starts, and the
 #     reverse at shutdown;
 #   socket activation: the README's order (friction 3: enabling the socket while coid
@@ -39,8 +39,14 @@
 # debootstrap, and Debian's mirror for the first run. The debootstrapped root with
 # the packages is cached in /var/tmp/coid-booted-RELEASE-HASH (HASH of the release
 # and the package list; COID_BOOTED_CACHE overrides) and used read-only under an
-# overlay, so later runs take no download. The .deb is target/debian/coid_*.deb
-# (packaging/check-deb.sh builds it; run here if there is none).
+# overlay, so later runs take no download (delete the directory to pick up Debian's
+# updates). The .deb is target/debian/coid_*.deb (packaging/check-deb.sh builds it;
+# run here if there is none).
+#
+# The container is driven from outside with nsenter into its init's namespaces, which
+# works whether or not the host runs systemd; machinectl and systemd-run -M need
+# systemd-machined, i.e. systemd as the host's PID 1. Without it (a plain VM or a CI
+# container) systemd-nspawn runs with --register=no --keep-unit in cgroups made here.
 #
 # Exit codes: 0 passed; 1 a check failed; 77 this machine cannot run the container
 # (no systemd-nspawn, no root, no overlayfs or namespaces): .ci/run decides whether
