@@ -309,3 +309,47 @@ fn push_list_test_delete_and_vapid() {
     assert_eq!(code, 65, "{err}");
     assert!(push_list(&coid).is_empty());
 }
+
+/// Admin commands started as root act as `[service] user`, as `coid serve` does: a
+/// database they create belongs to coid (a root-owned one would be read-only for the
+/// service, which then answers 4xx to everything).
+#[test]
+fn admin_commands_as_root_create_the_state_as_the_service_user() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = common::make_run_dir("coid-cli-owner-");
+    let state = dir.path().join("state");
+    let config = dir.path().join("coid.toml");
+    let text = format!(
+        "[lmtp]\ntcp = [\"127.0.0.1:0\"]\n[state]\ndir = \"{}\"\n[delivery]\nbackend = \"maildir\"\n\
+         [service]\nuser = \"coid\"\n",
+        state.display()
+    );
+    std::fs::write(&config, text).expect("config");
+    let (code, out, err) = run_cli(
+        &config,
+        &["user", "set", "a@example.org", "enabled=yes"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let coid_uid = std::process::Command::new("id")
+        .args(["-u", "coid"])
+        .output()
+        .expect("id -u coid");
+    let coid_uid: u32 = String::from_utf8_lossy(&coid_uid.stdout)
+        .trim()
+        .parse()
+        .expect("the coid account exists (tests/install-packages.sh)");
+    for path in [state.clone(), state.join("coid.sqlite")] {
+        let meta = std::fs::metadata(&path).expect("created");
+        assert_eq!(
+            meta.uid(),
+            coid_uid,
+            "{} owned by {}",
+            path.display(),
+            meta.uid()
+        );
+    }
+    let (code, out, _) = run_cli(&config, &["user", "get", "a@example.org"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("enabled=yes\n"), "{out}");
+}

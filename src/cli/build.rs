@@ -48,6 +48,7 @@ pub fn open_store(config: &Config) -> Result<Store, u8> {
 pub fn with_store(config_path: &Path, command: impl FnOnce(&Config, &Store) -> CliResult) -> u8 {
     let run = || {
         let config = load_config(config_path)?;
+        printed(crate::daemon::become_service_user(&config).map_err(|m| (exit::SOFTWARE, m)))?;
         let store = open_store(&config)?;
         printed(command(&config, &store))
     };

@@ -57,6 +57,20 @@ fn prepare(config: &Config) -> crate::cli::CliResult<sockets::Sockets> {
     Ok(sockets)
 }
 
+/// For admin commands (`coid user`, `coid push`) started as root: become `[service]
+/// user` before the state is opened, as `coid serve` does, so a database they create
+/// belongs to coid (a root-owned one would be read-only for the service).
+///
+/// # Errors
+/// The account does not exist, or a system call failed.
+pub fn become_service_user(config: &Config) -> Result<(), String> {
+    let Some(account) = privileges::target(&config.service)? else {
+        return Ok(());
+    };
+    give_state_dir(config, &account)?;
+    privileges::drop_to(&account)
+}
+
 /// Creates a missing state directory for `account` (mode 0700: it holds the private
 /// VAPID key). An existing one is left alone.
 fn give_state_dir(config: &Config, account: &Account) -> Result<(), String> {

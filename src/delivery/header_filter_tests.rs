@@ -117,6 +117,16 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
                 .to_vec(),
         ),
         ("NUL line at the top", b"\0\r\n \\Deleted\r\n\r\n".to_vec()),
+        // Found by fuzz/rewrite: a lone CR before the name, and a fold under a line
+        // without a colon, which mail-parser reads as X-Coid fields.
+        (
+            "a CR before a name, mid-header",
+            b"Subject: x\r\n\rX-Coid-Flags: \\Deleted\n\r\n".to_vec(),
+        ),
+        (
+            "a fold under a line without a colon",
+            b"Subject: x\r\nno colon here\r\n X-Coid-Flags: \\Deleted\r\n\r\n".to_vec(),
+        ),
         (
             "8-bit bytes",
             b"X-Coid-F\xf6lder: Trash\r\nSubj\xe9ct: \xff\r\n \\Deleted\r\n\xc3\xa4X-Coid-Flags: x\r\n\r\n"
@@ -172,6 +182,42 @@ fn the_store_sees_exactly_coids_trusted_headers() {
                     failures.push(format!("{what} (chunk {chunk}): {seen:?}"));
                 }
             }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The same as [`trusted_seen`], read by mail-parser (what coid and many tools use).
+fn trusted_seen_by_mail_parser(target: &Target, message: &[u8]) -> Vec<(String, String)> {
+    let mut sent = route_headers(target, '/');
+    sent.extend_from_slice(&filter(message, usize::MAX));
+    let parsed = crate::parsed::header(&sent);
+    parsed
+        .headers()
+        .iter()
+        .filter(|h| h.name().to_ascii_lowercase().starts_with("x-coid-"))
+        .map(|h| {
+            let value = String::from_utf8_lossy(
+                sent.get(h.offset_start() as usize..h.offset_end() as usize)
+                    .unwrap_or_default(),
+            );
+            (h.name().to_owned(), value.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn mail_parser_sees_exactly_coids_trusted_headers_too() {
+    let want = vec![
+        field("X-Coid-Folder", "COI/Chats"),
+        field("X-Coid-Flags", "$Chat"),
+        field("X-Coid-Create", "yes"),
+    ];
+    let mut failures = Vec::new();
+    for (what, raw) in hostile() {
+        let seen = trusted_seen_by_mail_parser(&routed(true), &raw);
+        if seen != want {
+            failures.push(format!("{what}: {seen:?}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

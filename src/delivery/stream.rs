@@ -125,14 +125,22 @@ impl HeaderFilter {
     }
 
     /// Keeps or drops the field whose name (or first [`MAX_NAME`] bytes) was read.
+    /// A line without a colon (or a name longer than [`MAX_NAME`]) is passed on, but
+    /// what would continue it is dropped:
+    /// readers disagree on whether such a line is a field (Dovecot) or not
+    /// (mail-parser, which would read a folded `X-Coid-…` under it as a field).
     fn decide(&mut self, out: &mut Vec<u8>) {
-        self.field_kept = !is_trusted(&self.name);
-        if self.field_kept {
+        let kept = !is_trusted(&self.name);
+        if kept {
             out.extend_from_slice(&self.name);
         }
-        self.line = if self.name.last() == Some(&b'\n') {
+        let whole_line = self.name.last() == Some(&b'\n');
+        // Only a name ended by its colon is a field that may be continued (a name
+        // cut at MAX_NAME bytes is no sane field either).
+        self.field_kept = kept && self.name.last() == Some(&b':');
+        self.line = if whole_line {
             Line::Start
-        } else if self.field_kept {
+        } else if kept {
             Line::Pass
         } else {
             Line::Drop
@@ -143,10 +151,14 @@ impl HeaderFilter {
 
 /// A name that is, or may turn out to be, one of coid's trusted fields. The store
 /// cuts a name at a NUL and trims blanks before the colon, which only shortens it, so
-/// whatever it reads as `X-Coid-…` starts with the prefix here too.
+/// whatever it reads as `X-Coid-…` starts with the prefix here too. Leading CRs are
+/// skipped first: a reader that takes a lone CR for a line end (mail-parser does)
+/// would see the field after it.
 fn is_trusted(name: &[u8]) -> bool {
     let prefix = TRUSTED_HEADER_PREFIX.as_bytes();
-    name.get(..prefix.len())
+    let start = name.iter().position(|&b| b != b'\r').unwrap_or(name.len());
+    name.get(start..)
+        .and_then(|n| n.get(..prefix.len()))
         .is_some_and(|n| n.eq_ignore_ascii_case(prefix))
 }
 

@@ -339,7 +339,7 @@ impl Session {
             Some(_) => {
                 self.body.clear();
                 self.state = State::Data {
-                    receiver: DataReceiver::new(),
+                    receiver: data_receiver(),
                     size: 0,
                 };
                 events.push(Event::Reply(Reply::START_DATA));
@@ -348,6 +348,17 @@ impl Session {
             }
         }
     }
+}
+
+/// A DATA receiver that knows it stands at the start of a line, as it does right
+/// after `DATA CRLF`: smtp-proto's starts as if inside a line, so a first line that
+/// begins with a dot kept its stuffing dot (RFC 5321 §4.5.2) and an empty message
+/// (`.` alone on the first line) never ended. Fed a CRLF whose output is dropped.
+fn data_receiver() -> DataReceiver {
+    let mut receiver = DataReceiver::new();
+    let mut discarded = Vec::new();
+    receiver.ingest(&mut b"\r\n".iter(), &mut discarded);
+    receiver
 }
 
 fn parse_error_reply(err: &ProtoError) -> Reply {

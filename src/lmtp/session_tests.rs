@@ -251,3 +251,24 @@ fn a_draining_session_answers_quit_with_221_and_anything_else_with_421() {
         "421 and the close, nothing for the RCPT: {out:?}"
     );
 }
+
+/// Found by fuzz/lmtp_session: the first line after DATA is a line start too, so its
+/// stuffing dot goes (RFC 5321 §4.5.2) and a lone dot there ends an empty message.
+#[test]
+fn the_first_data_line_is_unstuffed_and_may_end_the_message() {
+    let mut d = Driver::new();
+    d.feed(
+        b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n..first\r\nnext\r\n.\r\n",
+        3,
+    );
+    assert_eq!(d.messages.len(), 1);
+    assert_eq!(d.messages[0].1, b".first\r\nnext\r\n");
+    let mut d = Driver::new();
+    let out = d.feed(
+        b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n.\r\nQUIT\r\n",
+        100,
+    );
+    assert_eq!(d.messages.len(), 1, "{out:?}");
+    assert!(d.messages[0].1.is_empty());
+    assert!(out.iter().any(|l| l.starts_with("221")), "{out:?}");
+}
