@@ -19,18 +19,27 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use coid::config::{Config, ConfigError, socket_mode};
-use coid::daemon::contexts::{dict_context, restart_only_changes};
+use coid::daemon::contexts::{Fixed, dict_context, restart_only_changes};
 use coid::lmtp::{Event, Limits, Session};
 use coid::push::delivered::HookKinds;
 use coid::push::deltachat::DeltaChatRules;
 use coid::push::queue::PushQueue;
-use coid::store::{CoiSettings, MessageFilter, Store, unix_now_ms};
+use coid::store::{CoiCache, CoiSettings, MessageFilter, Store, unix_now_ms};
 use coid::users::UserMap;
 use libfuzzer_sys::fuzz_target;
 
-fn store() -> &'static Store {
-    static STORE: OnceLock<Store> = OnceLock::new();
-    STORE.get_or_init(|| Store::open(Path::new(":memory:")).expect("store in memory"))
+/// What the daemon keeps across reloads: a store in memory, no push.
+fn fixed() -> &'static Fixed {
+    static FIXED: OnceLock<Fixed> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let store = Store::open(Path::new(":memory:")).expect("store in memory");
+        Fixed {
+            coi: CoiCache::new(store.clone()),
+            store,
+            push: None,
+            webpush: None,
+        }
+    })
 }
 
 fn check_valid(config: &Config) {
@@ -63,10 +72,10 @@ fn check_valid(config: &Config) {
 
     let users = UserMap::new(&config.users);
     let _ = users.resolve("Someone+tag@Example.ORG");
-    let dict = dict_context(config, store().clone(), None);
+    let dict = dict_context(config, fixed());
     assert!(dict.limits.max_pending_bytes >= dict.limits.max_line);
     let now = unix_now_ms();
-    let queue = PushQueue::new(store().clone(), &config.push);
+    let queue = PushQueue::new(fixed().store.clone(), &config.push);
     assert!(queue.deadline_from(now) >= now);
     queue
         .expire_subscriptions(None, now)

@@ -68,6 +68,9 @@ fn fake() -> &'static Fake {
             lmtp: addr,
             connect_timeout_secs: 5,
             reply_timeout_secs: 5,
+            // A connection per message: every run starts from the input, and each
+            // connection ends (none waits in the pool for the next run).
+            max_idle_connections: 0,
             ..DovecotConfig::default()
         };
         Fake {

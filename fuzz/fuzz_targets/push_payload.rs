@@ -62,7 +62,7 @@ fn within(json: &Value, field: &str, max: usize) {
 fuzz_target!(|data: &[u8]| {
     let body = Spooled::Memory(data.to_vec());
     let header = now(body.header_block(MAX_HEADER)).expect("in memory");
-    let parsed = parse_for_policy(&body, &header);
+    let parsed = parse_for_policy(&header);
     let classification = classify(&parsed);
     drop(parsed);
     let target = if classification.is_chat {
