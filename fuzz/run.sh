@@ -121,7 +121,7 @@ if [[ $failed -ne 0 ]]; then
     echo "== $target: what failed, and the inputs (replay: fuzz/$bin/$target FILE)" >&2
     grep -m 1 -A 1 "panicked at" "logs/$target.log" >&2 || true
     grep -m 1 "^SUMMARY: " "logs/$target.log" >&2 || true
-    new_artifacts "$target" | head -n 10 | sed 's|^|  fuzz/|' >&2
+    new_artifacts "$target" | head -n 10 | sed 's|^|  fuzz/|' >&2 || true
   done
   fail "a target failed"
 fi
