@@ -312,8 +312,9 @@ impl Pipeline {
 /// The policy sees the header section, whatever the message's size (body and size
 /// tests are refused when the script is loaded: `crate::policy::capabilities`); a
 /// message without a header section is an empty one (classified as email), never one
-/// that panics when read (see [`crate::parsed`]).
-fn parse_for_policy<'a>(header: &'a [u8]) -> Parsed<'a> {
+/// that panics when read (see [`crate::parsed`]). Public for the fuzz targets (`fuzz/`),
+/// which parse exactly as coid does.
+pub fn parse_for_policy<'a>(header: &'a [u8]) -> Parsed<'a> {
     parsed::header(header)
 }
 

@@ -11,11 +11,17 @@
 //!
 //! SIGHUP rebuilds the session contexts ([`contexts`]); SIGTERM drains ([`signals`]).
 
+#[forbid(unsafe_code)]
 pub mod contexts;
+#[forbid(unsafe_code)]
 pub mod privileges;
+#[forbid(unsafe_code)]
 mod serve;
+#[forbid(unsafe_code)]
 pub mod signals;
+#[forbid(unsafe_code)]
 pub mod sockets;
+// The only module that may use `unsafe`: see the note in lib.rs.
 pub mod systemd;
 
 use std::path::Path;

@@ -229,8 +229,9 @@ impl Attributes {
         }
     }
 
-    /// One change as a store operation, or why it is refused.
-    fn plan(&self, user: &str, change: &Change, now: i64) -> Result<Op, String> {
+    /// One change as a store operation, or why it is refused. Writes nothing (a
+    /// commit applies the operations); public for the fuzz targets (`fuzz/`).
+    pub fn plan(&self, user: &str, change: &Change, now: i64) -> Result<Op, String> {
         let value = change.value.as_deref();
         let entry = match place(&change.key) {
             Place::Entry(entry) => entry,
