@@ -6,8 +6,9 @@
 # 2. builds the benchmarks with the bench (release) profile; this is the only step
 #    that uses the network (crates.io);
 # 3. runs them inside a fresh network namespace that has nothing but loopback:
-#    `classify` (in-process CPU cost per message), then `e2e` (Postfix → Dovecot
-#    against Postfix → coid → Dovecot, and coid's memory), then `push` (Web Push:
+#    `classify` (in-process CPU cost per message), then `e2e` (Postfix or
+#    smtp-source → Dovecot or smtp-sink, against the same through coid, and coid's
+#    memory), then `push` (Web Push:
 #    pushes per second, delivery-to-push latency, mail throughput with push on and
 #    off), several minutes.
 # Postfix, Dovecot and coid are started by the benchmark on high loopback ports in
