@@ -6,10 +6,11 @@
 # 2. builds the benchmarks with the bench (release) profile; this is the only step
 #    that uses the network (crates.io);
 # 3. runs them inside a fresh network namespace that has nothing but loopback:
-#    `classify` (in-process CPU cost per message), then `e2e` (Postfix → Dovecot
-#    against Postfix → coid → Dovecot, and coid's memory), then `push` (Web Push and
-#    Delta Chat: pushes and notifications per second, delivery-to-push latency, mail
-#    throughput with each kind on and with push off), several minutes.
+#    `classify` (in-process CPU cost per message), then `e2e` (Postfix or
+#    smtp-source → Dovecot or smtp-sink, against the same through coid, and coid's
+#    memory), then `push` (Web Push and Delta Chat: pushes and notifications per
+#    second, delivery-to-push latency, mail throughput with each kind on and with
+#    push off), several minutes.
 # Postfix, Dovecot and coid are started by the benchmark on high loopback ports in
 # temporary directories; nothing system-wide is configured or started.
 # Arguments replace the default `--bench classify --bench e2e --bench push` given to

@@ -1,20 +1,25 @@
-//! One delivery run: a fresh Dovecot (set up as `conf.d/dovecot/` ships it), for the
-//! proxied path a fresh coid in front of it, and a fresh Postfix whose LMTP next hop is
-//! Dovecot (direct) or coid (proxied), both over unix sockets as in production.
+//! One delivery run: a fresh store ([`crate::store`]: Dovecot, or `smtp-sink -L`), for
+//! the proxied path a fresh coid in front of it, and a load that delivers to the
+//! store (direct) or to coid (proxied). The load is either a fresh Postfix, or
+//! Postfix's `smtp-source -L -d` speaking LMTP straight to the next hop ([`Load`]).
 //! Postfix may run as many LMTP sessions to the next hop as the scenario says
 //! (`lmtp_destination_concurrency_limit`, reached at once). Plain emails to one user
 //! are submitted by SMTP either all at once by [`INJECTORS`] clients (throughput) or
 //! one at a time (latency without queueing); the run ends when the maillog shows N
-//! `status=sent` lines. A run only counts if every message was delivered exactly
-//! once: N sent lines, no other status, an empty queue, and N messages in the user's
-//! INBOX according to `doveadm`. The push bench drives its runs with the same parts.
+//! `status=sent` lines. A Postfix run only counts if every message was delivered
+//! exactly once: N sent lines, no other status, an empty queue; an `smtp-source` run
+//! only if it exited 0 (it stops at the first reply that is not 2xx). Either way the
+//! store must hold N messages: N in the user's INBOX according to `doveadm`, or N on
+//! the sink's counter. The push bench drives its runs with the same parts.
 
 use std::time::{Duration, Instant};
 
 use crate::common::coid::{Coid, CoidOpts};
-use crate::common::stack::dovecot_opts;
-use crate::common::{Dovecot, MessageBuilder, Postfix, PostfixOpts, send_smtp, tail_file};
+use crate::common::{
+    Dovecot, LmtpTarget, MessageBuilder, Postfix, PostfixOpts, send_smtp, tail_file,
+};
 use crate::postfix_log::{Delays, LogTail};
+use crate::store::{Running, Store, postfix_transport, source_addr};
 
 /// Parallel SMTP clients submitting to Postfix; enough to keep a backlog in its queue.
 pub const INJECTORS: usize = 4;
@@ -49,11 +54,16 @@ pub enum Load {
     /// One message in flight: submit, wait for delivery, repeat (latency without
     /// queueing).
     OneAtATime,
+    /// No Postfix: `smtp-source -L -d -s <sessions>` speaks LMTP straight to the next
+    /// hop, each session sending its share back to back on one connection
+    /// (throughput of the next hop alone).
+    Source,
 }
 
 /// What one run does.
 #[derive(Clone, Copy, Debug)]
 pub struct Scenario {
+    pub store: Store,
     pub hop: Hop,
     pub load: Load,
     /// Parallel LMTP sessions Postfix opens to the next hop.
@@ -71,8 +81,12 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// First submission → last submission accepted.
     pub injected: Duration,
-    /// Per delivered message.
+    /// Per delivered message (none for [`Load::Source`]).
     pub delays: Vec<Delays>,
+    /// LMTP connections the store served (see [`Running::connections_closed`]).
+    pub store_connections: usize,
+    /// coid's log lines at WARN or ERROR (proxied).
+    pub coid_problems: Vec<String>,
 }
 
 impl Outcome {
@@ -82,10 +96,17 @@ impl Outcome {
     }
 }
 
-/// coid as the bench runs it: production log level, patient with Dovecot.
+/// coid delivering to Dovecot as the bench runs it (see [`coid_opts_to`]).
 pub fn coid_opts(dovecot: &Dovecot) -> CoidOpts {
-    let mut opts = CoidOpts::dovecot(&dovecot.lmtp_socket().display().to_string());
+    let mut opts = coid_opts_to(&dovecot.lmtp_socket().display().to_string());
     opts.separator = dovecot.separator().to_owned();
+    opts
+}
+
+/// coid as the bench runs it, its Dovecot backend speaking LMTP to `lmtp` (a socket
+/// path or `host:port`): production log level, patient with the store.
+pub fn coid_opts_to(lmtp: &str) -> CoidOpts {
+    let mut opts = CoidOpts::dovecot(lmtp);
     opts.reply_timeout_secs = 300;
     opts.log_level = "info".into();
     opts
@@ -94,13 +115,40 @@ pub fn coid_opts(dovecot: &Dovecot) -> CoidOpts {
 /// Runs one scenario; panics if the run is not valid.
 pub fn run(scenario: Scenario) -> Outcome {
     settle_disk();
-    let dovecot = Dovecot::start(dovecot_opts("/"));
-    let coid = (scenario.hop == Hop::Proxied).then(|| Coid::start(coid_opts(&dovecot)));
-    let next_hop = match &coid {
-        Some(coid) => transport_unix(coid),
-        None => dovecot.lmtp_transport_unix(),
+    let store = Running::start(scenario.store);
+    let coid = (scenario.hop == Hop::Proxied).then(|| Coid::start(store.coid_opts()));
+    let next_hop = store.next_hop(coid.as_ref());
+    let what = format!("{scenario:?}");
+    let (elapsed, injected, delays) = match scenario.load {
+        Load::Source => {
+            let elapsed = smtp_source(&next_hop, scenario);
+            (elapsed, elapsed, Vec::new())
+        }
+        Load::Saturated | Load::OneAtATime => via_postfix(&next_hop, scenario),
     };
-    let postfix = Postfix::start(postfix_opts(&next_hop, scenario.sessions));
+    let stored = store.stored(scenario.messages);
+    assert_eq!(
+        stored, scenario.messages,
+        "{what}: the store does not hold exactly the delivered messages"
+    );
+    let coid_problems = coid.as_ref().map(problems).unwrap_or_default();
+    // coid closes its pooled connections to the store when it stops.
+    drop(coid);
+    Outcome {
+        scenario,
+        elapsed,
+        injected,
+        delays,
+        store_connections: store.connections_closed(),
+        coid_problems,
+    }
+}
+
+/// A fresh Postfix delivers to `next_hop` what the scenario submits: (first
+/// submission → last `status=sent`, first → last submission, delays per message).
+fn via_postfix(next_hop: &LmtpTarget, scenario: Scenario) -> (Duration, Duration, Vec<Delays>) {
+    let transport = postfix_transport(next_hop);
+    let postfix = Postfix::start(postfix_opts(&transport, scenario.sessions));
     let mut run = Run {
         scenario,
         postfix: &postfix,
@@ -108,26 +156,55 @@ pub fn run(scenario: Scenario) -> Outcome {
         began: Instant::now(),
     };
     let injected = match scenario.load {
-        Load::Saturated => run.saturate(),
         Load::OneAtATime => run.one_at_a_time(),
+        Load::Saturated | Load::Source => run.saturate(),
     };
     let elapsed = run.began.elapsed();
     let mut log = run.log;
-    let what = format!("{scenario:?}");
-    check_delivered(&what, scenario.messages, &postfix, &dovecot, &mut log);
-    drop(postfix);
-    drop(coid);
-    Outcome {
-        scenario,
-        elapsed,
-        injected,
-        delays: log.sent,
-    }
+    check_sent(
+        &format!("{scenario:?}"),
+        scenario.messages,
+        &postfix,
+        &mut log,
+    );
+    (elapsed, injected, log.sent)
 }
 
-/// Postfix's transport for coid's unix socket.
-pub fn transport_unix(coid: &Coid) -> String {
-    format!("lmtp:unix:{}", coid.socket_path().display())
+/// `smtp-source -L -d` (Debian's `postfix` package) sends the scenario's messages
+/// to `next_hop` over `sessions` LMTP sessions: a payload of `size` bytes after its
+/// own few header lines (about 130 bytes), sender and recipient as the Postfix
+/// runs use. Returns how long it ran; panics unless it exited 0 without a word on
+/// stderr.
+fn smtp_source(next_hop: &LmtpTarget, scenario: Scenario) -> Duration {
+    let began = Instant::now();
+    let out = std::process::Command::new("/usr/sbin/smtp-source")
+        .args(["-L", "-d", "-f", MAIL_FROM, "-t", RCPT])
+        .args(["-s", &scenario.sessions.to_string()])
+        .args(["-m", &scenario.messages.to_string()])
+        .args(["-l", &scenario.size.to_string()])
+        .arg(source_addr(next_hop))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running smtp-source (Debian's postfix package): {e}"));
+    let elapsed = began.elapsed();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{scenario:?}: smtp-source {}:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
+}
+
+/// coid's log lines at WARN or ERROR, but for the warning that it runs as root (the
+/// harness runs every daemon as root).
+fn problems(coid: &Coid) -> Vec<String> {
+    coid.plain_log()
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .filter(|l| !l.contains("coid::daemon::privileges: running as root"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Postfix delivering to `next_hop` over `sessions` parallel LMTP sessions, all of
@@ -235,15 +312,8 @@ pub fn poll_sent(
     sent
 }
 
-/// Exactly `messages` deliveries: nothing else logged, nothing queued, all of them in
-/// the INBOX.
-pub fn check_delivered(
-    what: &str,
-    messages: usize,
-    postfix: &Postfix,
-    dovecot: &Dovecot,
-    log: &mut LogTail,
-) {
+/// Exactly `messages` deliveries in the maillog, nothing else logged, nothing queued.
+pub fn check_sent(what: &str, messages: usize, postfix: &Postfix, log: &mut LogTail) {
     postfix
         .wait_for_empty_queue(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -253,11 +323,6 @@ pub fn check_delivered(
         "{what}: {} sent lines, other statuses: {:?}",
         log.sent.len(),
         log.failed
-    );
-    assert_eq!(
-        inbox_count(dovecot),
-        messages,
-        "{what}: the INBOX does not hold exactly the delivered messages"
     );
 }
 

@@ -1,11 +1,16 @@
 //! End-to-end benchmark of coid against real Postfix and Dovecot (see benches/README.md).
 //!
 //! In one run, on loopback, with the integration tests' harness (`tests/common`), each
-//! figure for Postfix → Dovecot (direct) and Postfix → coid → Dovecot (proxied), run
-//! back to back on fresh daemons, [`ROUNDS`] times ([`delivery`], [`report`]):
-//! 1. latency without queueing, one message at a time, 5 KB and 1 MB;
-//! 2. throughput with a backlog, at 1 and 8 parallel LMTP sessions, 5 KB and 1 MB;
-//! 3. coid's peak RSS with 1 and 16 concurrent LMTP sessions of one 20 MB message
+//! figure for a store reached directly (e.g. Postfix → Dovecot) and through coid
+//! (Postfix → coid → Dovecot, proxied), run back to back on fresh daemons, [`ROUNDS`]
+//! times ([`delivery`], [`report`]). The store is Dovecot, or `smtp-sink -L`, which
+//! throws every message away and so shows coid's own cost ([`store`]):
+//! 1. latency without queueing, one message at a time, 5 KB and 1 MB to Dovecot, 5 KB
+//!    to the sink;
+//! 2. throughput with a backlog, at 1 and 8 parallel LMTP sessions, the same sizes;
+//! 3. throughput without Postfix: `smtp-source -L -d` straight to the store or to coid,
+//!    1 and 8 sessions, the same sizes; its summary has the shape of issue 10's table;
+//! 4. coid's peak RSS with 1 and 16 concurrent LMTP sessions of one 20 MB message
 //!    ([`rss`]).
 //!
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
@@ -22,18 +27,43 @@ mod report;
 mod rss;
 #[path = "../shared/stats.rs"]
 mod stats;
+mod store;
 
 use std::time::Instant;
 
 use delivery::{Hop, Load, Scenario};
 use machine::{environment, load_average};
 use report::{Figures, KB, MB};
+use store::Store;
 
 /// Each delivery scenario runs this many times, interleaved (see [`measure`]); even,
 /// so that each path runs first in half of the rounds.
 const ROUNDS: usize = 4;
-/// (message size, messages per latency run, messages per throughput run).
-const SIZES: [(usize, usize, usize); 2] = [(5 * KB, 100, 2000), (MB, 20, 200)];
+/// What is measured.
+const CASES: [Case; 3] = [
+    Case {
+        store: Store::Dovecot,
+        size: 5 * KB,
+        one_at_a_time: 100,
+        saturated: 2000,
+        source: 2000,
+    },
+    Case {
+        store: Store::Dovecot,
+        size: MB,
+        one_at_a_time: 20,
+        saturated: 200,
+        source: 200,
+    },
+    // The sink takes some 20000 messages a second from smtp-source.
+    Case {
+        store: Store::Sink,
+        size: 5 * KB,
+        one_at_a_time: 100,
+        saturated: 2000,
+        source: 20000,
+    },
+];
 const SESSIONS: [usize; 2] = [1, 8];
 const RSS_SIZE: usize = 20 * MB;
 const RSS_SESSIONS: [usize; 2] = [1, 16];
@@ -44,25 +74,31 @@ fn main() {
     println!("coid end-to-end benchmark ({})", environment());
 
     // Warm the page cache and the binaries; not reported.
-    delivery::run(scenario(
-        Hop::Proxied,
-        Load::Saturated,
-        1,
-        5 * KB,
-        100 / scale,
-    ));
+    delivery::run(Scenario {
+        store: Store::Dovecot,
+        hop: Hop::Proxied,
+        load: Load::Saturated,
+        sessions: 1,
+        size: 5 * KB,
+        messages: 100 / scale,
+    });
 
-    let latency: Vec<Scenario> = SIZES
+    let latency: Vec<Scenario> = CASES
         .iter()
-        .flat_map(|&(size, n, _)| pair(Load::OneAtATime, 1, size, n / scale))
+        .flat_map(|c| c.pair(Load::OneAtATime, 1, c.one_at_a_time / scale))
         .collect();
-    let throughput: Vec<Scenario> = SIZES
-        .iter()
-        .flat_map(|&(size, _, n)| SESSIONS.map(|sessions| (size, n, sessions)))
-        .flat_map(|(size, n, sessions)| pair(Load::Saturated, sessions, size, n / scale))
-        .collect();
+    let sessions = |load: Load, n: fn(&Case) -> usize| -> Vec<Scenario> {
+        CASES
+            .iter()
+            .flat_map(|c| SESSIONS.map(|s| c.pair(load, s, n(c) / scale)))
+            .flatten()
+            .collect()
+    };
+    let throughput = sessions(Load::Saturated, |c| c.saturated);
+    let source = sessions(Load::Source, |c| c.source);
     let latency = measure(&latency);
     let throughput = measure(&throughput);
+    let source = measure(&source);
     let memory: Vec<rss::Rss> = RSS_SESSIONS
         .iter()
         .map(|&sessions| rss::measure(sessions, RSS_SIZE))
@@ -70,6 +106,8 @@ fn main() {
 
     report::latency(&latency);
     report::throughput(&throughput);
+    report::source(&source);
+    report::summary(&source, &throughput);
     report::memory(&memory);
     println!(
         "\nbenchmark took {:.0} s; load average at the end: {}",
@@ -107,17 +145,28 @@ fn measure(scenarios: &[Scenario]) -> Vec<Figures> {
     figures
 }
 
-/// Direct, then proxied.
-fn pair(load: Load, sessions: usize, size: usize, messages: usize) -> [Scenario; 2] {
-    [Hop::Direct, Hop::Proxied].map(|hop| scenario(hop, load, sessions, size, messages))
+/// A store and a message size, with the messages each kind of run sends.
+struct Case {
+    store: Store,
+    size: usize,
+    /// Per latency run ([`Load::OneAtATime`]).
+    one_at_a_time: usize,
+    /// Per throughput run through Postfix ([`Load::Saturated`]).
+    saturated: usize,
+    /// Per throughput run of `smtp-source` ([`Load::Source`]).
+    source: usize,
 }
 
-fn scenario(hop: Hop, load: Load, sessions: usize, size: usize, messages: usize) -> Scenario {
-    Scenario {
-        hop,
-        load,
-        sessions,
-        size,
-        messages,
+impl Case {
+    /// Direct, then proxied.
+    fn pair(&self, load: Load, sessions: usize, messages: usize) -> [Scenario; 2] {
+        [Hop::Direct, Hop::Proxied].map(|hop| Scenario {
+            store: self.store,
+            hop,
+            load,
+            sessions,
+            size: self.size,
+            messages,
+        })
     }
 }

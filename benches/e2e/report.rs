@@ -4,11 +4,13 @@
 //! sessions and size; each pair gets a comparison line: the proxied/direct ratio of
 //! throughput and latency, and the latency coid adds (proxied − direct).
 //! Latencies are Postfix's own figures (`delays=a/b/c/d`, `delay=`), which it logs
-//! with two significant digits.
+//! with two significant digits. The `smtp-source` runs have no latency of their own;
+//! their summary takes the added latency from the Postfix runs of the same store, size
+//! and sessions.
 
 use std::time::Duration;
 
-use crate::delivery::{INJECTORS, Outcome, Scenario};
+use crate::delivery::{Hop, INJECTORS, Outcome, Scenario};
 use crate::rss::Rss;
 use crate::stats::{median, quantile, range};
 
@@ -49,11 +51,12 @@ pub const MB: usize = 1024 * 1024;
 /// Latency without queueing: pairs of one-at-a-time runs.
 pub fn latency(outcomes: &[Figures]) {
     println!("\nlatency, one message at a time (ms; d = Postfix → next hop until its reply)");
-    println!("path     size     msgs   d p50   d p95  delay p50  delay p95");
+    println!("store      path     size     msgs   d p50   d p95  delay p50  delay p95");
     for o in outcomes {
         let (d, total) = o.latencies();
         println!(
-            "{:<8} {:>5}  {:>6}  {:>6.1}  {:>6.1}  {:>9.1}  {:>9.1}",
+            "{:<9}  {:<8} {:>5}  {:>6}  {:>6.2}  {:>6.2}  {:>9.2}  {:>9.2}",
+            o.scenario.store.name(),
             o.scenario.hop.name(),
             size_name(o.scenario.size),
             messages(o),
@@ -64,11 +67,14 @@ pub fn latency(outcomes: &[Figures]) {
         );
     }
     println!("added by coid (proxied − direct, ms; ratio proxied/direct)");
-    println!("size   d p50 added (ratio)  d p95 added  delay p50 added  delay p95 added");
+    println!(
+        "store      size   d p50 added (ratio)  d p95 added  delay p50 added  delay p95 added"
+    );
     for [direct, proxied] in pairs(outcomes) {
         let c = Comparison::new(direct, proxied);
         println!(
-            "{:>5}  {:>11.1} ({:>5.2})  {:>11.1}  {:>15.1}  {:>15.1}",
+            "{:<9}  {:>5}  {:>11.2} ({:>5.2})  {:>11.2}  {:>15.2}  {:>15.2}",
+            direct.scenario.store.name(),
             size_name(direct.scenario.size),
             c.added_d(0.5),
             c.ratio_d(0.5),
@@ -86,18 +92,19 @@ pub fn throughput(outcomes: &[Figures]) {
          (ms; delay includes waiting in the queue)"
     );
     println!(
-        "path     sessions  size     msgs  submit s  total s   msgs/s  (min–max)    d p50  \
-         d p95  delay p50  delay p95"
+        "store      path     sessions  size     msgs  submit s  total s   msgs/s  (min–max)    \
+         d p50  d p95  delay p50  delay p95"
     );
     for o in outcomes {
         println!("{}", throughput_row(o));
     }
     println!("proxied against direct (ratio proxied/direct; added = proxied − direct, ms)");
-    println!("sessions  size   msgs/s ratio  d p50 added (ratio)  d p95 added");
+    println!("store      sessions  size   msgs/s ratio  d p50 added (ratio)  d p95 added");
     for [direct, proxied] in pairs(outcomes) {
         let c = Comparison::new(direct, proxied);
         println!(
-            "{:>8}  {:>5}  {:>12.2}  {:>11.1} ({:>5.2})  {:>11.1}",
+            "{:<9}  {:>8}  {:>5}  {:>12.2}  {:>11.2} ({:>5.2})  {:>11.2}",
+            direct.scenario.store.name(),
             direct.scenario.sessions,
             size_name(direct.scenario.size),
             proxied.rate() / direct.rate(),
@@ -114,8 +121,9 @@ fn throughput_row(o: &Figures) -> String {
     let (d, total) = o.latencies();
     let range = range(&o.rates());
     format!(
-        "{:<8} {:>8}  {:>5} {:>8}  {:>8.2}  {:>7.2}  {:>7.1}  {range:<11}  {:>5.1}  {:>5.1}  \
-         {:>9.0}  {:>9.0}",
+        "{:<9}  {:<8} {:>8}  {:>5} {:>8}  {:>8.2}  {:>7.2}  {:>7.1}  {range:<11}  {:>5.2}  \
+         {:>5.2}  {:>9.0}  {:>9.0}",
+        s.store.name(),
         s.hop.name(),
         s.sessions,
         size_name(s.size),
@@ -134,8 +142,10 @@ fn throughput_row(o: &Figures) -> String {
 pub fn progress(o: &Outcome) -> String {
     let s = &o.scenario;
     let d: Vec<f64> = o.delays.iter().map(|d| d.transmission).collect();
-    format!(
-        "{:<8} {:?} sessions={} size={} msgs={}: {:.2} s, {:.1} msgs/s, d p50 {:.1} ms",
+    let mut line = format!(
+        "{} {:<8} {:?} sessions={} size={} msgs={}: {:.2} s, {:.1} msgs/s, d p50 {:.2} ms, \
+         store connections {}",
+        s.store.name(),
         s.hop.name(),
         s.load,
         s.sessions,
@@ -144,7 +154,83 @@ pub fn progress(o: &Outcome) -> String {
         o.elapsed.as_secs_f64(),
         o.rate(),
         ms(quantile(&d, 0.5)),
-    )
+        o.store_connections,
+    );
+    if let Some(first) = o.coid_problems.first() {
+        line.push_str(&format!(
+            "\n  coid logged {} warnings or errors, the first: {first}",
+            o.coid_problems.len()
+        ));
+    }
+    line
+}
+
+/// Throughput without Postfix: pairs of `smtp-source` runs.
+pub fn source(outcomes: &[Figures]) {
+    println!(
+        "\nthroughput without Postfix: smtp-source -L -d, N messages over 1 or 8 LMTP sessions \
+         (connections = LMTP connections the store served, median of the rounds)"
+    );
+    println!(
+        "store      path     sessions  size       msgs  total s    msgs/s  (min–max)      connections  coid warnings"
+    );
+    for o in outcomes {
+        let s = &o.scenario;
+        let connections = median(o.runs.iter().map(|r| r.store_connections as f64).collect());
+        let problems: usize = o.runs.iter().map(|r| r.coid_problems.len()).sum();
+        println!(
+            "{:<9}  {:<8} {:>8}  {:>5} {:>10}  {:>7.2}  {:>8.1}  {:<13}  {:>11.0}  {:>13}",
+            s.store.name(),
+            s.hop.name(),
+            s.sessions,
+            size_name(s.size),
+            messages(o),
+            o.median_secs(|o| o.elapsed),
+            o.rate(),
+            range(&o.rates()),
+            connections,
+            if s.hop == Hop::Proxied {
+                problems.to_string()
+            } else {
+                "-".into()
+            },
+        );
+    }
+}
+
+/// Issue 10's table: for each store, size and sessions, the `smtp-source` rates
+/// direct (A) and through coid (B), B/A, the time coid adds per message at that rate
+/// (1/B − 1/A, as the issue computed its last column), and the median latency coid
+/// adds to each message (`d` p50, proxied − direct) in the Postfix runs of the same
+/// store, size and sessions.
+pub fn summary(source: &[Figures], postfix: &[Figures]) {
+    println!(
+        "\nsummary (issue 10's table): smtp-source -L -d msgs/s; latency added from the Postfix runs"
+    );
+    println!(
+        "| path | size | sessions | direct msg/s | through coid | B/A | 1/B − 1/A | added d p50 (Postfix) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for [direct, proxied] in pairs(source) {
+        let s = &direct.scenario;
+        let (a, b) = (direct.rate(), proxied.rate());
+        let added = pairs(postfix)
+            .find(|[d, _]| {
+                let p = &d.scenario;
+                (p.store, p.size, p.sessions) == (s.store, s.size, s.sessions)
+            })
+            .map_or("-".to_owned(), |[d, p]| {
+                format!("{:+.2} ms", Comparison::new(d, p).added_d(0.5))
+            });
+        println!(
+            "| → {} LMTP | {} | {} | {a:.0} | {b:.0} | {:.2} | {:+.2} ms | {added} |",
+            s.store.name(),
+            size_name(s.size),
+            s.sessions,
+            b / a,
+            ms(1.0 / b - 1.0 / a),
+        );
+    }
 }
 
 /// "rounds×messages".

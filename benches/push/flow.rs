@@ -32,13 +32,13 @@ use crate::common::metadata::{metadata, set, set_ok, socket_dir};
 use crate::common::metrics::{sample, scrape};
 use crate::common::push_flow::{subscription, subscription_json};
 use crate::common::stack::{Stack, dovecot_opts, with_coid_metadata};
-use crate::common::{Dovecot, MessageBuilder, tail_file};
+use crate::common::{Dovecot, LmtpTarget, MessageBuilder, tail_file};
 use crate::delivery::{
-    check_delivered, coid_opts, filler, inject, poll_sent, postfix_opts, settle_disk,
-    transport_unix,
+    check_sent, coid_opts, filler, inbox_count, inject, poll_sent, postfix_opts, settle_disk,
 };
 use crate::postfix_log::LogTail;
 use crate::receiver::{Endpoint, Receiver, device_tokens, notifications_per_token, now_us};
+use crate::store::postfix_transport;
 
 /// LMTP sessions Postfix opens to coid (as the e2e bench's busy case).
 pub const SESSIONS: usize = 8;
@@ -134,7 +134,8 @@ fn start_stack(push: Mode, notify_url: &str) -> (Stack, TempDir) {
         opts.extra_toml = push.toml(notify_url);
     };
     let stack = Stack::start_full(dovecot, coid_tweak, |coid, postfix| {
-        *postfix = postfix_opts(&transport_unix(coid), SESSIONS);
+        let next_hop = LmtpTarget::Unix(coid.socket_path());
+        *postfix = postfix_opts(&postfix_transport(&next_hop), SESSIONS);
     });
     (stack, socket_dir)
 }
@@ -215,7 +216,12 @@ fn check_pushed_run(
     messages: usize,
     tag: &str,
 ) -> HashMap<String, i64> {
-    check_delivered(tag, messages, &stack.postfix, &stack.dovecot, log);
+    check_sent(tag, messages, &stack.postfix, log);
+    assert_eq!(
+        inbox_count(&stack.dovecot),
+        messages,
+        "{tag}: the INBOX does not hold exactly the delivered messages"
+    );
     let delivered = coid_log::delivered(coid_log);
     assert_eq!(delivered.len(), messages, "{tag}: coid's `delivered` lines");
     for bad in [

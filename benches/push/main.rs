@@ -34,6 +34,9 @@ mod report;
 mod send;
 #[path = "../shared/stats.rs"]
 mod stats;
+#[allow(dead_code)]
+#[path = "../e2e/store.rs"]
+mod store;
 #[path = "../shared/timing.rs"]
 mod timing;
 
