@@ -47,9 +47,17 @@ pub enum Event {
 
 enum State {
     Command,
-    Data { receiver: DataReceiver, size: u64 },
-    DataTooBig { receiver: DummyDataReceiver },
-    AwaitDelivery { recipients: usize },
+    /// `taken`: body bytes already handed out by [`Session::take_body`].
+    Data {
+        receiver: DataReceiver,
+        taken: u64,
+    },
+    DataTooBig {
+        receiver: DummyDataReceiver,
+    },
+    AwaitDelivery {
+        recipients: usize,
+    },
     Closed,
 }
 
@@ -134,14 +142,18 @@ impl Session {
     /// still turn out to start the CRLF.CRLF terminator.
     pub fn take_body(&mut self) -> Vec<u8> {
         let keep_cr = matches!(self.state, State::Data { .. }) && self.body.last() == Some(&b'\r');
-        if keep_cr {
+        let out = if keep_cr {
             let mut out = std::mem::take(&mut self.body);
             out.pop();
             self.body.push(b'\r');
             out
         } else {
             std::mem::take(&mut self.body)
+        };
+        if let State::Data { taken, .. } = &mut self.state {
+            *taken = taken.saturating_add(out.len() as u64);
         }
+        out
     }
 
     /// Ends the transaction after delivery: emits the per-recipient replies.
@@ -183,15 +195,19 @@ impl Session {
     }
 
     fn ingest_data(&mut self, input: &[u8], events: &mut Vec<Event>) -> usize {
-        let State::Data { receiver, size } = &mut self.state else {
+        let State::Data { receiver, taken } = &mut self.state else {
             return 0;
         };
         let mut iter = input.iter();
-        let before = self.body.len();
         let done = receiver.ingest(&mut iter, &mut self.body);
         let used = input.len() - iter.as_slice().len();
-        *size += (self.body.len() as u64).saturating_sub(before as u64);
-        if *size > self.limits.max_message_size {
+        // What was handed out plus what is held, exactly once the message is complete.
+        // Before that the receiver may hold bytes of a terminator it is not yet sure
+        // of (`.` and CR after a line end), which it takes back at the end: allowed
+        // for, so the answer cannot depend on where reads split the input.
+        let slack = if done { 0 } else { TERMINATOR_SLACK };
+        let held = taken.saturating_add(self.body.len() as u64);
+        if held > self.limits.max_message_size.saturating_add(slack) {
             let dummy = DummyDataReceiver::new_data(receiver);
             self.body.clear();
             events.push(Event::AbortData);
@@ -340,7 +356,7 @@ impl Session {
                 self.body.clear();
                 self.state = State::Data {
                     receiver: data_receiver(),
-                    size: 0,
+                    taken: 0,
                 };
                 events.push(Event::Reply(Reply::START_DATA));
                 events.push(Event::BeginData);
@@ -349,6 +365,10 @@ impl Session {
         }
     }
 }
+
+/// Bytes of a possible end-of-data terminator (`.` CR after a line end) the receiver
+/// may hold in the body before it knows.
+const TERMINATOR_SLACK: u64 = 2;
 
 /// A DATA receiver that knows it stands at the start of a line, as it does right
 /// after `DATA CRLF`: smtp-proto's starts as if inside a line, so a first line that

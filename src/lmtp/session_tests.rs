@@ -272,3 +272,34 @@ fn the_first_data_line_is_unstuffed_and_may_end_the_message() {
     assert!(d.messages[0].1.is_empty());
     assert!(out.iter().any(|l| l.starts_with("221")), "{out:?}");
 }
+
+/// Found by fuzz/lmtp_session: a message exactly at the size limit got 250 or 552
+/// depending on where reads split the input (the receiver takes back a byte it gave,
+/// and growth per read counted it twice).
+#[test]
+fn the_size_limit_does_not_depend_on_how_the_input_is_read() {
+    let mut body = Vec::new();
+    for filler in [b'x'; 9].into_iter().chain([b'y']) {
+        body.extend(std::iter::repeat_n(filler, 98));
+        body.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(body.len(), 1000);
+    let mut input = b"LHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n".to_vec();
+    input.extend_from_slice(&body);
+    input.extend_from_slice(b".\r\n");
+    let mut over = input.clone();
+    over.insert(over.len() - 5, b'z');
+    for chunk in [1, 2, 3, 5, 7, 64, usize::MAX] {
+        let mut d = Driver::new();
+        let out = d.feed(&input, chunk);
+        assert_eq!(d.messages.len(), 1, "chunk {chunk}: {out:?}");
+        assert_eq!(d.messages[0].1, body, "chunk {chunk}");
+        let mut d = Driver::new();
+        let out = d.feed(&over, chunk);
+        assert!(d.messages.is_empty(), "1001 bytes, chunk {chunk}: {out:?}");
+        assert!(
+            out.iter().any(|l| l.starts_with("552")),
+            "chunk {chunk}: {out:?}"
+        );
+    }
+}
