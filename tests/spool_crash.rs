@@ -133,31 +133,11 @@ fn wait_for_spooled(dir: &Path, count: usize) -> Vec<(PathBuf, u64)> {
     })
 }
 
-/// coid's log without colours.
-fn plain_log(coid: &Coid) -> String {
-    let log = coid.log();
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters final-byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The log line of the spool sweep of coid's `start`-th start (the log is kept over
 /// restarts), once there is one.
 fn sweep_line(coid: &Coid, start: usize) -> String {
     wait_until(WAIT, || {
-        plain_log(coid)
+        coid.plain_log()
             .lines()
             .filter(|l| l.contains("spool swept"))
             .nth(start - 1)
@@ -166,7 +146,7 @@ fn sweep_line(coid: &Coid, start: usize) -> String {
     .unwrap_or_else(|| {
         panic!(
             "no \"spool swept\" #{start} in the log:\n{}",
-            plain_log(coid)
+            coid.plain_log()
         )
     })
 }
@@ -275,7 +255,7 @@ fn live_spool_files_are_never_removed() {
     );
 
     // Both transactions finish and deliver the whole message.
-    assert_eq!(in_serve.finish(), 250, "{}", plain_log(&a));
+    assert_eq!(in_serve.finish(), 250, "{}", a.plain_log());
     let mut stdin = deliver.stdin.take().expect("stdin");
     stdin.write_all(&rest).expect("writing the rest");
     drop(stdin);

@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use crate::common::coid::strip_ansi;
+
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -53,22 +55,4 @@ fn parse(line: &str) -> Option<(String, i64)> {
     let id = field(line, "msg_id")?;
     let us = i64::try_from(when.unix_timestamp_nanos() / 1000).ok()?;
     Some((id.to_owned(), us))
-}
-
-/// The line without ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
