@@ -15,8 +15,10 @@
 //! - [`parsed`]: the one way into mail-parser; never a message that panics when read.
 //! - [`classify`]: chat / group / read receipt / email from the outer headers.
 //! - [`policy`]: the operator's Sieve script, run per recipient.
-//! - [`delivery`]: one trait, per-recipient results; Dovecot LMTP and Maildir backends.
+//! - [`delivery`]: one trait, a typed outcome per copy; Dovecot LMTP and Maildir backends.
 //! - [`pipeline`]: one message through classify → policy → delivery.
+//! - [`answer`]: each recipient's fate (delivery outcome, policy verdict, coid's own
+//!   failure) and the one function that makes it an LMTP reply.
 //! - [`push`]: Web Push: subscriptions, payload, VAPID, endpoint rules, outcomes, the
 //!   durable queue and its worker.
 //! - [`store`]: the SQLite state store (COI settings as METADATA entries, WebPush
@@ -33,6 +35,8 @@
 // `daemon`, which forbids it in each of its modules but `systemd`: a crate-wide
 // `#![forbid(unsafe_code)]` would forbid it there too. Cargo.toml's `deny` covers
 // the rest (`daemon`'s own items, `systemd` outside that function, tests, benches).
+#[forbid(unsafe_code)]
+pub mod answer;
 #[forbid(unsafe_code)]
 pub mod classify;
 #[forbid(unsafe_code)]

@@ -1,9 +1,10 @@
 //! One message through coid: read the header section, classify once, look up each
 //! recipient's COI settings, run the policy per recipient, deliver, and combine the
-//! store's answers into exactly one LMTP reply per recipient, in RCPT order.
+//! store's outcomes into exactly one [`Answer`] per recipient, in RCPT order (a
+//! [`PerRcpt`], so the count cannot be wrong); `crate::answer` makes them replies.
 //!
-//! Failures of coid's own parts (spool, state store, store unreachable) are 4xx for
-//! every recipient; a message that cannot be parsed is still delivered, as email.
+//! Failures of coid's own parts (spool, state store, store unreachable) are temporary
+//! for every recipient; a message that cannot be parsed is still delivered, as email.
 //! After delivery, the pushes for the recipients it was stored for are handed to the
 //! push hook (`crate::push::delivered`), which queues them in a task of its own: the
 //! replies never wait for push work and never change because of it.
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use mail_parser::Message as Parsed;
 use tracing::Instrument;
 
+use crate::answer::{self, Answer, Own};
 use crate::classify::{Class, Classification, classify};
 use crate::config::Config;
-use crate::delivery::{Backend, Job, Message};
-use crate::lmtp::{Envelope, Reply};
+use crate::delivery::{Backend, Delivery, Job, Message, Outcome};
+use crate::lmtp::{Envelope, PerRcpt, Reply};
 use crate::metrics;
 use crate::parsed;
 use crate::policy::{Evaluation, Facts, Policy, Verdict};
@@ -45,6 +47,18 @@ pub enum PipelineError {
     Panic(String),
 }
 
+impl PipelineError {
+    /// The failure, as a recipient's answer.
+    pub fn answer(&self) -> Answer {
+        Answer::Own(match self {
+            PipelineError::Spool(_) => Own::Spool,
+            PipelineError::Store(_) => Own::StateStore,
+            PipelineError::Join(_) => Own::Task,
+            PipelineError::Panic(_) => Own::Panic,
+        })
+    }
+}
+
 /// What coid decided for one recipient.
 #[derive(Debug, Clone)]
 pub struct RcptDecision {
@@ -64,7 +78,7 @@ pub struct Decisions {
     /// Message-ID, for logs.
     pub message_id: Option<String>,
     /// One per recipient, in RCPT order.
-    pub recipients: Vec<RcptDecision>,
+    pub recipients: PerRcpt<RcptDecision>,
     /// The header section classification read (at most [`MAX_HEADER`] bytes); push
     /// payloads are built from it.
     pub header: Vec<u8>,
@@ -129,11 +143,7 @@ impl Pipeline {
         body: &Spooled,
     ) -> Result<Decisions, PipelineError> {
         let header = body.header_block(MAX_HEADER).await?;
-        let users: Vec<UserAddress> = envelope
-            .recipients
-            .iter()
-            .map(|r| self.users.resolve(&r.address))
-            .collect();
+        let users = envelope.per_rcpt(|_, r| self.users.resolve(&r.address));
         let settings = self.settings_of(&users).await?;
         let (classification, message_id, recipients) =
             isolate(|| self.decide_parsed(envelope, &header, users, settings))?;
@@ -152,32 +162,45 @@ impl Pipeline {
         &self,
         envelope: &Envelope,
         header: &[u8],
-        users: Vec<UserAddress>,
-        settings: Vec<CoiSettings>,
-    ) -> (Classification, Option<String>, Vec<RcptDecision>) {
+        users: PerRcpt<UserAddress>,
+        settings: PerRcpt<CoiSettings>,
+    ) -> (Classification, Option<String>, PerRcpt<RcptDecision>) {
         let parsed = parse_for_policy(header);
         let classification = classify(&parsed);
         let message_id = parsed.message_id().map(str::to_owned);
-        let recipients = envelope
-            .recipients
-            .iter()
-            .zip(users)
-            .zip(settings)
-            .map(|((rcpt, user), settings)| {
-                let facts = Facts { mail_from: &envelope.mail_from, rcpt: &rcpt.address, classification: &classification, settings: &settings };
-                let evaluation = self.policy.evaluate(parsed.clone(), &facts);
-                if let Some(warning) = &evaluation.warning {
-                    tracing::warn!(rcpt = %rcpt.address, warning, "policy failed; keeping in INBOX");
-                }
-                RcptDecision { rcpt: rcpt.address.clone(), user, evaluation }
-            })
-            .collect();
+        let mut settings = settings.into_iter();
+        let recipients = users.map_ref(|i, user| {
+            let rcpt = envelope
+                .recipients
+                .get(i)
+                .map_or("", |r| r.address.as_str());
+            let settings = settings.next().unwrap_or_else(|| self.coi_defaults.clone());
+            let facts = Facts {
+                mail_from: &envelope.mail_from,
+                rcpt,
+                classification: &classification,
+                settings: &settings,
+            };
+            let evaluation = self.policy.evaluate(parsed.clone(), &facts);
+            if let Some(warning) = &evaluation.warning {
+                tracing::warn!(rcpt, warning, "policy failed; keeping in INBOX");
+            }
+            RcptDecision {
+                rcpt: rcpt.to_owned(),
+                user: user.clone(),
+                evaluation,
+            }
+        });
         (classification, message_id, recipients)
     }
 
     /// The recipients' settings: from the cache when every one is there (no SQLite,
-    /// no blocking thread), else read on a blocking thread.
-    async fn settings_of(&self, users: &[UserAddress]) -> Result<Vec<CoiSettings>, PipelineError> {
+    /// no blocking thread), else read on a blocking thread. A user the store knows
+    /// nothing of has the server's defaults.
+    async fn settings_of(
+        &self,
+        users: &PerRcpt<UserAddress>,
+    ) -> Result<PerRcpt<CoiSettings>, PipelineError> {
         let names: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
         let stored = match self.coi.cached(&names) {
             Some(stored) => stored,
@@ -187,11 +210,26 @@ impl Pipeline {
             }
         };
         let defaults = &self.coi_defaults;
-        Ok(stored.into_iter().map(|s| s.over(defaults)).collect())
+        let mut stored = stored.into_iter();
+        Ok(users.map_ref(|_, _| stored.next().unwrap_or_default().over(defaults)))
     }
 
-    /// Decides and delivers one message; returns one reply per recipient, in order.
-    pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> Vec<Reply> {
+    /// Decides and delivers one message; returns one reply per recipient, in order
+    /// ([`Pipeline::answers`] made replies by [`answer::reply`]).
+    pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> PerRcpt<Reply> {
+        let (class, answers) = self.answers(envelope, body).await;
+        let replies = answers.map(|a| answer::reply(&a));
+        metrics::message_done(class, replies.as_slice());
+        replies
+    }
+
+    /// Decides and delivers one message; returns its class (`None`: it could not be
+    /// decided) and one answer per recipient, in order.
+    pub async fn answers(
+        &self,
+        envelope: &Envelope,
+        body: &Spooled,
+    ) -> (Option<Class>, PerRcpt<Answer>) {
         let span = tracing::info_span!(
             "message",
             size = body.len(),
@@ -205,16 +243,14 @@ impl Pipeline {
                     let span = tracing::Span::current();
                     span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
                     span.record("class", decisions.classification.class.as_str());
-                    let replies = self.deliver(envelope, body, &decisions).await;
-                    metrics::message_done(Some(decisions.classification.class), &replies);
-                    self.queue_pushes(body, decisions, &replies);
-                    replies
+                    let answers = self.deliver(envelope, body, &decisions).await;
+                    let class = decisions.classification.class;
+                    self.queue_pushes(body, decisions, &answers);
+                    (Some(class), answers)
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "cannot process message; deferring");
-                    let replies = vec![Reply::TEMP_FAILURE; envelope.recipients.len()];
-                    metrics::message_done(None, &replies);
-                    replies
+                    (None, envelope.per_rcpt(|_, _| err.answer()))
                 }
             }
         }
@@ -222,58 +258,53 @@ impl Pipeline {
         .await
     }
 
-    /// Delivers every copy the policy asked for; one reply per recipient, in order.
+    /// Delivers every copy the policy asked for; one answer per recipient, in order.
     async fn deliver(
         &self,
         envelope: &Envelope,
         body: &Spooled,
         decisions: &Decisions,
-    ) -> Vec<Reply> {
-        let mut replies: Vec<Option<Reply>> = vec![None; decisions.recipients.len()];
-        let mut jobs = Vec::new();
+    ) -> PerRcpt<Answer> {
+        let mut copies = Vec::new();
         let mut owners = Vec::new();
         for (i, d) in decisions.recipients.iter().enumerate() {
-            match &d.evaluation.verdict {
-                Verdict::Reject(reason) => replies[i] = Some(reject_reply(reason)),
-                Verdict::Discard => replies[i] = Some(Reply::DISCARDED),
-                Verdict::Deliver(targets) => {
-                    for target in targets {
-                        jobs.push(Job {
-                            rcpt: d.rcpt.clone(),
-                            user: d.user.clone(),
-                            target: target.clone(),
-                        });
-                        owners.push(i);
-                    }
+            if let Verdict::Deliver(targets) = &d.evaluation.verdict {
+                for target in targets {
+                    copies.push(Delivery::new(Job {
+                        rcpt: d.rcpt.clone(),
+                        user: d.user.clone(),
+                        target: target.clone(),
+                    }));
+                    owners.push(i);
                 }
             }
         }
-        let message = Message { envelope, body };
-        let results = if jobs.is_empty() {
-            Vec::new()
-        } else {
-            metrics::time_delivery(self.backend.deliver(&message, &jobs)).await
-        };
-        // A copy the backend gave no reply for was not stored: never a 250 for it.
-        let mut results = results.into_iter();
-        for (owner, job) in owners.iter().zip(&jobs) {
-            let result = results.next().unwrap_or(Reply::TEMP_FAILURE);
-            log_outcome(job, &result);
-            let slot = &mut replies[*owner];
-            *slot = Some(combine(slot.take(), result));
+        if !copies.is_empty() {
+            let message = Message { envelope, body };
+            metrics::time_delivery(self.backend.deliver(&message, &mut copies)).await;
         }
-        replies
-            .into_iter()
-            .map(|r| r.unwrap_or(Reply::TEMP_FAILURE))
-            .collect()
+        copies.iter().for_each(log_outcome);
+        decisions
+            .recipients
+            .map_ref(|i, d| match &d.evaluation.verdict {
+                Verdict::Reject(reason) => Answer::Rejected(reason.clone()),
+                Verdict::Discard => Answer::Discarded,
+                Verdict::Deliver(_) => Answer::Delivery(Outcome::combine(
+                    owners
+                        .iter()
+                        .zip(&copies)
+                        .filter(|(owner, _)| **owner == i)
+                        .map(|(_, copy)| &copy.outcome),
+                )),
+            })
     }
 
     /// Hands the pushes for the recipients the store took the message for to the push
     /// hook, which queues them in its own task. Read receipts never push.
     ///
-    /// A 2xx reply means every copy was stored (see [`combine`]); the push names the
-    /// first copy's folder.
-    fn queue_pushes(&self, body: &Spooled, decisions: Decisions, replies: &[Reply]) {
+    /// A delivered answer means every copy was stored (see [`Outcome::combine`]); the
+    /// push names the first copy's folder.
+    fn queue_pushes(&self, body: &Spooled, decisions: Decisions, answers: &PerRcpt<Answer>) {
         let Some(hook) = &self.push else {
             return;
         };
@@ -283,8 +314,8 @@ impl Pipeline {
         let recipients: Vec<Delivered> = decisions
             .recipients
             .iter()
-            .zip(replies)
-            .filter(|(_, reply)| reply.is_success())
+            .zip(answers)
+            .filter(|(_, answer)| matches!(answer, Answer::Delivery(Outcome::Delivered)))
             .filter_map(|(decision, _)| match &decision.evaluation.verdict {
                 Verdict::Deliver(targets) => Some(Delivered::stored(
                     decision.user.username.clone(),
@@ -336,35 +367,21 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// Several copies of one recipient: success only if all succeeded; otherwise the
-/// first temporary failure (so the MTA retries), else the first permanent one.
-fn combine(previous: Option<Reply>, next: Reply) -> Reply {
-    match previous {
-        None => next,
-        Some(prev) if prev.is_temporary() => prev,
-        Some(_) if next.is_temporary() => next,
-        Some(prev) if prev.is_permanent() => prev,
-        Some(_) => next,
-    }
-}
-
-fn reject_reply(reason: &str) -> Reply {
-    if reason.trim().is_empty() {
-        Reply::REJECTED_BY_POLICY
-    } else {
-        Reply::dynamic(550, [5, 7, 1], reason)
-    }
-}
-
-fn log_outcome(job: &Job, reply: &Reply) {
+fn log_outcome(copy: &Delivery) {
+    let job = &copy.job;
     let folder = job.target.folder.as_deref().unwrap_or("INBOX");
-    if reply.is_success() {
-        tracing::info!(rcpt = %job.rcpt, folder, flags = ?job.target.flags, code = reply.code, "delivered");
+    if copy.outcome.is_delivered() {
+        tracing::info!(rcpt = %job.rcpt, folder, flags = ?job.target.flags, "delivered");
     } else {
-        tracing::warn!(rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, "not delivered");
+        let reply = answer::reply(&Answer::Delivery(copy.outcome.clone()));
+        tracing::warn!(rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, outcome = ?copy.outcome, "not delivered");
     }
 }
 
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pipeline_combine_tests.rs"]
+mod combine_tests;

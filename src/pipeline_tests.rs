@@ -1,32 +1,15 @@
 //! The pipeline on hostile input, with the built-in policy, a real state store and a
 //! backend that records what it was asked to store.
 
-use std::sync::Mutex;
-
 use super::*;
-use crate::delivery::BoxFuture;
+use crate::delivery::memory::Memory;
 use crate::lmtp::Recipient;
 use crate::policy::Target;
 use crate::spool::SpoolWriter;
 
-/// Stores everything: one 250 per job, and remembers the jobs.
-#[derive(Default)]
-struct Recording {
-    jobs: Mutex<Vec<Job>>,
-}
-
-impl Backend for Recording {
-    fn deliver<'a>(&'a self, _: &'a Message<'a>, jobs: &'a [Job]) -> BoxFuture<'a, Vec<Reply>> {
-        if let Ok(mut seen) = self.jobs.lock() {
-            seen.extend_from_slice(jobs);
-        }
-        Box::pin(async move { vec![Reply::OK; jobs.len()] })
-    }
-}
-
 struct Fixture {
     pipeline: Pipeline,
-    backend: Arc<Recording>,
+    backend: Arc<Memory>,
     dir: tempfile::TempDir,
 }
 
@@ -37,7 +20,7 @@ fn fixture() -> Fixture {
     config.coi.enabled = true;
     let store = Store::open(&dir.path().join("coid.sqlite")).expect("store");
     let policy = Policy::load("", 10_000).expect("built-in policy");
-    let backend = Arc::new(Recording::default());
+    let backend = Arc::new(Memory::default());
     let pipeline = Pipeline::new(&config, Arc::new(policy), store, backend.clone());
     Fixture {
         pipeline,
@@ -81,8 +64,8 @@ async fn a_headerless_message_is_delivered_as_plain_mail() {
             let body = spool(raw, to_file, f.dir.path()).await;
             let replies = f.pipeline.process(&envelope(&rcpts), &body).await;
             assert_eq!(
-                replies,
-                vec![Reply::OK; rcpts.len()],
+                replies.as_slice(),
+                vec![answer::DELIVERED; rcpts.len()],
                 "{raw:?} (spooled to a file: {to_file})"
             );
             let decisions = f
@@ -93,7 +76,7 @@ async fn a_headerless_message_is_delivered_as_plain_mail() {
             assert_eq!(decisions.classification, Classification::EMAIL, "{raw:?}");
         }
     }
-    let jobs = f.backend.jobs.lock().expect("jobs").clone();
+    let jobs = f.backend.jobs();
     assert_eq!(jobs.len(), HEADERLESS.len() * 2 * rcpts.len());
     assert!(jobs.iter().all(|j| j.target == Target::inbox()), "{jobs:?}");
 }

@@ -6,11 +6,12 @@
 //!
 //! Properties, beyond "no panic" and "no hang" (every read has a timeout; the fake
 //! closes, so none is ever waited out):
-//! - exactly one reply per job;
-//! - each reply is coid's own 4xx (store unavailable, UTF-8 address unsupported) or a
-//!   reply Dovecot sent, as `parse_reply_line` reads that line;
-//! - a 2xx only after the whole message went out: Dovecot answered DATA with 354 and
-//!   received the `CRLF.CRLF` terminator;
+//! - every copy is answered (none is left "not answered");
+//! - each copy's reply (`answer::reply` of its outcome) is coid's own 4xx (store
+//!   unavailable) or 553 (UTF-8 address unsupported), or a reply Dovecot sent, as
+//!   `parse_reply_line` reads that line;
+//! - delivered only after the whole message went out: Dovecot answered DATA with 354,
+//!   received the `CRLF.CRLF` terminator and answered 2xx;
 //! - a reply line that parses comes back out, as coid relays it to Postfix, as one line
 //!   without CR or LF that parses back to the same code, and relayed again unchanged.
 //!
@@ -23,10 +24,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use coid::answer::{self, Answer};
 use coid::config::DovecotConfig;
 use coid::delivery::dovecot::DovecotLmtp;
 use coid::delivery::lmtp_client::parse_reply_line;
-use coid::delivery::{Backend, Job, Message};
+use coid::delivery::{Backend, Delivery, Job, Message, Outcome, Temporary};
 use coid::lmtp::{Envelope, Recipient, Reply};
 use coid::policy::Target;
 use coid::spool::Spooled;
@@ -201,8 +203,9 @@ fuzz_target!(|data: &[u8]| {
         envelope: &envelope,
         body: &body,
     };
-    let replies = fake.runtime.block_on(async {
-        let replies = fake.backend.deliver(&message, &jobs).await;
+    let mut copies: Vec<Delivery> = jobs.into_iter().map(Delivery::new).collect();
+    fake.runtime.block_on(async {
+        fake.backend.deliver(&message, &mut copies).await;
         while fake.script.open.load(Ordering::SeqCst) > 0 {
             let closed = fake.script.closed.notified();
             if fake.script.open.load(Ordering::SeqCst) == 0 {
@@ -210,23 +213,33 @@ fuzz_target!(|data: &[u8]| {
             }
             closed.await;
         }
-        replies
     });
-    assert_eq!(replies.len(), jobs.len(), "one reply per job");
     let said = lines_said(says);
     let heard = fake.script.heard.lock().expect("lock").clone();
     let data_sent = memchr_find(&heard, b"\r\nDATA\r\n")
         .is_some_and(|at| memchr_find(&heard[at..], b"\r\n.\r\n").is_some());
-    for reply in &replies {
-        let own = *reply == Reply::STORE_UNAVAILABLE || *reply == Reply::UTF8_ADDRESS_UNSUPPORTED;
+    for copy in &copies {
+        let outcome = &copy.outcome;
+        assert_ne!(
+            *outcome,
+            Outcome::Temporary(Temporary::NotAnswered),
+            "unanswered"
+        );
+        if outcome.is_delivered() {
+            assert!(said.iter().any(|r| r.code == 354), "2xx without DATA");
+            assert!(
+                said.iter().any(Reply::is_success),
+                "delivered without a 2xx"
+            );
+            assert!(data_sent, "2xx before the message went out: {heard:?}");
+            continue;
+        }
+        let reply = answer::reply(&Answer::Delivery(outcome.clone()));
+        let own = reply == Reply::STORE_UNAVAILABLE || reply == Reply::UTF8_ADDRESS_UNSUPPORTED;
         assert!(
-            own || said.contains(reply),
+            own || said.contains(&reply),
             "reply {reply:?} was never sent"
         );
-        if reply.is_success() {
-            assert!(said.iter().any(|r| r.code == 354), "2xx without DATA");
-            assert!(data_sent, "2xx before the message went out: {heard:?}");
-        }
     }
 });
 

@@ -102,17 +102,13 @@ fn handle(
                 let mut body = spool.take().unwrap_or_default();
                 body.extend(session.take_body());
                 // Delivery answers per recipient; a `temp` address gets a 4xx.
-                let replies = envelope
-                    .recipients
-                    .iter()
-                    .map(|r| {
-                        if r.address.contains("temp") {
-                            Reply::TEMP_FAILURE
-                        } else {
-                            Reply::OK
-                        }
-                    })
-                    .collect();
+                let replies = envelope.per_rcpt(|_, r| {
+                    if r.address.contains("temp") {
+                        Reply::TEMP_FAILURE
+                    } else {
+                        Reply::OK
+                    }
+                });
                 t.messages.push((envelope, body));
                 let mut more = Vec::new();
                 session.finish_data(replies, &mut more);

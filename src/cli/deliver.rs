@@ -109,7 +109,7 @@ async fn deliver_async(config: &Config, envelope: &Envelope) -> u8 {
     for (rcpt, reply) in envelope.recipients.iter().zip(&replies) {
         eprintln!("{}: {reply}", rcpt.address);
     }
-    exit_code(&replies)
+    exit_code(replies.as_slice())
 }
 
 /// The worst outcome decides: any temporary failure → 75, else a permanent one → 67

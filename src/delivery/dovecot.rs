@@ -4,7 +4,8 @@
 //! Recipients with the same target share one transaction; each distinct target gets
 //! its own transaction on the same connection, with [`super::route`] headers that the
 //! shipped `sieve_before` script acts on. Connection trouble, timeouts and protocol
-//! errors are 4xx; Dovecot's replies (unknown user, over quota) are passed on as given.
+//! errors are temporary outcomes; Dovecot's replies (unknown user, over quota) become
+//! outcomes that carry them, so `crate::answer` can pass them on as given.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use super::lmtp_client::{Client, ClientError};
 use super::pool::{Lease, Pool, Settings};
 use super::route::route_headers;
 use super::stream::{DotStuffer, HeaderFilter, Transform};
-use super::{Backend, BoxFuture, Job, Message};
+use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Permanent, Temporary};
 use crate::config::DovecotConfig;
 use crate::lmtp::Reply;
 use crate::metrics::{self, BackendError};
@@ -81,30 +82,27 @@ impl DovecotLmtp {
         }
     }
 
-    async fn deliver_all(&self, message: &Message<'_>, jobs: &[Job]) -> Vec<Reply> {
-        let mut replies = vec![Reply::STORE_UNAVAILABLE; jobs.len()];
+    async fn deliver_all(&self, message: &Message<'_>, copies: &mut [Delivery]) {
         let mut lease: Option<Lease> = None;
-        for group in group_by_target(jobs) {
-            let group_jobs: Vec<&Job> = group.iter().filter_map(|&i| jobs.get(i)).collect();
-            // Filled as Dovecot answers: when the connection fails half way, the
-            // recipients it already answered keep their reply (a 250 must stay a 250,
-            // or Postfix delivers to them twice); the rest stay 4xx.
-            let mut group_replies = vec![Reply::STORE_UNAVAILABLE; group_jobs.len()];
-            let result = self
-                .group(&mut lease, message, &group_jobs, &mut group_replies)
-                .await;
-            for (&i, reply) in group.iter().zip(group_replies) {
-                if let Some(slot) = replies.get_mut(i) {
-                    *slot = reply;
-                }
-            }
+        for members in group_by_target(copies) {
+            // Outcomes are set as Dovecot answers: when the connection fails half way,
+            // the recipients it already answered keep theirs (a 250 must stay a 250,
+            // or Postfix delivers to them twice); the rest become temporary failures.
+            let mut group = Group {
+                copies: &mut *copies,
+                members: &members,
+            };
+            let result = self.group(&mut lease, message, &mut group).await;
             if let Err(failure) = result {
                 let err = &failure.error;
-                if failure.connecting {
+                let cause = if failure.connecting {
                     tracing::warn!(backend = "dovecot", addr = %self.pool.addr(), error = %err, "cannot reach the store");
+                    Temporary::Unreachable
                 } else {
                     tracing::warn!(backend = "dovecot", error = %err, "delivery transaction failed");
-                }
+                    Temporary::Broken
+                };
+                group.fail_unanswered(&cause);
                 metrics::backend_error(BackendError::from(err));
                 lease = None;
             }
@@ -112,7 +110,6 @@ impl DovecotLmtp {
         if let Some(lease) = lease {
             self.pool.checkin(lease);
         }
-        replies
     }
 
     /// One group's transaction on the connection in `lease` (taken from the pool if
@@ -123,21 +120,20 @@ impl DovecotLmtp {
         &self,
         lease: &mut Option<Lease>,
         message: &Message<'_>,
-        jobs: &[&Job],
-        out: &mut [Reply],
+        group: &mut Group<'_>,
     ) -> Result<(), Failure> {
         let mut current = match lease.take() {
             Some(current) => current,
             None => self.pool.checkout().await.map_err(Failure::connecting)?,
         };
         let reused = current.reused;
-        match self.transaction(&mut current, message, jobs, out).await {
+        match self.transaction(&mut current, message, group).await {
             Ok(()) => {}
             Err(failure) if reused && !failure.data_sent => {
                 tracing::debug!(backend = "dovecot", error = %failure.error, "pooled connection is gone; trying a new one");
-                out.fill(Reply::STORE_UNAVAILABLE);
+                group.reset();
                 current = self.pool.fresh().await.map_err(Failure::connecting)?;
-                self.transaction(&mut current, message, jobs, out).await?;
+                self.transaction(&mut current, message, group).await?;
             }
             Err(failure) => return Err(failure),
         }
@@ -146,54 +142,54 @@ impl DovecotLmtp {
         Ok(())
     }
 
-    /// One MAIL/RCPT*/DATA transaction for jobs sharing a target; each job's final
-    /// reply goes into `out` (one slot per job) as soon as Dovecot has given it. On a
-    /// connection from the pool, an RSET goes first, in the same pipelined write
-    /// (RFC 2920), so it costs no round trip.
+    /// One MAIL/RCPT*/DATA transaction for copies sharing a target; each copy's
+    /// outcome is set as soon as Dovecot has given it. On a connection from the pool,
+    /// an RSET goes first, in the same pipelined write (RFC 2920), so it costs no
+    /// round trip.
     async fn transaction(
         &self,
         lease: &mut Lease,
         message: &Message<'_>,
-        jobs: &[&Job],
-        out: &mut [Reply],
+        group: &mut Group<'_>,
     ) -> Result<(), Failure> {
-        let Some(first) = jobs.first() else {
+        let Some(target) = group.target().cloned() else {
             return Ok(());
         };
         let reset = lease.reused;
         let c = &mut lease.client;
         let env = message.envelope;
-        if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, jobs) {
+        if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, group) {
             // Dovecot 2.3 would store such a sender as `Return-Path: <>`; Postfix
             // bounces the same way when it talks to the store directly.
-            out.fill(Reply::UTF8_ADDRESS_UNSUPPORTED);
+            group.fill(&Outcome::Permanent(Permanent::Utf8AddressUnsupported));
             return Ok(());
         }
-        let answered = envelope(c, env, jobs, reset)
+        let answered = envelope(c, env, group, reset)
             .await
             .map_err(Failure::before_data)?;
         let rcpt_replies = match answered {
             Answered::Rcpts(replies) => replies,
             Answered::MailRefused(mail) => {
-                out.fill(mail);
+                group.fill(&Outcome::from_store(mail));
                 return Ok(());
             }
         };
-        for (slot, rcpt) in out.iter_mut().zip(&rcpt_replies) {
+        for (k, rcpt) in rcpt_replies.iter().enumerate() {
             if !rcpt.is_success() {
-                *slot = rcpt.clone();
+                group.set(k, Outcome::from_store(rcpt.clone()));
             }
         }
         if !rcpt_replies.iter().any(Reply::is_success) {
             reset_transaction(c).await.map_err(Failure::before_data)?;
             return Ok(());
         }
-        self.data(c, message, &first.target)
+        self.data(c, message, &target)
             .await
             .map_err(Failure::in_data)?;
-        for (slot, rcpt) in out.iter_mut().zip(&rcpt_replies) {
+        for (k, rcpt) in rcpt_replies.iter().enumerate() {
             if rcpt.is_success() {
-                *slot = c.read_reply().await.map_err(Failure::in_data)?;
+                let reply = c.read_reply().await.map_err(Failure::in_data)?;
+                group.set(k, Outcome::from_store(reply));
             }
         }
         Ok(())
@@ -248,7 +244,7 @@ enum Answered {
 async fn envelope(
     c: &mut Client,
     env: &crate::lmtp::Envelope,
-    jobs: &[&Job],
+    group: &Group<'_>,
     reset: bool,
 ) -> Result<Answered, ClientError> {
     let mut cmd = String::new();
@@ -263,7 +259,7 @@ async fn envelope(
         cmd.push_str(" SMTPUTF8");
     }
     cmd.push_str("\r\n");
-    for job in jobs {
+    for job in group.jobs() {
         cmd.push_str(&format!("RCPT TO:<{}>\r\n", job.rcpt));
     }
     c.send(cmd.as_bytes()).await?;
@@ -274,8 +270,8 @@ async fn envelope(
         }
     }
     let mail = c.read_reply().await?;
-    let mut rcpt_replies = Vec::with_capacity(jobs.len());
-    for _ in jobs {
+    let mut rcpt_replies = Vec::with_capacity(group.len());
+    for _ in group.jobs() {
         rcpt_replies.push(c.read_reply().await?);
     }
     if mail.is_success() {
@@ -296,28 +292,79 @@ async fn reset_transaction(c: &mut Client) -> Result<(), ClientError> {
 /// Whether the sender and every recipient are ASCII, so a store without SMTPUTF8
 /// (RFC 6531) can take the envelope unchanged. UTF-8 in header fields (RFC 6532) is
 /// passed through either way: the store keeps the bytes as they are.
-fn envelope_is_ascii(mail_from: &str, jobs: &[&Job]) -> bool {
-    mail_from.is_ascii() && jobs.iter().all(|j| j.rcpt.is_ascii())
+fn envelope_is_ascii(mail_from: &str, group: &Group<'_>) -> bool {
+    mail_from.is_ascii() && group.jobs().all(|j| j.rcpt.is_ascii())
 }
 
-/// Job indexes grouped by identical target, groups in order of first appearance.
-fn group_by_target(jobs: &[Job]) -> Vec<Vec<usize>> {
+/// Copy indexes grouped by identical target, groups in order of first appearance.
+fn group_by_target(copies: &[Delivery]) -> Vec<Vec<usize>> {
     let mut groups: Vec<(&Target, Vec<usize>)> = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        match groups.iter_mut().find(|(t, _)| **t == job.target) {
+    for (i, copy) in copies.iter().enumerate() {
+        match groups.iter_mut().find(|(t, _)| **t == copy.job.target) {
             Some((_, members)) => members.push(i),
-            None => groups.push((&job.target, vec![i])),
+            None => groups.push((&copy.job.target, vec![i])),
         }
     }
     groups.into_iter().map(|(_, members)| members).collect()
+}
+
+/// The copies of one transaction (same target): `members` index into `copies`.
+struct Group<'a> {
+    copies: &'a mut [Delivery],
+    members: &'a [usize],
+}
+
+impl Group<'_> {
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.members
+            .iter()
+            .filter_map(|&i| self.copies.get(i).map(|c| &c.job))
+    }
+
+    fn target(&self) -> Option<&Target> {
+        self.jobs().next().map(|job| &job.target)
+    }
+
+    /// Sets the outcome of the group's `k`-th copy.
+    fn set(&mut self, k: usize, outcome: Outcome) {
+        if let Some(copy) = self.members.get(k).and_then(|&i| self.copies.get_mut(i)) {
+            copy.outcome = outcome;
+        }
+    }
+
+    fn fill(&mut self, outcome: &Outcome) {
+        for k in 0..self.len() {
+            self.set(k, outcome.clone());
+        }
+    }
+
+    /// Back to not answered, before the transaction is tried again.
+    fn reset(&mut self) {
+        self.fill(&Outcome::Temporary(Temporary::NotAnswered));
+    }
+
+    /// The copies the store has not answered fail with `cause`.
+    fn fail_unanswered(&mut self, cause: &Temporary) {
+        for &i in self.members {
+            if let Some(copy) = self.copies.get_mut(i)
+                && copy.outcome == Outcome::Temporary(Temporary::NotAnswered)
+            {
+                copy.outcome = Outcome::Temporary(cause.clone());
+            }
+        }
+    }
 }
 
 impl Backend for DovecotLmtp {
     fn deliver<'a>(
         &'a self,
         message: &'a Message<'a>,
-        jobs: &'a [Job],
-    ) -> BoxFuture<'a, Vec<Reply>> {
-        Box::pin(self.deliver_all(message, jobs))
+        copies: &'a mut [Delivery],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.deliver_all(message, copies))
     }
 }

@@ -1,15 +1,20 @@
-//! Delivery to the store: one trait, per-recipient results.
+//! Delivery to the store: one trait, a typed outcome per copy.
 //!
-//! The pipeline hands a backend the message and one [`Job`] per (recipient, target);
-//! the backend answers one [`Reply`] per job, in order. A backend never answers 2xx for
-//! a job before the store has the message; its own trouble is 4xx (the MTA retries),
-//! and 5xx is only the store's verdict on the recipient (unknown user, over quota).
+//! The pipeline hands a backend the message and one [`Delivery`] per (recipient,
+//! target), each already marked not answered; the backend sets each one's
+//! [`Outcome`]. A backend never marks a copy delivered before the store has the
+//! message; its own trouble is temporary (the MTA retries), and permanent is only the
+//! store's verdict on the recipient (unknown user) or an address it cannot take.
+//! Backends know nothing of LMTP replies: `crate::answer` turns outcomes into them.
 //!
 //! Backends: [`dovecot::DovecotLmtp`] (production) and [`maildir::Maildir`] (embedded).
 
 pub mod dovecot;
 pub mod lmtp_client;
 pub mod maildir;
+#[cfg(test)]
+pub mod memory;
+pub mod outcome;
 pub mod pool;
 pub mod route;
 pub mod stream;
@@ -17,7 +22,7 @@ pub mod stream;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::lmtp::{Envelope, Reply};
+use crate::lmtp::Envelope;
 use crate::policy::Target;
 use crate::spool::Spooled;
 use crate::users::UserAddress;
@@ -49,12 +54,14 @@ pub struct Message<'a> {
 /// A boxed future, so backends can sit behind `dyn Backend`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+pub use outcome::{Delivery, Outcome, Permanent, Temporary};
+
 /// A store that takes messages.
 pub trait Backend: Send + Sync {
-    /// Stores `message` for each job; returns exactly one reply per job, in order.
+    /// Stores `message` for each copy and sets each copy's outcome.
     fn deliver<'a>(
         &'a self,
         message: &'a Message<'a>,
-        jobs: &'a [Job],
-    ) -> BoxFuture<'a, Vec<Reply>>;
+        copies: &'a mut [Delivery],
+    ) -> BoxFuture<'a, ()>;
 }

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::{Envelope, Event, Limits, Reply, Session};
+use crate::answer::{self, Answer, Own};
 use crate::pipeline::Pipeline;
 use crate::spool::SpoolWriter;
 
@@ -179,16 +180,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn deliver(&mut self, envelope: Envelope) -> std::io::Result<()> {
         self.spool_body().await;
         self.flush().await?;
-        let rcpts = envelope.recipients.len();
+        let spool_failed = envelope.per_rcpt(|_, _| answer::reply(&Answer::Own(Own::Spool)));
         let replies = match (self.spool.take(), self.spool_failed) {
             (Some(spool), false) => match spool.finish().await {
                 Ok(body) => self.ctx.pipeline.process(&envelope, &body).await,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot finish spool file");
-                    vec![Reply::TEMP_FAILURE; rcpts]
+                    spool_failed
                 }
             },
-            _ => vec![Reply::TEMP_FAILURE; rcpts],
+            _ => spool_failed,
         };
         self.busy_at_stop |= *self.shutdown.borrow();
         let mut events = Vec::new();

@@ -9,6 +9,6 @@ pub mod line;
 pub mod reply;
 pub mod session;
 
-pub use envelope::{Envelope, Recipient};
+pub use envelope::{Envelope, PerRcpt, Recipient};
 pub use reply::Reply;
 pub use session::{Event, Limits, Session};

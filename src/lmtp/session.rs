@@ -6,14 +6,14 @@
 //! only), BDAT/AUTH/STARTTLS/VRFY are not offered. DATA ends only on CRLF.CRLF
 //! (smtp-proto's `DataReceiver` also undoes dot-stuffing); a bare LF or CR never ends
 //! it. After DATA the session waits until the caller hands it one reply per accepted
-//! recipient ([`Session::finish_data`]).
+//! recipient ([`Session::finish_data`] takes a [`PerRcpt`]).
 
 use std::borrow::Cow;
 
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 use smtp_proto::{Error as ProtoError, MailFrom, RcptTo, Request};
 
-use super::envelope::{Envelope, Recipient};
+use super::envelope::{Envelope, PerRcpt, Recipient};
 use super::line::{Line, LineReceiver};
 use super::reply::Reply;
 
@@ -55,9 +55,7 @@ enum State {
     DataTooBig {
         receiver: DummyDataReceiver,
     },
-    AwaitDelivery {
-        recipients: usize,
-    },
+    AwaitDelivery,
     Closed,
 }
 
@@ -107,13 +105,13 @@ impl Session {
     pub fn in_transaction(&self) -> bool {
         matches!(
             self.state,
-            State::Data { .. } | State::DataTooBig { .. } | State::AwaitDelivery { .. }
+            State::Data { .. } | State::DataTooBig { .. } | State::AwaitDelivery
         ) || self.lines.is_partial()
     }
 
     /// True once the session is waiting for [`Session::finish_data`].
     pub fn awaiting_delivery(&self) -> bool {
-        matches!(self.state, State::AwaitDelivery { .. })
+        matches!(self.state, State::AwaitDelivery)
     }
 
     /// True after QUIT or a fatal condition.
@@ -132,7 +130,7 @@ impl Session {
                 State::Command => self.ingest_command(rest, events),
                 State::Data { .. } => self.ingest_data(rest, events),
                 State::DataTooBig { .. } => self.ingest_discard(rest, events),
-                State::AwaitDelivery { .. } | State::Closed => break,
+                State::AwaitDelivery | State::Closed => break,
             };
         }
         pos
@@ -156,22 +154,12 @@ impl Session {
         out
     }
 
-    /// Ends the transaction after delivery: emits the per-recipient replies.
-    ///
-    /// # Panics
-    /// Never; a reply count that does not match the recipients is padded or cut with
-    /// a temporary failure so the client's view stays in sync (and logged as a bug).
-    pub fn finish_data(&mut self, mut replies: Vec<Reply>, events: &mut Vec<Event>) {
-        let State::AwaitDelivery { recipients } = self.state else {
+    /// Ends the transaction after delivery: emits the per-recipient replies, one per
+    /// recipient of the envelope [`Event::EndOfData`] handed out ([`PerRcpt`] cannot
+    /// hold more or fewer).
+    pub fn finish_data(&mut self, replies: PerRcpt<Reply>, events: &mut Vec<Event>) {
+        if !matches!(self.state, State::AwaitDelivery) {
             return;
-        };
-        if replies.len() != recipients {
-            tracing::error!(
-                got = replies.len(),
-                want = recipients,
-                "reply count mismatch"
-            );
-            replies.resize(recipients, Reply::TEMP_FAILURE);
         }
         events.extend(replies.into_iter().map(Event::Reply));
         self.state = State::Command;
@@ -218,9 +206,7 @@ impl Session {
             }
         } else if done {
             let envelope = self.envelope.take().unwrap_or_default();
-            self.state = State::AwaitDelivery {
-                recipients: envelope.recipients.len(),
-            };
+            self.state = State::AwaitDelivery;
             events.push(Event::EndOfData(envelope));
         }
         used

@@ -60,11 +60,11 @@ impl Driver {
                 Event::AbortData => self.aborted += 1,
                 Event::EndOfData(envelope) => {
                     self.body.extend(self.session.take_body());
-                    let n = envelope.recipients.len();
+                    let replies = envelope.per_rcpt(|_, _| Reply::OK);
                     self.messages
                         .push((envelope, std::mem::take(&mut self.body)));
                     let mut more = Vec::new();
-                    self.session.finish_data(vec![Reply::OK; n], &mut more);
+                    self.session.finish_data(replies, &mut more);
                     self.handle(more, out);
                     delivered = true;
                 }

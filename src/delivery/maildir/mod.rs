@@ -21,16 +21,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::stream::{HeaderFilter, LfLines, Transform};
-use super::{Backend, BoxFuture, Job, Message};
+use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Permanent, Temporary};
 use crate::config::MaildirConfig;
-use crate::lmtp::Reply;
 use crate::metrics::{self, BackendError};
 use crate::spool::Spooled;
 use crate::users::UserAddress;
 use dovecot_files::{keyword_letters, mutf7};
 
-const SAVED: Reply = Reply::new(250, [2, 0, 0], "Saved");
-const BAD_MAILBOX: Reply = Reply::new(550, [5, 1, 1], "Bad destination mailbox address");
 const CHUNK: usize = 64 * 1024;
 
 /// Per-process counter for unique names (the `Q` part).
@@ -153,21 +150,21 @@ impl Maildir {
         )
     }
 
-    async fn deliver_one(&self, body: &Spooled, job: &Job) -> Reply {
+    async fn deliver_one(&self, body: &Spooled, job: &Job) -> Outcome {
         match self.store(body, job).await {
             Ok(path) => {
                 tracing::debug!(rcpt = %job.rcpt, path = %path.display(), "saved to maildir");
-                SAVED
+                Outcome::Delivered
             }
             Err(error @ Error::BadName(_)) => {
                 tracing::warn!(rcpt = %job.rcpt, %error, "refused recipient");
                 metrics::backend_error(error.kind());
-                BAD_MAILBOX
+                Outcome::Permanent(Permanent::BadMailbox)
             }
             Err(error) => {
                 tracing::error!(rcpt = %job.rcpt, %error, "maildir delivery failed");
                 metrics::backend_error(error.kind());
-                Reply::TEMP_FAILURE
+                Outcome::Temporary(Temporary::Local)
             }
         }
     }
@@ -197,14 +194,12 @@ impl Backend for Maildir {
     fn deliver<'a>(
         &'a self,
         message: &'a Message<'a>,
-        jobs: &'a [Job],
-    ) -> BoxFuture<'a, Vec<Reply>> {
+        copies: &'a mut [Delivery],
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let mut replies = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                replies.push(self.deliver_one(message.body, job).await);
+            for copy in copies {
+                copy.outcome = self.deliver_one(message.body, &copy.job).await;
             }
-            replies
         })
     }
 }

@@ -26,7 +26,11 @@ fn job(local: &str, folder: Option<&str>, flags: &[&str], create: bool) -> Job {
     }
 }
 
-async fn run(state: &Path, template: &str, jobs: &[Job]) -> Vec<Reply> {
+const SAVED: Outcome = Outcome::Delivered;
+const BAD_MAILBOX: Outcome = Outcome::Permanent(Permanent::BadMailbox);
+const LOCAL_FAILURE: Outcome = Outcome::Temporary(Temporary::Local);
+
+async fn run(state: &Path, template: &str, jobs: &[Job]) -> Vec<Outcome> {
     let maildir = Maildir::new(
         &MaildirConfig {
             path: template.into(),
@@ -35,17 +39,17 @@ async fn run(state: &Path, template: &str, jobs: &[Job]) -> Vec<Reply> {
         state,
     );
     let (envelope, body) = (Envelope::default(), Spooled::Memory(MAIL.to_vec()));
-    let replies = maildir
+    let mut copies: Vec<Delivery> = jobs.iter().cloned().map(Delivery::new).collect();
+    maildir
         .deliver(
             &Message {
                 envelope: &envelope,
                 body: &body,
             },
-            jobs,
+            &mut copies,
         )
         .await;
-    assert_eq!(replies.len(), jobs.len());
-    replies
+    copies.into_iter().map(|c| c.outcome).collect()
 }
 
 /// The single file in `dir`.
@@ -175,7 +179,7 @@ async fn unwritable_store_is_a_temporary_failure() {
         "locked/{local}"
     };
     let replies = run(state.path(), template, &[job("dave", None, &[], false)]).await;
-    assert_eq!(replies, [Reply::TEMP_FAILURE]);
+    assert_eq!(replies, [LOCAL_FAILURE]);
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).expect("chmod back");
 }
 
