@@ -9,7 +9,8 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coid::cli::{build_pipeline, serve_context};
+use coid::app::build::build_pipeline;
+use coid::app::contexts::lmtp_context;
 use coid::config::Config;
 use coid::server::{self, Listener, ShutdownPolicy};
 use coid::store::{ENTRY_ENABLED, ENTRY_MESSAGE_FILTER};
@@ -22,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.delivery.backend = "maildir".into();
     config.delivery.maildir.fsync = false;
     let (pipeline, store) =
-        build_pipeline(&config).map_err(|code| format!("setup failed ({code})"))?;
+        build_pipeline(&config).map_err(|err| format!("setup failed: {err}"))?;
     store.set("alice@example.org", ENTRY_ENABLED, Some("yes"))?;
     store.set("alice@example.org", ENTRY_MESSAGE_FILTER, Some("active"))?;
     std::fs::create_dir_all(config.spool_dir())?;
@@ -30,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(Listener::tcp("127.0.0.1:0"))?;
     let addr = listener.local_addr().ok_or("no address")?;
-    let (_ctx_tx, ctx) = tokio::sync::watch::channel(Arc::new(serve_context(&config, pipeline)));
+    let (_ctx_tx, ctx) = tokio::sync::watch::channel(Arc::new(lmtp_context(&config, pipeline)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(server::run(
         vec![listener],

@@ -25,6 +25,8 @@
 //!   subscriptions, the push queue, the server's VAPID key).
 //! - [`dict`]: Dovecot's dict proxy protocol: IMAP METADATA into the store.
 //! - [`server`]: listeners, connection limit, graceful shutdown.
+//! - [`app`]: the composition root: config → store → pipeline → contexts → push, with
+//!   typed start-up errors; `cli` and `daemon` both build through it.
 //! - [`daemon`]: `coid serve` as a host service: sockets (systemd's or bound), the
 //!   privilege drop, sd_notify and the watchdog, signals, reload.
 //! - [`metrics`]: the Prometheus registry and the `/metrics` + `/health` listener.
@@ -37,6 +39,8 @@
 // the rest (`daemon`'s own items, `systemd` outside that function, tests, benches).
 #[forbid(unsafe_code)]
 pub mod answer;
+#[forbid(unsafe_code)]
+pub mod app;
 #[forbid(unsafe_code)]
 pub mod classify;
 #[forbid(unsafe_code)]

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use coid::config::{Config, ConfigError, socket_mode};
-use coid::daemon::contexts::{Fixed, dict_context, restart_only_changes};
+use coid::app::contexts::{Fixed, dict_context, restart_only_changes};
 use coid::lmtp::{Event, Limits, Session};
 use coid::push::delivered::HookKinds;
 use coid::push::deltachat::DeltaChatRules;

@@ -1,47 +1,30 @@
-//! Assembling coid from a config file: config → state store, policy, backend, pipeline.
-//! Shared by `serve`, `deliver`, `explain` and `check-config`, so all of them see the
-//! same problems the same way.
+//! The command line's side of assembling coid: loading the config and opening the
+//! state store with the operator told why when they fail, admin commands run as the
+//! service user, and `coid check-config`. The assembling itself is `crate::app`.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{CliResult, exit, printed, temp};
+use super::{CliResult, exit, printed};
+use crate::app::{self, AppError};
 use crate::config::Config;
-use crate::delivery::Backend;
-use crate::delivery::dovecot::DovecotLmtp;
-use crate::delivery::maildir::Maildir;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
-use crate::push::delivered::{HookKinds, PushHook};
-use crate::push::deltachat::notifier::Notifier;
-use crate::push::endpoint::EndpointPolicy;
-use crate::push::queue::{PushQueue, vapid_key};
-use crate::push::webpush::sender::Sender;
-use crate::push::webpush::vapid::VapidKey;
 use crate::store::Store;
+
+/// A failure of `crate::app` as the command line reports it: its exit code and text.
+pub fn failed(err: AppError) -> (u8, String) {
+    (err.exit_code(), err.to_string())
+}
 
 /// Loads the config, or prints every problem and returns the exit code (78).
 pub fn load_config(path: &Path) -> Result<Config, u8> {
-    Config::load(path).map_err(|err| {
-        super::logging::print_error(&err.to_string());
-        exit::CONFIG
-    })
+    printed(app::build::load_config(path).map_err(failed))
 }
 
-/// Builds a tokio runtime from `builder` (timers and I/O on).
-///
-/// # Errors
-/// 70 and why.
-pub fn runtime(mut builder: tokio::runtime::Builder) -> CliResult<tokio::runtime::Runtime> {
-    builder
-        .enable_all()
-        .build()
-        .map_err(|err| (exit::SOFTWARE, format!("cannot start runtime: {err}")))
-}
-
-/// Opens the state store, or prints why and returns the exit code (75).
-pub fn open_store(config: &Config) -> Result<Store, u8> {
-    printed(Store::open(&config.database_path()).map_err(temp))
+/// A tokio runtime from `builder`, or the exit code (70) and why.
+pub fn runtime(builder: tokio::runtime::Builder) -> CliResult<tokio::runtime::Runtime> {
+    app::build::runtime(builder).map_err(failed)
 }
 
 /// Runs an admin command (`coid user`, `coid push`) on the config's state store.
@@ -49,90 +32,16 @@ pub fn with_store(config_path: &Path, command: impl FnOnce(&Config, &Store) -> C
     let run = || {
         let config = load_config(config_path)?;
         printed(crate::daemon::become_service_user(&config).map_err(|m| (exit::SOFTWARE, m)))?;
-        let store = open_store(&config)?;
+        let store = printed(app::build::open_store(&config).map_err(failed))?;
         printed(command(&config, &store))
     };
     run().err().unwrap_or(exit::OK)
 }
 
-/// Builds the pipeline from a valid config, over a newly opened state store.
-///
-/// # Errors
-/// The exit code after printing why (state store 75, policy 78).
+/// The pipeline over a newly opened state store, or the exit code after printing why
+/// (state store 75, policy 78).
 pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
-    let store = open_store(config)?;
-    let push = push_hook(config, &store);
-    let pipeline = printed(pipeline(config, store.clone(), push))?;
-    Ok((Arc::new(pipeline), store))
-}
-
-/// The hook that queues every kind of push `config` turns on, over `store`'s queue;
-/// `None` when none is on.
-pub fn push_hook(config: &Config, store: &Store) -> Option<PushHook> {
-    let kinds = HookKinds::from_config(config)?;
-    Some(PushHook::new(
-        PushQueue::new(store.clone(), &config.push),
-        kinds,
-    ))
-}
-
-/// The pipeline `config` describes over `store`, queueing pushes through `push`.
-///
-/// # Errors
-/// 78: the Sieve policy does not compile.
-pub fn pipeline(config: &Config, store: Store, push: Option<PushHook>) -> CliResult<Pipeline> {
-    let policy = Policy::load(&config.policy.script, config.policy.cpu_limit)
-        .map_err(|err| (exit::CONFIG, err.to_string()))?;
-    let pipeline = Pipeline::new(config, Arc::new(policy), store, backend(config));
-    Ok(match push {
-        Some(hook) => pipeline.with_push(hook),
-        None => pipeline,
-    })
-}
-
-/// The delivery backend `[delivery]` names.
-pub fn backend(config: &Config) -> Arc<dyn Backend> {
-    match config.delivery.backend.as_str() {
-        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
-        _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
-    }
-}
-
-/// The server's VAPID key, created in the store on first use.
-///
-/// # Errors
-/// 75: the store or the stored key failed.
-pub fn load_vapid(store: &Store) -> CliResult<VapidKey> {
-    vapid_key(store).map_err(|err| (exit::TEMPFAIL, format!("VAPID key: {err}")))
-}
-
-/// The endpoint rules of `[push]`, which every kind of push keeps.
-pub fn endpoint_policy(config: &Config) -> EndpointPolicy {
-    EndpointPolicy {
-        allow_private: config.push.allow_private_endpoints,
-    }
-}
-
-/// A Delta Chat notifier by `[deltachat]`.
-///
-/// # Errors
-/// 70: the HTTP client could not be built.
-pub fn notifier(config: &Config) -> CliResult<Notifier> {
-    let idle = config.push.concurrency;
-    Notifier::new(&config.deltachat, endpoint_policy(config), idle)
-        .map_err(|err| (exit::SOFTWARE, format!("delta chat notifier: {err}")))
-}
-
-/// A push sender by `[push]`.
-///
-/// # Errors
-/// 70: the HTTP client could not be built.
-pub fn push_sender(config: &Config, vapid: VapidKey) -> CliResult<Sender> {
-    let policy = endpoint_policy(config);
-    let timeout = std::time::Duration::from_secs(config.push.timeout_secs);
-    let idle = config.push.concurrency;
-    Sender::new(vapid, &config.push.vapid_subject, policy, timeout, idle)
-        .map_err(|err| (exit::SOFTWARE, format!("push sender: {err}")))
+    printed(app::build::build_pipeline(config).map_err(failed))
 }
 
 /// `coid check-config`: every problem in the config and the policy script at once.

@@ -3,7 +3,7 @@
 //! 0 ok, 64 usage, 65 data error, 67 unknown user, 70 internal error, 74 output error
 //! (`man`), 75 temporary failure, 78 configuration error.
 
-pub(crate) mod build;
+mod build;
 mod deliver;
 mod logging;
 mod man;
@@ -16,8 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use crate::daemon::contexts::lmtp_context as serve_context;
-pub use build::build_pipeline;
+pub use crate::app::exit;
 
 /// A command's result; a failure is its exit code and what to tell the operator.
 pub(crate) type CliResult<T = ()> = Result<T, (u8, String)>;
@@ -33,24 +32,6 @@ pub(crate) fn printed<T>(result: CliResult<T>) -> Result<T, u8> {
 /// A temporary failure (75) with `err`'s text: the state store failed.
 pub(crate) fn temp(err: impl std::fmt::Display) -> (u8, String) {
     (exit::TEMPFAIL, err.to_string())
-}
-
-/// sysexits(3) codes.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// Command line usage error.
-    pub const USAGE: u8 = 64;
-    /// Input data was incorrect (permanent refusal).
-    pub const DATAERR: u8 = 65;
-    /// Addressee unknown.
-    pub const NOUSER: u8 = 67;
-    /// Internal software error.
-    pub const SOFTWARE: u8 = 70;
-    /// Temporary failure: try again later.
-    pub const TEMPFAIL: u8 = 75;
-    /// Configuration error.
-    pub const CONFIG: u8 = 78;
 }
 
 /// coid: Chat Over IMAP for an existing Postfix + Dovecot host.

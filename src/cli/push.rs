@@ -8,8 +8,9 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use super::build::{load_vapid, notifier, push_sender, with_store};
+use super::build::{failed, with_store};
 use super::{CliResult, exit, temp};
+use crate::app::build::{load_vapid, notifier, push_sender};
 use crate::config::Config;
 use crate::dict::webpush::listing;
 use crate::push::deltachat::token::shortened;
@@ -59,7 +60,9 @@ pub fn run(config_path: &Path, action: PushAction) -> u8 {
             PushAction::List { address } => list(store, config, &user(&address)),
             PushAction::Delete { address, id } => delete(store, &user(&address), &id),
             PushAction::Test { address } => test(store, config, &user(&address)),
-            PushAction::Vapid => load_vapid(store).map(|key| print!("{}", key.public_pem())),
+            PushAction::Vapid => load_vapid(store)
+                .map(|key| print!("{}", key.public_pem()))
+                .map_err(failed),
         }
     })
 }
@@ -137,7 +140,7 @@ fn test(store: &Store, config: &Config, user: &str) -> CliResult {
     let runtime = super::build::runtime(tokio::runtime::Builder::new_current_thread())?;
     let mut worst = exit::OK;
     if !validated.is_empty() {
-        let sender = push_sender(config, load_vapid(store)?)?;
+        let sender = push_sender(config, load_vapid(store).map_err(failed)?).map_err(failed)?;
         let options = Options::from_config(&config.push);
         let payload =
             serde_json::json!({ "folder": "INBOX", "subject": "coid push test" }).to_string();
@@ -159,7 +162,7 @@ fn test(store: &Store, config: &Config, user: &str) -> CliResult {
         }
     }
     if !tokens.is_empty() {
-        let notifier = notifier(config)?;
+        let notifier = notifier(config).map_err(failed)?;
         for token in tokens {
             let sent = runtime.block_on(notifier.notify(&token.token));
             let (code, outcome) = report(&token.id, sent.map_err(|e| e.to_string()));

@@ -3,7 +3,13 @@
 
 use std::path::Path;
 
-/// Runs the daemon; returns the exit code.
+/// Runs the daemon; returns the exit code, after saying why it failed.
 pub fn run(config_path: &Path) -> u8 {
-    crate::daemon::run(config_path)
+    match crate::daemon::run(config_path) {
+        Ok(()) => super::exit::OK,
+        Err(err) => {
+            super::logging::print_error(&err.to_string());
+            err.exit_code()
+        }
+    }
 }

@@ -9,10 +9,10 @@
 //!    spool ([`crate::spool::sweep`]), compile the Sieve policy, and serve ([`serve`])
 //!    — READY=1 to systemd once everything accepts.
 //!
-//! SIGHUP rebuilds the session contexts ([`contexts`]); SIGTERM drains ([`signals`]).
+//! SIGHUP rebuilds the session contexts (`crate::app::contexts`); SIGTERM drains
+//! ([`signals`]). The parts themselves are put together by `crate::app`; this module
+//! knows nothing of the command line.
 
-#[forbid(unsafe_code)]
-pub mod contexts;
 #[forbid(unsafe_code)]
 pub mod privileges;
 #[forbid(unsafe_code)]
@@ -26,39 +26,32 @@ pub mod systemd;
 
 use std::path::Path;
 
-use crate::cli::build::{load_config, runtime};
-use crate::cli::exit;
-use crate::cli::printed;
+use crate::app::AppError;
+use crate::app::build::{load_config, runtime};
 use crate::config::Config;
 use privileges::Account;
 
-/// Runs `coid serve` with the config at `config_path`; returns the exit code.
-pub fn run(config_path: &Path) -> u8 {
-    let config = match load_config(config_path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let sockets = match printed(prepare(&config)) {
-        Ok(sockets) => sockets,
-        Err(code) => return code,
-    };
-    let runtime = match printed(runtime(tokio::runtime::Builder::new_multi_thread())) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+/// Runs `coid serve` with the config at `config_path` until it is stopped.
+///
+/// # Errors
+/// Why coid could not start or keep serving; its exit status is
+/// [`AppError::exit_code`].
+pub fn run(config_path: &Path) -> Result<(), AppError> {
+    let config = load_config(config_path)?;
+    let sockets = prepare(&config)?;
+    let runtime = runtime(tokio::runtime::Builder::new_multi_thread())?;
     runtime.block_on(serve::serve(config_path.to_owned(), config, sockets))
 }
 
 /// Steps 2 and 3: sockets, then the privilege drop (single-threaded, before the
 /// runtime exists).
-fn prepare(config: &Config) -> crate::cli::CliResult<sockets::Sockets> {
-    let config_err = |message| (exit::CONFIG, message);
-    let passed = systemd::passed_sockets().map_err(config_err)?;
-    let account = privileges::target(&config.service).map_err(config_err)?;
-    let sockets = sockets::open(config, passed, account.as_ref()).map_err(config_err)?;
+fn prepare(config: &Config) -> Result<sockets::Sockets, AppError> {
+    let passed = systemd::passed_sockets().map_err(AppError::Config)?;
+    let account = privileges::target(&config.service).map_err(AppError::Config)?;
+    let sockets = sockets::open(config, passed, account.as_ref()).map_err(AppError::Config)?;
     if let Some(account) = &account {
-        give_state_dir(config, account).map_err(|m| (exit::TEMPFAIL, m))?;
-        privileges::drop_to(account).map_err(|m| (exit::SOFTWARE, m))?;
+        give_state_dir(config, account).map_err(AppError::Files)?;
+        privileges::drop_to(account).map_err(AppError::Host)?;
     }
     Ok(sockets)
 }

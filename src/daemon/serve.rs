@@ -9,38 +9,35 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use super::contexts::{self, Contexts, Fixed};
 use super::signals::{Request, Signals};
 use super::sockets::{Bound, Sockets};
 use super::systemd;
-use crate::cli::exit;
+use crate::app::AppError;
+use crate::app::contexts::{self, Contexts, Fixed};
 use crate::config::Config;
 use crate::metrics::http::Health;
 use crate::server::{self, Listener, ShutdownPolicy};
 
-/// Serves until stopped; returns the exit code.
-pub async fn serve(path: PathBuf, config: Config, sockets: Sockets) -> u8 {
-    match crate::cli::printed(start(&config)) {
-        Ok((fixed, worker, contexts)) => run(path, config, sockets, fixed, worker, contexts).await,
-        Err(code) => code,
-    }
+/// Serves until stopped.
+///
+/// # Errors
+/// Start-up failed, or a listening socket or the signal handlers were unusable.
+pub async fn serve(path: PathBuf, config: Config, sockets: Sockets) -> Result<(), AppError> {
+    let (fixed, worker, contexts) = start(&config)?;
+    run(path, config, sockets, fixed, worker, contexts).await
 }
 
 type Started = (Fixed, Option<crate::push::worker::Worker>, Contexts);
 
 /// Store, push parts, spool directory (swept) and the first contexts.
-fn start(config: &Config) -> Result<Started, (u8, String)> {
+fn start(config: &Config) -> Result<Started, AppError> {
     let started = SystemTime::now();
     let (fixed, worker) = Fixed::open(config)?;
     let spool = config.spool_dir();
-    std::fs::create_dir_all(&spool).map_err(|e| {
-        (
-            exit::TEMPFAIL,
-            format!("cannot create {}: {e}", spool.display()),
-        )
-    })?;
+    std::fs::create_dir_all(&spool)
+        .map_err(|e| AppError::Files(format!("cannot create {}: {e}", spool.display())))?;
     sweep_spool(&spool, started);
-    let contexts = contexts::build(config, &fixed).map_err(|m| (exit::CONFIG, m))?;
+    let contexts = contexts::build(config, &fixed)?;
     Ok((fixed, worker, contexts))
 }
 
@@ -69,21 +66,15 @@ async fn run(
     fixed: Fixed,
     worker: Option<crate::push::worker::Worker>,
     contexts: Contexts,
-) -> u8 {
-    let mut signals = match Signals::install() {
-        Ok(signals) => signals,
-        Err(err) => {
-            eprintln!("coid: cannot install signal handlers: {err}");
-            return exit::SOFTWARE;
-        }
-    };
-    let (lmtp, dict) = match (listeners(sockets.lmtp), listeners(sockets.dict)) {
-        (Ok(lmtp), Ok(dict)) => (lmtp, dict),
-        (Err(err), _) | (_, Err(err)) => {
-            eprintln!("coid: cannot use a listening socket: {err}");
-            return exit::SOFTWARE;
-        }
-    };
+) -> Result<(), AppError> {
+    let mut signals = Signals::install()
+        .map_err(|err| AppError::Host(format!("cannot install signal handlers: {err}")))?;
+    let host =
+        |err: std::io::Error| AppError::Host(format!("cannot use a listening socket: {err}"));
+    let (lmtp, dict) = (
+        listeners(sockets.lmtp).map_err(host)?,
+        listeners(sockets.dict).map_err(host)?,
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let (lmtp_tx, lmtp_rx) = watch::channel(contexts.lmtp);
     let (dict_tx, dict_rx) = watch::channel(contexts.dict);
@@ -148,7 +139,7 @@ async fn run(
     health.done();
     while metrics_task.join_next().await.is_some() {}
     tracing::info!("coid stopped");
-    exit::OK
+    Ok(())
 }
 
 /// One reload; `None` (and the old contexts stay) when the new config is refused.

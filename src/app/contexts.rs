@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::build::{load_vapid, notifier, pipeline, push_hook, push_sender};
+use super::AppError;
+use super::build::{load_vapid, notifier, pipeline, push_hook, push_sender};
 use crate::config::Config;
 use crate::dict::deltachat::DeltaChatEntries;
 use crate::dict::webpush::WebPush;
@@ -41,9 +42,9 @@ impl Fixed {
     /// for Web Push, a notifier for Delta Chat).
     ///
     /// # Errors
-    /// The exit code and why (75: the store; 70: the HTTP client).
-    pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), (u8, String)> {
-        let store = Store::open(&config.database_path()).map_err(crate::cli::temp)?;
+    /// The store, the VAPID key or an HTTP client.
+    pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), AppError> {
+        let store = Store::open(&config.database_path())?;
         let Some(push) = push_hook(config, &store) else {
             let fixed = Fixed {
                 coi: CoiCache::new(store.clone()),
@@ -87,9 +88,8 @@ pub struct Contexts {
 ///
 /// # Errors
 /// The Sieve policy does not compile.
-pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, String> {
-    let pipeline = pipeline(config, fixed.store.clone(), fixed.push.clone())
-        .map_err(|(_, why)| why)?
+pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, AppError> {
+    let pipeline = pipeline(config, fixed.store.clone(), fixed.push.clone())?
         .with_coi_cache(fixed.coi.clone());
     Ok(Contexts {
         lmtp: Arc::new(lmtp_context(config, Arc::new(pipeline))),
@@ -102,8 +102,12 @@ pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, String> {
 ///
 /// # Errors
 /// Every problem of the new config, or the Sieve error; nothing changes then.
-pub fn reload(path: &std::path::Path, started: &Config, fixed: &Fixed) -> Result<Contexts, String> {
-    let mut config = Config::load(path).map_err(|err| err.to_string())?;
+pub fn reload(
+    path: &std::path::Path,
+    started: &Config,
+    fixed: &Fixed,
+) -> Result<Contexts, AppError> {
+    let mut config = super::build::load_config(path)?;
     for key in restart_only_changes(started, &config) {
         tracing::warn!(
             key,
