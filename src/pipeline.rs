@@ -19,7 +19,7 @@ use crate::classify::{Class, Classification, classify};
 use crate::config::Config;
 use crate::delivery::{Backend, Delivery, Job, Message, Outcome};
 use crate::lmtp::{Envelope, PerRcpt, Reply};
-use crate::metrics;
+use crate::metrics::{DeliveryOutcome, MessageClass, Recorder};
 use crate::parsed;
 use crate::policy::{Evaluation, Facts, Policy, Verdict};
 use crate::push::delivered::{Delivered, DeliveredMessage, PushHook};
@@ -93,6 +93,7 @@ pub struct Pipeline {
     coi_defaults: CoiSettings,
     push: Option<PushHook>,
     separator: char,
+    recorder: Recorder,
 }
 
 impl Pipeline {
@@ -111,7 +112,19 @@ impl Pipeline {
             coi_defaults: CoiSettings::defaults(&config.coi),
             push: None,
             separator: config.delivery.dovecot.separator(),
+            recorder: Recorder::off(),
         }
+    }
+
+    /// Where messages are counted (the LMTP server counts its sessions there too).
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Counts messages, recipients, delivery times and policy failures in `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Pipeline {
+        self.recorder = recorder;
+        self
     }
 
     /// Reads COI settings through `cache` (shared with pipelines of other configs).
@@ -184,6 +197,7 @@ impl Pipeline {
             let evaluation = self.policy.evaluate(parsed.clone(), &facts);
             if let Some(warning) = &evaluation.warning {
                 tracing::warn!(rcpt, warning, "policy failed; keeping in INBOX");
+                self.recorder.policy_error();
             }
             RcptDecision {
                 rcpt: rcpt.to_owned(),
@@ -219,7 +233,8 @@ impl Pipeline {
     pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> PerRcpt<Reply> {
         let (class, answers) = self.answers(envelope, body).await;
         let replies = answers.map(|a| answer::reply(&a));
-        metrics::message_done(class, replies.as_slice());
+        let outcomes = replies.iter().map(outcome_label);
+        self.recorder.message_done(class_label(class), outcomes);
         replies
     }
 
@@ -281,7 +296,8 @@ impl Pipeline {
         }
         if !copies.is_empty() {
             let message = Message { envelope, body };
-            metrics::time_delivery(self.backend.deliver(&message, &mut copies)).await;
+            let delivery = self.backend.deliver(&message, &mut copies);
+            self.recorder.time_delivery(delivery).await;
         }
         copies.iter().for_each(log_outcome);
         decisions
@@ -375,6 +391,30 @@ fn log_outcome(copy: &Delivery) {
     } else {
         let reply = answer::reply(&Answer::Delivery(copy.outcome.clone()));
         tracing::warn!(rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, outcome = ?copy.outcome, "not delivered");
+    }
+}
+
+/// The message's class as the metrics label it is counted under.
+fn class_label(class: Option<Class>) -> MessageClass {
+    match class {
+        Some(Class::Chat) => MessageClass::Chat,
+        Some(Class::Group) => MessageClass::Group,
+        Some(Class::Mdn) => MessageClass::Mdn,
+        Some(Class::Email) => MessageClass::Email,
+        None => MessageClass::Unknown,
+    }
+}
+
+/// A recipient's reply as the metrics label it is counted under (RFC 5321 §4.2.1
+/// classes; a code that is neither 2xx nor 5xx is temporary, as coid treats unknown
+/// trouble).
+fn outcome_label(reply: &Reply) -> DeliveryOutcome {
+    if reply.is_success() {
+        DeliveryOutcome::Delivered
+    } else if reply.is_permanent() {
+        DeliveryOutcome::Rejected
+    } else {
+        DeliveryOutcome::Deferred
     }
 }
 

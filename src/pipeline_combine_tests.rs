@@ -7,6 +7,7 @@ use super::*;
 use crate::delivery::memory::{Behaviour, Memory};
 use crate::delivery::{Permanent, Temporary};
 use crate::lmtp::Recipient;
+use crate::metrics::Recorder;
 use crate::spool::SpoolWriter;
 
 const MAIL: &[u8] = b"From: bob@example.net\r\nSubject: hi\r\n\r\nhello\r\n";
@@ -26,13 +27,18 @@ struct Fixture {
 }
 
 fn fixture(backend: Memory) -> Fixture {
+    fixture_with(backend, SCRIPT, 10_000, Recorder::off())
+}
+
+fn fixture_with(backend: Memory, script: &str, cpu_limit: usize, recorder: Recorder) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let script = dir.path().join("policy.sieve");
-    std::fs::write(&script, SCRIPT).expect("script");
+    let path = dir.path().join("policy.sieve");
+    std::fs::write(&path, script).expect("script");
     let store = Store::open(&dir.path().join("coid.sqlite")).expect("store");
-    let policy = Policy::load(&script.display().to_string(), 10_000).expect("policy");
+    let policy = Policy::load(&path.display().to_string(), cpu_limit).expect("policy");
     let backend = Arc::new(backend);
-    let pipeline = Pipeline::new(&Config::default(), Arc::new(policy), store, backend.clone());
+    let pipeline = Pipeline::new(&Config::default(), Arc::new(policy), store, backend.clone())
+        .with_recorder(recorder);
     Fixture {
         pipeline,
         backend,
@@ -214,4 +220,52 @@ async fn coids_own_failure_defers_every_recipient_and_stores_nothing() {
             .all(|r| r.to_string() == "451 4.3.0 Temporary failure, try again later"),
         "{replies:?}"
     );
+}
+
+/// The value of the sample `series` in `recorder`'s exposition.
+fn sample(recorder: &Recorder, series: &str) -> Option<f64> {
+    let text = recorder.encode().expect("encodes");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn the_pipeline_counts_each_recipient_by_its_reply_class() {
+    let recorder = Recorder::new();
+    let backend = Memory::default()
+        .answer("gone@x", Outcome::Permanent(Permanent::BadMailbox))
+        .answer("down@x", Outcome::Temporary(Temporary::Broken));
+    let f = fixture_with(backend, SCRIPT, 10_000, recorder.clone());
+    let rcpts = ["a@x", "reject@x", "gone@x", "down@x", "drop@x"];
+    let mut writer = SpoolWriter::new(MAIL.len() + 1, f.dir.path());
+    writer.write(MAIL).await.expect("spool");
+    let body = writer.finish().await.expect("spooled");
+    let replies = f.pipeline.process(&envelope(&rcpts), &body).await;
+    assert_eq!(replies.len(), rcpts.len());
+    let d =
+        |outcome: &str| format!(r#"coid_deliveries_total{{class="email",outcome="{outcome}"}}"#);
+    assert_eq!(
+        sample(&recorder, r#"coid_messages_total{class="email"}"#),
+        Some(1.0)
+    );
+    // a@x and the discard are 2xx, the reject and the bad mailbox 5xx, down@x 4xx.
+    assert_eq!(sample(&recorder, &d("delivered")), Some(2.0));
+    assert_eq!(sample(&recorder, &d("rejected")), Some(2.0));
+    assert_eq!(sample(&recorder, &d("deferred")), Some(1.0));
+    assert_eq!(sample(&recorder, "coid_policy_errors_total"), Some(0.0));
+}
+
+#[tokio::test]
+async fn a_policy_failure_is_counted_by_the_pipeline_not_the_policy() {
+    let script = "require [\"variables\", \"fileinto\"];\n\
+        set \"a\" \"x\";\n\
+        if string :matches \"${a}${a}${a}${a}\" \"*x*x*x*x*\" { fileinto \"Spam\"; }\n\
+        if string :matches \"${a}${a}${a}${a}\" \"*x*x*x*x*\" { fileinto \"Spam\"; }\n";
+    let recorder = Recorder::new();
+    let f = fixture_with(Memory::default(), script, 3, recorder.clone());
+    assert_eq!(
+        f.answers(&["a@x", "b@x"]).await,
+        vec![delivered(), delivered()]
+    );
+    assert_eq!(sample(&recorder, "coid_policy_errors_total"), Some(2.0));
 }

@@ -28,6 +28,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The protocol's label in the session metrics.
     const METRICS: crate::metrics::Proto;
 
+    /// Where sessions are counted.
+    fn recorder(&self) -> &crate::metrics::Recorder;
+
     /// Runs one connection to its end; ends idle sessions when `shutdown` turns true.
     fn serve<S>(
         self: Arc<Self>,
@@ -41,6 +44,10 @@ pub trait Handler: Send + Sync + 'static {
 impl Handler for ConnectionContext {
     const PROTOCOL: &'static str = "lmtp";
     const METRICS: crate::metrics::Proto = crate::metrics::Proto::Lmtp;
+
+    fn recorder(&self) -> &crate::metrics::Recorder {
+        self.pipeline.recorder()
+    }
 
     async fn serve<S>(self: Arc<Self>, stream: S, shutdown: watch::Receiver<bool>)
     where
@@ -192,7 +199,7 @@ impl<H: Handler> Acceptor<H> {
         let rx = self.shutdown.clone();
         self.sessions.spawn(
             async move {
-                let _counted = crate::metrics::session_started(H::METRICS);
+                let _counted = ctx.recorder().session_started(H::METRICS);
                 tracing::debug!("session start");
                 match stream {
                     Stream::Tcp(s) => ctx.serve(s, rx).await,

@@ -18,8 +18,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use coid::config::{Config, ConfigError, socket_mode};
 use coid::app::contexts::{Fixed, dict_context, restart_only_changes};
+use coid::config::{Config, ConfigError, socket_mode};
 use coid::lmtp::{Event, Limits, Session};
 use coid::push::delivered::HookKinds;
 use coid::push::deltachat::DeltaChatRules;
@@ -38,6 +38,7 @@ fn fixed() -> &'static Fixed {
             store,
             push: None,
             webpush: None,
+            recorder: coid::metrics::Recorder::off(),
         }
     })
 }

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::delivery::Backend;
 use crate::delivery::dovecot::DovecotLmtp;
 use crate::delivery::maildir::Maildir;
+use crate::metrics::Recorder;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
 use crate::push::delivered::{HookKinds, PushHook};
@@ -57,22 +58,21 @@ pub fn open_store(config: &Config) -> Result<Store, AppError> {
 /// The state store or the Sieve policy.
 pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), AppError> {
     let store = open_store(config)?;
-    let push = push_hook(config, &store);
-    let pipeline = pipeline(config, store.clone(), push)?;
+    let push = push_hook(config, &store, &Recorder::off());
+    let pipeline = pipeline(config, store.clone(), push, &Recorder::off())?;
     Ok((Arc::new(pipeline), store))
 }
 
-/// The hook that queues every kind of push `config` turns on, over `store`'s queue;
-/// `None` when none is on.
-pub fn push_hook(config: &Config, store: &Store) -> Option<PushHook> {
+/// The hook that queues every kind of push `config` turns on, over `store`'s queue
+/// (counting in `recorder`); `None` when none is on.
+pub fn push_hook(config: &Config, store: &Store, recorder: &Recorder) -> Option<PushHook> {
     let kinds = HookKinds::from_config(config)?;
-    Some(PushHook::new(
-        PushQueue::new(store.clone(), &config.push),
-        kinds,
-    ))
+    let queue = PushQueue::new(store.clone(), &config.push).with_recorder(recorder.clone());
+    Some(PushHook::new(queue, kinds))
 }
 
-/// The pipeline `config` describes over `store`, queueing pushes through `push`.
+/// The pipeline `config` describes over `store`, queueing pushes through `push` and
+/// counting in `recorder`.
 ///
 /// # Errors
 /// The Sieve policy does not compile.
@@ -80,20 +80,26 @@ pub fn pipeline(
     config: &Config,
     store: Store,
     push: Option<PushHook>,
+    recorder: &Recorder,
 ) -> Result<Pipeline, AppError> {
     let policy = Policy::load(&config.policy.script, config.policy.cpu_limit)?;
-    let pipeline = Pipeline::new(config, Arc::new(policy), store, backend(config));
+    let backend = backend(config, recorder);
+    let pipeline =
+        Pipeline::new(config, Arc::new(policy), store, backend).with_recorder(recorder.clone());
     Ok(match push {
         Some(hook) => pipeline.with_push(hook),
         None => pipeline,
     })
 }
 
-/// The delivery backend `[delivery]` names.
-pub fn backend(config: &Config) -> Arc<dyn Backend> {
+/// The delivery backend `[delivery]` names, counting its failures in `recorder`.
+pub fn backend(config: &Config, recorder: &Recorder) -> Arc<dyn Backend> {
+    let recorder = recorder.clone();
     match config.delivery.backend.as_str() {
-        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot)),
-        _ => Arc::new(Maildir::new(&config.delivery.maildir, &config.state.dir)),
+        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot).with_recorder(recorder)),
+        _ => Arc::new(
+            Maildir::new(&config.delivery.maildir, &config.state.dir).with_recorder(recorder),
+        ),
     }
 }
 

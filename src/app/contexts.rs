@@ -16,6 +16,7 @@ use crate::dict::webpush::WebPush;
 use crate::dict::{self, Attributes, DictContext};
 use crate::lmtp::Limits;
 use crate::lmtp::connection::ConnectionContext;
+use crate::metrics::Recorder;
 use crate::pipeline::Pipeline;
 use crate::push::delivered::PushHook;
 use crate::push::deltachat::DeltaChatRules;
@@ -34,6 +35,8 @@ pub struct Fixed {
     /// The users' COI settings as delivery reads them, shared by the pipelines of
     /// every config (reloads).
     pub coi: CoiCache,
+    /// The process's metrics: every part counts here, the listener serves it.
+    pub recorder: Recorder,
 }
 
 impl Fixed {
@@ -45,12 +48,14 @@ impl Fixed {
     /// The store, the VAPID key or an HTTP client.
     pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), AppError> {
         let store = Store::open(&config.database_path())?;
-        let Some(push) = push_hook(config, &store) else {
+        let recorder = Recorder::new();
+        let Some(push) = push_hook(config, &store, &recorder) else {
             let fixed = Fixed {
                 coi: CoiCache::new(store.clone()),
                 store,
                 push: None,
                 webpush: None,
+                recorder,
             };
             return Ok((fixed, None));
         };
@@ -71,6 +76,7 @@ impl Fixed {
             webpush,
             coi: CoiCache::new(store.clone()),
             store,
+            recorder,
         };
         Ok((fixed, Some(worker)))
     }
@@ -89,8 +95,13 @@ pub struct Contexts {
 /// # Errors
 /// The Sieve policy does not compile.
 pub fn build(config: &Config, fixed: &Fixed) -> Result<Contexts, AppError> {
-    let pipeline = pipeline(config, fixed.store.clone(), fixed.push.clone())?
-        .with_coi_cache(fixed.coi.clone());
+    let pipeline = pipeline(
+        config,
+        fixed.store.clone(),
+        fixed.push.clone(),
+        &fixed.recorder,
+    )?
+    .with_coi_cache(fixed.coi.clone());
     Ok(Contexts {
         lmtp: Arc::new(lmtp_context(config, Arc::new(pipeline))),
         dict: Arc::new(dict_context(config, fixed)),
@@ -222,7 +233,8 @@ pub fn lmtp_context(config: &Config, pipeline: Arc<Pipeline>) -> ConnectionConte
 pub fn dict_context(config: &Config, fixed: &Fixed) -> DictContext {
     let d = &config.dict;
     let mut attributes = Attributes::new(fixed.store.clone(), &config.users, &config.coi)
-        .with_deltachat(DeltaChatEntries::new(config));
+        .with_deltachat(DeltaChatEntries::new(config))
+        .with_recorder(fixed.recorder.clone());
     if let Some(webpush) = fixed.webpush.clone() {
         attributes = attributes.with_webpush(webpush);
     }
@@ -258,6 +270,7 @@ mod tests {
             store,
             push: None,
             webpush: None,
+            recorder: Recorder::off(),
         };
         let contexts = reload(&path, &started, &fixed).expect("reloads");
         assert_eq!(contexts.lmtp.hostname, "new.example", "the reloadable part");

@@ -100,12 +100,12 @@ async fn run(
     ));
     // Queue depth and tokens are counted even with every kind of push off: tokens
     // are stored either way.
-    crate::metrics::watch_push_queue(fixed.store.clone());
+    fixed.recorder.watch_push_queue(fixed.store.clone());
     if let Some(worker) = worker {
         tasks.spawn(worker.run(stop_rx.clone()));
     }
     let mut metrics_task = tokio::task::JoinSet::new();
-    let health = metrics_listener(sockets.metrics, &mut metrics_task);
+    let health = metrics_listener(sockets.metrics, &fixed.recorder, &mut metrics_task);
     tracing::info!(
         lmtp = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket, dict = %config.dict.socket,
         backend = %config.delivery.backend, metrics = %config.metrics.listen, "coid serving"
@@ -147,12 +147,12 @@ fn reload(path: &std::path::Path, started: &Config, fixed: &Fixed) -> Option<Con
     match contexts::reload(path, started, fixed) {
         Ok(contexts) => {
             tracing::info!(config = %path.display(), "reloaded: new sessions use the new config");
-            crate::metrics::reload(true);
+            fixed.recorder.reload(true);
             Some(contexts)
         }
         Err(err) => {
             tracing::error!(config = %path.display(), error = %err, "reload refused: the running config stays");
-            crate::metrics::reload(false);
+            fixed.recorder.reload(false);
             None
         }
     }
@@ -179,6 +179,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// `/health` says "stopping" meanwhile).
 fn metrics_listener(
     listener: Option<std::net::TcpListener>,
+    recorder: &crate::metrics::Recorder,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> HealthHandle {
     let (health, health_rx) = watch::channel(Health::Starting);
@@ -188,6 +189,7 @@ fn metrics_listener(
             Ok(Listener::Tcp(listener)) => {
                 tasks.spawn(crate::metrics::http::serve(
                     listener,
+                    recorder.clone(),
                     health_rx,
                     stopped(done_rx),
                 ));

@@ -18,7 +18,7 @@ use super::stream::{DotStuffer, HeaderFilter, Transform};
 use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Permanent, Temporary};
 use crate::config::DovecotConfig;
 use crate::lmtp::Reply;
-use crate::metrics::{self, BackendError};
+use crate::metrics::{BackendError, Recorder};
 use crate::policy::Target;
 
 /// Bytes read from the spool per step while streaming DATA.
@@ -63,6 +63,7 @@ impl Failure {
 pub struct DovecotLmtp {
     pool: Pool,
     separator: char,
+    recorder: Recorder,
 }
 
 impl DovecotLmtp {
@@ -79,7 +80,14 @@ impl DovecotLmtp {
                 idle_limit: Duration::from_secs(config.idle_secs),
             }),
             separator: config.separator(),
+            recorder: Recorder::off(),
         }
+    }
+
+    /// Counts the store's failures in `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> DovecotLmtp {
+        self.recorder = recorder;
+        self
     }
 
     async fn deliver_all(&self, message: &Message<'_>, copies: &mut [Delivery]) {
@@ -103,7 +111,7 @@ impl DovecotLmtp {
                     Temporary::Broken
                 };
                 group.fail_unanswered(&cause);
-                metrics::backend_error(BackendError::from(err));
+                self.recorder.backend_error(BackendError::from(err));
                 lease = None;
             }
         }

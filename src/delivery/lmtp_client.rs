@@ -199,6 +199,19 @@ fn split_enhanced(rest: &str, code: u16) -> ([u16; 3], &str) {
     }
 }
 
+/// The metrics label of a failure.
+impl From<&ClientError> for crate::metrics::BackendError {
+    fn from(err: &ClientError) -> crate::metrics::BackendError {
+        use crate::metrics::BackendError;
+        match err {
+            ClientError::Connect { .. } => BackendError::Connect,
+            ClientError::Io(_) => BackendError::Io,
+            ClientError::Timeout => BackendError::Timeout,
+            ClientError::Protocol(_) => BackendError::Protocol,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use super::protocol::{IterFlags, Reply};
 use super::session::Change;
 use super::webpush::{self, WebPush};
 use crate::config::{CoiConfig, UsersConfig};
-use crate::metrics::{self, DictCommit};
+use crate::metrics::{DictCommit, Recorder};
 use crate::store::{
     CommitError, ENTRY_MAILBOX_ROOT, Op, Store, Table, Write, check_entry_write, unix_now_ms,
 };
@@ -34,6 +34,7 @@ pub struct Attributes {
     mailbox_root: String,
     webpush: Option<WebPush>,
     deltachat: DeltaChatEntries,
+    recorder: Recorder,
 }
 
 impl Attributes {
@@ -45,8 +46,20 @@ impl Attributes {
             users: UserMap::new(users),
             mailbox_root: coi.mailbox_root.clone(),
             webpush: None,
+            recorder: Recorder::off(),
             deltachat: DeltaChatEntries::new(&crate::config::Config::default()),
         }
+    }
+
+    /// Counts commits in `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Attributes {
+        self.recorder = recorder;
+        self
+    }
+
+    /// Where commits are counted.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// Serves Delta Chat's entries as `deltachat` says.
@@ -191,7 +204,7 @@ impl Attributes {
                 Ok(op) => ops.push(op),
                 Err(refusal) => {
                     tracing::info!(user, refusal, "dict commit refused");
-                    metrics::dict_commit(DictCommit::Refused);
+                    self.recorder.dict_commit(DictCommit::Refused);
                     return failed(refusal);
                 }
             }
@@ -213,17 +226,17 @@ impl Attributes {
                 {
                     webpush.wake();
                 }
-                metrics::dict_commit(DictCommit::Ok);
+                self.recorder.dict_commit(DictCommit::Ok);
                 Reply::Committed { id, async_ }
             }
             Err(CommitError::Refused(refusal)) => {
                 tracing::info!(user, refusal, "dict commit refused");
-                metrics::dict_commit(DictCommit::Refused);
+                self.recorder.dict_commit(DictCommit::Refused);
                 failed(refusal)
             }
             Err(CommitError::Store(err)) => {
                 tracing::error!(error = %err, user, id, "dict commit failed");
-                metrics::dict_commit(DictCommit::Failed);
+                self.recorder.dict_commit(DictCommit::Failed);
                 failed(STORE_FAILED.into())
             }
         }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::attributes::Attributes;
 use super::protocol::Reply;
 use super::session::{Event, Limits, Session};
-use crate::metrics::{self, DictCommit};
+use crate::metrics::{DictCommit, Recorder};
 use crate::server::Handler;
 
 /// Size of the read buffer.
@@ -38,6 +38,10 @@ pub struct DictContext {
 impl Handler for DictContext {
     const PROTOCOL: &'static str = "dict";
     const METRICS: crate::metrics::Proto = crate::metrics::Proto::Dict;
+
+    fn recorder(&self) -> &Recorder {
+        self.attributes.recorder()
+    }
 
     async fn serve<S>(self: Arc<Self>, stream: S, shutdown: watch::Receiver<bool>)
     where
@@ -118,7 +122,7 @@ async fn answer(event: Event, attributes: &Arc<Attributes>, out: &mut Vec<u8>) {
         Event::Reply(reply) => {
             // A commit the session failed by itself broke a rule or limit.
             if matches!(reply, Reply::CommitFailed { .. }) {
-                metrics::dict_commit(DictCommit::Refused);
+                attributes.recorder().dict_commit(DictCommit::Refused);
             }
             vec![reply]
         }
@@ -144,8 +148,9 @@ async fn answer(event: Event, attributes: &Arc<Attributes>, out: &mut Vec<u8>) {
             username,
             changes,
         } => {
+            let recorder = attributes.recorder().clone();
             let failed = move |error| {
-                metrics::dict_commit(DictCommit::Failed);
+                recorder.dict_commit(DictCommit::Failed);
                 Reply::CommitFailed {
                     id: Some(id),
                     async_,

@@ -26,6 +26,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::Recorder;
+
 /// What `/health` reports; the serve loop sends changes through a `watch` channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -94,15 +96,17 @@ pub fn route(method: &Method, path: &str) -> Route {
 /// after. Connections still open then are cut off.
 pub async fn serve(
     listener: TcpListener,
+    recorder: Recorder,
     health: watch::Receiver<Health>,
     stop: impl Future<Output = ()>,
 ) {
-    serve_with(listener, health, stop, Limits::default()).await;
+    serve_with(listener, recorder, health, stop, Limits::default()).await;
 }
 
 /// [`serve`] with explicit bounds.
 pub async fn serve_with(
     listener: TcpListener,
+    recorder: Recorder,
     health: watch::Receiver<Health>,
     stop: impl Future<Output = ()>,
     limits: Limits,
@@ -127,9 +131,9 @@ pub async fn serve_with(
         };
         match accepted {
             Ok((stream, _peer)) => {
-                let health = health.clone();
+                let (health, recorder) = (health.clone(), recorder.clone());
                 connections.spawn(async move {
-                    connection(stream, health, limits).await;
+                    connection(stream, recorder, health, limits).await;
                     drop(permit);
                 });
             }
@@ -145,10 +149,15 @@ pub async fn serve_with(
 }
 
 /// Serves one connection, one request, within the connection deadline.
-async fn connection(stream: TcpStream, health: watch::Receiver<Health>, limits: Limits) {
+async fn connection(
+    stream: TcpStream,
+    recorder: Recorder,
+    health: watch::Receiver<Health>,
+    limits: Limits,
+) {
     let service = service_fn(move |request: Request<Incoming>| {
-        let health = *health.borrow();
-        async move { Ok::<_, Infallible>(respond(&request, health).await) }
+        let (health, recorder) = (*health.borrow(), recorder.clone());
+        async move { Ok::<_, Infallible>(respond(&request, recorder, health).await) }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -165,9 +174,13 @@ async fn connection(stream: TcpStream, health: watch::Receiver<Health>, limits: 
 }
 
 /// The answer to one request.
-async fn respond(request: &Request<Incoming>, health: Health) -> Response<Full<Bytes>> {
+async fn respond(
+    request: &Request<Incoming>,
+    recorder: Recorder,
+    health: Health,
+) -> Response<Full<Bytes>> {
     match route(request.method(), request.uri().path()) {
-        Route::Metrics => metrics().await,
+        Route::Metrics => metrics(recorder).await,
         Route::Health => match health {
             Health::Serving => text(StatusCode::OK, "ok\n"),
             Health::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
@@ -185,8 +198,8 @@ async fn respond(request: &Request<Incoming>, health: Health) -> Response<Full<B
 }
 
 /// The exposition, encoded on the blocking pool (it counts the push queue in SQLite).
-async fn metrics() -> Response<Full<Bytes>> {
-    match tokio::task::spawn_blocking(super::encode).await {
+async fn metrics(recorder: Recorder) -> Response<Full<Bytes>> {
+    match tokio::task::spawn_blocking(move || recorder.encode()).await {
         Ok(Ok(body)) => {
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response

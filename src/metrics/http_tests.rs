@@ -16,6 +16,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 struct Running {
     addr: SocketAddr,
+    recorder: Recorder,
     health: watch::Sender<Health>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -29,9 +30,17 @@ async fn start(limits: Limits) -> Running {
     let stopped = async {
         let _ = stop_rx.await;
     };
-    let task = tokio::spawn(serve_with(listener, health_rx, stopped, limits));
+    let recorder = Recorder::new();
+    let task = tokio::spawn(serve_with(
+        listener,
+        recorder.clone(),
+        health_rx,
+        stopped,
+        limits,
+    ));
     Running {
         addr,
+        recorder,
         health,
         stop,
         task,
@@ -87,7 +96,9 @@ fn routes() {
 #[tokio::test]
 async fn metrics_are_served_as_openmetrics_text() {
     let server = start(Limits::default()).await;
-    crate::metrics::message_done(Some(crate::classify::Class::Group), &[]);
+    server
+        .recorder
+        .message_done(crate::metrics::MessageClass::Group, []);
     let answer = request(server.addr, "GET", "/metrics?from=test").await;
     assert_eq!(status(&answer), "HTTP/1.1 200 OK", "{answer}");
     assert_eq!(

@@ -1,15 +1,10 @@
 //! The label values of coid's metrics: one small enum per label, so every time series
 //! is known in advance and nothing from mail (addresses, folders, reply text) ever
 //! becomes a label. Each enum writes a fixed snake_case value (`EncodeLabelValue` by
-//! hand: the derive would write the Rust variant name) and maps from the type the
-//! event comes as (a [`Class`], a [`Reply`], a push [`Outcome`], a [`ClientError`]).
+//! hand: the derive would write the Rust variant name). The code that records maps its
+//! own types to these values, next to those types; this module imports none of them.
 
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
-
-use crate::classify::Class;
-use crate::delivery::lmtp_client::ClientError;
-use crate::lmtp::Reply;
-use crate::push::outcome::Outcome;
 
 /// Defines a label enum with its fixed label values and their encoding.
 macro_rules! label_enum {
@@ -67,18 +62,6 @@ label_enum! {
     }
 }
 
-impl From<Option<Class>> for MessageClass {
-    fn from(class: Option<Class>) -> MessageClass {
-        match class {
-            Some(Class::Chat) => MessageClass::Chat,
-            Some(Class::Group) => MessageClass::Group,
-            Some(Class::Mdn) => MessageClass::Mdn,
-            Some(Class::Email) => MessageClass::Email,
-            None => MessageClass::Unknown,
-        }
-    }
-}
-
 label_enum! {
     /// What one recipient's reply after DATA said (RFC 5321 §4.2.1 reply classes).
     DeliveryOutcome {
@@ -88,20 +71,6 @@ label_enum! {
         Deferred => "deferred",
         /// 5xx.
         Rejected => "rejected",
-    }
-}
-
-impl From<&Reply> for DeliveryOutcome {
-    fn from(reply: &Reply) -> DeliveryOutcome {
-        if reply.is_success() {
-            DeliveryOutcome::Delivered
-        } else if reply.is_permanent() {
-            DeliveryOutcome::Rejected
-        } else {
-            // Anything else (4xx, or a code that is neither) is temporary, as coid
-            // treats unknown trouble.
-            DeliveryOutcome::Deferred
-        }
     }
 }
 
@@ -122,17 +91,6 @@ label_enum! {
         Refused => "refused",
         /// Maildir: a blocking file task died.
         Task => "task",
-    }
-}
-
-impl From<&ClientError> for BackendError {
-    fn from(err: &ClientError) -> BackendError {
-        match err {
-            ClientError::Connect { .. } => BackendError::Connect,
-            ClientError::Io(_) => BackendError::Io,
-            ClientError::Timeout => BackendError::Timeout,
-            ClientError::Protocol(_) => BackendError::Protocol,
-        }
     }
 }
 
@@ -166,21 +124,6 @@ label_enum! {
         Expired => "expired",
         /// Never queued: the queue was full (`[push] max_queue`).
         QueueFull => "queue_full",
-    }
-}
-
-impl From<Outcome> for PushOutcome {
-    fn from(outcome: Outcome) -> PushOutcome {
-        match outcome {
-            Outcome::Delivered => PushOutcome::Delivered,
-            Outcome::Gone => PushOutcome::Gone,
-            Outcome::TooLarge => PushOutcome::TooLarge,
-            Outcome::RateLimited { .. } => PushOutcome::RateLimited,
-            Outcome::Temporary => PushOutcome::Temporary,
-            Outcome::Unauthorized(_) => PushOutcome::Unauthorized,
-            Outcome::Redirected(_) => PushOutcome::Redirected,
-            Outcome::Rejected(_) => PushOutcome::Rejected,
-        }
     }
 }
 
@@ -228,20 +171,5 @@ label_enum! {
         Expired => "expired",
         /// Never queued: the queue was full (`[push] max_queue`).
         QueueFull => "queue_full",
-    }
-}
-
-impl From<Outcome> for DeltaChatOutcome {
-    fn from(outcome: Outcome) -> DeltaChatOutcome {
-        match outcome {
-            Outcome::Delivered => DeltaChatOutcome::Delivered,
-            Outcome::Gone => DeltaChatOutcome::Gone,
-            Outcome::RateLimited { .. } => DeltaChatOutcome::RateLimited,
-            Outcome::Temporary => DeltaChatOutcome::Temporary,
-            Outcome::Redirected(_) => DeltaChatOutcome::Redirected,
-            Outcome::TooLarge | Outcome::Unauthorized(_) | Outcome::Rejected(_) => {
-                DeltaChatOutcome::Rejected
-            }
-        }
     }
 }

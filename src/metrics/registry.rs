@@ -1,6 +1,6 @@
 //! The metrics themselves: every family, its name and HELP text, and the registry that
-//! encodes them. `super` keeps the one process-wide instance; tests build their own,
-//! so they can assert exact values while other tests record into the global one.
+//! encodes them. `super::Recorder` holds one per process (the composition root makes
+//! it); tests build their own, so they can assert exact values.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +20,6 @@ use super::sets::{
     BackendLabels, BuildLabels, ClassLabels, DeliveryLabels, DeltaChatLabels, DictLabels,
     ProtoLabels, PushLabels, ReloadLabels,
 };
-use crate::classify::Class;
-use crate::lmtp::Reply;
 use crate::store::Store;
 
 /// Histogram buckets of `coid_delivery_duration_seconds`: 1 ms to 120 s (the longest a
@@ -51,13 +49,23 @@ pub(super) struct Metrics {
 #[must_use = "the session counts as open until this is dropped"]
 #[derive(Debug)]
 pub struct SessionGuard {
-    /// Shares its value with the registered `coid_sessions_active{proto}` series.
-    active: Gauge,
+    /// Shares its value with the registered `coid_sessions_active{proto}` series;
+    /// `None` when nothing is recorded.
+    active: Option<Gauge>,
+}
+
+impl SessionGuard {
+    /// A guard that counts nothing.
+    pub(super) fn off() -> SessionGuard {
+        SessionGuard { active: None }
+    }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.active.dec();
+        if let Some(active) = &self.active {
+            active.dec();
+        }
     }
 }
 
@@ -166,14 +174,18 @@ impl Metrics {
         self.sessions.get_or_create(&labels).inc();
         let active = self.sessions_active.get_or_create(&labels).clone();
         active.inc();
-        SessionGuard { active }
+        SessionGuard {
+            active: Some(active),
+        }
     }
 
-    pub(super) fn message_done(&self, class: Option<Class>, replies: &[Reply]) {
-        let class = MessageClass::from(class);
+    pub(super) fn message_done(
+        &self,
+        class: MessageClass,
+        outcomes: impl IntoIterator<Item = DeliveryOutcome>,
+    ) {
         self.messages.get_or_create(&ClassLabels { class }).inc();
-        for reply in replies {
-            let outcome = DeliveryOutcome::from(reply);
+        for outcome in outcomes {
             let labels = DeliveryLabels { class, outcome };
             self.deliveries.get_or_create(&labels).inc();
         }

@@ -1,12 +1,12 @@
 //! Unit tests of the registry: names, HELP/TYPE/UNIT lines, labels and values in the
-//! encoded exposition. Each test builds its own [`Metrics`], so values are exact; one
-//! test checks that the process-wide functions reach the process-wide registry.
+//! encoded exposition. Each test builds its own [`Metrics`] or [`Recorder`], so values
+//! are exact; one test checks that a recorder and its clones count into one registry
+//! and that an off recorder counts nothing.
 
-use super::labels::{BackendError, DictCommit, MessageClass, Proto, PushOutcome};
+use super::Recorder;
+use super::labels::{BackendError, DeliveryOutcome, DictCommit, MessageClass, Proto, PushOutcome};
 use super::registry::Metrics;
-use crate::classify::Class;
 use crate::delivery::lmtp_client::ClientError;
-use crate::lmtp::Reply;
 use crate::push::outcome::Outcome;
 use crate::store::{NewPush, temp_store};
 
@@ -78,15 +78,13 @@ fn a_fresh_registry_lists_every_family_at_zero() {
 #[test]
 fn messages_and_deliveries_by_class_and_outcome() {
     let m = Metrics::new();
-    let replies = [
-        Reply::OK,
-        Reply::TEMP_FAILURE,
-        Reply::REJECTED_BY_POLICY,
-        Reply::OK,
-    ];
-    m.message_done(Some(Class::Chat), &replies);
-    m.message_done(Some(Class::Email), &[Reply::STORE_UNAVAILABLE]);
-    m.message_done(None, &[Reply::TEMP_FAILURE, Reply::TEMP_FAILURE]);
+    use DeliveryOutcome::{Deferred, Delivered, Rejected};
+    m.message_done(
+        MessageClass::Chat,
+        [Delivered, Deferred, Rejected, Delivered],
+    );
+    m.message_done(MessageClass::Email, [Deferred]);
+    m.message_done(MessageClass::Unknown, [Deferred, Deferred]);
     let text = encoded(&m);
     assert_value(&text, r#"coid_messages_total{class="chat"}"#, 1.0);
     assert_value(&text, r#"coid_messages_total{class="email"}"#, 1.0);
@@ -235,16 +233,24 @@ fn label_values_are_fixed_snake_case_and_distinct() {
 }
 
 #[test]
-fn the_process_wide_functions_record_into_the_process_registry() {
-    let before = super::encode().expect("encodes");
+fn a_recorder_and_its_clones_count_into_one_registry_and_off_counts_nothing() {
+    let recorder = Recorder::new();
     let series = r#"coid_messages_total{class="mdn"}"#;
-    let was = value(&before, series).expect("series present");
-    super::message_done(Some(Class::Mdn), &[Reply::OK]);
-    let guard = super::session_started(Proto::Dict);
-    let after = super::encode().expect("encodes");
+    assert_value(&recorder.encode().expect("encodes"), series, 0.0);
+    let clone = recorder.clone();
+    clone.message_done(MessageClass::Mdn, [DeliveryOutcome::Delivered]);
+    let guard = recorder.session_started(Proto::Dict);
+    let text = recorder.encode().expect("encodes");
+    assert_value(&text, series, 1.0);
+    assert_value(&text, r#"coid_sessions_active{proto="dict"}"#, 1.0);
     drop(guard);
-    let now = value(&after, series).expect("series present");
-    assert!(now >= was + 1.0, "{series}: {was} -> {now}");
-    let sessions = value(&after, r#"coid_sessions_total{proto="dict"}"#).expect("present");
-    assert!(sessions >= 1.0, "{after}");
+    let text = recorder.encode().expect("encodes");
+    assert_value(&text, r#"coid_sessions_active{proto="dict"}"#, 0.0);
+    assert_value(&text, r#"coid_sessions_total{proto="dict"}"#, 1.0);
+    // Another recorder is another registry.
+    assert_value(&Recorder::new().encode().expect("encodes"), series, 0.0);
+    let off = Recorder::off();
+    off.message_done(MessageClass::Mdn, [DeliveryOutcome::Delivered]);
+    drop(off.session_started(Proto::Lmtp));
+    assert_eq!(off.encode().expect("encodes"), "");
 }

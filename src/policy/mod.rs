@@ -233,7 +233,6 @@ impl Run {
 
     fn finish(self) -> Evaluation {
         if let Some(reason) = self.failure {
-            crate::metrics::policy_error();
             return Evaluation::fallback(reason);
         }
         let verdict = if let Some(reason) = self.reject {

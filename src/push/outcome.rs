@@ -147,6 +147,40 @@ impl Backoff {
     }
 }
 
+/// The metrics label of a Web Push attempt's outcome.
+impl From<Outcome> for crate::metrics::PushOutcome {
+    fn from(outcome: Outcome) -> crate::metrics::PushOutcome {
+        use crate::metrics::PushOutcome;
+        match outcome {
+            Outcome::Delivered => PushOutcome::Delivered,
+            Outcome::Gone => PushOutcome::Gone,
+            Outcome::TooLarge => PushOutcome::TooLarge,
+            Outcome::RateLimited { .. } => PushOutcome::RateLimited,
+            Outcome::Temporary => PushOutcome::Temporary,
+            Outcome::Unauthorized(_) => PushOutcome::Unauthorized,
+            Outcome::Redirected(_) => PushOutcome::Redirected,
+            Outcome::Rejected(_) => PushOutcome::Rejected,
+        }
+    }
+}
+
+/// The metrics label of a Delta Chat notification's outcome.
+impl From<Outcome> for crate::metrics::DeltaChatOutcome {
+    fn from(outcome: Outcome) -> crate::metrics::DeltaChatOutcome {
+        use crate::metrics::DeltaChatOutcome;
+        match outcome {
+            Outcome::Delivered => DeltaChatOutcome::Delivered,
+            Outcome::Gone => DeltaChatOutcome::Gone,
+            Outcome::RateLimited { .. } => DeltaChatOutcome::RateLimited,
+            Outcome::Temporary => DeltaChatOutcome::Temporary,
+            Outcome::Redirected(_) => DeltaChatOutcome::Redirected,
+            Outcome::TooLarge | Outcome::Unauthorized(_) | Outcome::Rejected(_) => {
+                DeltaChatOutcome::Rejected
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use super::endpoint::EndpointPolicy;
 use super::webpush::payload::validation_json;
 use super::webpush::vapid::{KeyError, VapidKey};
 use crate::config::PushConfig;
-use crate::metrics::{DeltaChatOutcome, PushOutcome};
+use crate::metrics::{DeltaChatOutcome, PushOutcome, Recorder};
 use crate::store::{NewPush, PushKind, SECRET_VAPID, Store, StoreError};
 
 /// The `[push]` rules the queue and the subscription entries apply.
@@ -56,6 +56,7 @@ pub struct PushQueue {
     store: Store,
     wake: Arc<Notify>,
     settings: Arc<PushSettings>,
+    recorder: Recorder,
 }
 
 impl PushQueue {
@@ -63,9 +64,22 @@ impl PushQueue {
     pub fn new(store: Store, config: &PushConfig) -> PushQueue {
         PushQueue {
             store,
+            recorder: Recorder::off(),
             wake: Arc::new(Notify::new()),
             settings: Arc::new(PushSettings::from_config(config)),
         }
+    }
+
+    /// Counts what never got into the queue (a full queue) in `recorder`, and hands
+    /// it on to the worker that takes its pushes.
+    pub fn with_recorder(mut self, recorder: Recorder) -> PushQueue {
+        self.recorder = recorder;
+        self
+    }
+
+    /// Where this queue's pushes are counted.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// The state store.
@@ -135,8 +149,10 @@ impl PushQueue {
                 .iter()
                 .filter(|p| p.kind == PushKind::DeltaChat)
                 .count();
-            crate::metrics::push_outcomes(PushOutcome::QueueFull, dropped.len() - deltachat);
-            crate::metrics::deltachat_outcomes(DeltaChatOutcome::QueueFull, deltachat);
+            self.recorder
+                .push_outcomes(PushOutcome::QueueFull, dropped.len() - deltachat);
+            self.recorder
+                .deltachat_outcomes(DeltaChatOutcome::QueueFull, deltachat);
             tracing::warn!(
                 dropped = pushes.len() - stored,
                 max_queue = self.settings.max_queue,

@@ -26,7 +26,7 @@ use super::retry::{self, Action, Row, Rules};
 use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
-use crate::metrics::{self, DeltaChatOutcome, PushOutcome};
+use crate::metrics::{DeltaChatOutcome, PushOutcome, Recorder};
 use crate::store::{Destination, Kinds, PushKind, QueuedPush, StoreError, unix_now_ms};
 
 /// Longest sleep without a wake-up.
@@ -133,7 +133,9 @@ impl Worker {
         let this = Arc::new(self);
         let mut inflight = JoinSet::new();
         let mut last_sweep: Option<tokio::time::Instant> = None;
-        metrics::watch_push_queue(this.queue.store().clone());
+        this.queue
+            .recorder()
+            .watch_push_queue(this.queue.store().clone());
         tracing::info!("push worker running");
         while !*stop.borrow() {
             if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP) {
@@ -222,8 +224,9 @@ impl Worker {
         match result {
             Ok((0, 0, (0, 0))) => {}
             Ok((expired, tokens, (overdue, overdue_deltachat))) => {
-                metrics::push_outcomes(PushOutcome::Expired, overdue);
-                metrics::deltachat_outcomes(DeltaChatOutcome::Expired, overdue_deltachat);
+                let recorder = self.queue.recorder();
+                recorder.push_outcomes(PushOutcome::Expired, overdue);
+                recorder.deltachat_outcomes(DeltaChatOutcome::Expired, overdue_deltachat);
                 tracing::info!(
                     expired,
                     tokens,
@@ -253,7 +256,7 @@ impl Worker {
             with_content: push.with_content,
         };
         let action = retry::decide(attempt.outcome, row, unix_now_ms(), rules);
-        count(push.kind(), attempt.outcome);
+        count(self.queue.recorder(), push.kind(), attempt.outcome);
         log(&push, attempt.outcome, &attempt.detail, action);
         record(&self.queue, push, action).await;
     }
@@ -326,18 +329,18 @@ impl Worker {
         };
         tracing::warn!(user, target, kind = ?kind, why, "push dropped unsent");
         match kind {
-            PushKind::WebPush => metrics::push_outcome(webpush),
-            PushKind::DeltaChat => metrics::deltachat_outcome(deltachat),
+            PushKind::WebPush => self.queue.recorder().push_outcome(webpush),
+            PushKind::DeltaChat => self.queue.recorder().deltachat_outcome(deltachat),
         }
         record(&self.queue, push, Action::Done).await;
     }
 }
 
 /// Counts an attempt's outcome in its kind's metric.
-fn count(kind: PushKind, outcome: Outcome) {
+fn count(recorder: &Recorder, kind: PushKind, outcome: Outcome) {
     match kind {
-        PushKind::WebPush => metrics::push_outcome(outcome.into()),
-        PushKind::DeltaChat => metrics::deltachat_outcome(outcome.into()),
+        PushKind::WebPush => recorder.push_outcome(outcome.into()),
+        PushKind::DeltaChat => recorder.deltachat_outcome(outcome.into()),
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::stream::{HeaderFilter, LfLines, Transform};
 use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Permanent, Temporary};
 use crate::config::MaildirConfig;
-use crate::metrics::{self, BackendError};
+use crate::metrics::{BackendError, Recorder};
 use crate::spool::Spooled;
 use crate::users::UserAddress;
 use dovecot_files::{keyword_letters, mutf7};
@@ -77,6 +77,7 @@ pub struct Maildir {
     fsync: bool,
     /// Host name for unique names, with `/` and `:` escaped as Dovecot does.
     host: String,
+    recorder: Recorder,
 }
 
 /// Flags split into Maildir info letters and keywords.
@@ -110,7 +111,14 @@ impl Maildir {
             state_dir: state_dir.to_owned(),
             fsync: config.fsync,
             host,
+            recorder: Recorder::off(),
         }
+    }
+
+    /// Counts failures in `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Maildir {
+        self.recorder = recorder;
+        self
     }
 
     /// The user's Maildir root; each placeholder value must stay one path component.
@@ -158,12 +166,12 @@ impl Maildir {
             }
             Err(error @ Error::BadName(_)) => {
                 tracing::warn!(rcpt = %job.rcpt, %error, "refused recipient");
-                metrics::backend_error(error.kind());
+                self.recorder.backend_error(error.kind());
                 Outcome::Permanent(Permanent::BadMailbox)
             }
             Err(error) => {
                 tracing::error!(rcpt = %job.rcpt, %error, "maildir delivery failed");
-                metrics::backend_error(error.kind());
+                self.recorder.backend_error(error.kind());
                 Outcome::Temporary(Temporary::Local)
             }
         }
