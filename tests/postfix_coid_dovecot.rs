@@ -169,6 +169,35 @@ fn per_recipient_verdicts_are_relayed() {
     );
 }
 
+/// DATA goes to Dovecot in the same write as MAIL and RCPT; when Dovecot refuses every
+/// recipient it refuses DATA too, and the pooled connection stays in step: the next
+/// message on it is delivered.
+#[test]
+fn a_message_every_recipient_of_which_is_refused_leaves_the_connection_usable() {
+    let stack = Stack::start(dovecot_opts("/"), |_, _| {});
+    let target = || LmtpTarget::Tcp(stack.coid.lmtp_addr());
+    let id = unique_message_id();
+    let msg = MessageBuilder::chat().message_id(&id).build();
+    let refused = ["dave@example.org", "erin@example.org"];
+    let outcome = send_lmtp(target(), "x@example.net", &refused, &msg);
+    let codes: Vec<u16> = outcome
+        .verdicts(&refused)
+        .iter()
+        .map(|(_, r)| r.0)
+        .collect();
+    assert_eq!(codes, [550, 550], "{outcome:?}");
+    for _ in 0..2 {
+        let outcome = send_lmtp(target(), "x@example.net", &["alice@example.org"], &msg);
+        let codes: Vec<u16> = outcome
+            .verdicts(&["alice@example.org"])
+            .iter()
+            .map(|(_, r)| r.0)
+            .collect();
+        assert_eq!(codes, [250], "{outcome:?}");
+    }
+    assert_eq!(stack.dovecot.count_message("alice@example.org", &id), 2);
+}
+
 #[test]
 fn unix_socket_listener_and_incoming_routing_headers_are_stripped() {
     let stack = active_stack("/");

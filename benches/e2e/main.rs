@@ -15,7 +15,9 @@
 //!
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
 //! `benches/run.sh`. `COID_BENCH_QUICK=1` runs a tenth of the messages (a smoke run;
-//! its figures are noisy).
+//! its figures are noisy). `COID_BENCH_PARTS=source,memory` (any of `latency`,
+//! `throughput`, `source`, `memory`) runs only those parts, for a quicker look while
+//! working on one of them; the default is all.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -96,13 +98,16 @@ fn main() {
     };
     let throughput = sessions(Load::Saturated, |c| c.saturated);
     let source = sessions(Load::Source, |c| c.source);
-    let latency = measure(&latency);
-    let throughput = measure(&throughput);
-    let source = measure(&source);
-    let memory: Vec<rss::Rss> = RSS_SESSIONS
-        .iter()
-        .map(|&sessions| rss::measure(sessions, RSS_SIZE))
-        .collect();
+    let parts = Parts::from_env();
+    let latency = parts.run("latency", || measure(&latency));
+    let throughput = parts.run("throughput", || measure(&throughput));
+    let source = parts.run("source", || measure(&source));
+    let memory: Vec<rss::Rss> = parts.run("memory", || {
+        RSS_SESSIONS
+            .iter()
+            .map(|&sessions| rss::measure(sessions, RSS_SIZE))
+            .collect()
+    });
 
     report::latency(&latency);
     report::throughput(&throughput);
@@ -114,6 +119,23 @@ fn main() {
         began.elapsed().as_secs_f64(),
         load_average()
     );
+}
+
+/// Which parts of the bench run (`COID_BENCH_PARTS`, comma-separated; all if unset).
+struct Parts(Option<String>);
+
+impl Parts {
+    fn from_env() -> Parts {
+        Parts(std::env::var("COID_BENCH_PARTS").ok())
+    }
+
+    /// `part`'s figures, or none when it is not asked for.
+    fn run<T>(&self, part: &str, measure: impl FnOnce() -> Vec<T>) -> Vec<T> {
+        match &self.0 {
+            Some(list) if !list.split(',').any(|p| p.trim() == part) => Vec::new(),
+            _ => measure(),
+        }
+    }
 }
 
 /// Runs every scenario [`ROUNDS`] times. Within a round the runs go in order, except

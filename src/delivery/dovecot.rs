@@ -188,6 +188,7 @@ impl DovecotLmtp {
             }
         }
         if !rcpt_replies.iter().any(Reply::is_success) {
+            // DATA was refused too (no valid recipient): the transaction is over.
             reset_transaction(c).await.map_err(Failure::before_data)?;
             return Ok(());
         }
@@ -203,52 +204,94 @@ impl DovecotLmtp {
         Ok(())
     }
 
+    /// The message after DATA's 354: the route headers, the message with incoming
+    /// `X-Coid-*` fields removed ([`HeaderFilter`]) and dot-stuffed, and the end mark.
+    /// Written in as few writes as the size allows (one for a message held in memory
+    /// below [`CHUNK`]), with buffers no bigger than the message.
     async fn data(
         &self,
         c: &mut Client,
         message: &Message<'_>,
         target: &Target,
     ) -> Result<(), ClientError> {
-        c.send(b"DATA\r\n").await?;
-        let go = c.read_reply().await?;
-        if go.code != 354 {
-            return Err(ClientError::Protocol(format!("DATA answered {go}")));
-        }
-        let mut stuffer = DotStuffer::default();
-        let mut filter = HeaderFilter::new();
-        let mut out = Vec::with_capacity(CHUNK + 1024);
-        stuffer.push(&route_headers(target, self.separator), &mut out);
-        let mut reader = message.body.reader().await?;
-        let mut buf = vec![0u8; CHUNK];
-        let mut filtered = Vec::with_capacity(CHUNK);
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        let size = usize::try_from(message.body.len())
+            .unwrap_or(CHUNK)
+            .min(CHUNK);
+        let mut body = Body {
+            filter: HeaderFilter::new(),
+            stuffer: DotStuffer::default(),
+            filtered: Vec::with_capacity(size),
+            out: Vec::with_capacity(size + size / 32 + 1024),
+        };
+        body.stuffer
+            .push(&route_headers(target, self.separator), &mut body.out);
+        match message.body.as_bytes() {
+            Some(bytes) => {
+                for chunk in bytes.chunks(CHUNK) {
+                    body.push(c, chunk).await?;
+                }
             }
-            filtered.clear();
-            filter.push(buf.get(..n).unwrap_or_default(), &mut filtered);
-            stuffer.push(&filtered, &mut out);
-            c.send(&out).await?;
-            out.clear();
+            None => {
+                let mut reader = message.body.reader().await?;
+                let mut buf = vec![0u8; CHUNK];
+                loop {
+                    let n = reader.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    body.push(c, buf.get(..n).unwrap_or_default()).await?;
+                }
+            }
         }
-        filtered.clear();
-        filter.finish(&mut filtered);
-        stuffer.push(&filtered, &mut out);
-        stuffer.finish(&mut out);
-        c.send(&out).await
+        body.finish(c).await
+    }
+}
+
+/// The message on its way out: filtered, stuffed, and written once [`CHUNK`] bytes
+/// are ready (or at the end).
+struct Body {
+    filter: HeaderFilter,
+    stuffer: DotStuffer,
+    filtered: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Body {
+    async fn push(&mut self, c: &mut Client, bytes: &[u8]) -> Result<(), ClientError> {
+        self.filtered.clear();
+        self.filter.push(bytes, &mut self.filtered);
+        self.stuffer.push(&self.filtered, &mut self.out);
+        if self.out.len() >= CHUNK {
+            c.send(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self, c: &mut Client) -> Result<(), ClientError> {
+        self.filtered.clear();
+        self.filter.finish(&mut self.filtered);
+        self.stuffer.push(&self.filtered, &mut self.out);
+        self.stuffer.finish(&mut self.out);
+        c.send(&self.out).await
     }
 }
 
 /// What the store said to the envelope.
 enum Answered {
-    /// MAIL accepted: one reply per RCPT.
+    /// MAIL accepted: one reply per RCPT; DATA was answered 354 if any was accepted.
     Rcpts(Vec<Reply>),
     /// MAIL refused with this reply (the transaction was reset).
     MailRefused(Reply),
 }
 
-/// Sends (RSET,) MAIL and every RCPT in one write and reads their replies.
+/// Sends (RSET,) MAIL, every RCPT and DATA in one write (RFC 2920: DATA may end a
+/// pipelined group; LMTP servers must support PIPELINING, RFC 2033 §5) and reads
+/// their replies. One round trip to the store before the body instead of two.
+///
+/// DATA's reply must fit the recipients': 354 when some RCPT was accepted, a
+/// refusal when none was (the transaction then ends, and an RSET clears it). A store
+/// that says otherwise is out of protocol: the connection is not used again.
 async fn envelope(
     c: &mut Client,
     env: &crate::lmtp::Envelope,
@@ -270,6 +313,7 @@ async fn envelope(
     for job in group.jobs() {
         cmd.push_str(&format!("RCPT TO:<{}>\r\n", job.rcpt));
     }
+    cmd.push_str("DATA\r\n");
     c.send(cmd.as_bytes()).await?;
     if reset {
         let rset = c.read_reply().await?;
@@ -282,11 +326,21 @@ async fn envelope(
     for _ in group.jobs() {
         rcpt_replies.push(c.read_reply().await?);
     }
-    if mail.is_success() {
-        Ok(Answered::Rcpts(rcpt_replies))
-    } else {
-        reset_transaction(c).await?;
-        Ok(Answered::MailRefused(mail))
+    let data = c.read_reply().await?;
+    let accepted = mail.is_success() && rcpt_replies.iter().any(Reply::is_success);
+    match (accepted, data.code == 354) {
+        (true, true) => Ok(Answered::Rcpts(rcpt_replies)),
+        (false, false) if mail.is_success() => Ok(Answered::Rcpts(rcpt_replies)),
+        (false, false) => {
+            reset_transaction(c).await?;
+            Ok(Answered::MailRefused(mail))
+        }
+        (true, false) => Err(ClientError::Protocol(format!(
+            "DATA answered {data} after a recipient was accepted"
+        ))),
+        (false, true) => Err(ClientError::Protocol(format!(
+            "DATA answered {data} with no recipient accepted"
+        ))),
     }
 }
 
