@@ -503,6 +503,10 @@ wait_journal "$c" 1 "to=<$user>.*relay=$host\[private/dovecot-lmtp\].*status=sen
   fail "Postfix did not deliver to $user through private/dovecot-lmtp"
 ok "Dovecot $(ct dovecot --version | cut -d' ' -f1), Postfix $(ct postconf -h mail_version):" \
   "$user gets mail through Dovecot's LMTP, $local_user through Postfix's local(8) into ~/Maildir"
+# What the README's way back restores for local users: Debian's Postfix sets no
+# mailbox_transport.
+[[ -z $(ct postconf -h mailbox_transport) ]] || fail "mailbox_transport is set before coid: $(ct postconf mailbox_transport)"
+ok "mailbox_transport is empty on Debian's Postfix (local(8) delivers), as the README says"
 
 # ---------------------------------------------------------------- README: install
 step "README: install the package"
