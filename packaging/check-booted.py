@@ -17,6 +17,9 @@ push stand-in, which check-booted.sh copies next to it.
                         header). Exits 1 unless the message then gets 250.
   lmtp-rcpt OPTIONS     LHLO, MAIL, RCPT to an LMTP socket; exits 1 unless the RCPT
                         reply has the --expect code. Nothing is delivered.
+  connect-during --socket PATH -- CMD...
+                        Connects to PATH about every millisecond while CMD (an
+                        upgrade) runs; exits 1 if any connect failed.
 """
 
 import argparse
@@ -144,6 +147,37 @@ def run_between(cmd):
     ok(f"ran: {' '.join(cmd)}")
 
 
+def connect_during(args):
+    """Connects to a unix socket again and again (about every millisecond) while cmd
+    runs: every connect must succeed (a socket closed and opened again, even for a few
+    milliseconds, fails some of them)."""
+    import threading
+    done = threading.Event()
+    tries, failures = [0], []
+
+    def hammer():
+        while not done.is_set():
+            tries[0] += 1
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(5)
+                    s.connect(args.socket)
+            except OSError as e:
+                failures.append(f"{time.monotonic():.3f}: {e}")
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        run_between(args.cmd)
+    finally:
+        done.set()
+        thread.join()
+    expect(not failures, f"{len(failures)} of {tries[0]} connects to {args.socket} failed "
+           f"during {' '.join(args.cmd)}: {failures[:5]}")
+    ok(f"{tries[0]} connects to {args.socket} while it ran, none failed")
+
+
 def lmtp_rcpt(args):
     lmtp = Lmtp(args.socket)
     lmtp.command("LHLO check-booted", 250)
@@ -177,10 +211,14 @@ def main():
             p.add_argument("cmd", nargs="+")
         else:
             p.add_argument("--expect", type=int, required=True)
+    d = sub.add_parser("connect-during")
+    d.add_argument("--socket", required=True)
+    d.add_argument("cmd", nargs="+")
     args = parser.parse_args()
     try:
         {"imap-checks": imap_checks, "getmeta": getmeta,
-         "lmtp-across": lmtp_across, "lmtp-rcpt": lmtp_rcpt}[args.cmd_name](args)
+         "lmtp-across": lmtp_across, "lmtp-rcpt": lmtp_rcpt,
+         "connect-during": connect_during}[args.cmd_name](args)
     except (Failed, OSError, subprocess.SubprocessError) as e:
         print(f"check-booted.py: FAILED: {e}", file=sys.stderr)
         sys.exit(1)

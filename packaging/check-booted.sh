@@ -14,15 +14,25 @@
 # two for the test (push targets on loopback, served by a stand-in in the container).
 #
 # Checks, each with what proves it (details in the output):
-#   install: dpkg -i enables and starts nothing; the three edits, the start, the
-#     verify block; local users need Dovecot's auth_username_format (friction 1:
-#     Dovecot's LMTP refuses bob@<host> before, coid delivers after);
+#   a minimal host: procps (kill, pgrep) and curl are removed from the container
+#     first, so nothing of coid's may need them (reload, the README's verify block);
+#   install: dpkg -i enables and starts nothing; what postinst makes (the user coid,
+#     /var/lib/coid, /var/spool/postfix/coid, the compiled Sieve scripts), conffiles,
+#     the man page, `systemd-analyze verify` of the units; the three edits, the start,
+#     the verify block (`coid health`, no curl); local users need Dovecot's
+#     auth_username_format (friction 1: Dovecot's LMTP refuses bob@<host> before, coid
+#     delivers after);
+#   a failed start (bad coid.toml, exit 78): every line of the reason is in
+#     `journalctl -p err -u coid`, none at a lower priority;
 #   METADATA: COI settings, Delta Chat's token registration and server entries, a Web
 #     Push subscription, over IMAP through Dovecot to coid's dict;
 #   mail: plain and chat mail to a virtual and a local user through Postfix -> coid
 #     -> Dovecot (Postfix's log: relay coid/lmtp; coid's: delivered; Dovecot: the
 #     folder and $Chat), and Delta Chat notifications to the stand-in;
-#   reload: an LMTP session open across "systemctl reload coid" delivers, same PID;
+#   reload: an LMTP session open across "systemctl reload coid" delivers, same PID,
+#     with no kill(1) on the host (ExecReload is `coid reload $MAINPID`); a refused
+#     reload (bad coid.toml) keeps the running config, and every line of its reason
+#     is in `journalctl -p err -u coid`;
 #   watchdog: SIGSTOP on coid: systemd's WatchdogSec kills and restarts it;
 #   stop: a message in flight (inside DATA) is delivered; mail while coid is stopped
 #     is deferred, never bounced, and delivered once coid is back;
@@ -31,8 +41,11 @@
 #   socket activation: the README's order (friction 3: enabling the socket while coid
 #     runs fails); systemd holds the socket and starts coid on the next delivery;
 #   upgrade (a rebuilt .deb with a higher version): state, COI settings and the VAPID
-#     key stay, coid is restarted;
-#   the way back (friction 4): nothing of coid listens, mail goes straight to Dovecot;
+#     key stay, coid.service is restarted and coid.socket is not (same invocation, the
+#     same socket file; connects every millisecond during the upgrade all succeed);
+#   the dpkg trigger on sievec: activated, it compiles coid's Sieve scripts again;
+#   the way back (friction 4, and mailbox_transport back to empty, Postfix's local):
+#     nothing of coid listens, mail goes straight to Dovecot;
 #   remove keeps the state, purge removes it.
 #
 # Needs root, systemd-nspawn (package systemd-container; installed if missing),
@@ -72,8 +85,9 @@ esac
 SKIP=77
 mirror=http://deb.debian.org/debian
 # What the container gets beyond minbase: systemd as init with D-Bus, the mail host,
-# and the tools the checks use inside (python3: IMAP and LMTP clients; iproute2: ss;
-# procps: pgrep; curl: the README's verify block).
+# and the tools the checks use inside (python3: IMAP and LMTP clients; iproute2: ss).
+# procps and curl are in the cached root only so that its hash stays; each run
+# removes them from the booted container (a minimal host has neither).
 include=systemd,systemd-sysv,dbus
 packages=(postfix dovecot-imapd dovecot-lmtpd dovecot-sieve adduser python3 iproute2 procps curl)
 # Bump when the preparation below changes in a way the package list does not show.
@@ -397,6 +411,16 @@ ok "booted in $time_boot s: $(ct systemctl --version | head -n 1), system runnin
 links=$(ct ip -o link show | awk -F': ' '{ print $2 }' | tr '\n' ' ')
 [[ $links == "lo " ]] || fail "the container has network links besides lo: $links"
 ok "network links inside: lo only"
+# A minimal Debian: no procps (kill, pgrep, ps) and no curl. On trixie ucf depends on
+# procps, hence --force-depends; nothing the checks run needs ucf.
+ct dpkg --remove --force-depends procps curl >/dev/null 2>&1 || fail "cannot remove procps and curl"
+for program in /bin/kill /usr/bin/kill /usr/bin/pgrep /usr/bin/ps /usr/bin/curl; do
+  ct test ! -e "$program" || fail "$program is still there"
+done
+ok "procps and curl removed: no kill, pgrep, ps or curl inside"
+# The processes inside named $1 (/proc; there is no pgrep).
+# shellcheck disable=SC2016 # for sh inside the container
+procs_named() { ct sh -c 'grep -lx "$1" /proc/[0-9]*/comm 2>/dev/null' sh "$1" || true; }
 
 # ---------------------------------------------------------------- the host before coid
 step "the mail host before coid: Postfix + Dovecot, a virtual domain and system users"
@@ -479,6 +503,10 @@ wait_journal "$c" 1 "to=<$user>.*relay=$host\[private/dovecot-lmtp\].*status=sen
   fail "Postfix did not deliver to $user through private/dovecot-lmtp"
 ok "Dovecot $(ct dovecot --version | cut -d' ' -f1), Postfix $(ct postconf -h mail_version):" \
   "$user gets mail through Dovecot's LMTP, $local_user through Postfix's local(8) into ~/Maildir"
+# What the README's way back restores for local users: Debian's Postfix sets no
+# mailbox_transport.
+[[ -z $(ct postconf -h mailbox_transport) ]] || fail "mailbox_transport is set before coid: $(ct postconf mailbox_transport)"
+ok "mailbox_transport is empty on Debian's Postfix (local(8) delivers), as the README says"
 
 # ---------------------------------------------------------------- README: install
 step "README: install the package"
@@ -492,6 +520,40 @@ for u in coid.service coid.socket; do
   [[ $(ct systemctl is-active "$u" || true) == inactive ]] || fail "the package started $u"
 done
 ok "coid $deb_version installed; coid.service and coid.socket neither enabled nor started"
+out=$(ct coid --version)
+[[ $out == "coid ${deb_version%-*}" ]] || fail "coid --version said '$out'"
+page=$(ct sh -c 'zcat /usr/share/man/man8/coid.8.gz') || fail "cannot read /usr/share/man/man8/coid.8.gz"
+[[ $page == "$(ct coid man)" ]] || fail "the installed coid.8.gz is not what 'coid man' prints"
+ok "/usr/bin/coid --version: $out; /usr/share/man/man8/coid.8.gz is coid(8)"
+# What postinst makes: the system user, the directories, the compiled Sieve scripts.
+passwd=$(ct getent passwd coid) || fail "no user coid"
+ct getent group coid >/dev/null || fail "no group coid"
+uid=$(cut -d: -f3 <<<"$passwd")
+((uid < 1000)) || fail "coid is not a system user (uid $uid)"
+for want in "/var/lib/coid coid:coid 700" "/var/spool/postfix/coid coid:postfix 750"; do
+  got=$(ct stat -c '%n %U:%G %a' "${want%% *}") || fail "${want%% *} missing"
+  [[ $got == "$want" ]] || fail "$got, want $want"
+done
+for script in coid coid-seen; do
+  ct test -s /etc/coid/dovecot/$script.svbin || fail "postinst did not compile /etc/coid/dovecot/$script.sieve"
+done
+ok "postinst: user coid (uid $uid), /var/lib/coid coid:coid 700, /var/spool/postfix/coid coid:postfix 750, coid.svbin and coid-seen.svbin"
+# shellcheck disable=SC2016 # dpkg-query's format
+conffiles=$(ct dpkg-query -W -f='${Conffiles}\n' coid | awk 'NF { print $1 }')
+while read -r path; do
+  ct test -f "$path" || continue
+  grep -qxF "$path" <<<"$conffiles" || fail "$path is not a conffile"
+done < <(ct dpkg -L coid | grep '^/etc/')
+ok "conffiles: every file of the package under /etc ($(wc -l <<<"$conffiles"))"
+# --man=no: Documentation=man:coid(8) would need man(1), which a minimal host lacks
+# (the page itself is checked above).
+if ! out=$(ct systemd-analyze verify --man=no /usr/lib/systemd/system/coid.service /usr/lib/systemd/system/coid.socket 2>&1); then
+  fail "systemd-analyze verify: $out"
+fi
+# Strict: anything said about coid's units is a failure (warnings included).
+said=$(grep -i coid <<<"$out" || true)
+[[ -z $said ]] || fail "systemd-analyze verify complained about coid's units: $said"
+ok "systemd-analyze verify coid.service coid.socket${out:+ (said: $(tr '\n' ' ' <<<"$out"))}"
 
 # The operator's look at coid.toml (a real contact), and the test's two changes: push
 # targets on loopback (the stand-in below), as nothing may leave the container.
@@ -520,6 +582,33 @@ ct python3 /root/check-booted.py lmtp-rcpt --socket /run/dovecot/lmtp \
 ct python3 /root/check-booted.py lmtp-rcpt --socket /run/dovecot/lmtp \
   --rcpt "$user" --expect 250 | sed 's/^   ok: /   ok: after it, Dovecot still: /'
 readme postfix-local
+
+# A failed start: coid.toml with two problems. journald makes each stderr line a
+# record with the priority of its own <N> prefix: every line of the reason must be
+# an error, so "journalctl -p err -u coid" shows all of it.
+ct cp /etc/coid/coid.toml /root/coid.toml.good
+ct sed -i -e '0,/^max_connections = [0-9]*/s//max_connections = 0/' \
+  -e 's/^urgency = .*/urgency = "now"/' /etc/coid/coid.toml
+bad_lines=("lmtp.max_connections: 0 is outside" 'push.urgency: "now" is not')
+# journal_errors CURSOR WHAT: the lines of the reason are at priority err and at no
+# lower priority.
+journal_errors() {
+  local c=$1 what=$2 line errs others
+  errs=$(wait_journal "$c" 2 'max_connections: 0 is outside|urgency: "now"' -u coid -p err -o cat) ||
+    fail "$what: journalctl -p err -u coid lacks the reason: $errs; all: $(journal_since "$c" -u coid -o verbose | grep -E 'PRIORITY|MESSAGE=')"
+  for line in "${bad_lines[@]}"; do
+    grep -qF -- "$line" <<<"$errs" || fail "$what: '$line' is not at priority err: $errs"
+  done
+  others=$(journal_since "$c" -u coid -p warning..debug -o cat | grep -E 'max_connections|urgency' || true)
+  [[ -z $others ]] || fail "$what: lines of the reason below priority err: $others"
+  ok "$what: journalctl -p err -u coid shows the whole reason: $(tr '\n' '|' <<<"$errs")"
+}
+c=$(cursor)
+ct systemctl start coid 2>/dev/null && fail "coid started with a bad coid.toml"
+[[ $(unit coid.service ExecMainStatus) == 78 ]] || fail "coid exited $(unit coid.service ExecMainStatus), not 78"
+journal_errors "$c" "failed start (exit 78)"
+ct cp /root/coid.toml.good /etc/coid/coid.toml
+ct systemctl reset-failed coid
 readme start
 readme verify
 [[ $(unit coid.service ActiveState) == active ]] || fail "coid is not active"
@@ -586,6 +675,8 @@ EOF
 step "reload keeps sessions"
 c=$(cursor)
 restarts=$(unit coid.service NRestarts)
+[[ $(unit coid.service ExecReload) == *"path=/usr/bin/coid ; argv[]=/usr/bin/coid reload \$MAINPID"* ]] ||
+  fail "ExecReload is not coid reload: $(unit coid.service ExecReload)"
 ct python3 /root/check-booted.py lmtp-across --socket /var/spool/postfix/coid/lmtp \
   --rcpt "$user" --subject "across reload $run_id" -- systemctl reload coid ||
   fail "a session across reload (above)"
@@ -594,13 +685,27 @@ wait_journal "$c" 1 'reloaded: new sessions use the new config' -u coid -o cat >
   fail "coid's journal says nothing of the reload"
 [[ $(unit coid.service MainPID) == "$pid" && $(unit coid.service NRestarts) == "$restarts" ]] ||
   fail "coid's PID changed across the reload"
-ok "same PID $pid, journal: reloaded; the message is in $user's INBOX"
+ok "same PID $pid, journal: reloaded; the message is in $user's INBOX (no kill(1) here: coid reload)"
+# A refused reload: the same two problems; coid keeps serving on the old config.
+ct sed -i -e '0,/^max_connections = [0-9]*/s//max_connections = 0/' \
+  -e 's/^urgency = .*/urgency = "now"/' /etc/coid/coid.toml
+c=$(cursor)
+ct systemctl reload coid || fail "systemctl reload coid failed"
+wait_journal "$c" 1 'reload refused' -u coid -p err -o cat >/dev/null ||
+  fail "no 'reload refused' at priority err: $(journal_since "$c" -u coid -o cat)"
+journal_errors "$c" "refused reload"
+ct cp /root/coid.toml.good /etc/coid/coid.toml
+[[ $(unit coid.service MainPID) == "$pid" && $(unit coid.service ActiveState) == active ]] ||
+  fail "coid did not keep running after a refused reload"
+send plain "after refused reload $run_id" "$user"
+wait_mail "$user" INBOX "after refused reload $run_id"
+ok "after the refused reload the same coid ($pid) delivers"
 
 # ---------------------------------------------------------------- watchdog
 step "watchdog: a hung coid (SIGSTOP) is killed and restarted by systemd"
 c=$(cursor)
 t0=$SECONDS
-ct kill -STOP "$pid"
+ct bash -c "kill -STOP $pid" # bash's kill: there is no kill(1) here
 for ((i = 0; i < 1200; i++)); do
   new=$(unit coid.service MainPID)
   [[ $new != 0 && $new != "$pid" && $(unit coid.service StatusText) == serving ]] && break
@@ -739,7 +844,13 @@ rm -rf "$work/deb" && mkdir -p "$work/deb" "$root/root/upgrade"
 dpkg-deb -R "$deb" "$work/deb/pkg"
 sed -i "s/^Version: .*/Version: $new_version/" "$work/deb/pkg/DEBIAN/control"
 dpkg-deb --root-owner-group -Zgzip -z1 -b "$work/deb/pkg" "$root/root/upgrade/coid_${new_version}_amd64.deb" >/dev/null
-ct sh -c 'dpkg -i /root/upgrade/coid_*_amd64.deb' | sed 's/^/     > /'
+socket_before="$(unit coid.socket InvocationID) $(ct stat -c %i /var/spool/postfix/coid/lmtp)"
+ct python3 /root/check-booted.py connect-during --socket /var/spool/postfix/coid/lmtp \
+  -- sh -c 'dpkg -i /root/upgrade/coid_*_amd64.deb' || fail "connects during the upgrade (above)"
+socket_after="$(unit coid.socket InvocationID) $(ct stat -c %i /var/spool/postfix/coid/lmtp)"
+[[ $socket_after == "$socket_before" && $(unit coid.socket ActiveState) == active ]] ||
+  fail "the upgrade restarted coid.socket (invocation and socket inode $socket_before, now $socket_after)"
+ok "coid.socket was not restarted: same invocation and socket inode ($socket_after)"
 # shellcheck disable=SC2016 # dpkg-query's format
 [[ $(ct dpkg-query -W -f='${Version}' coid) == "$new_version" ]] || fail "coid is not at $new_version"
 new=$(unit coid.service MainPID)
@@ -758,16 +869,33 @@ send plain "after upgrade $run_id" "$user"
 wait_mail "$user" INBOX "after upgrade $run_id"
 ok "mail is delivered after the upgrade"
 
+step "the dpkg trigger on sievec compiles coid's Sieve scripts again"
+# What a Pigeonhole upgrade does to coid: dpkg activates the file trigger on
+# /usr/bin/sievec; coid's postinst runs with "triggered".
+ct rm -f /etc/coid/dovecot/coid.svbin /etc/coid/dovecot/coid-seen.svbin
+ct dpkg-trigger --no-await /usr/bin/sievec
+out=$(ct dpkg --triggers-only --pending 2>&1) || fail "dpkg --triggers-only: $out"
+for script in coid coid-seen; do
+  ct test -s /etc/coid/dovecot/$script.svbin || fail "the trigger did not compile $script.sieve: $out"
+done
+# shellcheck disable=SC2016 # dpkg-query's format
+[[ $(ct dpkg-query -W -f='${db:Status-Abbrev}' coid) == "ii " ]] || fail "coid is not fully installed after the trigger"
+ok "dpkg-trigger /usr/bin/sievec: coid.svbin and coid-seen.svbin compiled again"
+
 # ---------------------------------------------------------------- the way back
 step "README: the way back"
 readme way-back-postfix
 readme way-back-postfix-local
+[[ -z $(ct postconf -n mailbox_transport) && -z $(ct postconf -h mailbox_transport) ]] ||
+  fail "mailbox_transport is not back to empty: $(ct postconf mailbox_transport)"
+ok "mailbox_transport is empty again (Postfix's local delivers)"
 readme way-back
 for u in coid.service coid.socket; do
   [[ $(ct systemctl is-active "$u" || true) == inactive ]] || fail "$u is still active"
   [[ $(ct systemctl is-enabled "$u" || true) == disabled ]] || fail "$u is still enabled"
 done
-ct pgrep -x coid >/dev/null && fail "a coid process is left: $(ct pgrep -a -x coid)"
+left=$(procs_named coid)
+[[ -z $left ]] || fail "a coid process is left: $left"
 left=$(ct ss -xlpn | grep -E '/var/spool/postfix/coid/|/run/coid/' || true)
 [[ -z $left ]] || fail "something of coid still listens: $left"
 left=$(ct ss -tlpn | grep ':9466 ' || true)

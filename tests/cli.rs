@@ -353,3 +353,177 @@ fn admin_commands_as_root_create_the_state_as_the_service_user() {
     assert_eq!(code, 0);
     assert!(out.contains("enabled=yes\n"), "{out}");
 }
+
+/// Runs the coid binary with exactly `args` (no `--config` added) and `env`.
+fn coid_raw(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coid"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running coid");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--config` is a global option: before the command, after it, after a nested
+/// command's name or after its arguments, all the same.
+#[test]
+fn config_is_accepted_in_any_position() {
+    let s = Setup::new("");
+    let config = s.dir.path().join("coid.toml").display().to_string();
+    let c = config.as_str();
+    let set = ["user", "set", "alice@example.org", "enabled=yes"];
+    for args in [
+        vec![
+            "--config",
+            c,
+            "user",
+            "set",
+            "alice@example.org",
+            "enabled=yes",
+        ],
+        vec![
+            "user",
+            "--config",
+            c,
+            "set",
+            "alice@example.org",
+            "enabled=yes",
+        ],
+        vec![
+            "user",
+            "set",
+            "--config",
+            c,
+            "alice@example.org",
+            "enabled=yes",
+        ],
+        [&set[..], &["--config", c]].concat(),
+        [&set[..], &["-c", c]].concat(),
+    ] {
+        let (code, _, err) = coid_raw(&args, &[]);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    for args in [
+        vec!["-c", c, "check-config"],
+        vec!["check-config", "-c", c],
+        vec!["--config", c, "user", "get", "alice@example.org"],
+        vec!["user", "get", "alice@example.org", "--config", c],
+        vec!["push", "list", "alice@example.org", "--config", c],
+    ] {
+        let (code, out, err) = coid_raw(&args, &[]);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(!out.is_empty() || args.contains(&"push"), "{args:?}");
+    }
+    let (code, _, err) = coid_raw(&["user", "get", "alice@example.org"], &[]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("--config FILE is required"), "{err}");
+}
+
+/// `coid user set` takes a value only if IMAP SETMETADATA would: `enabled` is `yes`
+/// or nil, never "no" (which no COI client writes), with the dict path's words.
+#[test]
+fn user_set_follows_the_metadata_rules() {
+    let s = Setup::new("");
+    for (pair, words) in [
+        (
+            "enabled=no",
+            "invalid value for /private/vendor/vendor.dovecot/coi/config/enabled: \"no\"",
+        ),
+        (
+            "message-filter=sometimes",
+            "invalid value for /private/vendor/vendor.dovecot/coi/config/message-filter",
+        ),
+        ("mailbox-root=Chat", "it is read-only"),
+    ] {
+        let (code, _, err) = s.run(&["user", "set", "alice@example.org", pair], None);
+        assert_eq!(code, 64, "{pair}: {err}");
+        assert!(err.contains(words), "{pair}: {err}");
+    }
+    let (_, out, _) = s.run(&["user", "get", "alice@example.org"], None);
+    assert!(
+        out.contains("enabled=no (default)"),
+        "nothing stored: {out}"
+    );
+    let (code, _, err) = s.run(&["user", "set", "alice@example.org", "enabled=nil"], None);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `coid check-config` refuses coid's seen filter on an mbox mail store (the move
+/// would leave every read chat twice), reading Dovecot's settings with `doveconf -n`:
+/// here a stand-in doveconf first on PATH.
+#[test]
+fn check_config_refuses_the_seen_filter_on_mbox() {
+    let s = Setup::new("");
+    let config = s.dir.path().join("coid.toml").display().to_string();
+    let bin = s.dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let doveconf = |settings: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let script = bin.join("doveconf");
+        std::fs::write(&script, format!("#!/bin/sh\ncat <<'EOF'\n{settings}EOF\n"))
+            .expect("doveconf");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    let seen =
+        "plugin {\n  imapsieve_mailbox1_before = file:/etc/coid/dovecot/coid-seen.sieve\n}\n";
+    let env = [("PATH", path.clone())];
+    doveconf(&format!(
+        "mail_location = mbox:~/mail:INBOX=/var/mail/%u\n{seen}"
+    ));
+    let (code, out, err) = coid_raw(&["check-config", "--config", &config], &env);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("mail_location = mbox:"), "{err}");
+    assert!(err.contains("seen filter"), "{err}");
+    assert!(!out.contains("OK"), "no OK when a problem is found: {out}");
+    doveconf(&format!("mail_location = maildir:~/Maildir\n{seen}"));
+    let (code, _, err) = coid_raw(&["check-config", "--config", &config], &env);
+    assert_eq!(code, 0, "{err}");
+    doveconf("mail_location = mbox:~/mail:INBOX=/var/mail/%u\n");
+    let (code, _, err) = coid_raw(&["check-config", "--config", &config], &env);
+    assert_eq!(code, 0, "no seen filter: {err}");
+}
+
+/// `coid health` asks the running coid's /health (no curl needed); `coid reload PID`
+/// is SIGHUP to that coid only (the unit's ExecReload, no kill(1) needed).
+#[test]
+fn health_and_reload_without_external_programs() {
+    let mut opts = CoidOpts::dovecot("/nonexistent/lmtp");
+    opts.backend = "maildir".into();
+    let mut coid = Coid::start(opts);
+    let (code, out, err) = coid.cli(&["health"], None);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+
+    let pid = coid.pid().expect("running").to_string();
+    let (code, _, err) = coid_raw(&["reload", &pid], &[]);
+    assert_eq!(code, 0, "{err}");
+    let reloaded = wait_until(Duration::from_secs(10), || {
+        coid.plain_log()
+            .contains("reloaded: new sessions use the new config")
+            .then_some(())
+    });
+    assert!(reloaded.is_some(), "{}", coid.plain_log());
+    for (pid, code) in [("0", 64), ("1", 64), ("-5", 64)] {
+        let (got, _, err) = coid_raw(&["reload", "--", pid], &[]);
+        assert_eq!(got, code, "reload {pid}: {err}");
+    }
+    // Not coid: this test's own process is left alone.
+    let me = std::process::id().to_string();
+    let (code, _, err) = coid_raw(&["reload", &me], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not coid"), "{err}");
+
+    coid.stop();
+    let (code, _, err) = coid.cli(&["health"], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/health"), "{err}");
+}

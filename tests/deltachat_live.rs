@@ -82,7 +82,7 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
         let settings = ["enabled=yes", "message-filter=none"];
         stack.coid.user_set(&addr(user), &settings);
     }
-    stack.coid.user_set(&addr("carol"), &["enabled=no"]);
+    stack.coid.user_set(&addr("carol"), &["enabled=nil"]);
     let settings = ["enabled=yes", "message-filter=active"];
     stack.coid.user_set(&addr(OBSERVER), &settings);
 

@@ -110,7 +110,7 @@ fn filter_modes_per_user() {
             "{user}"
         );
     }
-    stack.coid.user_set("bob@example.org", &["enabled=no"]);
+    stack.coid.user_set("bob@example.org", &["enabled=nil"]);
     let chat = MessageBuilder::chat();
     let stored = stack.send_and_wait("dave@example.net", "bob@example.org", &chat);
     assert_eq!(

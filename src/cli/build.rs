@@ -44,35 +44,24 @@ pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
     printed(app::build::build_pipeline(config).map_err(failed))
 }
 
-/// `coid check-config`: every problem in the config and the policy script at once.
-pub fn check_config(path: &Path) -> u8 {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) => {
-            super::logging::print_error(&format!("cannot read {}: {err}", path.display()));
-            return exit::CONFIG;
-        }
-    };
-    let config = match Config::parse(&text, path) {
-        Ok(config) => config,
-        Err(err) => {
-            super::logging::print_error(&err.to_string());
-            return exit::CONFIG;
-        }
-    };
+/// Every problem in the config at `path` and its policy script, for `coid
+/// check-config` (which adds this host's own checks and prints the verdict); `Err`
+/// with the exit code when the file cannot be read or parsed (said already).
+pub fn config_problems(path: &Path) -> Result<Vec<String>, u8> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        super::logging::print_error(&format!("cannot read {}: {err}", path.display()));
+        exit::CONFIG
+    })?;
+    let config = Config::parse(&text, path).map_err(|err| {
+        super::logging::print_error(&err.to_string());
+        exit::CONFIG
+    })?;
     let mut problems = config.validate().err().map(|p| p.0).unwrap_or_default();
     if let Err(err) = Policy::load(&config.policy.script, config.policy.cpu_limit) {
         problems.push(err.to_string());
     }
     problems.extend(missing_accounts(&config));
-    if problems.is_empty() {
-        println!("{}: OK", path.display());
-        return exit::OK;
-    }
-    for problem in &problems {
-        super::logging::print_error(&format!("{}: {problem}", path.display()));
-    }
-    exit::CONFIG
+    Ok(problems)
 }
 
 /// The users and groups the config names that this host does not have (`coid serve`

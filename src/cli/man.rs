@@ -1,9 +1,10 @@
 //! `coid man` (hidden): prints the man page coid(8) of the whole command line as roff.
 //!
 //! The page is rendered from the same clap definitions as `--help` (with
-//! `clap_mangen`), so it cannot drift from the binary; the Debian package builds it
-//! with `coid man > target/man/coid.8` (`packaging/check-deb.sh`), as ripgrep does with
-//! `--generate man`. One page holds everything: the synopsis and options of every
+//! `clap_mangen`). The Debian package ships the committed `packaging/coid.8`, so a
+//! plain `cargo deb` needs no step before it; the test `committed_page_is_current`
+//! keeps that file equal to this output (regenerate it with
+//! `cargo run -q -- man > packaging/coid.8`). One page holds everything: the synopsis and options of every
 //! command under COMMANDS (clap_mangen alone would point to coid-serve(8) and others,
 //! which are not shipped), then what clap cannot know: signals, files, exit codes.
 
@@ -62,8 +63,10 @@ pub fn render() -> Vec<u8> {
 fn command(page: &mut Vec<u8>, cmd: &clap::Command) {
     let name = cmd.get_bin_name().unwrap_or_else(|| cmd.get_name());
     page.extend_from_slice(format!(".SS \"{}\"\n", escape(name)).as_bytes());
-    // clap's own usage, as in `--help`: clap_mangen's synopsis would leave out the
-    // parent's required `--config` ("coid user --config <CONFIG> get <ADDRESS>").
+    // Global options (`--config`) are described once, under OPTIONS, not again in
+    // every command.
+    let cmd = &without_globals(cmd);
+    // clap's own usage, as in `--help`.
     let usage = cmd.clone().render_usage().to_string();
     for (i, line) in usage.lines().enumerate() {
         let line = line.trim_start_matches("Usage:").trim();
@@ -85,6 +88,18 @@ fn command(page: &mut Vec<u8>, cmd: &clap::Command) {
     for sub in visible(cmd) {
         command(page, sub);
     }
+}
+
+/// `cmd` with the global options it inherited hidden.
+fn without_globals(cmd: &clap::Command) -> clap::Command {
+    let globals: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| arg.get_id().clone())
+        .collect();
+    globals
+        .into_iter()
+        .fold(cmd.clone(), |cmd, id| cmd.mut_arg(id, |arg| arg.hide(true)))
 }
 
 /// The subcommands a reader may use: not hidden (this one), not clap's `help`.
@@ -150,7 +165,8 @@ their COI settings and Web Push subscriptions with IMAP METADATA, and Delta Chat
 clients set their push tokens; after delivery it sends Web Push notifications and
 wakes Delta Chat devices through Delta Chat's notification service.
 .PP
-Every command reads the configuration file given with \fB\-\-config\fR;
+Every command but \fBreload\fR reads the configuration file given with
+\fB\-\-config\fR (before or after the command's name);
 \fBcoid check\-config\fR reports every problem in it at once.
 "#;
 
@@ -161,7 +177,8 @@ const TRAILER: &str = r#".SH SIGNALS
 \fBservice.shutdown_grace_secs\fR) and exits; a second signal exits at once.
 .TP
 \fBSIGHUP\fR
-\fBcoid serve\fR reloads the configuration and the Sieve policy.
+\fBcoid serve\fR reloads the configuration and the Sieve policy
+(\fBcoid reload\fR \fIPID\fR sends it: the unit's \fBExecReload\fR).
 .SH ENVIRONMENT
 .TP
 \fBCOID_LOG\fR
@@ -235,9 +252,24 @@ mod tests {
         ] {
             assert!(page.contains(&format!(".SS \"{name}\"")), "missing {name}");
         }
-        // The parent's --config is in a nested command's usage, where it must be given.
-        assert!(page.contains("\\fBcoid user \\-\\-config <CONFIG> get <ADDRESS>\\fR"));
-        assert!(page.contains("\\-\\-config"));
+        // --config is global: described once under OPTIONS, not in every command.
+        assert!(page.contains("\\fBcoid user get <ADDRESS>\\fR"), "{page}");
+        let option = "\\fB\\-c\\fR, \\fB\\-\\-config\\fR \\fI<FILE>\\fR";
+        assert_eq!(page.matches(option).count(), 1, "{page}");
+        for name in ["coid health", "coid reload"] {
+            assert!(page.contains(&format!(".SS \"{name}\"")), "missing {name}");
+        }
+    }
+
+    /// The page the package ships is what the binary renders.
+    #[test]
+    fn committed_page_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/coid.8");
+        let committed = std::fs::read(path).unwrap_or_default();
+        assert!(
+            committed == render(),
+            "{path} differs from `coid man`: run `cargo run -q -- man > packaging/coid.8`"
+        );
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! The `coid` command line: `serve`, `check-config`, `deliver` (LDA mode), `explain`,
-//! `user get|set` and `push list|delete|test|vapid`. Exit codes follow sysexits(3):
+//! `user get|set`, `push list|delete|test|vapid`, `health` and `reload`. `--config FILE`
+//! is a global option: before or after the command's name. Exit codes follow sysexits(3):
 //! 0 ok, 64 usage, 65 data error, 67 unknown user, 70 internal error, 74 output error
 //! (`man`), 75 temporary failure, 78 configuration error.
 
 mod build;
+mod check;
 mod deliver;
+mod health;
 mod logging;
 mod man;
 mod push;
+mod reload;
 mod serve;
 mod user;
 
@@ -38,6 +42,10 @@ pub(crate) fn temp(err: impl std::fmt::Display) -> (u8, String) {
 #[derive(Debug, Parser)]
 #[command(name = "coid", version, about, long_about = None)]
 pub struct Cli {
+    /// Config file (every command but `reload` and `man` needs it; accepted before or
+    /// after the command's name and arguments).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,22 +53,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the LMTP proxy.
-    Serve {
-        /// Config file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
-    },
+    Serve,
     /// Check a config file and its policy script; print every problem; exit 78 if any.
-    CheckConfig {
-        /// Config file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
-    },
+    CheckConfig,
     /// Deliver one message from standard input (LDA mode, like dovecot-lda).
     Deliver {
-        /// Config file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
         /// Envelope sender (empty for the null sender).
         #[arg(long, short = 'f', default_value = "")]
         from: String,
@@ -70,9 +67,6 @@ enum Command {
     },
     /// Print, as JSON, what coid would do with the message on standard input.
     Explain {
-        /// Config file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
         /// Envelope sender.
         #[arg(long, short = 'f', default_value = "")]
         from: String,
@@ -82,19 +76,22 @@ enum Command {
     },
     /// Read or change a user's COI settings.
     User {
-        /// Config file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
         #[command(subcommand)]
         action: user::UserAction,
     },
     /// Web Push: a user's subscriptions, a test push, the server's VAPID key.
     Push {
-        /// Config file.
-        #[arg(long, short = 'c')]
-        config: PathBuf,
         #[command(subcommand)]
         action: push::PushAction,
+    },
+    /// Ask the running coid whether it serves: GET /health on the config's
+    /// [metrics] listen address; exit 0 when it answers 200, 1 otherwise.
+    Health,
+    /// Tell the coid with process id PID to reload its config and policy (SIGHUP);
+    /// the unit's ExecReload, so reloading needs no kill(1).
+    Reload {
+        /// The running coid's process id (systemd's $MAINPID).
+        pid: i32,
     },
     /// Print the man page coid(8), roff, to standard output (for packaging).
     #[command(hide = true)]
@@ -105,14 +102,29 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
-    let code = match cli.command {
-        Command::Serve { config } => serve::run(&config),
-        Command::CheckConfig { config } => build::check_config(&config),
-        Command::Deliver { config, from, rcpt } => deliver::deliver(&config, from, rcpt),
-        Command::Explain { config, from, rcpt } => deliver::explain(&config, from, rcpt),
-        Command::User { config, action } => user::run(&config, action),
-        Command::Push { config, action } => push::run(&config, action),
-        Command::Man => man::print(),
+    let code = match (cli.command, cli.config) {
+        (Command::Reload { pid }, _) => reload::run(pid),
+        (Command::Man, _) => man::print(),
+        (_, None) => {
+            logging::print_error("--config FILE is required for this command");
+            exit::USAGE
+        }
+        (command, Some(config)) => with_config(command, &config),
     };
     ExitCode::from(code)
+}
+
+/// Runs a command that reads the config at `config`.
+fn with_config(command: Command, config: &std::path::Path) -> u8 {
+    match command {
+        Command::Serve => serve::run(config),
+        Command::CheckConfig => check::run(config),
+        Command::Deliver { from, rcpt } => deliver::deliver(config, from, rcpt),
+        Command::Explain { from, rcpt } => deliver::explain(config, from, rcpt),
+        Command::User { action } => user::run(config, action),
+        Command::Push { action } => push::run(config, action),
+        Command::Health => health::run(config),
+        Command::Reload { pid } => reload::run(pid),
+        Command::Man => man::print(),
+    }
 }

@@ -7,7 +7,9 @@ use clap::Subcommand;
 
 use super::build::with_store;
 use super::{CliResult, exit, temp};
-use crate::store::{CoiSettings, ENTRY_ENABLED, ENTRY_MESSAGE_FILTER, MessageFilter, Store};
+use crate::store::{
+    CoiSettings, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, Store, check_entry_write,
+};
 use crate::users::UserMap;
 
 /// What to do with a user.
@@ -18,8 +20,9 @@ pub enum UserAction {
         /// The user's address (an extension like +tag is ignored).
         address: String,
     },
-    /// Change settings: enabled=yes|no|nil, message-filter=none|active|seen|nil
-    /// (nil removes the user's value, so the server default applies).
+    /// Change settings: enabled=yes|nil, message-filter=none|active|seen|nil, the
+    /// values IMAP SETMETADATA takes (nil removes the user's value, so the server
+    /// default applies).
     Set {
         /// The user's address.
         address: String,
@@ -75,35 +78,46 @@ fn set(store: &Store, username: &str, pairs: &[String]) -> CliResult {
     Ok(())
 }
 
-/// `key=value` → (METADATA entry, value or None for nil).
+/// `key=value` → (METADATA entry, value or None for nil). The value must pass the
+/// rules a SETMETADATA through Dovecot's dict proxy passes, with the same error text
+/// ([`check_entry_write`]): `enabled` takes only `yes` (or nil), so "no" is refused
+/// rather than stored as a value no client would write.
 fn parse_setting(pair: &str) -> Result<(&'static str, Option<String>), String> {
     let (key, value) = pair
         .split_once('=')
         .ok_or_else(|| format!("{pair:?}: expected key=value"))?;
-    let nil = value.eq_ignore_ascii_case("nil");
-    match key {
-        "enabled" => match value {
-            "yes" | "no" => Ok((ENTRY_ENABLED, Some(value.to_owned()))),
-            _ if nil => Ok((ENTRY_ENABLED, None)),
-            _ => Err(format!("enabled: {value:?} is not yes, no or nil")),
-        },
-        "message-filter" => match MessageFilter::parse(value) {
-            Some(f) => Ok((ENTRY_MESSAGE_FILTER, Some(f.as_str().to_owned()))),
-            None if nil => Ok((ENTRY_MESSAGE_FILTER, None)),
-            None => Err(format!(
-                "message-filter: {value:?} is not none, active, seen or nil"
-            )),
-        },
-        "mailbox-root" => {
-            Err("mailbox-root is server-wide: set coi.mailbox_root in the config".into())
-        }
-        _ => Err(format!("unknown setting {key:?} (enabled, message-filter)")),
-    }
+    let entry = match key {
+        "enabled" => ENTRY_ENABLED,
+        "message-filter" => ENTRY_MESSAGE_FILTER,
+        "mailbox-root" => ENTRY_MAILBOX_ROOT,
+        _ => return Err(format!("unknown setting {key:?} (enabled, message-filter)")),
+    };
+    let value = (!value.eq_ignore_ascii_case("nil")).then(|| value.to_owned());
+    check_entry_write(entry, value.as_deref())?;
+    Ok((entry, value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same rules and words as a SETMETADATA through the dict proxy.
+    #[test]
+    fn values_follow_the_metadata_rules() {
+        for (pair, entry, value) in [
+            ("enabled=no", ENTRY_ENABLED, Some("no")),
+            ("enabled=true", ENTRY_ENABLED, Some("true")),
+            (
+                "message-filter=sometimes",
+                ENTRY_MESSAGE_FILTER,
+                Some("sometimes"),
+            ),
+            ("mailbox-root=X", ENTRY_MAILBOX_ROOT, Some("X")),
+        ] {
+            let metadata = check_entry_write(entry, value).expect_err("refused over IMAP");
+            assert_eq!(parse_setting(pair), Err(metadata), "{pair}");
+        }
+    }
 
     #[test]
     fn parses_settings() {
@@ -115,8 +129,10 @@ mod tests {
             parse_setting("message-filter=nil"),
             Ok((ENTRY_MESSAGE_FILTER, None))
         );
+        assert_eq!(parse_setting("enabled=NIL"), Ok((ENTRY_ENABLED, None)));
         assert!(parse_setting("message-filter=sometimes").is_err());
         assert!(parse_setting("mailbox-root=X").is_err());
+        assert!(parse_setting("colour=red").is_err());
         assert!(parse_setting("enabled").is_err());
     }
 }
