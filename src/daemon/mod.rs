@@ -39,15 +39,9 @@ use privileges::Account;
 pub fn run(config_path: &Path) -> Result<(), AppError> {
     let config = load_config(config_path)?;
     let sockets = prepare(&config)?;
-    let runtime = match std::env::var("COID_RT").as_deref() {
-        Ok("current") => runtime(tokio::runtime::Builder::new_current_thread())?,
-        Ok(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n.parse().unwrap_or(2));
-            runtime(b)?
-        }
-        Err(_) => runtime(tokio::runtime::Builder::new_multi_thread())?,
-    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(config.service.threads());
+    let runtime = runtime(builder)?;
     runtime.block_on(serve::serve(config_path.to_owned(), config, sockets))
 }
 
