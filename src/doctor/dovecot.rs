@@ -80,7 +80,8 @@ pub fn coid_scripts(doveconf: &str) -> Vec<String> {
         .filter(|s| {
             s.key.starts_with("sieve_before")
                 || (s.key.starts_with("imapsieve_mailbox") && s.key.ends_with("_before"))
-                || (s.key == "path" && s.sections.iter().any(|h| h.starts_with("sieve_script")))
+                || (s.key.ends_with("path")
+                    && s.sections.iter().any(|h| h.starts_with("sieve_script")))
         })
         .map(|s| s.value.strip_prefix("file:").unwrap_or(&s.value).to_owned())
         .filter(|path| path.contains("/coid") && path.ends_with(".sieve"))
@@ -282,7 +283,8 @@ fn sieve(all: &[Setting], scripts: &[Script]) -> Vec<Finding> {
 fn attribute_dict(all: &[Setting], dict_socket: &str) -> Finding {
     let names: Vec<&str> = all
         .iter()
-        .filter(|s| s.key == "mail_attribute_dict" || s.key == "dict_proxy_socket_path")
+        // 2.4's doveconf -n may drop the filter's prefix inside `dict proxy { }`.
+        .filter(|s| s.key == "mail_attribute_dict" || s.key.ends_with("socket_path"))
         .map(|s| s.value.as_str())
         .collect();
     if !dict_socket.is_empty() && names.iter().any(|v| v.contains(dict_socket)) {
