@@ -296,7 +296,7 @@ fn attribute_dict(all: &[Setting], dict_socket: &str) -> Finding {
         Finding::error(
             Area::Dovecot,
             format!(
-                "mail_attribute_dict is {} , not coid's dict socket {dict_socket}: COI settings and push registrations never reach coid",
+                "mail_attribute_dict is {}, not coid's dict socket {dict_socket}: COI settings and push registrations never reach coid",
                 names.last().copied().unwrap_or("unset")
             ),
             format!(
