@@ -23,7 +23,8 @@
 #     auth_username_format (friction 1: Dovecot's LMTP refuses bob@<host> before, coid
 #     delivers after);
 #   coid doctor: exit 0 and --json "ok" on the host as the guide leaves it;
-#     --send-test to a virtual and a local user finds and removes its message; then
+#     --send-test to a virtual and a local user finds and removes its message;
+#     --network reaches notify_url (the stand-in, on loopback); then
 #     one thing broken at a time (Postfix transports, recipient limit; Dovecot's
 #     METADATA, capabilities, attribute dict, sieve plugin, local users' names, mbox
 #     with the seen filter, a stale .svbin, the LMTP listener; coid's socket mode,
@@ -646,6 +647,11 @@ for rcpt in "$user" "$local_user@$host"; do
 done
 (($(ct doveadm search -u "$user" header subject 'coid doctor test' | wc -l) == 0)) ||
   fail "coid doctor --send-test left its message in $user's mailbox"
+# --network: notify_url is the stand-in on the container's loopback (nothing leaves).
+out=$(ct coid doctor --config /etc/coid/coid.toml --network) || fail "coid doctor --network: exit $?: $out"
+line=$(grep -E "^ok +network: $stand_in/notify: TCP connect to 127\.0\.0\.1:" <<<"$out") ||
+  fail "coid doctor --network: no connect line for $stand_in/notify: $out"
+ok "coid doctor --network: ${line#*network: }"
 # doctor_expect EXIT PATTERN WHAT: coid doctor exits EXIT and one finding matches.
 doctor_expect() {
   local want=$1 pattern=$2 what=$3 out rc=0
