@@ -22,6 +22,13 @@
 #     the verify block (`coid health`, no curl); local users need Dovecot's
 #     auth_username_format (friction 1: Dovecot's LMTP refuses bob@<host> before, coid
 #     delivers after);
+#   coid doctor: exit 0 and --json "ok" on the host as the guide leaves it;
+#     --send-test to a virtual and a local user finds and removes its message;
+#     --network reaches notify_url (the stand-in, on loopback); then
+#     one thing broken at a time (Postfix transports, recipient limit; Dovecot's
+#     METADATA, capabilities, attribute dict, sieve plugin, local users' names, mbox
+#     with the seen filter, a stale .svbin, the LMTP listener; coid's socket mode,
+#     state dir owner, coid stopped): it names each with its fix, exits 1 or 2;
 #   a failed start (bad coid.toml, exit 78): every line of the reason is in
 #     `journalctl -p err -u coid`, none at a lower priority;
 #   METADATA: COI settings, Delta Chat's token registration and server entries, a Web
@@ -622,6 +629,102 @@ perms=$(ct stat -c '%U:%G %a' /var/spool/postfix/coid/lmtp /run/coid/dict | tr '
 [[ $perms == "coid:postfix 660 coid:coid 660 " ]] || fail "socket owners and modes: $perms"
 ok "coid active, Status \"serving\", PID $pid listens on coid/lmtp (coid:postfix 660) and /run/coid/dict (coid:coid 660)"
 note "systemd-analyze security coid: $(ct systemd-analyze security coid 2>/dev/null | sed -n 's/.*Overall exposure level for coid.service: //p')"
+
+# ---------------------------------------------------------------- coid doctor
+step "coid doctor: the correct host, a round trip, then one thing broken at a time"
+# The README's coid doctor block on the host as the guide leaves it: exit 0.
+readme doctor
+out=$(ct coid doctor --config /etc/coid/coid.toml --json) || fail "coid doctor --json: exit $?: $out"
+python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert d["status"] == "ok", d' "$out" ||
+  fail "coid doctor --json is not status ok: $out"
+ok "coid doctor: exit 0; --json status ok ($(grep -o '"severity":"ok"' <<<"$out" | wc -l) checks)"
+for rcpt in "$user" "$local_user@$host"; do
+  out=$(ct coid doctor --config /etc/coid/coid.toml --send-test "$rcpt") ||
+    fail "coid doctor --send-test $rcpt: exit $?: $out"
+  found=$(grep -E '^ok +roundtrip: test message to .* found in Dovecot .* removed$' <<<"$out") ||
+    fail "coid doctor --send-test $rcpt: no round trip line: $out"
+  ok "coid doctor --send-test: ${found#*roundtrip: }"
+done
+(($(ct doveadm search -u "$user" header subject 'coid doctor test' | wc -l) == 0)) ||
+  fail "coid doctor --send-test left its message in $user's mailbox"
+# --network: notify_url is the stand-in on the container's loopback (nothing leaves).
+out=$(ct coid doctor --config /etc/coid/coid.toml --network) || fail "coid doctor --network: exit $?: $out"
+line=$(grep -E "^ok +network: $stand_in/notify: TCP connect to 127\.0\.0\.1:" <<<"$out") ||
+  fail "coid doctor --network: no connect line for $stand_in/notify: $out"
+ok "coid doctor --network: ${line#*network: }"
+# doctor_expect EXIT PATTERN WHAT: coid doctor exits EXIT and one finding matches.
+doctor_expect() {
+  local want=$1 pattern=$2 what=$3 out rc=0
+  out=$(ct coid doctor --config /etc/coid/coid.toml 2>&1) || rc=$?
+  ((rc == want)) || fail "coid doctor, $what: exit $rc, want $want: $out"
+  grep -qE -- "$pattern" <<<"$out" || fail "coid doctor, $what: nothing matches '$pattern': $out"
+  ok "coid doctor, $what: exit $rc: $(grep -E -m1 -- "$pattern" <<<"$out" | sed 's/^ *//' | cut -c1-150)"
+  out=$(grep -A1 -E -- "$pattern" <<<"$out" | sed -n 2p)
+  [[ $out == *"fix: "* ]] || fail "coid doctor, $what: no fix under the finding"
+}
+# Postfix, one thing at a time; restored with postconf.
+ct postconf -e 'virtual_transport = lmtp:unix:private/dovecot-lmtp'
+doctor_expect 1 '^warning +postfix: virtual_transport = lmtp:unix:private/dovecot-lmtp does not deliver to coid' \
+  "virtual_transport to Dovecot"
+ct postconf -e 'mailbox_transport ='
+doctor_expect 2 '^error +postfix: no transport delivers to coid' "no transport to coid"
+ct postconf -e 'virtual_transport = lmtp:unix:coid/lmtp' 'mailbox_transport = lmtp:unix:coid/lmtp'
+ct postconf -e 'smtpd_recipient_limit = 100'
+doctor_expect 2 '^error +postfix: smtpd_recipient_limit = 100 is below \[deltachat\] maxsmtprecipients = 1000' \
+  "smtpd_recipient_limit 100"
+ct postconf -X smtpd_recipient_limit
+# Dovecot: one override at a time at the end of local.conf (doveconf reads the files;
+# Dovecot itself is not reloaded), then local.conf as it was.
+cp "$root/etc/dovecot/local.conf" "$work/local.conf.good"
+dovecot_break() { # what pattern exit text
+  printf '%s\n' "$4" >>"$root/etc/dovecot/local.conf"
+  doctor_expect "$3" "$2" "$1"
+  cp "$work/local.conf.good" "$root/etc/dovecot/local.conf"
+}
+if [[ $dovecot_major == 2.3 ]]; then
+  no_dict=$'mail_attribute_dict = file:%h/dovecot-attributes'
+  no_caps=$'protocol imap {\n  imap_capability = +IDLE\n}'
+  no_sieve=$'protocol lmtp {\n  mail_plugins =\n}'
+  domain=$'protocol lmtp {\n  auth_username_format = %Lu\n}'
+  mbox=$'mail_location = mbox:~/mail:INBOX=/var/mail/%u'
+else
+  no_dict=$'mail_attribute {\n  dict proxy {\n    dict_proxy_socket_path = /run/elsewhere/dict\n  }\n}'
+  no_caps=$'protocol imap {\n  imap_capability {\n    COI = no\n  }\n}'
+  no_sieve=$'protocol lmtp {\n  mail_plugins {\n    sieve = no\n  }\n}'
+  domain=$'protocol lmtp {\n  auth_username_format = %{user | lower}\n}'
+  mbox=$'mail_driver = mbox\nmail_path = ~/mail\nmail_inbox_path = /var/mail/%{user}'
+fi
+dovecot_break "imap_metadata = no" '^error +dovecot: imap_metadata = no' 2 $'protocol imap {\n  imap_metadata = no\n}'
+dovecot_break "capabilities without COI" '^error +dovecot: imap_capability lacks COI' 2 "$no_caps"
+dovecot_break "another attribute dict" '^error +dovecot: mail_attribute_dict is .* not coid.s dict socket /run/coid/dict' 2 "$no_dict"
+dovecot_break "no sieve plugin at LMTP" '^error +dovecot: protocol lmtp has no sieve in mail_plugins' 2 "$no_sieve"
+dovecot_break "local users' domain kept" '^error +dovecot: mailbox_transport goes to coid, and protocol lmtp .* keeps the domain' 2 "$domain"
+dovecot_break "mbox with the seen filter" '^error +dovecot: mail_(location|driver) = mbox.*twice' 2 "$mbox"
+ct touch /etc/coid/dovecot/coid.sieve
+doctor_expect 2 '^error +dovecot: /etc/coid/dovecot/coid.svbin is older than /etc/coid/dovecot/coid.sieve' \
+  "coid.sieve edited, not compiled"
+ct touch -r /etc/coid/dovecot/coid.svbin /etc/coid/dovecot/coid.sieve
+cp "$root/etc/coid/coid.toml" "$work/coid.toml.doctor"
+ct sed -i 's|^lmtp = "/run/dovecot/lmtp"|lmtp = "/run/dovecot/lmtp-elsewhere"|' /etc/coid/coid.toml
+doctor_expect 2 '^error +dovecot: no Dovecot LMTP listener at /run/dovecot/lmtp-elsewhere' \
+  "coid.toml's lmtp where Dovecot has no listener"
+cp "$work/coid.toml.doctor" "$root/etc/coid/coid.toml"
+# coid's own side.
+ct chmod 0600 /var/spool/postfix/coid/lmtp
+doctor_expect 2 '^error +coid: \[lmtp\] unix_socket /var/spool/postfix/coid/lmtp is coid:postfix 0600, coid.toml asks for coid:postfix 0660' \
+  "LMTP socket mode 0600"
+ct chmod 0660 /var/spool/postfix/coid/lmtp
+ct chown root:root /var/lib/coid
+doctor_expect 2 '^error +coid: \[state\] dir /var/lib/coid is root:root 0700: the service user coid cannot write it' \
+  "state dir owned by root"
+ct chown coid:coid /var/lib/coid
+ct systemctl stop coid
+doctor_expect 2 '^error +coid: \[lmtp\] unix_socket /var/spool/postfix/coid/lmtp does not exist: coid is not running' \
+  "coid stopped"
+ct systemctl start coid
+ct coid doctor --config /etc/coid/coid.toml >/dev/null || fail "coid doctor after restoring everything: exit $?"
+ok "everything restored: coid doctor exits 0 again"
+pid=$(unit coid.service MainPID)
 
 # ---------------------------------------------------------------- IMAP METADATA
 step "IMAP METADATA through Dovecot to coid's dict: COI settings, Delta Chat, Web Push"

@@ -30,6 +30,8 @@
 //! - [`daemon`]: `coid serve` as a host service: sockets (systemd's or bound), the
 //!   privilege drop, sd_notify and the watchdog, signals, reload.
 //! - [`metrics`]: the Prometheus registry and the `/metrics` + `/health` listener.
+//! - [`doctor`]: `coid doctor`'s checks of a live host (Postfix, Dovecot, coid), pure
+//!   functions of what `postconf`, `doveconf -n` and the files said.
 //! - [`config`], [`users`], [`cli`]: configuration, recipient → user, the command line.
 
 // No `unsafe` in coid but one function of `daemon::systemd` (owning the sockets systemd
@@ -52,6 +54,8 @@ pub mod daemon;
 pub mod delivery;
 #[forbid(unsafe_code)]
 pub mod dict;
+#[forbid(unsafe_code)]
+pub mod doctor;
 #[forbid(unsafe_code)]
 pub mod lmtp;
 #[forbid(unsafe_code)]

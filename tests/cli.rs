@@ -493,6 +493,45 @@ fn check_config_refuses_the_seen_filter_on_mbox() {
     assert_eq!(code, 0, "no seen filter: {err}");
 }
 
+/// `coid doctor` through the binary: a running coid on this test machine, whose
+/// Postfix (if any) delivers nowhere near it, so the report has errors: exit 2, the
+/// coid checks pass, and `--json` is one object with that status. A config that does
+/// not load is one error with `check-config` as its fix. (The correct host and each
+/// break are in packaging/check-booted.sh; the parsing in the unit tests.)
+#[test]
+fn doctor_reports_and_exits_by_its_worst_finding() {
+    let mut opts = CoidOpts::dovecot("/nonexistent/lmtp");
+    opts.backend = "maildir".into();
+    let coid = Coid::start(opts);
+    let (code, out, err) = coid.cli(&["doctor"], None);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("ok      coid: coid serves (GET /health: 200)"),
+        "{out}"
+    );
+    assert!(out.contains("database schema version"), "{out}");
+    assert!(out.contains("        fix: "), "{out}");
+    assert!(out.trim_end().ends_with(" ok"), "{out}");
+    let (code, out, _) = coid.cli(&["doctor", "--json"], None);
+    assert_eq!(code, 2);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(report["status"], "error", "{out}");
+    assert!(
+        report["findings"].as_array().is_some_and(|f| f.len() > 5),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[lmtp]\nmax_connections = 0\n").expect("write");
+    let (code, out, _) = run_cli(&bad, &["doctor"], None);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("error   coid: coid.toml: ") && out.contains("fix: coid check-config"),
+        "{out}"
+    );
+}
+
 /// `coid health` asks the running coid's /health (no curl needed); `coid reload PID`
 /// is SIGHUP to that coid only (the unit's ExecReload, no kill(1) needed).
 #[test]

@@ -46,17 +46,18 @@ fn coi_settings_round_trip_into_coids_store() {
         )],
     );
     assert_eq!(get(&mut imap, "", &[FILTER]), [pair(FILTER, Some("seen"))]);
-    // NIL unsets: the server default applies again.
+    // NIL unsets: the server default applies again, and is what the client reads
+    // ([coi] enabled = false: NIL; message_filter = "none").
     set_ok(&mut imap, "", &[(ENABLED, None), (FILTER, None)]);
     assert_eq!(
         get(&mut imap, "", &[ENABLED, FILTER]),
-        [pair(ENABLED, None), pair(FILTER, None)]
+        [pair(ENABLED, None), pair(FILTER, Some("none"))]
     );
     let stored = coid_user_get(&s.coid, "alice@example.org");
     assert!(stored.contains("enabled=no (default)"), "{stored}");
     // Another user's settings are their own.
     let mut bob = s.dovecot.imap("bob");
-    assert_eq!(get(&mut bob, "", &[FILTER]), [pair(FILTER, None)]);
+    assert_eq!(get(&mut bob, "", &[FILTER]), [pair(FILTER, Some("none"))]);
 }
 
 #[test]
@@ -67,7 +68,10 @@ fn depth_1_lists_the_coi_config() {
     let (status, _, entries) = metadata(&mut imap, &command);
     assert_eq!(
         (status.as_str(), entries),
-        ("OK", vec![pair(ROOT, Some("COI"))])
+        (
+            "OK",
+            vec![pair(ROOT, Some("COI")), pair(FILTER, Some("none"))]
+        )
     );
     set_coi(&mut imap, "active");
     let (status, text, entries) = metadata(&mut imap, &command);
@@ -101,6 +105,58 @@ fn depth_1_lists_the_coi_config() {
     );
     assert_eq!(status, "OK");
     assert_eq!(entries.len(), 4, "{entries:?}");
+}
+
+/// `[coi]` defaults are what a user who never set their own reads over IMAP, in a
+/// lookup and in a DEPTH 1 listing; their own value replaces it, NIL brings it back.
+#[test]
+fn server_defaults_are_what_a_user_without_settings_reads() {
+    let (_dir, socket) = socket_dir();
+    let dovecot = common::dovecot::Dovecot::start(with_coid_metadata(dovecot_opts("/"), &socket));
+    let mut opts = common::coid::CoidOpts::dovecot(&dovecot.lmtp_socket().display().to_string());
+    opts.dict_socket = Some(socket);
+    opts.coi_enabled = true;
+    opts.message_filter = "active".into();
+    let coid = common::coid::Coid::start(opts);
+    let mut imap = dovecot.imap("alice");
+    assert_eq!(
+        get(&mut imap, "", &[ENABLED, FILTER, ROOT]),
+        [
+            pair(ENABLED, Some("yes")),
+            pair(FILTER, Some("active")),
+            pair(ROOT, Some("COI"))
+        ]
+    );
+    let command = format!("GETMETADATA (DEPTH 1) \"\" ({CONFIG})");
+    let (status, text, entries) = metadata(&mut imap, &command);
+    assert_eq!(status, "OK", "{text}");
+    assert_eq!(
+        entries,
+        [
+            pair(ENABLED, Some("yes")),
+            pair(ROOT, Some("COI")),
+            pair(FILTER, Some("active"))
+        ]
+    );
+    // Reading the defaults stored nothing: coid still has no settings of alice's.
+    let stored = coid_user_get(&coid, "alice@example.org");
+    assert!(
+        stored.contains("message-filter=active (default)"),
+        "{stored}"
+    );
+    set_ok(&mut imap, "", &[(FILTER, Some("seen"))]);
+    assert_eq!(get(&mut imap, "", &[FILTER]), [pair(FILTER, Some("seen"))]);
+    let (_, _, entries) = metadata(&mut imap, &command);
+    assert_eq!(
+        entries.iter().filter(|(name, _)| name == FILTER).count(),
+        1,
+        "{entries:?}"
+    );
+    set_ok(&mut imap, "", &[(FILTER, None)]);
+    assert_eq!(
+        get(&mut imap, "", &[FILTER]),
+        [pair(FILTER, Some("active"))]
+    );
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub fn run(config_path: &Path) -> u8 {
 
 /// Where to connect for a listener on `listen`: a wildcard address is reached on
 /// loopback.
-fn reachable(listen: SocketAddr) -> SocketAddr {
+pub(crate) fn reachable(listen: SocketAddr) -> SocketAddr {
     let ip = match listen.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -67,7 +67,7 @@ fn reachable(listen: SocketAddr) -> SocketAddr {
 }
 
 /// One `GET /health`; the status code and the body.
-fn ask(addr: SocketAddr) -> std::io::Result<(u16, String)> {
+pub(crate) fn ask(addr: SocketAddr) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;

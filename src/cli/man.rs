@@ -224,6 +224,8 @@ As sysexits(3):
 \fB74\fR output error,
 \fB75\fR temporary failure (try again later),
 \fB78\fR configuration error (systemd does not restart coid after it).
+\fBcoid doctor\fR alone exits \fB0\fR all checks passed, \fB1\fR warnings,
+\fB2\fR errors.
 .SH "SEE ALSO"
 postfix(1), dovecot(1), sievec(1), systemctl(1), systemd.socket(5)
 "#;
@@ -256,7 +258,7 @@ mod tests {
         assert!(page.contains("\\fBcoid user get <ADDRESS>\\fR"), "{page}");
         let option = "\\fB\\-c\\fR, \\fB\\-\\-config\\fR \\fI<FILE>\\fR";
         assert_eq!(page.matches(option).count(), 1, "{page}");
-        for name in ["coid health", "coid reload"] {
+        for name in ["coid health", "coid reload", "coid doctor"] {
             assert!(page.contains(&format!(".SS \"{name}\"")), "missing {name}");
         }
     }

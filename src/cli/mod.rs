@@ -1,13 +1,14 @@
 //! The `coid` command line: `serve`, `check-config`, `deliver` (LDA mode), `explain`,
-//! `user get|set`, `push list|delete|test|vapid`, `health` and `reload`. `--config FILE`
+//! `user get|set`, `push list|delete|test|vapid`, `health`, `reload` and `doctor`. `--config FILE`
 //! is a global option: before or after the command's name. Exit codes follow sysexits(3):
 //! 0 ok, 64 usage, 65 data error, 67 unknown user, 70 internal error, 74 output error
 //! (`man`), 75 temporary failure, 78 configuration error.
 
 mod build;
-mod check;
+pub(crate) mod check;
 mod deliver;
-mod health;
+mod doctor;
+pub(crate) mod health;
 mod logging;
 mod man;
 mod push;
@@ -93,6 +94,9 @@ enum Command {
         /// The running coid's process id (systemd's $MAINPID).
         pid: i32,
     },
+    /// Check the whole path on this host (Postfix, Dovecot, coid); print each problem
+    /// with the line to change; exit 0 ok, 1 warnings, 2 errors.
+    Doctor(doctor::DoctorArgs),
     /// Print the man page coid(8), roff, to standard output (for packaging).
     #[command(hide = true)]
     Man,
@@ -124,6 +128,7 @@ fn with_config(command: Command, config: &std::path::Path) -> u8 {
         Command::User { action } => user::run(config, action),
         Command::Push { action } => push::run(config, action),
         Command::Health => health::run(config),
+        Command::Doctor(args) => doctor::run(config, &args),
         Command::Reload { pid } => reload::run(pid),
         Command::Man => man::print(),
     }

@@ -11,6 +11,10 @@
 //! name a user the same way. The WebPush entries are `super::webpush`'s; without it
 //! (`[push] enabled = false`) they read as NIL and writes to them are refused. Delta
 //! Chat's device token and the server entries coid answers are `super::deltachat`'s.
+//!
+//! A user who never set `enabled` or `message-filter` reads the server default
+//! (`[coi] enabled`, `[coi] message_filter`): the value delivery uses for them, so a
+//! client sees what the server does. `enabled` off reads NIL, as the spec has no `no`.
 
 use super::deltachat::DeltaChatEntries;
 use super::keys::{Place, ServerScope, place, shared_server_scope};
@@ -20,18 +24,31 @@ use super::webpush::{self, WebPush};
 use crate::config::{CoiConfig, UsersConfig};
 use crate::metrics::{DictCommit, Recorder};
 use crate::store::{
-    CommitError, ENTRY_MAILBOX_ROOT, Op, Store, Table, Write, check_entry_write, unix_now_ms,
+    CommitError, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, Op, Store, Table, Write,
+    check_entry_write, unix_now_ms,
 };
 use crate::users::UserMap;
 
 /// What a failure of coid's own looks like on the wire; the detail goes to coid's log.
 const STORE_FAILED: &str = "coid state store error (see coid's log)";
 
+/// The COI entries a user without their own value reads (coi-spec.md §2.3): `enabled`
+/// is `yes` or absent (NIL), `message-filter` the configured default.
+fn coi_defaults(coi: &CoiConfig) -> Vec<(&'static str, String)> {
+    let mut out = vec![(ENTRY_MESSAGE_FILTER, coi.message_filter.clone())];
+    if coi.enabled {
+        out.push((ENTRY_ENABLED, "yes".to_owned()));
+    }
+    out
+}
+
 /// The attribute dictionary.
 pub struct Attributes {
     store: Store,
     users: UserMap,
     mailbox_root: String,
+    /// What a user without a value of their own reads: `[coi]`'s defaults.
+    defaults: Vec<(&'static str, String)>,
     webpush: Option<WebPush>,
     deltachat: DeltaChatEntries,
     recorder: Recorder,
@@ -45,6 +62,7 @@ impl Attributes {
             store,
             users: UserMap::new(users),
             mailbox_root: coi.mailbox_root.clone(),
+            defaults: coi_defaults(coi),
             webpush: None,
             recorder: Recorder::off(),
             deltachat: DeltaChatEntries::new(&crate::config::Config::default()),
@@ -74,6 +92,14 @@ impl Attributes {
         self
     }
 
+    /// `[coi]`'s default for `entry`, for a user without a value of their own.
+    fn default(&self, entry: &str) -> Option<String> {
+        self.defaults
+            .iter()
+            .find(|(name, _)| *name == entry)
+            .map(|(_, value)| value.clone())
+    }
+
     fn user(&self, username: &str) -> String {
         self.users.resolve(username).username
     }
@@ -88,7 +114,10 @@ impl Attributes {
             Place::Entry(entry) => match (webpush::Entry::parse(&entry), &self.webpush) {
                 (Some(name), Some(webpush)) => webpush.lookup(&user, name),
                 (Some(_), None) => Ok(None),
-                (None, _) => self.store.lookup(Table::Metadata, &user, &entry),
+                (None, _) => self
+                    .store
+                    .lookup(Table::Metadata, &user, &entry)
+                    .map(|value| value.or_else(|| self.default(&entry))),
             },
             Place::DeviceToken => Ok(None),
             Place::ServerInfo(entry) => Ok(self.deltachat.server_entry(&entry)),
@@ -169,6 +198,14 @@ impl Attributes {
         let entries = self
             .store
             .scan(Table::Metadata, user, &scope.entry_prefix, depth, limit)?;
+        for (entry, value) in &self.defaults {
+            if let Some(key) = scope.key_for(entry)
+                && depth.matches(path, &key)
+                && !entries.iter().any(|(own, _)| own == entry)
+            {
+                rows.push((key, value.clone()));
+            }
+        }
         rows.extend(entries.into_iter().filter_map(|(entry, value)| {
             let key = scope.key_for(&entry)?;
             (entry != ENTRY_MAILBOX_ROOT).then_some((key, value))

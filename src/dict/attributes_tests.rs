@@ -135,7 +135,12 @@ fn mailbox_root_is_virtual() {
     let rows = attrs.iterate(ALICE, &path, IterFlags(9), 100);
     assert_eq!(
         keys(&rows),
-        [coi_key("enabled"), coi_key("mailbox-root")],
+        // message-filter: the server default, as delivery uses it.
+        [
+            coi_key("enabled"),
+            coi_key("mailbox-root"),
+            coi_key("message-filter")
+        ],
         "{rows:?}"
     );
     assert_eq!(rows.last(), Some(&Reply::EndOfRows));
@@ -199,7 +204,12 @@ fn other_keys_round_trip_verbatim() {
     let rows = attrs.iterate(ALICE, &server_key(""), IterFlags(9), 100);
     assert_eq!(
         keys(&rows),
-        [server_key("comment"), coi_key("mailbox-root"), internal],
+        [
+            server_key("comment"),
+            coi_key("mailbox-root"),
+            coi_key("message-filter"),
+            internal
+        ],
     );
     // Another user sees nothing of alice's.
     assert_eq!(attrs.lookup("bob@example.org", &mailbox), Reply::NotFound);
@@ -234,4 +244,61 @@ fn iteration_depth_and_bounds() {
     // Dovecot asks "server//" for GETMETADATA (DEPTH infinity) "" (/private): nothing.
     let rows = attrs.iterate(ALICE, &server_key("/"), IterFlags(9), 100);
     assert_eq!(rows, [Reply::EndOfRows]);
+}
+
+#[test]
+fn coi_defaults_are_read_by_users_without_their_own() {
+    let (_dir, store) = temp_store();
+    let coi = CoiConfig {
+        enabled: true,
+        message_filter: "active".into(),
+        ..CoiConfig::default()
+    };
+    let attrs = Attributes::new(store.clone(), &UsersConfig::default(), &coi);
+    assert_eq!(
+        attrs.lookup(ALICE, &coi_key("enabled")),
+        Reply::Value("yes".into())
+    );
+    assert_eq!(
+        attrs.lookup(ALICE, &coi_key("message-filter")),
+        Reply::Value("active".into())
+    );
+    assert!(
+        store.entries(ALICE).expect("entries").is_empty(),
+        "read stores nothing"
+    );
+    attrs.commit(1, false, ALICE, &[set(&coi_key("message-filter"), "seen")]);
+    assert_eq!(
+        attrs.lookup(ALICE, &coi_key("message-filter")),
+        Reply::Value("seen".into())
+    );
+    let rows = attrs.iterate(ALICE, &coi_key(""), IterFlags(9), 100);
+    assert_eq!(
+        keys(&rows),
+        [
+            coi_key("enabled"),
+            coi_key("mailbox-root"),
+            coi_key("message-filter")
+        ]
+    );
+    // Listed once: the user's own value, not the default beside it.
+    let rows = attrs.iterate(ALICE, &coi_key(""), IterFlags(1), 100);
+    assert!(
+        rows.contains(&Reply::Row {
+            key: coi_key("message-filter"),
+            value: Some("seen".into())
+        }),
+        "{rows:?}"
+    );
+    assert!(
+        !rows.contains(&Reply::Row {
+            key: coi_key("message-filter"),
+            value: Some("active".into())
+        }),
+        "{rows:?}"
+    );
+    // [coi] enabled = false: NIL (the spec has no "no").
+    let (_dir, store) = temp_store();
+    let attrs = Attributes::new(store, &UsersConfig::default(), &CoiConfig::default());
+    assert_eq!(attrs.lookup(ALICE, &coi_key("enabled")), Reply::NotFound);
 }
