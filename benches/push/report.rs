@@ -19,8 +19,9 @@ pub fn cost(c: &Cost) {
     println!("step                               µs");
     for (step, us) in [
         ("encrypt (RFC 8291 aes128gcm)", c.encrypt),
-        ("sign (RFC 8292 VAPID JWT)", c.sign),
-        ("encrypt + sign (coid, per push)", c.encrypt_and_sign),
+        ("sign (RFC 8292 VAPID JWT), fresh", c.sign),
+        ("sign, cached per origin (coid)", c.sign_cached),
+        ("encrypt + cached sign (per push)", c.encrypt_and_sign),
         ("decrypt (push service side)", c.decrypt),
     ] {
         println!("{step:<33} {us:>6.0}");
