@@ -9,6 +9,13 @@
 //!
 //! Read receipts (MDNs) never push; the pipeline does not even ask.
 //!
+//! Free for users without a push target: [`PushHook::after_delivery`] first asks an
+//! in-memory set of the users that have any subscription or token
+//! ([`TargetUsers`], kept current by a counter in the store that every write of
+//! subscriptions and tokens moves, whoever makes it), and when none of the recipients
+//! has one it returns at once, with no task, no blocking hop and no query. When the set
+//! is not current it takes the path below, which reads it again.
+//!
 //! Never on the reply path: [`PushHook::after_delivery`] hands the work to a task and
 //! returns, and whatever goes wrong there is only logged, so mail never waits for push
 //! work and no reply changes because of it. At most [`MAX_PENDING`] messages wait for
@@ -32,7 +39,7 @@ use super::webpush::subscription::MsgType;
 use crate::classify::Class;
 use crate::config::NotifyFor;
 use crate::policy::Target;
-use crate::store::{NewPush, PushKind, Store, StoreError, unix_now_ms};
+use crate::store::{NewPush, PushKind, Store, StoreError, TargetUsers, unix_now_ms};
 
 /// Most messages whose pushes wait to be queued at once (each holds its header
 /// section and at most [`MAX_PLAINTEXT`] bytes of body).
@@ -254,12 +261,15 @@ pub struct PushHook {
     tasks: TaskTracker,
     /// One permit per message whose pushes are being queued.
     pending: Arc<Semaphore>,
+    /// Who has a push target at all.
+    targets: TargetUsers,
 }
 
 impl PushHook {
     /// Over `queue`, queueing `kinds`.
     pub fn new(queue: PushQueue, kinds: HookKinds) -> PushHook {
         PushHook {
+            targets: TargetUsers::new(queue.store().clone()),
             queue,
             kinds,
             tasks: TaskTracker::new(),
@@ -269,9 +279,12 @@ impl PushHook {
 
     /// Starts queueing the pushes for `message` delivered to `recipients` and returns
     /// at once; drops them (with a warning) when [`MAX_PENDING`] messages are still
-    /// waiting. Must be called inside the tokio runtime.
+    /// waiting. Returns at once, doing nothing else, when the set of users with
+    /// targets is current and none of `recipients` is in it. Must be called inside the
+    /// tokio runtime.
     pub fn after_delivery(&self, message: DeliveredMessage, recipients: Vec<Delivered>) {
-        if recipients.is_empty() {
+        let names = recipients.iter().map(|r| r.username.as_str());
+        if recipients.is_empty() || self.targets.any(names) == Some(false) {
             return;
         }
         let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
@@ -284,7 +297,11 @@ impl PushHook {
         };
         let queue = self.queue.clone();
         let kinds = self.kinds;
+        let targets = self.targets.clone();
         let work = move || {
+            if let Err(err) = targets.refresh() {
+                tracing::warn!(error = %err, "cannot read which users have push targets");
+            }
             let now = unix_now_ms();
             let parsed = parse_header(&message);
             let mut pushes = Vec::new();

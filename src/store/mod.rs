@@ -9,7 +9,7 @@
 //! the users' subscriptions (`subscriptions`, written by dict commits through
 //! `commit`), the durable push queue (`queue`, shared with Delta Chat notifications)
 //! and the server's VAPID key (`secrets`). Delta Chat device tokens have theirs
-//! (`tokens`).
+//! (`tokens`); `target_users` keeps in memory who has any of either.
 //! The schema grows by numbered migrations (`schema`, `PRAGMA user_version`), never
 //! losing data.
 //! All calls block: async callers use `tokio::task::spawn_blocking`.
@@ -22,6 +22,7 @@ mod queue;
 mod schema;
 mod secrets;
 mod subscriptions;
+mod target_users;
 mod tokens;
 
 use std::path::Path;
@@ -41,6 +42,7 @@ pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush};
 use schema::MIGRATIONS;
 pub use secrets::SECRET_VAPID;
 pub use subscriptions::Subscription;
+pub use target_users::TargetUsers;
 pub use tokens::DeviceToken;
 
 /// Errors from the state store. All of them are coid's own trouble: temporary.

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 5] = [
+pub(super) const MIGRATIONS: [&str; 6] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -98,4 +98,28 @@ pub(super) const MIGRATIONS: [&str; 5] = [
     BEGIN UPDATE settings_version SET n = n + 1 WHERE id = 1; END;
     CREATE TRIGGER IF NOT EXISTS settings_version_delete AFTER DELETE ON user_metadata
     BEGIN UPDATE settings_version SET n = n + 1 WHERE id = 1; END;",
+    // 6: a counter that moves whenever a user may gain or lose their last push target
+    // (a subscription or device token row inserted, deleted, or moved to another
+    // user), whoever writes: the push hook's set of users with targets
+    // (`super::target_users`) is good while it stands still. Updates that keep the
+    // row's user (validation, a token set again at login) leave it alone.
+    "CREATE TABLE IF NOT EXISTS targets_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n  INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO targets_version (id, n) VALUES (1, 0);
+    CREATE TRIGGER IF NOT EXISTS targets_version_sub_insert AFTER INSERT ON push_subscriptions
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_sub_delete AFTER DELETE ON push_subscriptions
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_sub_user
+    AFTER UPDATE OF username ON push_subscriptions
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_token_insert AFTER INSERT ON deltachat_tokens
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_token_delete AFTER DELETE ON deltachat_tokens
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_token_user
+    AFTER UPDATE OF username ON deltachat_tokens
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;",
 ];
