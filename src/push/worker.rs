@@ -2,11 +2,14 @@
 //! queue, sends each with its kind's sender (Web Push: [`Sender`]; Delta Chat:
 //! [`Notifier`]), at most `concurrency` at once, and has what each answer means
 //! ([`super::retry`], by the kind's rules) carried out on the queue
-//! ([`super::record`]). It wakes when something is queued ([`PushQueue::wake`]), when
-//! the next retry is due, and at least every [`POLL`] (pushes queued by another
-//! process, e.g. `coid deliver`). Every [`SWEEP`] it deletes unvalidated
-//! subscriptions past their window, Delta Chat tokens not set again within their
-//! lifetime, and pushes past their deadline.
+//! ([`super::record`]). The outcomes of every send that finished since its last trip
+//! to the store go there with the next claim and the next-due check: one blocking
+//! hop and one transaction per round (`Store::settle_and_claim`), however many
+//! pushes finished. It wakes when something is queued ([`PushQueue::wake`]), when a
+//! send finishes, when the next retry is due, and at least every [`POLL`] (pushes
+//! queued by another process, e.g. `coid deliver`). Every [`SWEEP`] it deletes
+//! unvalidated subscriptions past their window, Delta Chat tokens not set again
+//! within their lifetime, and pushes past their deadline.
 //!
 //! A claimed row is leased (its `not_before` moves past the longest a send may take),
 //! so a push whose result was never recorded (coid killed) is sent again later: at
@@ -21,13 +24,13 @@ use tokio::task::JoinSet;
 use super::deltachat::notifier::{Notifier, NotifyError};
 use super::outcome::{Attempt, Backoff, Outcome};
 use super::queue::{PushQueue, blocking};
-use super::record::{log, record};
+use super::record::{log, settlement};
 use super::retry::{self, Action, Row, Rules};
 use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
 use crate::metrics::{self, DeltaChatOutcome, PushOutcome};
-use crate::store::{Destination, Kinds, PushKind, QueuedPush, StoreError, unix_now_ms};
+use crate::store::{Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, unix_now_ms};
 
 /// Longest sleep without a wake-up.
 pub const POLL: Duration = Duration::from_secs(5);
@@ -127,11 +130,12 @@ impl Worker {
     }
 
     /// Runs until `stop` turns true, then lets pushes in flight finish (at most the
-    /// send limit).
+    /// send limit) and records their outcomes.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let send_limit = self.send_limit;
         let this = Arc::new(self);
-        let mut inflight = JoinSet::new();
+        let mut inflight: JoinSet<Vec<Settle>> = JoinSet::new();
+        let mut settled = Vec::new();
         let mut last_sweep: Option<tokio::time::Instant> = None;
         metrics::watch_push_queue(this.queue.store().clone());
         tracing::info!("push worker running");
@@ -140,31 +144,39 @@ impl Worker {
                 this.sweep().await;
                 last_sweep = Some(tokio::time::Instant::now());
             }
+            while let Some(done) = inflight.try_join_next() {
+                finished(done, &mut settled);
+            }
             let room = this.concurrency.saturating_sub(inflight.len());
             let mut wait = POLL;
-            if room > 0 {
-                match this.claim(room).await {
-                    Ok(pushes) => {
-                        for push in pushes {
-                            inflight.spawn(Arc::clone(&this).send_one(push));
-                        }
-                    }
-                    Err(err) => tracing::error!(error = %err, "push queue: cannot claim pushes"),
+            if room > 0 || !settled.is_empty() {
+                let claimed = this.trip(std::mem::take(&mut settled), room).await;
+                for push in claimed.pushes {
+                    inflight.spawn(Arc::clone(&this).send_one(push));
                 }
                 if inflight.len() < this.concurrency {
-                    wait = this.until_next_due().await;
+                    wait = until(claimed.next_due);
                 }
             }
             tokio::select! {
                 () = this.queue.notify().notified() => {}
                 () = tokio::time::sleep(wait) => {}
-                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                    finished(done, &mut settled);
+                }
                 _ = stop.changed() => {}
             }
         }
-        let drain = async { while inflight.join_next().await.is_some() {} };
+        let drain = async {
+            while let Some(done) = inflight.join_next().await {
+                finished(done, &mut settled);
+            }
+        };
         if tokio::time::timeout(send_limit, drain).await.is_err() {
             tracing::warn!("push worker: pushes still in flight at shutdown are retried later");
+        }
+        if !settled.is_empty() {
+            this.trip(settled, 0).await;
         }
         tracing::info!("push worker stopped");
     }
@@ -178,32 +190,37 @@ impl Worker {
         }
     }
 
-    async fn claim(&self, room: usize) -> Result<Vec<QueuedPush>, StoreError> {
+    /// One trip to the store: the outcomes since the last one, up to `room` due rows
+    /// leased, and when the next row is due, in one blocking hop and one transaction.
+    /// If it fails, the outcomes' rows stay leased and are sent again after the
+    /// lease (as if coid had died before recording them).
+    async fn trip(&self, settled: Vec<Settle>, room: usize) -> Claimed {
         let store = self.queue.store().clone();
         let lease = i64::try_from(self.send_limit.as_millis()).unwrap_or(i64::MAX) + 5_000;
         let kinds = self.kinds();
-        blocking(move || {
+        let outcomes = settled.len();
+        let result = blocking(move || {
             let now = unix_now_ms();
-            store.claim_due(now, now.saturating_add(lease), room, kinds)
+            let claim = Claim {
+                now,
+                lease_until: now.saturating_add(lease),
+                limit: room,
+                kinds,
+            };
+            store.settle_and_claim(&settled, claim)
         })
-        .await
-    }
-
-    /// How long until the next row is due, within [`POLL`].
-    async fn until_next_due(&self) -> Duration {
-        let store = self.queue.store().clone();
-        let kinds = self.kinds();
-        match blocking(move || store.next_due(kinds)).await {
-            Ok(Some(at)) => {
-                let ms = at.saturating_sub(unix_now_ms()).max(0);
-                Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
+        .await;
+        result.unwrap_or_else(|err| {
+            tracing::error!(
+                error = %err,
+                outcomes,
+                "push queue: cannot record results or claim pushes; they are retried after their lease"
+            );
+            Claimed {
+                pushes: Vec::new(),
+                next_due: None,
             }
-            Ok(None) => POLL,
-            Err(err) => {
-                tracing::error!(error = %err, "push queue: cannot read");
-                POLL
-            }
-        }
+        })
     }
 
     async fn sweep(&self) {
@@ -236,16 +253,16 @@ impl Worker {
         }
     }
 
-    /// Sends one push and records what its answer means.
-    async fn send_one(self: Arc<Self>, push: QueuedPush) {
+    /// Sends one push; returns what its answer does to the queue.
+    async fn send_one(self: Arc<Self>, push: QueuedPush) -> Vec<Settle> {
         let sent = tokio::time::timeout(self.send_limit, self.attempt(&push)).await;
         let attempt = match sent {
             Ok(Ok(attempt)) => attempt,
-            Ok(Err(unsent)) => return self.unsent(push, unsent).await,
+            Ok(Err(unsent)) => return self.unsent(&push, unsent),
             Err(_) => Attempt::unanswered("timed out".to_owned()),
         };
         let Some(rules) = self.rules(push.kind()) else {
-            return self.unsent(push, Unsent::Off).await;
+            return self.unsent(&push, Unsent::Off);
         };
         let row = Row {
             attempts: push.attempts,
@@ -255,7 +272,7 @@ impl Worker {
         let action = retry::decide(attempt.outcome, row, unix_now_ms(), rules);
         count(push.kind(), attempt.outcome);
         log(&push, attempt.outcome, &attempt.detail, action);
-        record(&self.queue, push, action).await;
+        settlement(&push, action)
     }
 
     fn rules(&self, kind: PushKind) -> Option<Rules> {
@@ -300,7 +317,7 @@ impl Worker {
     }
 
     /// A row that could not be tried is dropped, and said so.
-    async fn unsent(&self, push: QueuedPush, unsent: Unsent) {
+    fn unsent(&self, push: &QueuedPush, unsent: Unsent) -> Vec<Settle> {
         let (user, target, kind) = (&push.username, &push.target, push.kind());
         let (why, webpush, deltachat) = match &unsent {
             Unsent::Off => (
@@ -329,7 +346,27 @@ impl Worker {
             PushKind::WebPush => metrics::push_outcome(webpush),
             PushKind::DeltaChat => metrics::deltachat_outcome(deltachat),
         }
-        record(&self.queue, push, Action::Done).await;
+        settlement(push, Action::Done)
+    }
+}
+
+/// Collects a finished send's changes to the queue; a send task that died (a bug)
+/// leaves its row leased, to be sent again after the lease.
+fn finished(done: Result<Vec<Settle>, tokio::task::JoinError>, settled: &mut Vec<Settle>) {
+    match done {
+        Ok(changes) => settled.extend(changes),
+        Err(err) => tracing::error!(error = %err, "push worker: a send task failed"),
+    }
+}
+
+/// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].
+fn until(next_due: Option<i64>) -> Duration {
+    match next_due {
+        Some(at) => {
+            let ms = at.saturating_sub(unix_now_ms()).max(0);
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
+        }
+        None => POLL,
     }
 }
 

@@ -8,7 +8,8 @@
 //! verbatim in a second table ([`Table::Attributes`]). Web Push keeps its own tables:
 //! the users' subscriptions (`subscriptions`, written by dict commits through
 //! `commit`), the durable push queue (`queue`, shared with Delta Chat notifications)
-//! and the server's VAPID key (`secrets`). Delta Chat device tokens have theirs
+//! and the server's VAPID key (`secrets`); the push worker settles outcomes and
+//! claims in one transaction per round (`settle`). Delta Chat device tokens have theirs
 //! (`tokens`); `target_users` keeps in memory who has any of either.
 //! The schema grows by numbered migrations (`schema`, `PRAGMA user_version`), never
 //! losing data.
@@ -21,6 +22,7 @@ mod dict;
 mod queue;
 mod schema;
 mod secrets;
+mod settle;
 mod subscriptions;
 mod target_users;
 mod tokens;
@@ -41,6 +43,7 @@ pub use dict::{Depth, Table, Write};
 pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush};
 use schema::MIGRATIONS;
 pub use secrets::SECRET_VAPID;
+pub use settle::{Claim, Claimed, Settle};
 pub use subscriptions::Subscription;
 pub use target_users::TargetUsers;
 pub use tokens::DeviceToken;

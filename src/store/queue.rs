@@ -9,7 +9,7 @@
 //!
 //! Times here are unix milliseconds.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
 use super::{Store, StoreError, count};
 
@@ -244,35 +244,7 @@ impl Store {
     ) -> Result<Vec<QueuedPush>, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
-        let rows = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT q.seq, q.username, q.target, q.payload, q.with_content,
-                        q.validation, q.attempts, q.deadline, q.kind,
-                        s.endpoint, s.p256dh, s.auth, t.token
-                   FROM push_queue q
-                   LEFT JOIN push_subscriptions s
-                     ON q.kind = 0 AND s.username = q.username AND s.id = q.target
-                   LEFT JOIN deltachat_tokens t
-                     ON q.kind = 1 AND t.username = q.username AND t.id = q.target
-                  WHERE q.not_before <= ?1 AND ((q.kind = 0 AND ?3) OR (q.kind = 1 AND ?4))
-                  ORDER BY q.not_before, q.seq LIMIT ?2",
-            )?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let args = params![now, limit, kinds.webpush, kinds.deltachat];
-            let rows = stmt.query_map(args, claimed_row)?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
-        let mut claimed = Vec::new();
-        for (seq, push) in rows {
-            let Some(push) = push.filter(|p| p.deadline >= now) else {
-                tx.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
-                    .execute(params![seq])?;
-                continue;
-            };
-            tx.prepare_cached("UPDATE push_queue SET not_before = ?2 WHERE seq = ?1")?
-                .execute(params![push.seq, lease_until])?;
-            claimed.push(push);
-        }
+        let claimed = claim_in(&tx, now, lease_until, limit, kinds)?;
         tx.commit()?;
         Ok(claimed)
     }
@@ -282,13 +254,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn next_due(&self, kinds: Kinds) -> Result<Option<i64>, StoreError> {
-        let conn = self.lock()?;
-        let sql = "SELECT min(not_before) FROM push_queue
-                    WHERE (kind = 0 AND ?1) OR (kind = 1 AND ?2)";
-        let next = conn
-            .prepare_cached(sql)?
-            .query_row(params![kinds.webpush, kinds.deltachat], |r| r.get(0))?;
-        Ok(next)
+        next_due_in(&*self.lock()?, kinds)
     }
 
     /// Removes a row: sent, or given up.
@@ -296,10 +262,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn push_done(&self, seq: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
-        conn.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
-            .execute(params![seq])?;
-        Ok(())
+        done_in(&*self.lock()?, seq)
     }
 
     /// Tries a row again at `not_before`, after `attempts` temporary failures;
@@ -314,19 +277,7 @@ impl Store {
         not_before: i64,
         payload: Option<&str>,
     ) -> Result<(), StoreError> {
-        let conn = self.lock()?;
-        match payload {
-            Some(payload) => conn.execute(
-                "UPDATE push_queue SET attempts = ?2, not_before = ?3, payload = ?4,
-                        with_content = 0 WHERE seq = ?1",
-                params![seq, attempts, not_before, payload],
-            )?,
-            None => conn.execute(
-                "UPDATE push_queue SET attempts = ?2, not_before = ?3 WHERE seq = ?1",
-                params![seq, attempts, not_before],
-            )?,
-        };
-        Ok(())
+        retry_in(&*self.lock()?, seq, attempts, not_before, payload)
     }
 
     /// Holds back every Web Push row for `endpoint` until `until` (RFC 8030 §8.4:
@@ -335,14 +286,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn delay_endpoint(&self, endpoint: &str, until: i64) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        let moved = conn.execute(
-            "UPDATE push_queue SET not_before = ?2
-              WHERE not_before < ?2 AND kind = 0 AND (username, target) IN
-                    (SELECT username, id FROM push_subscriptions WHERE endpoint = ?1)",
-            params![endpoint, until],
-        )?;
-        Ok(moved)
+        delay_endpoint_in(&*self.lock()?, endpoint, until)
     }
 
     /// Holds back every row of `kind` until `until` (one service asked to wait: Delta
@@ -352,12 +296,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn delay_kind(&self, kind: PushKind, until: i64) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        let moved = conn.execute(
-            "UPDATE push_queue SET not_before = ?2 WHERE not_before < ?2 AND kind = ?1",
-            params![kind.code(), until],
-        )?;
-        Ok(moved)
+        delay_kind_in(&*self.lock()?, kind, until)
     }
 
     /// Deletes rows past their deadline; returns how many of each kind (Web Push,
@@ -378,6 +317,117 @@ impl Store {
         tx.commit()?;
         Ok((dropped[0], dropped[1]))
     }
+}
+
+/// Up to `limit` rows due at `now`, oldest first, each leased until `lease_until`;
+/// rows past their deadline, or whose target is gone, are deleted instead. Inside the
+/// caller's transaction.
+pub(super) fn claim_in(
+    tx: &Connection,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+    kinds: Kinds,
+) -> Result<Vec<QueuedPush>, StoreError> {
+    let rows = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT q.seq, q.username, q.target, q.payload, q.with_content,
+                        q.validation, q.attempts, q.deadline, q.kind,
+                        s.endpoint, s.p256dh, s.auth, t.token
+                   FROM push_queue q
+                   LEFT JOIN push_subscriptions s
+                     ON q.kind = 0 AND s.username = q.username AND s.id = q.target
+                   LEFT JOIN deltachat_tokens t
+                     ON q.kind = 1 AND t.username = q.username AND t.id = q.target
+                  WHERE q.not_before <= ?1 AND ((q.kind = 0 AND ?3) OR (q.kind = 1 AND ?4))
+                  ORDER BY q.not_before, q.seq LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let args = params![now, limit, kinds.webpush, kinds.deltachat];
+        let rows = stmt.query_map(args, claimed_row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut claimed = Vec::new();
+    for (seq, push) in rows {
+        let Some(push) = push.filter(|p| p.deadline >= now) else {
+            tx.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
+                .execute(params![seq])?;
+            continue;
+        };
+        tx.prepare_cached("UPDATE push_queue SET not_before = ?2 WHERE seq = ?1")?
+            .execute(params![push.seq, lease_until])?;
+        claimed.push(push);
+    }
+    Ok(claimed)
+}
+
+/// See [`Store::next_due`].
+pub(super) fn next_due_in(conn: &Connection, kinds: Kinds) -> Result<Option<i64>, StoreError> {
+    let sql = "SELECT min(not_before) FROM push_queue
+                WHERE (kind = 0 AND ?1) OR (kind = 1 AND ?2)";
+    let next = conn
+        .prepare_cached(sql)?
+        .query_row(params![kinds.webpush, kinds.deltachat], |r| r.get(0))?;
+    Ok(next)
+}
+
+/// See [`Store::push_done`].
+pub(super) fn done_in(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
+        .execute(params![seq])?;
+    Ok(())
+}
+
+/// See [`Store::push_retry`].
+pub(super) fn retry_in(
+    conn: &Connection,
+    seq: i64,
+    attempts: u32,
+    not_before: i64,
+    payload: Option<&str>,
+) -> Result<(), StoreError> {
+    match payload {
+        Some(payload) => conn
+            .prepare_cached(
+                "UPDATE push_queue SET attempts = ?2, not_before = ?3, payload = ?4,
+                        with_content = 0 WHERE seq = ?1",
+            )?
+            .execute(params![seq, attempts, not_before, payload])?,
+        None => conn
+            .prepare_cached("UPDATE push_queue SET attempts = ?2, not_before = ?3 WHERE seq = ?1")?
+            .execute(params![seq, attempts, not_before])?,
+    };
+    Ok(())
+}
+
+/// See [`Store::delay_endpoint`].
+pub(super) fn delay_endpoint_in(
+    conn: &Connection,
+    endpoint: &str,
+    until: i64,
+) -> Result<usize, StoreError> {
+    let moved = conn
+        .prepare_cached(
+            "UPDATE push_queue SET not_before = ?2
+              WHERE not_before < ?2 AND kind = 0 AND (username, target) IN
+                    (SELECT username, id FROM push_subscriptions WHERE endpoint = ?1)",
+        )?
+        .execute(params![endpoint, until])?;
+    Ok(moved)
+}
+
+/// See [`Store::delay_kind`].
+pub(super) fn delay_kind_in(
+    conn: &Connection,
+    kind: PushKind,
+    until: i64,
+) -> Result<usize, StoreError> {
+    let moved = conn
+        .prepare_cached(
+            "UPDATE push_queue SET not_before = ?2 WHERE not_before < ?2 AND kind = ?1",
+        )?
+        .execute(params![kind.code(), until])?;
+    Ok(moved)
 }
 
 /// One row of [`Store::claim_due`]'s query: its seq, and the push unless its target
