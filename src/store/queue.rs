@@ -145,10 +145,13 @@ pub(super) fn insert(
     Ok(true)
 }
 
-/// Rows in the queue, inside `tx`.
+/// Rows in the queue, inside `tx`: the counter the triggers keep (schema 7).
 fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
-    Ok(count(tx, "SELECT count(*) FROM push_queue", [])?)
+    Ok(count(tx, SIZE, [])?)
 }
+
+/// The queue's length, one row (`push_queue_size`).
+const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
 
 /// Inserts `push`, whatever the queue holds.
 fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
@@ -201,7 +204,7 @@ impl Store {
     /// SQLite failed.
     pub fn queue_len(&self) -> Result<usize, StoreError> {
         let conn = self.lock()?;
-        Ok(count(&conn, "SELECT count(*) FROM push_queue", [])?)
+        Ok(count(&conn, SIZE, [])?)
     }
 
     /// Rows of one kind in the queue.

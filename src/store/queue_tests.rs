@@ -142,3 +142,50 @@ fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
     store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
     assert_eq!(store.drop_overdue_pushes(T + 60_001).expect("drop"), (1, 0));
 }
+
+/// The length the triggers keep (schema 7) is the row count after every way rows
+/// come and go, and a database migrated with rows in its queue starts right.
+#[test]
+fn the_kept_length_is_the_row_count() {
+    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+    let counted = || -> usize {
+        let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM push_queue", [], |r| r.get(0))
+            .expect("count");
+        usize::try_from(n).expect("not negative")
+    };
+    let check = |what: &str| assert_eq!(store.queue_len().expect("len"), counted(), "{what}");
+    check("validation pushes");
+    store
+        .enqueue(
+            &[push("a", T), push("b", T), push("a", T + 9_000_000)],
+            10,
+            T,
+        )
+        .expect("enqueue");
+    check("enqueued");
+    let claimed = store.claim_due(T, T + 1, 1, Kinds::ALL).expect("claim");
+    store.push_done(claimed[0].seq).expect("done");
+    check("done");
+    store.delete_subscription(ALICE, "b", None).expect("delete");
+    check("a subscription and its pushes");
+    assert_eq!(store.enqueue(&[push("a", T)], 1, T).expect("bound"), 0);
+    check("the bound");
+    store.drop_overdue_pushes(T + 61_000).expect("overdue");
+    check("overdue");
+    store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
+    drop(store);
+    // A version-6 database with rows in its queue: migrated, it counts them.
+    let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    conn.execute_batch(
+        "DROP TABLE push_queue_size; DROP TRIGGER push_queue_size_insert;
+         DROP TRIGGER push_queue_size_delete; PRAGMA user_version = 6;",
+    )
+    .expect("back to 6");
+    drop(conn);
+    let rows = counted();
+    assert!(rows > 0);
+    let store = Store::open(&dir.path().join("s.sqlite")).expect("migrate");
+    assert_eq!(store.queue_len().expect("len"), rows);
+}

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 6] = [
+pub(super) const MIGRATIONS: [&str; 7] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -122,4 +122,17 @@ pub(super) const MIGRATIONS: [&str; 6] = [
     CREATE TRIGGER IF NOT EXISTS targets_version_token_user
     AFTER UPDATE OF username ON deltachat_tokens
     BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;",
+    // 7: the push queue's length, kept by triggers in the same transaction as every
+    // insert and delete, so checking `max_queue` when queueing costs one row read
+    // instead of counting the whole queue (which grows when a push service is slow,
+    // exactly when queueing must stay cheap).
+    "CREATE TABLE IF NOT EXISTS push_queue_size (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n  INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO push_queue_size (id, n) SELECT 1, count(*) FROM push_queue;
+    CREATE TRIGGER IF NOT EXISTS push_queue_size_insert AFTER INSERT ON push_queue
+    BEGIN UPDATE push_queue_size SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS push_queue_size_delete AFTER DELETE ON push_queue
+    BEGIN UPDATE push_queue_size SET n = n - 1 WHERE id = 1; END;",
 ];
