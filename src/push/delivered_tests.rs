@@ -153,6 +153,7 @@ fn a_message_past_the_pending_bound_pushes_nothing() {
         tasks: TaskTracker::new(),
         pending: Arc::new(Semaphore::new(1)),
         targets: TargetUsers::new(store.clone()),
+        batch: Arc::default(),
     };
     let pending = || {
         store
