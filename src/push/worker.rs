@@ -11,15 +11,22 @@
 //! unvalidated subscriptions past their window, Delta Chat tokens not set again
 //! within their lifetime, and pushes past their deadline.
 //!
-//! A claimed row is leased (its `not_before` moves past the longest a send may take),
-//! so a push whose result was never recorded (coid killed) is sent again later: at
-//! least once, never lost. On shutdown, pushes in flight get to finish.
+//! It keeps up to `concurrency` rows claimed ahead of those in flight, so a finished
+//! send is replaced at once rather than after the next trip to the store; a 429
+//! sends the rows it holds back, of that endpoint or kind, back to the queue.
+//!
+//! A claimed row is leased (its `not_before` moves past the longest a send may take,
+//! and a row claimed ahead waits at most [`AHEAD_WAIT`] of the lease's slack), so a push whose result was never recorded (coid killed) is
+//! sent again later: at least once, never lost. On shutdown, pushes in flight get to
+//! finish, and rows claimed ahead are due again at once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::deltachat::notifier::{Notifier, NotifyError};
 use super::outcome::{Attempt, Backoff, Outcome};
@@ -34,6 +41,12 @@ use crate::store::{Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Set
 
 /// Longest sleep without a wake-up.
 pub const POLL: Duration = Duration::from_secs(5);
+/// A lease lasts the send limit and this much more.
+const LEASE_SLACK: Duration = Duration::from_secs(5);
+/// Longest a row claimed ahead may wait for a free slot; then it goes back to the
+/// queue (and is claimed again with a fresh lease), so every send starts with at
+/// least the send limit and half the slack of its lease left.
+const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
 /// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -135,6 +148,7 @@ impl Worker {
         let send_limit = self.send_limit;
         let this = Arc::new(self);
         let mut inflight: JoinSet<Vec<Settle>> = JoinSet::new();
+        let mut ready = VecDeque::new();
         let mut settled = Vec::new();
         let mut last_sweep: Option<tokio::time::Instant> = None;
         metrics::watch_push_queue(this.queue.store().clone());
@@ -147,13 +161,15 @@ impl Worker {
             while let Some(done) = inflight.try_join_next() {
                 finished(done, &mut settled);
             }
-            let room = this.concurrency.saturating_sub(inflight.len());
+            hold_back(&mut ready, &mut settled);
+            this.start(&mut inflight, &mut ready, &mut settled);
+            let room = (2 * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
             if room > 0 || !settled.is_empty() {
                 let claimed = this.trip(std::mem::take(&mut settled), room).await;
-                for push in claimed.pushes {
-                    inflight.spawn(Arc::clone(&this).send_one(push));
-                }
+                let at = Instant::now();
+                ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
+                this.start(&mut inflight, &mut ready, &mut settled);
                 if inflight.len() < this.concurrency {
                     wait = until(claimed.next_due);
                 }
@@ -167,6 +183,14 @@ impl Worker {
                 _ = stop.changed() => {}
             }
         }
+        // Claimed but not started: due again at once, for the next start.
+        let now = unix_now_ms();
+        settled.extend(ready.drain(..).map(|(_, push)| Settle::Retry {
+            seq: push.seq,
+            attempts: push.attempts,
+            not_before: now,
+            payload: None,
+        }));
         let drain = async {
             while let Some(done) = inflight.join_next().await {
                 finished(done, &mut settled);
@@ -179,6 +203,31 @@ impl Worker {
             this.trip(settled, 0).await;
         }
         tracing::info!("push worker stopped");
+    }
+
+    /// Starts sends from `ready` while fewer than `concurrency` are in flight; a row
+    /// that waited past [`AHEAD_WAIT`] goes back to the queue instead.
+    fn start(
+        self: &Arc<Self>,
+        inflight: &mut JoinSet<Vec<Settle>>,
+        ready: &mut VecDeque<(Instant, QueuedPush)>,
+        settled: &mut Vec<Settle>,
+    ) {
+        while inflight.len() < self.concurrency {
+            let Some((at, push)) = ready.pop_front() else {
+                return;
+            };
+            if at.elapsed() > AHEAD_WAIT {
+                settled.push(Settle::Retry {
+                    seq: push.seq,
+                    attempts: push.attempts,
+                    not_before: unix_now_ms(),
+                    payload: None,
+                });
+                continue;
+            }
+            inflight.spawn(Arc::clone(self).send_one(push));
+        }
     }
 
     /// Which kinds this worker sends: it claims only those, so a kind that is off
@@ -196,7 +245,9 @@ impl Worker {
     /// lease (as if coid had died before recording them).
     async fn trip(&self, settled: Vec<Settle>, room: usize) -> Claimed {
         let store = self.queue.store().clone();
-        let lease = i64::try_from(self.send_limit.as_millis()).unwrap_or(i64::MAX) + 5_000;
+        let lease = i64::try_from(self.send_limit.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(LEASE_SLACK.as_millis() as i64);
         let kinds = self.kinds();
         let outcomes = settled.len();
         let result = blocking(move || {
@@ -359,6 +410,37 @@ fn finished(done: Result<Vec<Settle>, tokio::task::JoinError>, settled: &mut Vec
     }
 }
 
+/// Rows claimed ahead that an outcome just held back (429: its endpoint, or its
+/// kind's one service, waits until then) are not sent early: they go back to the
+/// queue due at the same time as the rest.
+fn hold_back(ready: &mut VecDeque<(Instant, QueuedPush)>, settled: &mut Vec<Settle>) {
+    let holds: Vec<(Option<String>, PushKind, i64)> = settled
+        .iter()
+        .filter_map(|change| match change {
+            Settle::DelayEndpoint { endpoint, until } => {
+                Some((Some(endpoint.clone()), PushKind::WebPush, *until))
+            }
+            Settle::DelayKind { kind, until } => Some((None, *kind, *until)),
+            _ => None,
+        })
+        .collect();
+    for (endpoint, kind, until) in holds {
+        let held = |(_, push): &(Instant, QueuedPush)| match (&push.to, &endpoint) {
+            (Destination::WebPush { endpoint: to, .. }, Some(endpoint)) => to == endpoint,
+            (_, None) => push.kind() == kind,
+            _ => false,
+        };
+        let (back, keep): (VecDeque<_>, VecDeque<_>) = ready.drain(..).partition(held);
+        *ready = keep;
+        settled.extend(back.into_iter().map(|(_, push)| Settle::Retry {
+            seq: push.seq,
+            attempts: push.attempts,
+            not_before: until,
+            payload: None,
+        }));
+    }
+}
+
 /// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].
 fn until(next_due: Option<i64>) -> Duration {
     match next_due {
@@ -379,21 +461,5 @@ fn count(kind: PushKind, outcome: Outcome) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_comes_from_the_payload_folder() {
-        assert_eq!(
-            Payload::folder_of(r#"{"folder":"COI/Chats","subject":"x"}"#).as_deref(),
-            Some("COI/Chats")
-        );
-        assert_eq!(Payload::folder_of(r#"{"validation":"t"}"#), None);
-        assert_eq!(Payload::folder_of("not json"), None);
-        let chats = folder_topic("COI/Chats");
-        assert_eq!(chats.len(), 32);
-        assert!(chats.chars().all(|c| c.is_ascii_alphanumeric()), "{chats}");
-        assert_eq!(chats, folder_topic("COI/Chats"), "stable");
-        assert_ne!(chats, folder_topic("INBOX"));
-    }
-}
+#[path = "worker_tests.rs"]
+mod tests;
