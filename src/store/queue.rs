@@ -7,7 +7,13 @@
 //! (`super::subscriptions`, `super::tokens`): a row whose target is gone is dropped
 //! when claimed.
 //!
+//! A payload that several rows of one [`Store::enqueue`] carry (a message's pushes to
+//! a user's devices) is stored once (`push_payloads`, schema 8) and read back with the
+//! row; triggers delete it with the last row.
+//!
 //! Times here are unix milliseconds.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, Transaction, params};
 
@@ -155,23 +161,76 @@ const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
 
 /// Inserts `push`, whatever the queue holds.
 fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
+    put_shared(tx, push, None, now)
+}
+
+/// Inserts `push`, its payload in its row, or the shared payload `payload_id`.
+fn put_shared(
+    tx: &Transaction<'_>,
+    push: &NewPush,
+    payload_id: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let payload = if payload_id.is_some() {
+        ""
+    } else {
+        push.payload.as_str()
+    };
     tx.prepare_cached(
         "INSERT INTO push_queue (username, target, payload, with_content, validation,
-                                 attempts, not_before, deadline, created, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
+                                 attempts, not_before, deadline, created, kind, payload_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         push.username,
         push.target,
-        push.payload,
+        payload,
         push.with_content,
         push.validation,
         push.not_before,
         push.deadline,
         now,
-        push.kind.code()
+        push.kind.code(),
+        payload_id
     ])?;
     Ok(())
+}
+
+/// Payloads that more than one row will carry, each stored once as it is first
+/// needed.
+struct Shared<'a> {
+    /// How many rows carry each payload.
+    counts: HashMap<&'a str, usize>,
+    /// Stored so far: payload → `push_payloads.id`.
+    ids: HashMap<&'a str, i64>,
+}
+
+impl<'a> Shared<'a> {
+    fn of(pushes: &'a [NewPush]) -> Shared<'a> {
+        let mut counts = HashMap::new();
+        for push in pushes.iter().filter(|p| !p.payload.is_empty()) {
+            *counts.entry(push.payload.as_str()).or_insert(0) += 1;
+        }
+        Shared {
+            counts,
+            ids: HashMap::new(),
+        }
+    }
+
+    /// The shared payload id for `payload`; `None`: keep it in the row.
+    fn id(&mut self, tx: &Transaction<'_>, payload: &'a str) -> Result<Option<i64>, StoreError> {
+        if self.counts.get(payload).copied().unwrap_or(0) < 2 {
+            return Ok(None);
+        }
+        if let Some(id) = self.ids.get(payload) {
+            return Ok(Some(*id));
+        }
+        tx.prepare_cached("INSERT INTO push_payloads (payload) VALUES (?1)")?
+            .execute(params![payload])?;
+        let id = tx.last_insert_rowid();
+        self.ids.insert(payload, id);
+        Ok(Some(id))
+    }
 }
 
 impl Store {
@@ -191,8 +250,11 @@ impl Store {
         // Counted once: the queue only grows by what this loop puts.
         let room = max_queue.saturating_sub(queue_len(&tx)?);
         let stored = pushes.len().min(room);
-        for push in pushes.iter().take(stored) {
-            put(&tx, push, now)?;
+        let pushes = pushes.get(..stored).unwrap_or_default();
+        let mut shared = Shared::of(pushes);
+        for push in pushes {
+            let payload_id = shared.id(&tx, &push.payload)?;
+            put_shared(&tx, push, payload_id, now)?;
         }
         tx.commit()?;
         Ok(stored)
@@ -334,10 +396,11 @@ pub(super) fn claim_in(
 ) -> Result<Vec<QueuedPush>, StoreError> {
     let rows = {
         let mut stmt = tx.prepare_cached(
-            "SELECT q.seq, q.username, q.target, q.payload, q.with_content,
-                        q.validation, q.attempts, q.deadline, q.kind,
+            "SELECT q.seq, q.username, q.target, coalesce(p.payload, q.payload),
+                        q.with_content, q.validation, q.attempts, q.deadline, q.kind,
                         s.endpoint, s.p256dh, s.auth, t.token
                    FROM push_queue q
+                   LEFT JOIN push_payloads p ON p.id = q.payload_id
                    LEFT JOIN push_subscriptions s
                      ON q.kind = 0 AND s.username = q.username AND s.id = q.target
                    LEFT JOIN deltachat_tokens t
@@ -393,7 +456,7 @@ pub(super) fn retry_in(
         Some(payload) => conn
             .prepare_cached(
                 "UPDATE push_queue SET attempts = ?2, not_before = ?3, payload = ?4,
-                        with_content = 0 WHERE seq = ?1",
+                        payload_id = NULL, with_content = 0 WHERE seq = ?1",
             )?
             .execute(params![seq, attempts, not_before, payload])?,
         None => conn

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 7] = [
+pub(super) const MIGRATIONS: [&str; 8] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -135,4 +135,24 @@ pub(super) const MIGRATIONS: [&str; 7] = [
     BEGIN UPDATE push_queue_size SET n = n + 1 WHERE id = 1; END;
     CREATE TRIGGER IF NOT EXISTS push_queue_size_delete AFTER DELETE ON push_queue
     BEGIN UPDATE push_queue_size SET n = n - 1 WHERE id = 1; END;",
+    // 8: a payload shared by several pushes (one message's pushes to a user's
+    // devices: the same JSON, up to 3993 bytes each) is stored once, in
+    // `push_payloads`, and the rows point at it (`payload_id`; their own `payload`
+    // is then empty). Triggers delete a shared payload with the last row that points
+    // at it, in the same transaction.
+    "CREATE TABLE IF NOT EXISTS push_payloads (
+        id      INTEGER PRIMARY KEY,
+        payload TEXT NOT NULL
+    );
+    ALTER TABLE push_queue ADD COLUMN payload_id INTEGER;
+    CREATE INDEX IF NOT EXISTS push_queue_payload ON push_queue (payload_id)
+     WHERE payload_id IS NOT NULL;
+    CREATE TRIGGER IF NOT EXISTS push_payloads_delete AFTER DELETE ON push_queue
+    WHEN old.payload_id IS NOT NULL
+    BEGIN DELETE FROM push_payloads WHERE id = old.payload_id AND NOT EXISTS
+          (SELECT 1 FROM push_queue WHERE payload_id = old.payload_id); END;
+    CREATE TRIGGER IF NOT EXISTS push_payloads_detach AFTER UPDATE OF payload_id ON push_queue
+    WHEN old.payload_id IS NOT NULL AND new.payload_id IS NOT old.payload_id
+    BEGIN DELETE FROM push_payloads WHERE id = old.payload_id AND NOT EXISTS
+          (SELECT 1 FROM push_queue WHERE payload_id = old.payload_id); END;",
 ];
