@@ -16,9 +16,10 @@
 //! sends the rows it holds back, of that endpoint or kind, back to the queue.
 //!
 //! A claimed row is leased (its `not_before` moves past the longest a send may take,
-//! and a row claimed ahead waits at most [`AHEAD_WAIT`] of the lease's slack), so a push whose result was never recorded (coid killed) is
-//! sent again later: at least once, never lost. On shutdown, pushes in flight get to
-//! finish, and rows claimed ahead are due again at once.
+//! and a row claimed ahead waits at most `AHEAD_WAIT` of the lease's slack), so a
+//! push whose result was never recorded (coid killed) is sent again later: at least
+//! once, never lost. On shutdown, pushes in flight get to finish, and rows claimed
+//! ahead are due again at once.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -20,6 +20,7 @@ mod coi_cache;
 mod commit;
 mod dict;
 mod queue;
+mod queue_rows;
 mod schema;
 mod secrets;
 mod settle;

@@ -10,9 +10,9 @@
 
 use rusqlite::Connection;
 
-use super::queue::{
-    Kinds, PushKind, QueuedPush, claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in,
-    retry_in,
+use super::queue::{Kinds, PushKind, QueuedPush};
+use super::queue_rows::{
+    claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
 };
 use super::{Store, StoreError, subscriptions, tokens};
 
