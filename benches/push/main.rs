@@ -139,10 +139,20 @@ fn main() {
             ("Notifier::notify", &notifier),
             ("queue → Worker → Notifier", &deltachat),
         ],
-        stats::median(enqueue),
-        stats::median(enqueue_dc),
+        stats::median(enqueue.clone()),
+        stats::median(enqueue_dc.clone()),
     );
     report::mail(&mail);
+    report::summary(&report::Summary {
+        cost: &cost,
+        sender: &sender,
+        worker: &worker,
+        notifier: &notifier,
+        deltachat: &deltachat,
+        enqueue_us: stats::median(enqueue.clone()),
+        enqueue_deltachat_us: stats::median(enqueue_dc.clone()),
+        rounds: &mail,
+    });
     println!(
         "\nbenchmark took {:.0} s; load average at the end: {}",
         began.elapsed().as_secs_f64(),

@@ -19,8 +19,9 @@ pub fn cost(c: &Cost) {
     println!("step                               µs");
     for (step, us) in [
         ("encrypt (RFC 8291 aes128gcm)", c.encrypt),
-        ("sign (RFC 8292 VAPID JWT)", c.sign),
-        ("encrypt + sign (coid, per push)", c.encrypt_and_sign),
+        ("sign (RFC 8292 VAPID JWT), fresh", c.sign),
+        ("sign, cached per origin (coid)", c.sign_cached),
+        ("encrypt + cached sign (per push)", c.encrypt_and_sign),
         ("decrypt (push service side)", c.decrypt),
     ] {
         println!("{step:<33} {us:>6.0}");
@@ -192,4 +193,118 @@ pub fn progress(round: usize, o: &Outcome) -> String {
         o.latencies.len(),
         quantile(&o.latencies, 0.5),
     )
+}
+
+/// What the summary table is made of (issue 14's table: where push stands against
+/// its goals).
+pub struct Summary<'a> {
+    pub cost: &'a Cost,
+    pub sender: &'a [Rate],
+    pub worker: &'a [Rate],
+    pub notifier: &'a [Rate],
+    pub deltachat: &'a [Rate],
+    pub enqueue_us: f64,
+    pub enqueue_deltachat_us: f64,
+    pub rounds: &'a [Vec<Outcome>],
+}
+
+/// Issue 14's table: each figure of this run against its goal.
+pub fn summary(s: &Summary<'_>) {
+    let rate = |runs: &[Rate]| median(runs.iter().map(Rate::per_second).collect());
+    let (sender, worker) = (rate(s.sender), rate(s.worker));
+    let (notifier, deltachat) = (rate(s.notifier), rate(s.deltachat));
+    let of = |push: Mode| -> Vec<&Outcome> {
+        s.rounds
+            .iter()
+            .flat_map(|round| round.iter().filter(move |o| o.push == push))
+            .collect()
+    };
+    let off = of(Mode::Off);
+    let ratios = |mode: Mode| -> (f64, String) {
+        let on = of(mode);
+        let per_round: Vec<f64> = on
+            .iter()
+            .zip(&off)
+            .map(|(on, off)| on.rate() / off.rate())
+            .collect();
+        let medians = median(on.iter().map(|o| o.rate()).collect())
+            / median(off.iter().map(|o| o.rate()).collect());
+        let lowest = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = per_round.iter().copied().fold(0.0, f64::max);
+        (medians, format!("{lowest:.2}–{highest:.2}"))
+    };
+    let p99 = |mode: Mode| {
+        let all: Vec<f64> = of(mode)
+            .iter()
+            .flat_map(|o| o.latencies.iter().copied())
+            .collect();
+        quantile(&all, 0.99)
+    };
+    let (wp_ratio, wp_rounds) = ratios(Mode::WebPush);
+    let (dc_ratio, dc_rounds) = ratios(Mode::DeltaChat);
+    println!("\nissue 14: where push stands (this run)");
+    println!("{:<58} {:>22}  goal", "what", "now");
+    let rows = [
+        (
+            "Sender::send alone, 8 in flight".to_owned(),
+            format!("{sender:.0} pushes/s"),
+            "≥ 4000/s",
+        ),
+        (
+            "queue → worker → sender".to_owned(),
+            format!("{worker:.0}/s ({:.2}×)", worker / sender),
+            "≥ 0.9× the sender alone",
+        ),
+        (
+            format!(
+                "CPU per push (encrypt {:.0} + cached sign {:.1})",
+                s.cost.encrypt, s.cost.sign_cached
+            ),
+            format!("{:.0} µs", s.cost.encrypt_and_sign),
+            "≤ 400 µs",
+        ),
+        (
+            "queueing one message's 8 pushes (SQLite)".to_owned(),
+            format!("{:.0} µs", s.enqueue_us),
+            "≤ 100 µs",
+        ),
+        (
+            "mail throughput web push on/off (rounds)".to_owned(),
+            format!("{wp_ratio:.2} ({wp_rounds})"),
+            "≥ 0.95 in every round",
+        ),
+        (
+            "delivery → push p99 while mail flows".to_owned(),
+            format!("{:.0} ms", p99(Mode::WebPush)),
+            "≤ 50 ms",
+        ),
+        (
+            "Notifier::notify alone".to_owned(),
+            format!("{notifier:.0}/s"),
+            "several thousand/s",
+        ),
+        (
+            "queue → worker → notifier".to_owned(),
+            format!("{deltachat:.0}/s ({:.2}×)", deltachat / notifier),
+            "several thousand/s",
+        ),
+        (
+            "queueing one message's 8 notifications".to_owned(),
+            format!("{:.0} µs", s.enqueue_deltachat_us),
+            "≤ 100 µs",
+        ),
+        (
+            "mail throughput delta chat on/off (rounds)".to_owned(),
+            format!("{dc_ratio:.2} ({dc_rounds})"),
+            "≥ 0.95 in every round",
+        ),
+        (
+            "delivery → notification p99".to_owned(),
+            format!("{:.0} ms", p99(Mode::DeltaChat)),
+            "≤ 50 ms",
+        ),
+    ];
+    for (what, now, goal) in rows {
+        println!("{what:<58} {now:>22}  {goal}");
+    }
 }

@@ -9,8 +9,16 @@
 //!
 //! Read receipts (MDNs) never push; the pipeline does not even ask.
 //!
-//! Never on the reply path: [`PushHook::after_delivery`] hands the work to a task and
-//! returns, and whatever goes wrong there is only logged, so mail never waits for push
+//! Free for users without a push target: [`PushHook::after_delivery`] first asks an
+//! in-memory set of the users that have any subscription or token
+//! ([`TargetUsers`], kept current by a counter in the store that every write of
+//! subscriptions and tokens moves, whoever makes it), and when none of the recipients
+//! has one it returns at once, with no task, no blocking hop and no query. When the set
+//! is not current it takes the path below, which reads it again.
+//!
+//! Never on the reply path: [`PushHook::after_delivery`] hands the work to one
+//! blocking job and returns; the job queues every message waiting when it looks,
+//! all of them in one transaction, until none waits. Whatever goes wrong there is only logged, so mail never waits for push
 //! work and no reply changes because of it. At most [`MAX_PENDING`] messages wait for
 //! their pushes to be queued; past that (the state store is that far behind) a
 //! message's pushes are dropped with a warning, so memory stays bounded.
@@ -19,20 +27,20 @@
 //! the outer headers' fields and, when it fits, the body; no UID/UIDVALIDITY
 //! (Dovecot's LMTP reply does not tell them).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::deltachat::DeltaChatRules;
-use super::queue::{PushQueue, blocking};
+use super::queue::PushQueue;
 use super::webpush::MAX_PLAINTEXT;
 use super::webpush::payload::{Payload, Stored};
 use super::webpush::subscription::MsgType;
 use crate::classify::Class;
 use crate::config::NotifyFor;
 use crate::policy::Target;
-use crate::store::{NewPush, PushKind, Store, StoreError, unix_now_ms};
+use crate::store::{NewPush, PushKind, Store, StoreError, TargetUsers, unix_now_ms};
 
 /// Most messages whose pushes wait to be queued at once (each holds its header
 /// section and at most [`MAX_PLAINTEXT`] bytes of body).
@@ -254,24 +262,52 @@ pub struct PushHook {
     tasks: TaskTracker,
     /// One permit per message whose pushes are being queued.
     pending: Arc<Semaphore>,
+    /// Who has a push target at all.
+    targets: TargetUsers,
+    /// Messages waiting for the blocking job that queues their pushes.
+    batch: Arc<Mutex<Batch>>,
+}
+
+/// One delivered message waiting to have its pushes queued.
+struct Job {
+    message: DeliveredMessage,
+    recipients: Vec<Delivered>,
+    /// Its place under [`MAX_PENDING`], given back once it is queued.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// What waits for the blocking job, and whether one runs.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    running: bool,
 }
 
 impl PushHook {
     /// Over `queue`, queueing `kinds`.
     pub fn new(queue: PushQueue, kinds: HookKinds) -> PushHook {
         PushHook {
+            targets: TargetUsers::new(queue.store().clone()),
             queue,
             kinds,
             tasks: TaskTracker::new(),
             pending: Arc::new(Semaphore::new(MAX_PENDING)),
+            batch: Arc::default(),
         }
     }
 
     /// Starts queueing the pushes for `message` delivered to `recipients` and returns
     /// at once; drops them (with a warning) when [`MAX_PENDING`] messages are still
-    /// waiting. Must be called inside the tokio runtime.
+    /// waiting. Returns at once, doing nothing else, when the set of users with
+    /// targets is current and none of `recipients` is in it. Must be called inside the
+    /// tokio runtime.
+    ///
+    /// One blocking job at a time queues what waits: messages delivered while it
+    /// works are queued by its next round, all of them in one transaction, so a
+    /// burst of deliveries costs one hop to a blocking thread, not one each.
     pub fn after_delivery(&self, message: DeliveredMessage, recipients: Vec<Delivered>) {
-        if recipients.is_empty() {
+        let names = recipients.iter().map(|r| r.username.as_str());
+        if recipients.is_empty() || self.targets.any(names) == Some(false) {
             return;
         }
         let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
@@ -282,38 +318,73 @@ impl PushHook {
             );
             return;
         };
-        let queue = self.queue.clone();
-        let kinds = self.kinds;
-        let work = move || {
-            let now = unix_now_ms();
-            let parsed = parse_header(&message);
-            let mut pushes = Vec::new();
-            if kinds.webpush {
-                let deadline = queue.deadline_from(now);
-                let store = queue.store();
-                pushes = webpush_pushes(store, &parsed, &message, &recipients, now, deadline)?;
-            }
-            if let Some(rules) = &kinds.deltachat {
-                let store = queue.store();
-                pushes.extend(notifications(
-                    store,
-                    &parsed,
-                    &message,
-                    &recipients,
-                    rules,
-                    now,
-                )?);
-            }
-            queue.enqueue(&pushes, now)
+        let job = Job {
+            message,
+            recipients,
+            _permit: permit,
         };
-        self.tasks.spawn(async move {
-            match blocking(work).await {
+        let mut batch = lock(&self.batch);
+        batch.jobs.push(job);
+        if !batch.running {
+            batch.running = true;
+            let this = self.clone();
+            self.tasks.spawn_blocking(move || this.drain());
+        }
+    }
+
+    /// The blocking job: queues what waits, round after round, until nothing does.
+    fn drain(&self) {
+        // Should queueing ever panic, the next message starts a new job.
+        let _idle = Idle(&self.batch);
+        loop {
+            let jobs = {
+                let mut batch = lock(&self.batch);
+                if batch.jobs.is_empty() {
+                    // Under the lock: a message pushed after this starts a new job.
+                    batch.running = false;
+                    return;
+                }
+                std::mem::take(&mut batch.jobs)
+            };
+            match self.queue_all(&jobs) {
                 Ok(0) => {}
-                Ok(queued) => tracing::debug!(queued, "pushes queued"),
+                Ok(queued) => tracing::debug!(queued, messages = jobs.len(), "pushes queued"),
                 Err(err) => tracing::error!(error = %err, "cannot queue pushes"),
             }
-            drop(permit);
-        });
+        }
+    }
+
+    /// The pushes of every job in `jobs`, queued in one transaction. Blocking.
+    fn queue_all(&self, jobs: &[Job]) -> Result<usize, StoreError> {
+        if let Err(err) = self.targets.refresh() {
+            tracing::warn!(error = %err, "cannot read which users have push targets");
+        }
+        let now = unix_now_ms();
+        let mut pushes = Vec::new();
+        for job in jobs {
+            match self.pushes_of(job, now) {
+                Ok(more) => pushes.extend(more),
+                Err(err) => tracing::error!(error = %err, "cannot queue a message's pushes"),
+            }
+        }
+        self.queue.enqueue(&pushes, now)
+    }
+
+    /// One job's pushes of every kind on. Blocking (reads targets).
+    fn pushes_of(&self, job: &Job, now: i64) -> Result<Vec<NewPush>, StoreError> {
+        let (message, recipients) = (&job.message, &job.recipients);
+        let parsed = parse_header(message);
+        let store = self.queue.store();
+        let mut pushes = Vec::new();
+        if self.kinds.webpush {
+            let deadline = self.queue.deadline_from(now);
+            pushes = webpush_pushes(store, &parsed, message, recipients, now, deadline)?;
+        }
+        if let Some(rules) = &self.kinds.deltachat {
+            let more = notifications(store, &parsed, message, recipients, rules, now)?;
+            pushes.extend(more);
+        }
+        Ok(pushes)
     }
 
     /// The queue it fills.
@@ -327,6 +398,23 @@ impl PushHook {
         self.tasks.wait().await;
         self.tasks.reopen();
     }
+}
+
+/// Marks the blocking job gone if it panics (it ends normally only under the
+/// batch's lock, so no message is left waiting without a job).
+struct Idle<'a>(&'a Mutex<Batch>);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(self.0).running = false;
+        }
+    }
+}
+
+/// Locks a mutex whose holder cannot leave it inconsistent (a push, a take, a flag).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

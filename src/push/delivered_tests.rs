@@ -152,6 +152,8 @@ fn a_message_past_the_pending_bound_pushes_nothing() {
         },
         tasks: TaskTracker::new(),
         pending: Arc::new(Semaphore::new(1)),
+        targets: TargetUsers::new(store.clone()),
+        batch: Arc::default(),
     };
     let pending = || {
         store
@@ -288,4 +290,70 @@ fn a_message_without_a_header_still_pushes() {
     };
     let pushes = pushes_for(&store, &headerless, &delivered(false), 5, 9).expect("pushes");
     assert_eq!(ids(&pushes), ["all", "mail"]);
+}
+
+/// A recipient without any push target costs no task (no blocking hop, no query)
+/// once the set of users with targets is current; a subscription added later is
+/// seen by the next message.
+#[test]
+fn users_without_targets_cost_no_task_until_they_subscribe() {
+    let (_dir, store) = store();
+    let hook = PushHook::new(
+        PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
+        HookKinds {
+            webpush: true,
+            deltachat: Some(rules(crate::config::NotifyFor::All)),
+        },
+    );
+    const BOB: &str = "bob@example.org";
+    let to_bob = || {
+        vec![Delivered {
+            username: BOB.into(),
+            address: BOB.into(),
+            folder: "INBOX".into(),
+            chat: true,
+        }]
+    };
+    let queued = || store.queue_len().expect("count");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // Nothing read yet: unknown, so the slow path, which reads the set.
+        let bob_has_targets = || hook.targets.any([BOB].into_iter());
+        assert_eq!(bob_has_targets(), None);
+        hook.after_delivery(message(None), to_bob());
+        hook.flush().await;
+        // Known now: after_delivery returns before it takes a permit or starts a job
+        // (checked on the hook's own answer, not on a task count that a quick blocking
+        // job could already have brought back to zero).
+        assert_eq!(bob_has_targets(), Some(false));
+        let before = queued();
+        // As if a job were running: a message taken in would wait in the batch, so
+        // an empty batch shows none was.
+        lock(&hook.batch).running = true;
+        for _ in 0..3 {
+            hook.after_delivery(message(None), to_bob());
+            assert!(
+                lock(&hook.batch).jobs.is_empty(),
+                "no job for a user without targets"
+            );
+            assert_eq!(hook.pending.available_permits(), MAX_PENDING);
+        }
+        lock(&hook.batch).running = false;
+        hook.flush().await;
+        assert_eq!(queued(), before);
+        // Alice has subscriptions: her messages still push.
+        hook.after_delivery(message(None), delivered(true));
+        hook.flush().await;
+        assert_eq!(queued(), before + 2, "chat and all");
+        // Bob's Delta Chat sets a token (the dict's commit): his next message notifies.
+        with_tokens(&store, BOB, &[("openpgp:bob", unix_now_ms() / 1000)]);
+        assert_eq!(bob_has_targets(), None, "the set is stale: read again");
+        let before = queued();
+        hook.after_delivery(message(None), to_bob());
+        hook.flush().await;
+        assert_eq!(queued(), before + 1);
+    });
 }

@@ -1,59 +1,70 @@
 //! What an attempt's [`Action`] does to the durable queue (the row, its target, the
 //! service's hold-back) and the log line that says so: [`super::retry`] decides,
-//! this carries it out, [`super::worker`] sends. Web Push rows name their
+//! this turns it into changes to the queue, [`super::worker`] sends and hands those
+//! changes to the store in batches. Web Push rows name their
 //! subscription; Delta Chat rows their token's id, never the token.
 
 use super::outcome::Outcome;
-use super::queue::{PushQueue, blocking};
 use super::retry::{Action, Severity};
 use super::webpush::payload::Payload;
-use crate::store::{Destination, PushKind, QueuedPush, Store, StoreError, unix_now_ms};
+use crate::store::{Destination, PushKind, QueuedPush, Settle, unix_now_ms};
 
-/// Carries out `action` on the row (and its target or service).
-pub async fn record(queue: &PushQueue, push: QueuedPush, action: Action) {
-    let store = queue.store().clone();
-    let wake = matches!(action, Action::WithoutContent);
-    let result = blocking(move || apply(&store, &push, action)).await;
-    if let Err(err) = result {
-        tracing::error!(error = %err, "push queue: cannot record a push's result");
-    }
-    if wake {
-        queue.wake();
-    }
-}
-
-fn apply(store: &Store, push: &QueuedPush, action: Action) -> Result<(), StoreError> {
+/// What `action` does to the queue, for the worker's next trip to the store
+/// (`crate::store::Settle`: applied in order, in one transaction with other rows'
+/// outcomes and the next claim).
+pub fn settlement(push: &QueuedPush, action: Action) -> Vec<Settle> {
+    let seq = push.seq;
     match action {
-        Action::Done | Action::Drop { .. } => store.push_done(push.seq),
-        Action::DeleteTarget => {
-            match &push.to {
-                Destination::WebPush { endpoint, .. } => {
-                    store.delete_subscription(&push.username, &push.target, Some(endpoint))?;
-                }
-                Destination::DeltaChat { .. } => {
-                    store.delete_token(&push.username, &push.target)?;
-                }
-            }
-            store.push_done(push.seq)
-        }
+        Action::Done | Action::Drop { .. } => vec![Settle::Done { seq }],
+        Action::DeleteTarget => vec![match &push.to {
+            Destination::WebPush { endpoint, .. } => Settle::DeleteSubscription {
+                seq,
+                username: push.username.clone(),
+                id: push.target.clone(),
+                endpoint: endpoint.clone(),
+            },
+            Destination::DeltaChat { .. } => Settle::DeleteToken {
+                seq,
+                username: push.username.clone(),
+                id: push.target.clone(),
+            },
+        }],
         Action::WithoutContent => match Payload::json_without_content(&push.payload) {
-            Some(smaller) => {
-                store.push_retry(push.seq, push.attempts, unix_now_ms(), Some(&smaller))
-            }
-            None => store.push_done(push.seq),
+            Some(smaller) => vec![Settle::Retry {
+                seq,
+                attempts: push.attempts,
+                not_before: unix_now_ms(),
+                payload: Some(smaller),
+            }],
+            None => vec![Settle::Done { seq }],
         },
         Action::Retry {
             attempts,
             not_before,
-        } => store.push_retry(push.seq, attempts, not_before, None),
-        Action::HoldBack { until } => {
-            store.push_retry(push.seq, push.attempts, until, None)?;
+        } => vec![Settle::Retry {
+            seq,
+            attempts,
+            not_before,
+            payload: None,
+        }],
+        Action::HoldBack { until } => vec![
+            Settle::Retry {
+                seq,
+                attempts: push.attempts,
+                not_before: until,
+                payload: None,
+            },
             match &push.to {
-                Destination::WebPush { endpoint, .. } => store.delay_endpoint(endpoint, until),
-                Destination::DeltaChat { .. } => store.delay_kind(PushKind::DeltaChat, until),
-            }
-            .map(|_| ())
-        }
+                Destination::WebPush { endpoint, .. } => Settle::DelayEndpoint {
+                    endpoint: endpoint.clone(),
+                    until,
+                },
+                Destination::DeltaChat { .. } => Settle::DelayKind {
+                    kind: PushKind::DeltaChat,
+                    until,
+                },
+            },
+        ],
     }
 }
 

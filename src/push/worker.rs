@@ -2,35 +2,52 @@
 //! queue, sends each with its kind's sender (Web Push: [`Sender`]; Delta Chat:
 //! [`Notifier`]), at most `concurrency` at once, and has what each answer means
 //! ([`super::retry`], by the kind's rules) carried out on the queue
-//! ([`super::record`]). It wakes when something is queued ([`PushQueue::wake`]), when
-//! the next retry is due, and at least every [`POLL`] (pushes queued by another
-//! process, e.g. `coid deliver`). Every [`SWEEP`] it deletes unvalidated
-//! subscriptions past their window, Delta Chat tokens not set again within their
-//! lifetime, and pushes past their deadline.
+//! ([`super::record`]). The outcomes of every send that finished since its last trip
+//! to the store go there with the next claim and the next-due check: one blocking
+//! hop and one transaction per round (`Store::settle_and_claim`), however many
+//! pushes finished. It wakes when something is queued ([`PushQueue::wake`]), when a
+//! send finishes, when the next retry is due, and at least every [`POLL`] (pushes
+//! queued by another process, e.g. `coid deliver`). Every [`SWEEP`] it deletes
+//! unvalidated subscriptions past their window, Delta Chat tokens not set again
+//! within their lifetime, and pushes past their deadline.
 //!
-//! A claimed row is leased (its `not_before` moves past the longest a send may take),
-//! so a push whose result was never recorded (coid killed) is sent again later: at
-//! least once, never lost. On shutdown, pushes in flight get to finish.
+//! It keeps up to `concurrency` rows claimed ahead of those in flight, so a finished
+//! send is replaced at once rather than after the next trip to the store; a 429
+//! sends the rows it holds back, of that endpoint or kind, back to the queue.
+//!
+//! A claimed row is leased (its `not_before` moves past the longest a send may take,
+//! and a row claimed ahead waits at most `AHEAD_WAIT` of the lease's slack), so a
+//! push whose result was never recorded (coid killed) is sent again later: at least
+//! once, never lost. On shutdown, pushes in flight get to finish, and rows claimed
+//! ahead are due again at once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::deltachat::notifier::{Notifier, NotifyError};
 use super::outcome::{Attempt, Backoff, Outcome};
 use super::queue::{PushQueue, blocking};
-use super::record::{log, record};
+use super::record::{log, settlement};
 use super::retry::{self, Action, Row, Rules};
 use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
 use crate::metrics::{DeltaChatOutcome, PushOutcome, Recorder};
-use crate::store::{Destination, Kinds, PushKind, QueuedPush, StoreError, unix_now_ms};
+use crate::store::{Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, unix_now_ms};
 
 /// Longest sleep without a wake-up.
 pub const POLL: Duration = Duration::from_secs(5);
+/// A lease lasts the send limit and this much more.
+const LEASE_SLACK: Duration = Duration::from_secs(5);
+/// Longest a row claimed ahead may wait for a free slot; then it goes back to the
+/// queue (and is claimed again with a fresh lease), so every send starts with at
+/// least the send limit and half the slack of its lease left.
+const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
 /// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -127,11 +144,13 @@ impl Worker {
     }
 
     /// Runs until `stop` turns true, then lets pushes in flight finish (at most the
-    /// send limit).
+    /// send limit) and records their outcomes.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let send_limit = self.send_limit;
         let this = Arc::new(self);
-        let mut inflight = JoinSet::new();
+        let mut inflight: JoinSet<Vec<Settle>> = JoinSet::new();
+        let mut ready = VecDeque::new();
+        let mut settled = Vec::new();
         let mut last_sweep: Option<tokio::time::Instant> = None;
         this.queue
             .recorder()
@@ -142,33 +161,76 @@ impl Worker {
                 this.sweep().await;
                 last_sweep = Some(tokio::time::Instant::now());
             }
-            let room = this.concurrency.saturating_sub(inflight.len());
+            while let Some(done) = inflight.try_join_next() {
+                finished(done, &mut settled);
+            }
+            hold_back(&mut ready, &mut settled);
+            this.start(&mut inflight, &mut ready, &mut settled);
+            let room = (2 * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
-            if room > 0 {
-                match this.claim(room).await {
-                    Ok(pushes) => {
-                        for push in pushes {
-                            inflight.spawn(Arc::clone(&this).send_one(push));
-                        }
-                    }
-                    Err(err) => tracing::error!(error = %err, "push queue: cannot claim pushes"),
-                }
+            if room > 0 || !settled.is_empty() {
+                let claimed = this.trip(std::mem::take(&mut settled), room).await;
+                let at = Instant::now();
+                ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
+                this.start(&mut inflight, &mut ready, &mut settled);
                 if inflight.len() < this.concurrency {
-                    wait = this.until_next_due().await;
+                    wait = until(claimed.next_due);
                 }
             }
             tokio::select! {
                 () = this.queue.notify().notified() => {}
                 () = tokio::time::sleep(wait) => {}
-                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                    finished(done, &mut settled);
+                }
                 _ = stop.changed() => {}
             }
         }
-        let drain = async { while inflight.join_next().await.is_some() {} };
+        // Claimed but not started: due again at once, for the next start.
+        let now = unix_now_ms();
+        settled.extend(ready.drain(..).map(|(_, push)| Settle::Retry {
+            seq: push.seq,
+            attempts: push.attempts,
+            not_before: now,
+            payload: None,
+        }));
+        let drain = async {
+            while let Some(done) = inflight.join_next().await {
+                finished(done, &mut settled);
+            }
+        };
         if tokio::time::timeout(send_limit, drain).await.is_err() {
             tracing::warn!("push worker: pushes still in flight at shutdown are retried later");
         }
+        if !settled.is_empty() {
+            this.trip(settled, 0).await;
+        }
         tracing::info!("push worker stopped");
+    }
+
+    /// Starts sends from `ready` while fewer than `concurrency` are in flight; a row
+    /// that waited past [`AHEAD_WAIT`] goes back to the queue instead.
+    fn start(
+        self: &Arc<Self>,
+        inflight: &mut JoinSet<Vec<Settle>>,
+        ready: &mut VecDeque<(Instant, QueuedPush)>,
+        settled: &mut Vec<Settle>,
+    ) {
+        while inflight.len() < self.concurrency {
+            let Some((at, push)) = ready.pop_front() else {
+                return;
+            };
+            if at.elapsed() > AHEAD_WAIT {
+                settled.push(Settle::Retry {
+                    seq: push.seq,
+                    attempts: push.attempts,
+                    not_before: unix_now_ms(),
+                    payload: None,
+                });
+                continue;
+            }
+            inflight.spawn(Arc::clone(self).send_one(push));
+        }
     }
 
     /// Which kinds this worker sends: it claims only those, so a kind that is off
@@ -180,32 +242,39 @@ impl Worker {
         }
     }
 
-    async fn claim(&self, room: usize) -> Result<Vec<QueuedPush>, StoreError> {
+    /// One trip to the store: the outcomes since the last one, up to `room` due rows
+    /// leased, and when the next row is due, in one blocking hop and one transaction.
+    /// If it fails, the outcomes' rows stay leased and are sent again after the
+    /// lease (as if coid had died before recording them).
+    async fn trip(&self, settled: Vec<Settle>, room: usize) -> Claimed {
         let store = self.queue.store().clone();
-        let lease = i64::try_from(self.send_limit.as_millis()).unwrap_or(i64::MAX) + 5_000;
+        let lease = i64::try_from(self.send_limit.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(LEASE_SLACK.as_millis() as i64);
         let kinds = self.kinds();
-        blocking(move || {
+        let outcomes = settled.len();
+        let result = blocking(move || {
             let now = unix_now_ms();
-            store.claim_due(now, now.saturating_add(lease), room, kinds)
+            let claim = Claim {
+                now,
+                lease_until: now.saturating_add(lease),
+                limit: room,
+                kinds,
+            };
+            store.settle_and_claim(&settled, claim)
         })
-        .await
-    }
-
-    /// How long until the next row is due, within [`POLL`].
-    async fn until_next_due(&self) -> Duration {
-        let store = self.queue.store().clone();
-        let kinds = self.kinds();
-        match blocking(move || store.next_due(kinds)).await {
-            Ok(Some(at)) => {
-                let ms = at.saturating_sub(unix_now_ms()).max(0);
-                Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
+        .await;
+        result.unwrap_or_else(|err| {
+            tracing::error!(
+                error = %err,
+                outcomes,
+                "push queue: cannot record results or claim pushes; they are retried after their lease"
+            );
+            Claimed {
+                pushes: Vec::new(),
+                next_due: None,
             }
-            Ok(None) => POLL,
-            Err(err) => {
-                tracing::error!(error = %err, "push queue: cannot read");
-                POLL
-            }
-        }
+        })
     }
 
     async fn sweep(&self) {
@@ -239,16 +308,16 @@ impl Worker {
         }
     }
 
-    /// Sends one push and records what its answer means.
-    async fn send_one(self: Arc<Self>, push: QueuedPush) {
+    /// Sends one push; returns what its answer does to the queue.
+    async fn send_one(self: Arc<Self>, push: QueuedPush) -> Vec<Settle> {
         let sent = tokio::time::timeout(self.send_limit, self.attempt(&push)).await;
         let attempt = match sent {
             Ok(Ok(attempt)) => attempt,
-            Ok(Err(unsent)) => return self.unsent(push, unsent).await,
+            Ok(Err(unsent)) => return self.unsent(&push, unsent),
             Err(_) => Attempt::unanswered("timed out".to_owned()),
         };
         let Some(rules) = self.rules(push.kind()) else {
-            return self.unsent(push, Unsent::Off).await;
+            return self.unsent(&push, Unsent::Off);
         };
         let row = Row {
             attempts: push.attempts,
@@ -258,7 +327,7 @@ impl Worker {
         let action = retry::decide(attempt.outcome, row, unix_now_ms(), rules);
         count(self.queue.recorder(), push.kind(), attempt.outcome);
         log(&push, attempt.outcome, &attempt.detail, action);
-        record(&self.queue, push, action).await;
+        settlement(&push, action)
     }
 
     fn rules(&self, kind: PushKind) -> Option<Rules> {
@@ -303,7 +372,7 @@ impl Worker {
     }
 
     /// A row that could not be tried is dropped, and said so.
-    async fn unsent(&self, push: QueuedPush, unsent: Unsent) {
+    fn unsent(&self, push: &QueuedPush, unsent: Unsent) -> Vec<Settle> {
         let (user, target, kind) = (&push.username, &push.target, push.kind());
         let (why, webpush, deltachat) = match &unsent {
             Unsent::Off => (
@@ -332,7 +401,58 @@ impl Worker {
             PushKind::WebPush => self.queue.recorder().push_outcome(webpush),
             PushKind::DeltaChat => self.queue.recorder().deltachat_outcome(deltachat),
         }
-        record(&self.queue, push, Action::Done).await;
+        settlement(push, Action::Done)
+    }
+}
+
+/// Collects a finished send's changes to the queue; a send task that died (a bug)
+/// leaves its row leased, to be sent again after the lease.
+fn finished(done: Result<Vec<Settle>, tokio::task::JoinError>, settled: &mut Vec<Settle>) {
+    match done {
+        Ok(changes) => settled.extend(changes),
+        Err(err) => tracing::error!(error = %err, "push worker: a send task failed"),
+    }
+}
+
+/// Rows claimed ahead that an outcome just held back (429: its endpoint, or its
+/// kind's one service, waits until then) are not sent early: they go back to the
+/// queue due at the same time as the rest.
+fn hold_back(ready: &mut VecDeque<(Instant, QueuedPush)>, settled: &mut Vec<Settle>) {
+    let holds: Vec<(Option<String>, PushKind, i64)> = settled
+        .iter()
+        .filter_map(|change| match change {
+            Settle::DelayEndpoint { endpoint, until } => {
+                Some((Some(endpoint.clone()), PushKind::WebPush, *until))
+            }
+            Settle::DelayKind { kind, until } => Some((None, *kind, *until)),
+            _ => None,
+        })
+        .collect();
+    for (endpoint, kind, until) in holds {
+        let held = |(_, push): &(Instant, QueuedPush)| match (&push.to, &endpoint) {
+            (Destination::WebPush { endpoint: to, .. }, Some(endpoint)) => to == endpoint,
+            (_, None) => push.kind() == kind,
+            _ => false,
+        };
+        let (back, keep): (VecDeque<_>, VecDeque<_>) = ready.drain(..).partition(held);
+        *ready = keep;
+        settled.extend(back.into_iter().map(|(_, push)| Settle::Retry {
+            seq: push.seq,
+            attempts: push.attempts,
+            not_before: until,
+            payload: None,
+        }));
+    }
+}
+
+/// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].
+fn until(next_due: Option<i64>) -> Duration {
+    match next_due {
+        Some(at) => {
+            let ms = at.saturating_sub(unix_now_ms()).max(0);
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
+        }
+        None => POLL,
     }
 }
 
@@ -345,21 +465,5 @@ fn count(recorder: &Recorder, kind: PushKind, outcome: Outcome) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_comes_from_the_payload_folder() {
-        assert_eq!(
-            Payload::folder_of(r#"{"folder":"COI/Chats","subject":"x"}"#).as_deref(),
-            Some("COI/Chats")
-        );
-        assert_eq!(Payload::folder_of(r#"{"validation":"t"}"#), None);
-        assert_eq!(Payload::folder_of("not json"), None);
-        let chats = folder_topic("COI/Chats");
-        assert_eq!(chats.len(), 32);
-        assert!(chats.chars().all(|c| c.is_ascii_alphanumeric()), "{chats}");
-        assert_eq!(chats, folder_topic("COI/Chats"), "stable");
-        assert_ne!(chats, folder_topic("INBOX"));
-    }
-}
+#[path = "worker_tests.rs"]
+mod tests;

@@ -7,10 +7,19 @@
 //! (`super::subscriptions`, `super::tokens`): a row whose target is gone is dropped
 //! when claimed.
 //!
+//! A payload that several rows of one [`Store::enqueue`] carry (a message's pushes to
+//! a user's devices) is stored once (`push_payloads`, schema 8) and read back with the
+//! row; triggers delete it with the last row.
+//!
 //! Times here are unix milliseconds.
+
+use std::collections::HashMap;
 
 use rusqlite::{Transaction, params};
 
+use super::queue_rows::{
+    claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
+};
 use super::{Store, StoreError, count};
 
 /// What a queued row is.
@@ -31,7 +40,7 @@ impl PushKind {
         }
     }
 
-    fn from_code(code: i64) -> Option<PushKind> {
+    pub(super) fn from_code(code: i64) -> Option<PushKind> {
         match code {
             0 => Some(PushKind::WebPush),
             1 => Some(PushKind::DeltaChat),
@@ -145,30 +154,86 @@ pub(super) fn insert(
     Ok(true)
 }
 
-/// Rows in the queue, inside `tx`.
+/// Rows in the queue, inside `tx`: the counter the triggers keep (schema 7).
 fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
-    Ok(count(tx, "SELECT count(*) FROM push_queue", [])?)
+    Ok(count(tx, SIZE, [])?)
 }
+
+/// The queue's length, one row (`push_queue_size`).
+const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
 
 /// Inserts `push`, whatever the queue holds.
 fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
+    put_shared(tx, push, None, now)
+}
+
+/// Inserts `push`, its payload in its row, or the shared payload `payload_id`.
+fn put_shared(
+    tx: &Transaction<'_>,
+    push: &NewPush,
+    payload_id: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let payload = if payload_id.is_some() {
+        ""
+    } else {
+        push.payload.as_str()
+    };
     tx.prepare_cached(
         "INSERT INTO push_queue (username, target, payload, with_content, validation,
-                                 attempts, not_before, deadline, created, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
+                                 attempts, not_before, deadline, created, kind, payload_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         push.username,
         push.target,
-        push.payload,
+        payload,
         push.with_content,
         push.validation,
         push.not_before,
         push.deadline,
         now,
-        push.kind.code()
+        push.kind.code(),
+        payload_id
     ])?;
     Ok(())
+}
+
+/// Payloads that more than one row will carry, each stored once as it is first
+/// needed.
+struct Shared<'a> {
+    /// How many rows carry each payload.
+    counts: HashMap<&'a str, usize>,
+    /// Stored so far: payload → `push_payloads.id`.
+    ids: HashMap<&'a str, i64>,
+}
+
+impl<'a> Shared<'a> {
+    fn of(pushes: &'a [NewPush]) -> Shared<'a> {
+        let mut counts = HashMap::new();
+        for push in pushes.iter().filter(|p| !p.payload.is_empty()) {
+            *counts.entry(push.payload.as_str()).or_insert(0) += 1;
+        }
+        Shared {
+            counts,
+            ids: HashMap::new(),
+        }
+    }
+
+    /// The shared payload id for `payload`; `None`: keep it in the row.
+    fn id(&mut self, tx: &Transaction<'_>, payload: &'a str) -> Result<Option<i64>, StoreError> {
+        if self.counts.get(payload).copied().unwrap_or(0) < 2 {
+            return Ok(None);
+        }
+        if let Some(id) = self.ids.get(payload) {
+            return Ok(Some(*id));
+        }
+        tx.prepare_cached("INSERT INTO push_payloads (payload) VALUES (?1)")?
+            .execute(params![payload])?;
+        let id = tx.last_insert_rowid();
+        self.ids.insert(payload, id);
+        Ok(Some(id))
+    }
 }
 
 impl Store {
@@ -188,8 +253,11 @@ impl Store {
         // Counted once: the queue only grows by what this loop puts.
         let room = max_queue.saturating_sub(queue_len(&tx)?);
         let stored = pushes.len().min(room);
-        for push in pushes.iter().take(stored) {
-            put(&tx, push, now)?;
+        let pushes = pushes.get(..stored).unwrap_or_default();
+        let mut shared = Shared::of(pushes);
+        for push in pushes {
+            let payload_id = shared.id(&tx, &push.payload)?;
+            put_shared(&tx, push, payload_id, now)?;
         }
         tx.commit()?;
         Ok(stored)
@@ -201,7 +269,7 @@ impl Store {
     /// SQLite failed.
     pub fn queue_len(&self) -> Result<usize, StoreError> {
         let conn = self.lock()?;
-        Ok(count(&conn, "SELECT count(*) FROM push_queue", [])?)
+        Ok(count(&conn, SIZE, [])?)
     }
 
     /// Rows of one kind in the queue.
@@ -244,35 +312,7 @@ impl Store {
     ) -> Result<Vec<QueuedPush>, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
-        let rows = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT q.seq, q.username, q.target, q.payload, q.with_content,
-                        q.validation, q.attempts, q.deadline, q.kind,
-                        s.endpoint, s.p256dh, s.auth, t.token
-                   FROM push_queue q
-                   LEFT JOIN push_subscriptions s
-                     ON q.kind = 0 AND s.username = q.username AND s.id = q.target
-                   LEFT JOIN deltachat_tokens t
-                     ON q.kind = 1 AND t.username = q.username AND t.id = q.target
-                  WHERE q.not_before <= ?1 AND ((q.kind = 0 AND ?3) OR (q.kind = 1 AND ?4))
-                  ORDER BY q.not_before, q.seq LIMIT ?2",
-            )?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let args = params![now, limit, kinds.webpush, kinds.deltachat];
-            let rows = stmt.query_map(args, claimed_row)?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
-        let mut claimed = Vec::new();
-        for (seq, push) in rows {
-            let Some(push) = push.filter(|p| p.deadline >= now) else {
-                tx.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
-                    .execute(params![seq])?;
-                continue;
-            };
-            tx.prepare_cached("UPDATE push_queue SET not_before = ?2 WHERE seq = ?1")?
-                .execute(params![push.seq, lease_until])?;
-            claimed.push(push);
-        }
+        let claimed = claim_in(&tx, now, lease_until, limit, kinds)?;
         tx.commit()?;
         Ok(claimed)
     }
@@ -282,13 +322,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn next_due(&self, kinds: Kinds) -> Result<Option<i64>, StoreError> {
-        let conn = self.lock()?;
-        let sql = "SELECT min(not_before) FROM push_queue
-                    WHERE (kind = 0 AND ?1) OR (kind = 1 AND ?2)";
-        let next = conn
-            .prepare_cached(sql)?
-            .query_row(params![kinds.webpush, kinds.deltachat], |r| r.get(0))?;
-        Ok(next)
+        next_due_in(&*self.lock()?, kinds)
     }
 
     /// Removes a row: sent, or given up.
@@ -296,10 +330,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn push_done(&self, seq: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
-        conn.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
-            .execute(params![seq])?;
-        Ok(())
+        done_in(&*self.lock()?, seq)
     }
 
     /// Tries a row again at `not_before`, after `attempts` temporary failures;
@@ -314,19 +345,7 @@ impl Store {
         not_before: i64,
         payload: Option<&str>,
     ) -> Result<(), StoreError> {
-        let conn = self.lock()?;
-        match payload {
-            Some(payload) => conn.execute(
-                "UPDATE push_queue SET attempts = ?2, not_before = ?3, payload = ?4,
-                        with_content = 0 WHERE seq = ?1",
-                params![seq, attempts, not_before, payload],
-            )?,
-            None => conn.execute(
-                "UPDATE push_queue SET attempts = ?2, not_before = ?3 WHERE seq = ?1",
-                params![seq, attempts, not_before],
-            )?,
-        };
-        Ok(())
+        retry_in(&*self.lock()?, seq, attempts, not_before, payload)
     }
 
     /// Holds back every Web Push row for `endpoint` until `until` (RFC 8030 §8.4:
@@ -335,14 +354,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn delay_endpoint(&self, endpoint: &str, until: i64) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        let moved = conn.execute(
-            "UPDATE push_queue SET not_before = ?2
-              WHERE not_before < ?2 AND kind = 0 AND (username, target) IN
-                    (SELECT username, id FROM push_subscriptions WHERE endpoint = ?1)",
-            params![endpoint, until],
-        )?;
-        Ok(moved)
+        delay_endpoint_in(&*self.lock()?, endpoint, until)
     }
 
     /// Holds back every row of `kind` until `until` (one service asked to wait: Delta
@@ -352,12 +364,7 @@ impl Store {
     /// # Errors
     /// SQLite failed.
     pub fn delay_kind(&self, kind: PushKind, until: i64) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        let moved = conn.execute(
-            "UPDATE push_queue SET not_before = ?2 WHERE not_before < ?2 AND kind = ?1",
-            params![kind.code(), until],
-        )?;
-        Ok(moved)
+        delay_kind_in(&*self.lock()?, kind, until)
     }
 
     /// Deletes rows past their deadline; returns how many of each kind (Web Push,
@@ -378,46 +385,6 @@ impl Store {
         tx.commit()?;
         Ok((dropped[0], dropped[1]))
     }
-}
-
-/// One row of [`Store::claim_due`]'s query: its seq, and the push unless its target
-/// is gone (or its kind unknown: a newer coid's row).
-fn claimed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<QueuedPush>)> {
-    let seq = r.get(0)?;
-    let to = match PushKind::from_code(r.get(8)?) {
-        Some(PushKind::WebPush) => {
-            let endpoint: Option<String> = r.get(9)?;
-            let p256dh: Option<String> = r.get(10)?;
-            let auth: Option<String> = r.get(11)?;
-            endpoint
-                .zip(p256dh)
-                .zip(auth)
-                .map(|((endpoint, p256dh), auth)| Destination::WebPush {
-                    endpoint,
-                    p256dh,
-                    auth,
-                })
-        }
-        Some(PushKind::DeltaChat) => r
-            .get::<_, Option<String>>(12)?
-            .map(|token| Destination::DeltaChat { token }),
-        None => None,
-    };
-    let Some(to) = to else {
-        return Ok((seq, None));
-    };
-    let push = QueuedPush {
-        seq,
-        username: r.get(1)?,
-        target: r.get(2)?,
-        payload: r.get(3)?,
-        with_content: r.get(4)?,
-        validation: r.get(5)?,
-        attempts: r.get(6)?,
-        deadline: r.get(7)?,
-        to,
-    };
-    Ok((seq, Some(push)))
 }
 
 #[cfg(test)]

@@ -142,3 +142,107 @@ fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
     store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
     assert_eq!(store.drop_overdue_pushes(T + 60_001).expect("drop"), (1, 0));
 }
+
+/// The length the triggers keep (schema 7) is the row count after every way rows
+/// come and go, and a database migrated with rows in its queue starts right.
+#[test]
+fn the_kept_length_is_the_row_count() {
+    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+    let counted = || -> usize {
+        let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM push_queue", [], |r| r.get(0))
+            .expect("count");
+        usize::try_from(n).expect("not negative")
+    };
+    let check = |what: &str| assert_eq!(store.queue_len().expect("len"), counted(), "{what}");
+    check("validation pushes");
+    store
+        .enqueue(
+            &[push("a", T), push("b", T), push("a", T + 9_000_000)],
+            10,
+            T,
+        )
+        .expect("enqueue");
+    check("enqueued");
+    let claimed = store.claim_due(T, T + 1, 1, Kinds::ALL).expect("claim");
+    store.push_done(claimed[0].seq).expect("done");
+    check("done");
+    store.delete_subscription(ALICE, "b", None).expect("delete");
+    check("a subscription and its pushes");
+    assert_eq!(store.enqueue(&[push("a", T)], 1, T).expect("bound"), 0);
+    check("the bound");
+    store.drop_overdue_pushes(T + 61_000).expect("overdue");
+    check("overdue");
+    store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
+    drop(store);
+    // A version-6 database with rows in its queue: migrated, it counts them.
+    let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    conn.execute_batch(
+        "DROP TRIGGER push_payloads_delete; DROP TRIGGER push_payloads_detach;
+         DROP INDEX push_queue_payload; ALTER TABLE push_queue DROP COLUMN payload_id;
+         DROP TABLE push_payloads;
+         DROP TABLE push_queue_size; DROP TRIGGER push_queue_size_insert;
+         DROP TRIGGER push_queue_size_delete; PRAGMA user_version = 6;",
+    )
+    .expect("back to 6");
+    drop(conn);
+    let rows = counted();
+    assert!(rows > 0);
+    let store = Store::open(&dir.path().join("s.sqlite")).expect("migrate");
+    assert_eq!(store.queue_len().expect("len"), rows);
+}
+
+/// One message's pushes to several devices store their payload once (schema 8);
+/// every row reads it back whole, a row given a smaller payload (413) keeps its own,
+/// and the shared one goes with the last row that points at it.
+#[test]
+fn a_payload_shared_by_rows_is_stored_once_and_goes_with_the_last() {
+    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+    let raw = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    let shared = || -> i64 {
+        raw.query_row("SELECT count(*) FROM push_payloads", [], |r| r.get(0))
+            .expect("count")
+    };
+    // The validation pushes: leased out of the way.
+    store
+        .claim_due(T, T + 3_600_000, 10, Kinds::ALL)
+        .expect("claim");
+    let big = "x".repeat(3000);
+    let with = |id: &str, payload: &str| NewPush {
+        payload: payload.into(),
+        ..push(id, T + 1)
+    };
+    let pushes = [with("a", &big), with("b", &big), with("a", "{\"own\":1}")];
+    assert_eq!(store.enqueue(&pushes, 100, T).expect("enqueue"), 3);
+    assert_eq!(
+        shared(),
+        1,
+        "the 3000 bytes once; the single payload in its row"
+    );
+    let claimed = store
+        .claim_due(T + 1, T + 2, 10, Kinds::ALL)
+        .expect("claim");
+    let payloads: Vec<&str> = claimed.iter().map(|p| p.payload.as_str()).collect();
+    assert_eq!(payloads, [big.as_str(), big.as_str(), "{\"own\":1}"]);
+    // A 413: the row gets a smaller payload of its own; the other row still reads
+    // the shared one.
+    store
+        .push_retry(claimed[0].seq, 0, T + 3, Some("{\"small\":1}"))
+        .expect("retry");
+    assert_eq!(shared(), 1);
+    store.push_done(claimed[2].seq).expect("done");
+    // Both leases ended: the other row still reads the shared payload.
+    let again = store
+        .claim_due(T + 3, T + 4, 10, Kinds::ALL)
+        .expect("claim");
+    let payloads: Vec<&str> = again.iter().map(|p| p.payload.as_str()).collect();
+    assert!(
+        payloads == [big.as_str(), "{\"small\":1}"],
+        "{:?}",
+        payloads.iter().map(|p| p.len()).collect::<Vec<_>>()
+    );
+    store.push_done(claimed[1].seq).expect("done");
+    assert_eq!(shared(), 0, "gone with the last row that pointed at it");
+    store.push_done(claimed[0].seq).expect("done");
+}

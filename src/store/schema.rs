@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 5] = [
+pub(super) const MIGRATIONS: [&str; 8] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -98,4 +98,61 @@ pub(super) const MIGRATIONS: [&str; 5] = [
     BEGIN UPDATE settings_version SET n = n + 1 WHERE id = 1; END;
     CREATE TRIGGER IF NOT EXISTS settings_version_delete AFTER DELETE ON user_metadata
     BEGIN UPDATE settings_version SET n = n + 1 WHERE id = 1; END;",
+    // 6: a counter that moves whenever a user may gain or lose their last push target
+    // (a subscription or device token row inserted, deleted, or moved to another
+    // user), whoever writes: the push hook's set of users with targets
+    // (`super::target_users`) is good while it stands still. Updates that keep the
+    // row's user (validation, a token set again at login) leave it alone.
+    "CREATE TABLE IF NOT EXISTS targets_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n  INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO targets_version (id, n) VALUES (1, 0);
+    CREATE TRIGGER IF NOT EXISTS targets_version_sub_insert AFTER INSERT ON push_subscriptions
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_sub_delete AFTER DELETE ON push_subscriptions
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_sub_user
+    AFTER UPDATE OF username ON push_subscriptions
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_token_insert AFTER INSERT ON deltachat_tokens
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_token_delete AFTER DELETE ON deltachat_tokens
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS targets_version_token_user
+    AFTER UPDATE OF username ON deltachat_tokens
+    BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;",
+    // 7: the push queue's length, kept by triggers in the same transaction as every
+    // insert and delete, so checking `max_queue` when queueing costs one row read
+    // instead of counting the whole queue (which grows when a push service is slow,
+    // exactly when queueing must stay cheap).
+    "CREATE TABLE IF NOT EXISTS push_queue_size (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n  INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO push_queue_size (id, n) SELECT 1, count(*) FROM push_queue;
+    CREATE TRIGGER IF NOT EXISTS push_queue_size_insert AFTER INSERT ON push_queue
+    BEGIN UPDATE push_queue_size SET n = n + 1 WHERE id = 1; END;
+    CREATE TRIGGER IF NOT EXISTS push_queue_size_delete AFTER DELETE ON push_queue
+    BEGIN UPDATE push_queue_size SET n = n - 1 WHERE id = 1; END;",
+    // 8: a payload shared by several pushes (one message's pushes to a user's
+    // devices: the same JSON, up to 3993 bytes each) is stored once, in
+    // `push_payloads`, and the rows point at it (`payload_id`; their own `payload`
+    // is then empty). Triggers delete a shared payload with the last row that points
+    // at it, in the same transaction.
+    "CREATE TABLE IF NOT EXISTS push_payloads (
+        id      INTEGER PRIMARY KEY,
+        payload TEXT NOT NULL
+    );
+    ALTER TABLE push_queue ADD COLUMN payload_id INTEGER;
+    CREATE INDEX IF NOT EXISTS push_queue_payload ON push_queue (payload_id)
+     WHERE payload_id IS NOT NULL;
+    CREATE TRIGGER IF NOT EXISTS push_payloads_delete AFTER DELETE ON push_queue
+    WHEN old.payload_id IS NOT NULL
+    BEGIN DELETE FROM push_payloads WHERE id = old.payload_id AND NOT EXISTS
+          (SELECT 1 FROM push_queue WHERE payload_id = old.payload_id); END;
+    CREATE TRIGGER IF NOT EXISTS push_payloads_detach AFTER UPDATE OF payload_id ON push_queue
+    WHEN old.payload_id IS NOT NULL AND new.payload_id IS NOT old.payload_id
+    BEGIN DELETE FROM push_payloads WHERE id = old.payload_id AND NOT EXISTS
+          (SELECT 1 FROM push_queue WHERE payload_id = old.payload_id); END;",
 ];

@@ -58,6 +58,27 @@ pub(super) fn delete(conn: &Connection, username: &str, id: &str) -> Result<bool
     Ok(deleted > 0)
 }
 
+/// [`Store::delete_subscription`] inside the caller's transaction.
+pub(super) fn delete_if_at(
+    conn: &Connection,
+    username: &str,
+    id: &str,
+    endpoint: Option<&str>,
+) -> Result<bool, StoreError> {
+    if let Some(endpoint) = endpoint {
+        let current: Option<String> = conn
+            .prepare_cached(
+                "SELECT endpoint FROM push_subscriptions WHERE username = ?1 AND id = ?2",
+            )?
+            .query_row(params![username, id], |r| r.get(0))
+            .optional()?;
+        if current.as_deref() != Some(endpoint) {
+            return Ok(false);
+        }
+    }
+    delete(conn, username, id)
+}
+
 /// Most subscriptions one [`Store::expire_subscriptions`] deletes.
 pub const EXPIRE_BATCH: i64 = 1000;
 
@@ -107,19 +128,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
-        if let Some(endpoint) = endpoint {
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT endpoint FROM push_subscriptions WHERE username = ?1 AND id = ?2",
-                    params![username, id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if current.as_deref() != Some(endpoint) {
-                return Ok(false);
-            }
-        }
-        let deleted = delete(&tx, username, id)?;
+        let deleted = delete_if_at(&tx, username, id, endpoint)?;
         tx.commit()?;
         Ok(deleted)
     }

@@ -77,7 +77,7 @@ pub(super) fn delete_all(conn: &Connection, username: &str) -> Result<(), StoreE
 }
 
 /// Deletes one token and its pending notifications; true if it existed.
-fn delete(conn: &Connection, username: &str, id: &str) -> Result<bool, StoreError> {
+pub(super) fn delete(conn: &Connection, username: &str, id: &str) -> Result<bool, StoreError> {
     conn.prepare_cached(
         "DELETE FROM push_queue WHERE username = ?1 AND target = ?2 AND kind = ?3",
     )?

@@ -6,6 +6,8 @@
 //! - [`payload`]: the notification JSON (WebPush spec "Payload Data Format"), within
 //!   the 3993-byte plaintext budget of one RFC 8291 record.
 //! - [`vapid`]: the server's P-256 key and RFC 8292 `Authorization: vapid` headers.
+//! - [`vapid_tokens`]: signed tokens reused per push service origin until half their
+//!   lifetime is gone.
 //! - [`sender`]: encrypt, sign and POST one push.
 //!
 //! [`payload`], [`subscription`] and [`vapid`] are pure.
@@ -14,6 +16,7 @@ pub mod payload;
 pub mod sender;
 pub mod subscription;
 pub mod vapid;
+pub mod vapid_tokens;
 
 /// The largest plaintext that fits one aes128gcm record in a 4096-byte push message
 /// (RFC 8291 §4: 86-byte header, 1 delimiter byte, 16-byte tag).

@@ -1,5 +1,6 @@
 //! Sends one Web Push message: RFC 8291 aes128gcm encryption (web-push-native), an
-//! RFC 8292 VAPID header ([`super::vapid`]), RFC 8030 `TTL`, `Urgency` and `Topic` (and
+//! RFC 8292 VAPID header (signed once per push service origin and lifetime,
+//! [`super::vapid_tokens`]), RFC 8030 `TTL`, `Urgency` and `Topic` (and
 //! the WebPush spec's `WebPush-Validation` on validation pushes), POSTed with the
 //! shared push client (`crate::push::http`: no redirects, no proxies, names resolved
 //! through the endpoint rules). The answer becomes an
@@ -11,6 +12,7 @@ use url::Url;
 
 use super::subscription::{decode_auth, decode_p256dh};
 use super::vapid::VapidKey;
+use super::vapid_tokens::VapidTokens;
 use crate::config::PushConfig;
 use crate::push::client;
 use crate::push::endpoint::{EndpointPolicy, Refused};
@@ -118,8 +120,8 @@ pub enum SendError {
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
-    vapid: VapidKey,
-    subject: String,
+    /// Signed tokens, one per push service origin while it lasts (RFC 8292 §2).
+    vapid: VapidTokens,
     policy: EndpointPolicy,
 }
 
@@ -140,8 +142,7 @@ impl Sender {
         let client = client::build(policy, timeout, idle_per_host).map_err(SendError::Build)?;
         Ok(Sender {
             client,
-            vapid,
-            subject: subject.to_owned(),
+            vapid: VapidTokens::new(vapid, subject),
             policy,
         })
     }
@@ -180,12 +181,9 @@ impl Sender {
             .build(plaintext.to_vec())
             .map_err(|e| SendError::Build(e.to_string()))?;
         let now = u64::try_from(unix_now_ms() / 1000).unwrap_or(0);
-        let vapid = self.vapid.authorization(
-            &target.endpoint,
-            &self.subject,
-            now,
-            jwt_validity(options.ttl),
-        );
+        let vapid = self
+            .vapid
+            .authorization(&target.endpoint, now, jwt_validity(options.ttl));
         let headers = request.headers_mut();
         insert(headers, "authorization", &vapid)?;
         insert(headers, "urgency", options.urgency.as_str())?;

@@ -1,0 +1,79 @@
+//! The worker's pure parts: holding back rows claimed ahead, the topic per folder.
+
+use super::*;
+
+fn queued(seq: i64, to: Destination) -> QueuedPush {
+    QueuedPush {
+        seq,
+        username: "a@x".into(),
+        target: format!("t{seq}"),
+        payload: "{}".into(),
+        with_content: false,
+        validation: false,
+        attempts: 2,
+        deadline: i64::MAX,
+        to,
+    }
+}
+
+fn webpush(endpoint: &str) -> Destination {
+    Destination::WebPush {
+        endpoint: endpoint.into(),
+        p256dh: "k".into(),
+        auth: "a".into(),
+    }
+}
+
+/// A 429 answer also holds back what was claimed ahead for the same endpoint (or,
+/// for Delta Chat, the same kind): nothing is sent there before the wait ends.
+#[test]
+fn a_hold_back_returns_rows_claimed_ahead_for_it() {
+    let token = || Destination::DeltaChat { token: "x".into() };
+    let at = Instant::now();
+    let mut ready: VecDeque<(Instant, QueuedPush)> = [
+        (at, queued(1, webpush("https://p/a"))),
+        (at, queued(2, webpush("https://p/b"))),
+        (at, queued(3, token())),
+        (at, queued(4, webpush("https://p/a"))),
+    ]
+    .into();
+    let mut settled = vec![
+        Settle::Done { seq: 9 },
+        Settle::DelayEndpoint {
+            endpoint: "https://p/a".into(),
+            until: 50,
+        },
+    ];
+    hold_back(&mut ready, &mut settled);
+    let left: Vec<i64> = ready.iter().map(|(_, p)| p.seq).collect();
+    assert_eq!(left, [2, 3]);
+    let back = |seq| Settle::Retry {
+        seq,
+        attempts: 2,
+        not_before: 50,
+        payload: None,
+    };
+    assert_eq!(settled[2..], [back(1), back(4)]);
+    let mut settled = vec![Settle::DelayKind {
+        kind: PushKind::DeltaChat,
+        until: 50,
+    }];
+    hold_back(&mut ready, &mut settled);
+    assert_eq!(ready.iter().map(|(_, p)| p.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(settled[1..], [back(3)]);
+}
+
+#[test]
+fn topic_comes_from_the_payload_folder() {
+    assert_eq!(
+        Payload::folder_of(r#"{"folder":"COI/Chats","subject":"x"}"#).as_deref(),
+        Some("COI/Chats")
+    );
+    assert_eq!(Payload::folder_of(r#"{"validation":"t"}"#), None);
+    assert_eq!(Payload::folder_of("not json"), None);
+    let chats = folder_topic("COI/Chats");
+    assert_eq!(chats.len(), 32);
+    assert!(chats.chars().all(|c| c.is_ascii_alphanumeric()), "{chats}");
+    assert_eq!(chats, folder_topic("COI/Chats"), "stable");
+    assert_ne!(chats, folder_topic("INBOX"));
+}

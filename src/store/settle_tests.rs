@@ -1,0 +1,159 @@
+//! Outcomes and the next claim in one transaction: all of it, in order, or nothing.
+
+use super::*;
+use crate::store::{Destination, NewPush, Op, Subscribe, Subscription, temp_store};
+
+const ALICE: &str = "alice@example.org";
+const T: i64 = 1_700_000_000_000;
+
+fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
+    let (dir, store) = temp_store();
+    for (id, endpoint) in subs {
+        let op = Op::Subscribe(Box::new(Subscribe {
+            subscription: Subscription {
+                id: (*id).into(),
+                client: "c".into(),
+                device: "d".into(),
+                msgtype: "all".into(),
+                endpoint: (*endpoint).into(),
+                p256dh: "k".into(),
+                auth: "a".into(),
+                created: T / 1000,
+                validated_at: None,
+            },
+            token: "t".into(),
+            limit: 10,
+            validation_push: push(id),
+            max_queue: 100,
+        }));
+        store.commit(ALICE, &[op], T).expect("subscribe");
+    }
+    (dir, store)
+}
+
+fn push(id: &str) -> NewPush {
+    NewPush {
+        username: ALICE.into(),
+        kind: PushKind::WebPush,
+        target: id.into(),
+        payload: "{}".into(),
+        with_content: true,
+        validation: false,
+        not_before: T,
+        deadline: T + 60_000,
+    }
+}
+
+fn claim(now: i64, limit: usize) -> Claim {
+    Claim {
+        now,
+        lease_until: now + 1_000,
+        limit,
+        kinds: Kinds::ALL,
+    }
+}
+
+fn seq_of(claimed: &Claimed, id: &str) -> i64 {
+    claimed
+        .pushes
+        .iter()
+        .find(|p| p.target == id)
+        .map(|p| p.seq)
+        .expect("claimed")
+}
+
+#[test]
+fn outcomes_then_the_claim_in_one_trip() {
+    let (_dir, store) = store_with(&[
+        ("a", "https://p/a"),
+        ("b", "https://p/b"),
+        ("c", "https://p/c"),
+    ]);
+    let first = store.settle_and_claim(&[], claim(T, 10)).expect("claim");
+    assert_eq!(first.pushes.len(), 3, "the three validation pushes");
+    assert_eq!(first.next_due, Some(T + 1_000), "all leased");
+    store.enqueue(&[push("c")], 100, T).expect("enqueue");
+    let settled = [
+        Settle::Done {
+            seq: seq_of(&first, "a"),
+        },
+        // Due at once with a smaller payload: claimed by the same trip.
+        Settle::Retry {
+            seq: seq_of(&first, "b"),
+            attempts: 0,
+            not_before: T,
+            payload: Some("{\"small\":1}".into()),
+        },
+        Settle::DeleteSubscription {
+            seq: seq_of(&first, "c"),
+            username: ALICE.into(),
+            id: "c".into(),
+            endpoint: "https://p/c".into(),
+        },
+    ];
+    let second = store
+        .settle_and_claim(&settled, claim(T, 10))
+        .expect("trip");
+    assert_eq!(second.pushes.len(), 1, "c's pending push went with it");
+    let b = &second.pushes[0];
+    assert_eq!(
+        (b.target.as_str(), b.payload.as_str(), b.with_content),
+        ("b", "{\"small\":1}", false)
+    );
+    assert!(matches!(&b.to, Destination::WebPush { endpoint, .. } if endpoint == "https://p/b"));
+    assert_eq!(store.subscriptions(ALICE).expect("subs").len(), 2);
+    // A 429 holds back the endpoint's rows; limit 0 only settles and looks ahead.
+    let held = [
+        Settle::Retry {
+            seq: b.seq,
+            attempts: 0,
+            not_before: T + 30_000,
+            payload: None,
+        },
+        Settle::DelayEndpoint {
+            endpoint: "https://p/b".into(),
+            until: T + 30_000,
+        },
+    ];
+    let third = store.settle_and_claim(&held, claim(T, 0)).expect("trip");
+    assert_eq!(
+        third,
+        Claimed {
+            pushes: Vec::new(),
+            next_due: Some(T + 30_000)
+        }
+    );
+    assert_eq!(store.queue_len().expect("len"), 1);
+}
+
+/// SQLite refuses one change of the batch (a trigger injects the fault): nothing of
+/// the trip happened, so the rows stay leased and are sent again after the lease.
+#[test]
+fn a_failed_trip_changes_nothing() {
+    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+    let first = store.settle_and_claim(&[], claim(T, 10)).expect("claim");
+    let (a, b) = (seq_of(&first, "a"), seq_of(&first, "b"));
+    let fault = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    fault
+        .execute_batch(&format!(
+            "CREATE TRIGGER fault BEFORE DELETE ON push_queue WHEN old.seq = {b}
+             BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+        ))
+        .expect("trigger");
+    let settled = [Settle::Done { seq: a }, Settle::Done { seq: b }];
+    assert!(
+        store
+            .settle_and_claim(&settled, claim(T + 1_000, 10))
+            .is_err()
+    );
+    assert_eq!(
+        store.queue_len().expect("len"),
+        2,
+        "a's outcome rolled back too"
+    );
+    fault.execute_batch("DROP TRIGGER fault").expect("drop");
+    let again = store
+        .settle_and_claim(&[], claim(T + 1_000, 10))
+        .expect("claim");
+    assert_eq!(again.pushes.len(), 2, "both sent again after the lease");
+}

@@ -1,0 +1,146 @@
+//! Which users have a push target at all (a Web Push subscription or a Delta Chat
+//! device token), from memory, so the push hook costs a message for a user without
+//! any nothing but one counter read: no hop to a blocking thread, no query.
+//!
+//! How it stays correct: the set is good while a counter in the database
+//! (`targets_version`, schema 6) stands still. Triggers move it on every insert and
+//! delete of a subscription or token row, and on any update of a row's `username`,
+//! whoever writes (this process's dict proxy, `coid push delete`, another coid
+//! sharing the store, a hand-made SQL change). Updates that keep the row's user (a
+//! validation, a token set again) do not move it: they change no one's membership.
+//! The counter is read before the set, so a commit in between makes the next check
+//! miss, never a stale hit. A miss, or a counter that cannot be read, means
+//! "unknown": the caller takes the slow path, which asks the store as before. The set
+//! says only who has *some* target; whether a message pushes to it is still decided
+//! by the store (validation, msgtype, token lifetime).
+//!
+//! Bounded: past [`MAX_USERS`] users with targets the set is not kept and every
+//! message takes the slow path.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::{Store, StoreError};
+
+/// Most users with targets kept in memory.
+pub const MAX_USERS: usize = 1_000_000;
+
+#[derive(Default)]
+struct Loaded {
+    users: HashSet<String>,
+    /// The counter the set was read at; `None`: nothing usable loaded.
+    version: Option<i64>,
+}
+
+/// The set; cheap to clone (clones share it).
+#[derive(Clone)]
+pub struct TargetUsers {
+    store: Store,
+    /// A read-only connection that only reads the counter; `None` when it could not
+    /// be opened (then every answer is "unknown").
+    probe: Option<Arc<Mutex<Connection>>>,
+    loaded: Arc<Mutex<Loaded>>,
+}
+
+impl TargetUsers {
+    /// Over `store`; empty until [`TargetUsers::refresh`].
+    pub fn new(store: Store) -> TargetUsers {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let probe = match Connection::open_with_flags(store.path(), flags) {
+            Ok(conn) => Some(Arc::new(Mutex::new(conn))),
+            Err(err) => {
+                tracing::warn!(error = %err, "push target set off: cannot open a probe connection");
+                None
+            }
+        };
+        TargetUsers {
+            store,
+            probe,
+            loaded: Arc::default(),
+        }
+    }
+
+    /// Whether any of `usernames` has a push target: `Some` if the set is current,
+    /// `None` if unknown (then ask the store). Never waits for the store's connection.
+    pub fn any<'a>(&self, mut usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
+        let version = self.version()?;
+        let loaded = lock(&self.loaded);
+        if loaded.version != Some(version) {
+            return None;
+        }
+        Some(usernames.any(|name| loaded.users.contains(name)))
+    }
+
+    /// Reads the set again if the counter moved since it was read. Blocks.
+    ///
+    /// # Errors
+    /// SQLite failed; the set stays as it was (and unknown while the counter differs).
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        // Read before the set: a commit in between makes the next check miss.
+        let Some(version) = self.version() else {
+            return Ok(());
+        };
+        if lock(&self.loaded).version == Some(version) {
+            return Ok(());
+        }
+        let users = self.store.target_users(MAX_USERS)?;
+        let mut loaded = lock(&self.loaded);
+        match users {
+            Some(users) => {
+                loaded.users = users;
+                loaded.version = Some(version);
+            }
+            None => {
+                loaded.users = HashSet::new();
+                loaded.version = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The counter now; `None` if it cannot be read.
+    fn version(&self) -> Option<i64> {
+        let probe = lock(self.probe.as_ref()?);
+        let read = probe
+            .prepare_cached("SELECT n FROM targets_version WHERE id = 1")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)));
+        match read {
+            Ok(version) => Some(version),
+            Err(err) => {
+                tracing::debug!(error = %err, "push target set: counter unreadable");
+                None
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Every user with a Web Push subscription or a Delta Chat token; `None` if there
+    /// are more than `max`.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn target_users(&self, max: usize) -> Result<Option<HashSet<String>>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT username FROM push_subscriptions
+             UNION SELECT username FROM deltachat_tokens LIMIT ?1",
+        )?;
+        let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
+        let users = stmt
+            .query_map(params![limit], |r| r.get::<_, String>(0))?
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok((users.len() <= max).then_some(users))
+    }
+}
+
+/// Locks a mutex whose holder cannot leave it inconsistent (a swap, or one read).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+#[path = "target_users_tests.rs"]
+mod tests;
