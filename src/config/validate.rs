@@ -178,6 +178,13 @@ impl Config {
                     1,
                     540,
                 );
+                check_range(
+                    p,
+                    "delivery.dovecot.transaction_timeout_secs",
+                    d.dovecot.transaction_timeout_secs,
+                    1,
+                    540,
+                );
                 let dc = &d.dovecot;
                 let (open, idle) = (dc.max_connections as u64, dc.max_idle_connections as u64);
                 check_range(p, "delivery.dovecot.max_connections", open, 1, 10_000);

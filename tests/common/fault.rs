@@ -30,6 +30,10 @@ pub enum Fault {
     /// Relay to Dovecot, and close both sides once no byte has passed for this long:
     /// a store's idle timeout.
     CloseWhenIdle(Duration),
+    /// Relay to Dovecot; after the end of the message data, pass Dovecot's answer on
+    /// one byte per this interval: a store that answers every read in time and never
+    /// finishes.
+    DribbleAfterData(Duration),
 }
 
 /// The running hop; stops accepting when dropped.
@@ -140,6 +144,9 @@ fn handle(
         Some(Fault::CutAfterFirstReply) => {
             relay(client, upstream, Hop::CutAfterReply);
         }
+        Some(Fault::DribbleAfterData(interval)) => {
+            relay(client, upstream, Hop::Dribble(interval));
+        }
         Some(Fault::CloseWhenIdle(limit)) => {
             let _ = client.set_read_timeout(Some(limit));
             if relay(client, upstream, Hop::Pass) == Ended::Idle {
@@ -159,6 +166,7 @@ enum Hop {
     Die,
     Slow(Duration),
     CutAfterReply,
+    Dribble(Duration),
 }
 
 /// Copies both ways; [`Hop::Die`] cuts both connections once the client has sent
@@ -188,10 +196,11 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) -> Ended {
     );
     let data_ended = Arc::new(AtomicBool::new(false));
     let ended = data_ended.clone();
-    let cut = hop == Hop::CutAfterReply;
     let back = std::thread::spawn(move || {
-        if cut {
+        if hop == Hop::CutAfterReply {
             copy_until_reply_after_data(&mut s_read, &mut c_write, &ended);
+        } else if let Hop::Dribble(interval) = hop {
+            dribble_after_data(&mut s_read, &mut c_write, &ended, interval);
         } else {
             let _ = std::io::copy(&mut s_read, &mut c_write);
         }
@@ -252,6 +261,25 @@ fn copy_until_reply_after_data(from: &mut TcpStream, to: &mut TcpStream, ended: 
             return;
         }
         if byte[0] == b'\n' && ended.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// Copies the server's bytes to the client, one byte per `interval` once `ended` is
+/// set, until either side closes.
+fn dribble_after_data(
+    from: &mut TcpStream,
+    to: &mut TcpStream,
+    ended: &AtomicBool,
+    interval: Duration,
+) {
+    let mut byte = [0u8; 1];
+    while let Ok(1) = from.read(&mut byte) {
+        if ended.load(Ordering::SeqCst) {
+            std::thread::sleep(interval);
+        }
+        if to.write_all(&byte).is_err() {
             return;
         }
     }
