@@ -31,7 +31,10 @@ fn survives(faults: Vec<Fault>) {
         .postfix
         .wait_for_empty_queue(WAIT)
         .expect("queue drains");
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        proxy.wait_store_answered(WAIT),
+        "{faults:?}: Dovecot never answered a message the hop passed on"
+    );
     assert_eq!(
         stack.dovecot.count_message("alice", &id),
         1,
@@ -86,7 +89,10 @@ fn store_dies_between_recipient_replies() {
         log.contains("to=<bob@example.org>") && log.contains("status=deferred"),
         "{log}"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        proxy.wait_store_answered(WAIT),
+        "Dovecot never answered a message the hop passed on"
+    );
     assert_eq!(stack.dovecot.count_message("alice", &id), 1, "alice: {log}");
     assert!(stack.dovecot.count_message("bob", &id) >= 1, "bob: {log}");
 }
