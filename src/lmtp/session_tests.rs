@@ -360,3 +360,25 @@ fn the_size_limit_does_not_depend_on_how_the_input_is_read() {
         );
     }
 }
+
+/// What coid's user mapping cannot turn into a user is refused at RCPT time (RFC
+/// 5321 §4.1.1.3, `501 5.1.3`), before any body is sent: an address with an `@` and
+/// no domain (`[users] username = address` would name another user). Unknown users
+/// are not refused here: that is Dovecot's verdict, after DATA.
+#[test]
+fn unmappable_recipients_are_refused_at_rcpt_time() {
+    for rcpt in ["<alice@>", "<@example.org>", "<a b@x>"] {
+        let line = format!("LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:{rcpt}\r\n");
+        let out = Driver::new().feed(line.as_bytes(), 100);
+        assert_eq!(
+            out.last().map(String::as_str),
+            Some("501 5.1.3 Bad recipient address syntax"),
+            "{rcpt}: {out:?}"
+        );
+    }
+    let out = Driver::new().feed(b"LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:<nobody@x>\r\n", 100);
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("250 2.1.5 Recipient OK")
+    );
+}
