@@ -127,12 +127,12 @@ fn sigterm_finishes_the_transaction_in_flight_ends_idle_sessions_and_exits_0() {
     let mut busy = Session::open(coid.lmtp_addr());
     busy.envelope("alice@example.org");
     busy.data(&plain("<stop-in-flight@example.net>"));
-    // The message is on its way to the (slow) store when the stop comes.
-    wait_until(Duration::from_secs(10), || {
-        (slow.connections() == 1).then_some(())
-    })
-    .expect("coid connected to the store");
-    std::thread::sleep(Duration::from_millis(300));
+    // The message is on its way to the (slow) store when the stop comes: the hop has
+    // its end and holds it back for 2 s.
+    assert!(
+        slow.wait_data_read(1, Duration::from_secs(10)),
+        "the message did not reach the hop"
+    );
     coid.signal("TERM");
     let (code, text) = idle.reply();
     assert_eq!(code, 421, "idle session: {text}");

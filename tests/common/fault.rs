@@ -53,6 +53,8 @@ pub struct FaultProxy {
 /// Ends of message data passed to the store, and those the store answered.
 #[derive(Default)]
 struct Ends {
+    /// Ends of data the hop has read from coid (passed on or not).
+    read: AtomicUsize,
     passed: AtomicUsize,
     answered: AtomicUsize,
 }
@@ -103,6 +105,15 @@ impl FaultProxy {
             idle_closed,
             ends,
         }
+    }
+
+    /// Waits until the hop has read `n` ends of message data from coid (a
+    /// [`Fault::SlowData`] hop then holds it back); false if not within `timeout`.
+    pub fn wait_data_read(&self, n: usize, timeout: Duration) -> bool {
+        super::wait_until(timeout, || {
+            (self.ends.read.load(Ordering::SeqCst) >= n).then_some(())
+        })
+        .is_some()
     }
 
     /// Waits until the store has answered every end of message data the hop passed
@@ -304,6 +315,7 @@ fn relay(client: TcpStream, link: &Link, hop: Hop) -> Ended {
             .is_some_and(|p| seen.len() > p + 40);
         let end = in_data && seen.ends_with(b"\r\n.\r\n");
         if end {
+            link.ends.read.fetch_add(1, Ordering::SeqCst);
             data_ended.store(true, Ordering::SeqCst);
             if let Hop::Slow(delay) = hop {
                 std::thread::sleep(delay);
