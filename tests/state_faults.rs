@@ -2,7 +2,9 @@
 //! - another process holds the write lock on coid's state file (`BEGIN EXCLUSIVE`
 //!   and a write, uncommitted): mail to a COI-active user is still filed by its
 //!   settings and answered 250, because the store is in WAL mode and a reader never
-//!   waits for a writer (the settings cache's probe connection included);
+//!   waits for a writer (the settings cache's probe connection included); and no
+//!   other process can take it into `locking_mode=EXCLUSIVE`, which would shut
+//!   readers out too, while coid has it open;
 //! - the state file or its directory is not writable for coid's user: `coid serve`
 //!   refuses to start (exit 75, the reason on stderr) instead of saying it serves and
 //!   failing every METADATA write and push later.
@@ -75,6 +77,42 @@ fn a_writer_holding_the_state_lock_does_not_defer_mail() {
         "{}",
         coid.log()
     );
+}
+
+/// `locking_mode=EXCLUSIVE` (what the `sqlite3` shell does after that pragma and one
+/// write) would shut every other connection out, readers too. While coid runs it
+/// cannot be had: in WAL mode coid's open connections keep a shared lock on the file,
+/// so the other process gets "database is locked" and mail goes on.
+#[test]
+fn exclusive_locking_mode_cannot_be_taken_while_coid_runs() {
+    let dovecot = Dovecot::start(dovecot_opts("/"));
+    let coid = Coid::start(CoidOpts::dovecot(&dovecot.lmtp_tcp().to_string()));
+    coid.user_set(
+        "alice@example.org",
+        &["enabled=yes", "message-filter=active"],
+    );
+    let db = coid.state_dir().join("coid.sqlite");
+    let other = rusqlite::Connection::open(&db).expect("opening coid's state file");
+    other
+        .busy_timeout(Duration::from_millis(200))
+        .expect("busy timeout");
+    let taken = other.execute_batch(
+        "PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; \
+         UPDATE settings_version SET n = n + 1 WHERE id = 1; COMMIT;",
+    );
+    let busy = matches!(
+        &taken,
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy
+    );
+    assert!(
+        busy,
+        "another process took the database exclusively: {taken:?}"
+    );
+    let chat = MessageBuilder::chat();
+    let (code, _) = deliver(&coid, "alice@example.org", &chat);
+    assert_eq!(code, 250);
+    let stored = dovecot.wait_for_message("alice", &chat.id(), WAIT);
+    assert_eq!(stored.mailbox, "COI/Chats");
 }
 
 /// `coid serve` as user `coid` on `state` (which holds a database made by root);
