@@ -289,6 +289,19 @@ mod tests {
     }
 
     #[test]
+    fn the_transaction_deadline_is_bounded() {
+        for secs in [0, 541] {
+            let text = format!("[delivery.dovecot]\ntransaction_timeout_secs = {secs}\n");
+            let config = Config::parse(&text, Path::new("t.toml")).expect("parses");
+            let problems = config.validate().expect_err("out of range");
+            assert!(
+                problems.to_string().contains("transaction_timeout_secs"),
+                "{problems}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err =
             Config::parse("[lmtp]\nmax_conections = 3\n", Path::new("t.toml")).expect_err("typo");
