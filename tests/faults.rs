@@ -1,11 +1,13 @@
 //! Nothing is lost: when the store refuses, stalls or dies in the middle of DATA, coid
 //! answers 4xx, real Postfix keeps the message and retries, and it arrives exactly
-//! once. When the store is down for good, every recipient gets a 4xx.
+//! once. When the store is down for good, every recipient gets a 4xx. A store that
+//! answers each read just in time but never finishes meets the transaction deadline.
 
 mod common;
 
 use std::time::Duration;
 
+use common::coid::{Coid, CoidOpts};
 use common::fault::{Fault, FaultProxy};
 use common::stack::{Stack, dovecot_opts};
 use common::{Dovecot, DovecotOpts, LmtpTarget, MessageBuilder, send_lmtp};
@@ -29,7 +31,10 @@ fn survives(faults: Vec<Fault>) {
         .postfix
         .wait_for_empty_queue(WAIT)
         .expect("queue drains");
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        proxy.wait_store_answered(WAIT),
+        "{faults:?}: Dovecot never answered a message the hop passed on"
+    );
     assert_eq!(
         stack.dovecot.count_message("alice", &id),
         1,
@@ -84,7 +89,10 @@ fn store_dies_between_recipient_replies() {
         log.contains("to=<bob@example.org>") && log.contains("status=deferred"),
         "{log}"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        proxy.wait_store_answered(WAIT),
+        "Dovecot never answered a message the hop passed on"
+    );
     assert_eq!(stack.dovecot.count_message("alice", &id), 1, "alice: {log}");
     assert!(stack.dovecot.count_message("bob", &id) >= 1, "bob: {log}");
 }
@@ -119,4 +127,33 @@ fn store_down_is_temporary_for_every_recipient() {
     );
     let codes: Vec<u16> = outcome.data.iter().map(|r| r.0).collect();
     assert_eq!(codes, [451, 451], "{outcome:?}");
+}
+
+/// Dovecot's answer after DATA reaches coid one byte every 300 ms: each read is well
+/// within `reply_timeout_secs` (20 s), the whole answer would take about 20 s. The
+/// transaction deadline (2 s) ends it: the recipient gets 451 (Dovecot had stored the
+/// message, so Postfix's retry makes it at-least-once), and the connection is dropped,
+/// not pooled: the next message goes on a new connection and gets its 250.
+#[test]
+fn store_dribbling_its_answer_meets_the_transaction_deadline() {
+    let dovecot = Dovecot::start(dovecot_opts("/"));
+    let dribble = Fault::DribbleAfterData(Duration::from_millis(300));
+    let proxy = FaultProxy::start(dovecot.lmtp_tcp(), vec![dribble]);
+    let mut opts = CoidOpts::dovecot(&proxy.addr());
+    opts.transaction_timeout_secs = Some(2);
+    let coid = Coid::start(opts);
+    let target = || LmtpTarget::Tcp(coid.lmtp_addr());
+    let msg = MessageBuilder::new().subject("dribbled").build();
+    let first = send_lmtp(target(), "x@example.net", &["alice@example.org"], &msg);
+    let codes: Vec<u16> = first.data.iter().map(|r| r.0).collect();
+    assert_eq!(codes, [451], "{first:?}");
+    let msg = MessageBuilder::new().subject("after the deadline").build();
+    let second = send_lmtp(target(), "x@example.net", &["alice@example.org"], &msg);
+    let codes: Vec<u16> = second.data.iter().map(|r| r.0).collect();
+    assert_eq!(codes, [250], "{second:?}");
+    assert_eq!(
+        proxy.connections(),
+        2,
+        "the connection past its deadline was pooled and used again"
+    );
 }

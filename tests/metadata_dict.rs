@@ -4,7 +4,8 @@
 //! COI config with the read-only `mailbox-root`, invalid values are refused and
 //! nothing of the command is stored, a value set over IMAP drives delivery through
 //! Postfix → coid → Dovecot, other METADATA round-trips verbatim, state survives a
-//! coid restart, and a hostile dict client cannot hurt coid.
+//! coid restart, a hostile dict client cannot hurt coid, and a write lock held by
+//! another process refuses writes but not reads.
 
 mod common;
 
@@ -328,4 +329,33 @@ fn hostile_dict_clients_get_errors_and_coid_keeps_serving() {
     let mut imap = s.dovecot.imap("alice");
     set_ok(&mut imap, "", &[(ENABLED, Some("yes"))]);
     assert_eq!(get(&mut imap, "", &[ENABLED]), [pair(ENABLED, Some("yes"))]);
+}
+
+/// Another process holds the write lock on coid's state file: GETMETADATA is answered
+/// at once (WAL: readers never wait for a writer), SETMETADATA waits out SQLite's busy
+/// timeout (5 s) and is refused with Dovecot's `NO [SERVERBUG]`, storing nothing; once
+/// the lock is gone the same SETMETADATA succeeds.
+#[test]
+fn a_held_state_lock_refuses_writes_and_answers_reads() {
+    let s = setup();
+    let mut imap = s.dovecot.imap("alice");
+    set_ok(&mut imap, "", &[(ENABLED, Some("yes"))]);
+    let db = s.coid.state_dir().join("coid.sqlite");
+    let writer = rusqlite::Connection::open(&db).expect("opening coid's state file");
+    writer
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE settings_version SET n = n + 1 WHERE id = 1;")
+        .expect("taking the write lock");
+    assert_eq!(get(&mut imap, "", &[ENABLED]), [pair(ENABLED, Some("yes"))]);
+    let (status, text) = set(&mut imap, "", &[(FILTER, Some("active"))]);
+    assert_eq!(status, "NO", "a write under the lock: {text}");
+    assert!(text.contains("[SERVERBUG]"), "{text}");
+    writer
+        .execute_batch("ROLLBACK;")
+        .expect("releasing the lock");
+    assert_eq!(get(&mut imap, "", &[FILTER]), [pair(FILTER, None)]);
+    set_ok(&mut imap, "", &[(FILTER, Some("active"))]);
+    assert_eq!(
+        get(&mut imap, "", &[FILTER]),
+        [pair(FILTER, Some("active"))]
+    );
 }

@@ -10,6 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::metadata::{COI_CONFIG, get, metadata, set};
+use common::metrics::wait_samples;
 use common::push_flow::{Flow, VAPID, WEBPUSH, bare, subscription};
 use common::push_receiver::Answer;
 use common::{Imap, MessageBuilder, wait_until};
@@ -220,8 +221,14 @@ fn too_large_is_sent_once_more_without_content() {
         pushes[1]
     );
     assert_eq!(pushes[1]["msg-id"], pushes[0]["msg-id"]);
-    // The second 413 drops it: no third try.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The second 413 drops it: no third try. Once coid counted both 413s and its
+    // Web Push queue is empty, it has nothing left that could send one.
+    let metrics = flow.stack.coid.metrics_addr();
+    let settled = [
+        (r#"coid_push_outcomes_total{outcome="too_large"}"#, 2.0),
+        (r#"coid_push_queue_depth{kind="webpush"}"#, 0.0),
+    ];
+    wait_samples(metrics, &settled, Duration::from_secs(15));
     assert_eq!(flow.message_pushes("small").len(), 2);
 }
 
@@ -278,18 +285,19 @@ fn pending_pushes_survive_a_restart() {
     flow.stack.coid.stop();
     let stopped = flow.message_pushes("later").len();
     assert!(stopped <= 2, "{stopped}");
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        flow.message_pushes("later").len(),
-        stopped,
-        "nothing is sent while coid is down"
-    );
     let restarted_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs_f64();
     flow.stack.coid.restart();
     let pushes = flow.wait_message_pushes("later", 3);
+    // Over the whole time coid was down (no fixed wait: every push the receiver logs
+    // carries the time it came), nothing was sent.
+    let while_down = pushes
+        .iter()
+        .filter(|p| received(p) <= restarted_at)
+        .count();
+    assert_eq!(while_down, stopped, "sent while coid was down: {pushes:#?}");
     let last = &pushes[2];
     assert_eq!(
         (last["_status"].as_u64(), last["msg-id"].as_str()),

@@ -88,6 +88,9 @@ async fn encrypted_signed_push_decrypts_elsewhere() {
 
 #[tokio::test]
 async fn push_service_answers_map_to_outcomes() {
+    // Where the redirects point: a second push service, which must never be asked.
+    let elsewhere = PushReceiver::start(&[("dev", vec![])]);
+    let there = elsewhere.keys("dev").url;
     let answers = vec![
         Answer::Status(404),
         Answer::Status(410),
@@ -95,7 +98,8 @@ async fn push_service_answers_map_to_outcomes() {
         Answer::RetryAfter("7"),
         Answer::Status(500),
         Answer::Status(403),
-        Answer::Status(301),
+        Answer::Redirect(301, there.clone()),
+        Answer::Redirect(307, there),
         Answer::Status(400),
         Answer::Stall(4),
     ];
@@ -103,7 +107,7 @@ async fn push_service_answers_map_to_outcomes() {
     let sender = sender(true);
     let t = target(&receiver.keys("dev"));
     let mut outcomes = Vec::new();
-    for _ in 0..9 {
+    for _ in 0..10 {
         let attempt = sender.send(&t, b"{}", &options()).await.expect("attempted");
         outcomes.push(attempt.outcome);
     }
@@ -119,14 +123,27 @@ async fn push_service_answers_map_to_outcomes() {
             Outcome::Temporary,
             Outcome::Unauthorized(403),
             Outcome::Redirected(301),
+            Outcome::Redirected(307),
             Outcome::Rejected(400),
             Outcome::Temporary, // stalled past the 2 s timeout
         ]
     );
-    // The stalled request is logged when the receiver answers it, after our timeout.
-    receiver.wait_for_requests(9, WAIT);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(receiver.requests().len(), 9, "no redirect was followed");
+    // A followed redirect would have been requested before `send` returned (the
+    // receiver logs a request before it answers), so nothing can still be on its way.
+    assert_eq!(
+        elsewhere.requests().len(),
+        0,
+        "a redirect was followed: {:#?}",
+        elsewhere.requests()
+    );
+    // The stalled request is logged when the receiver answers it, after our timeout;
+    // every other request was logged before its answer reached us.
+    let seen = receiver.wait_for_requests(10, WAIT);
+    assert_eq!(seen.len(), 10, "{seen:#?}");
+    assert!(
+        seen.iter().all(|r| r["endpoint"] == "dev"),
+        "a redirect came back to this service: {seen:#?}"
+    );
 }
 
 #[tokio::test]
@@ -161,6 +178,7 @@ async fn default_rules_refuse_loopback_and_http() {
         matches!(result, Err(SendError::Refused(Refused::NotPublic(_)))),
         "a name resolving to loopback: {result:?}"
     );
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(receiver.requests().is_empty());
+    // Both sends returned: a request they made would have been logged before its
+    // answer came back, so none can still be on its way.
+    assert!(receiver.requests().is_empty(), "{:#?}", receiver.requests());
 }

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::metadata::{set_coi, socket_dir};
 use common::stack::{DELIVERY_WAIT as WAIT, Stack, dovecot_opts, with_coid_metadata};
 use common::{Imap, MessageBuilder, StoredMessage};
@@ -74,6 +72,8 @@ fn seen_filter_moves_a_chat_once_it_is_read() {
     let chat = send("alice@example.org", MessageBuilder::chat());
     let plain = send("alice@example.org", MessageBuilder::new().subject("plain"));
     let bobs = send("bob@example.org", MessageBuilder::chat());
+    let alice_barrier = send("alice@example.org", MessageBuilder::chat());
+    let bob_barrier = send("bob@example.org", MessageBuilder::chat());
 
     let stored = stack.dovecot.wait_for_message("alice", &chat, WAIT);
     assert_eq!(
@@ -97,7 +97,23 @@ fn seen_filter_moves_a_chat_once_it_is_read() {
     mark_seen(&mut alice, &plain_stored);
     let bob_stored = stack.dovecot.wait_for_message("bob", &bobs, WAIT);
     mark_seen(&mut bob, &bob_stored);
-    std::thread::sleep(Duration::from_millis(500));
+    // No fixed wait: in each session, a later STORE whose script does move a chat.
+    // A session's STOREs run their imapsieve scripts in order, so once that chat has
+    // moved, the script for the earlier STORE has run and left its message alone.
+    let alice_next = stack
+        .dovecot
+        .wait_for_message("alice", &alice_barrier, WAIT);
+    mark_seen(&mut alice, &alice_next);
+    set_coi(&mut bob, "seen");
+    let bob_next = stack.dovecot.wait_for_message("bob", &bob_barrier, WAIT);
+    mark_seen(&mut bob, &bob_next);
+    for (imap, id) in [(&mut alice, &alice_barrier), (&mut bob, &bob_barrier)] {
+        common::wait_until(WAIT, || {
+            let found = imap.find_all(id);
+            (found.len() == 1 && found[0].mailbox == "COI/Chats").then_some(())
+        })
+        .unwrap_or_else(|| panic!("barrier chat not moved: {:?}", imap.find_all(id)));
+    }
     let plain_now = alice.find_all(&plain);
     assert_eq!(plain_now.len(), 1);
     assert_eq!(plain_now[0].mailbox, "INBOX", "plain mail is not moved");

@@ -48,6 +48,9 @@ impl Fixed {
     /// The store, the VAPID key or an HTTP client.
     pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), AppError> {
         let store = Store::open(&config.database_path())?;
+        // Refuse to serve on a state store that cannot be written, rather than say
+        // "serving" and fail every METADATA write and every push later.
+        store.check_writable()?;
         let recorder = Recorder::new();
         let Some(push) = push_hook(config, &store, &recorder) else {
             let fixed = Fixed {

@@ -256,6 +256,10 @@ pub struct DovecotConfig {
     pub connect_timeout_secs: u64,
     /// Seconds to wait for each reply (well under Postfix's 600 s).
     pub reply_timeout_secs: u64,
+    /// Seconds one whole transaction to Dovecot may take (connection, envelope, body,
+    /// every reply): recipients not answered by then get 4xx and the connection is
+    /// dropped. Well under Postfix's `lmtp_data_done_timeout` (600 s).
+    pub transaction_timeout_secs: u64,
     /// Name in our LHLO to Dovecot.
     pub lhlo_name: String,
     /// Most LMTP connections to Dovecot open at once (in use and idle).
@@ -280,6 +284,7 @@ impl Default for DovecotConfig {
             hierarchy_separator: "/".into(),
             connect_timeout_secs: 10,
             reply_timeout_secs: 120,
+            transaction_timeout_secs: 300,
             lhlo_name: "coid".into(),
             max_connections: 64,
             max_idle_connections: 16,

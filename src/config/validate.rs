@@ -178,6 +178,13 @@ impl Config {
                     1,
                     540,
                 );
+                check_range(
+                    p,
+                    "delivery.dovecot.transaction_timeout_secs",
+                    d.dovecot.transaction_timeout_secs,
+                    1,
+                    540,
+                );
                 let dc = &d.dovecot;
                 let (open, idle) = (dc.max_connections as u64, dc.max_idle_connections as u64);
                 check_range(p, "delivery.dovecot.max_connections", open, 1, 10_000);
@@ -279,6 +286,19 @@ mod tests {
         let config = Config::parse(text, Path::new("t.toml")).expect("parses");
         let problems = config.validate().expect_err("must fail");
         assert_eq!(problems.0.len(), 8, "{problems}");
+    }
+
+    #[test]
+    fn the_transaction_deadline_is_bounded() {
+        for secs in [0, 541] {
+            let text = format!("[delivery.dovecot]\ntransaction_timeout_secs = {secs}\n");
+            let config = Config::parse(&text, Path::new("t.toml")).expect("parses");
+            let problems = config.validate().expect_err("out of range");
+            assert!(
+                problems.to_string().contains("transaction_timeout_secs"),
+                "{problems}"
+            );
+        }
     }
 
     #[test]

@@ -50,6 +50,16 @@ impl Failure {
         }
     }
 
+    /// The whole transaction took longer than `transaction_timeout_secs`; whether DATA
+    /// went out is unknown here, and does not matter: the connection is dropped.
+    fn past_deadline() -> Failure {
+        Failure {
+            error: ClientError::Timeout,
+            connecting: false,
+            data_sent: true,
+        }
+    }
+
     fn in_data(error: ClientError) -> Failure {
         Failure {
             error,
@@ -63,6 +73,9 @@ impl Failure {
 pub struct DovecotLmtp {
     pool: Pool,
     separator: char,
+    /// The most one transaction (checkout, envelope, DATA, every reply) may take: a
+    /// store that answers each read just in time cannot hold a message for longer.
+    transaction_timeout: Duration,
     recorder: Recorder,
 }
 
@@ -80,6 +93,7 @@ impl DovecotLmtp {
                 idle_limit: Duration::from_secs(config.idle_secs),
             }),
             separator: config.separator(),
+            transaction_timeout: Duration::from_secs(config.transaction_timeout_secs),
             recorder: Recorder::off(),
         }
     }
@@ -100,7 +114,13 @@ impl DovecotLmtp {
                 copies: &mut *copies,
                 members: &members,
             };
-            let result = self.group(&mut lease, message, &mut group).await;
+            // On the deadline the transaction's future is dropped, and with it the
+            // connection it held: a connection left mid-transaction is never pooled.
+            let deadline = self.transaction_timeout;
+            let result =
+                tokio::time::timeout(deadline, self.group(&mut lease, message, &mut group))
+                    .await
+                    .unwrap_or_else(|_| Err(Failure::past_deadline()));
             if let Err(failure) = result {
                 let err = &failure.error;
                 let cause = if failure.connecting {

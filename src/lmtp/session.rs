@@ -321,7 +321,7 @@ impl Session {
         if to.flags != 0 {
             return Reply::UNSUPPORTED_PARAMETER;
         }
-        if to.address.is_empty() {
+        if to.address.is_empty() || !is_mappable(&to.address) {
             return Reply::BAD_RECIPIENT;
         }
         if envelope.recipients.len() >= self.limits.max_recipients {
@@ -350,6 +350,17 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether `crate::users` can turn the address into a user: an `@` must be followed
+/// by a domain (`alice@` would map to the user `alice`, another user when usernames
+/// are whole addresses). smtp-proto already refuses what RFC 5321 does not allow
+/// (an empty local part, spaces, two `@`). Whether the user exists is the store's
+/// verdict after DATA: coid never asks Dovecot at RCPT time.
+fn is_mappable(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_none_or(|(local, domain)| !local.is_empty() && !domain.is_empty())
 }
 
 /// Bytes of a possible end-of-data terminator (`.` CR after a line end) the receiver

@@ -202,19 +202,76 @@ fn long_lines_and_recipient_limit() {
     );
 }
 
+/// Random bytes with LMTP commands strewn in (so transactions start, grow too big,
+/// end and reset), fed in odd chunks: the session must not panic, every reply line it
+/// writes must be a well-formed reply, and afterwards it must still be in step, so a
+/// clean transaction gets exactly its own replies.
 #[test]
 fn garbage_never_panics() {
+    const FRAGMENTS: [&[u8]; 5] = [
+        b"\r\nMAIL FROM:<>\r\n",
+        b"\r\nRCPT TO:<a@b>\r\n",
+        b"\r\nDATA\r\n",
+        b"\r\nRSET\r\n",
+        b"\r\nLHLO x\r\n",
+    ];
     let mut d = Driver::new();
     let mut seed: u32 = 7;
-    let mut input = Vec::new();
+    let mut input = b"LHLO x\r\n".to_vec();
     for _ in 0..20_000 {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         input.push((seed >> 16) as u8);
-        if seed.is_multiple_of(97) {
-            input.extend_from_slice(b"\r\nDATA\r\nRCPT TO:<a@b>\r\nMAIL FROM:<>\r\n.\r\n");
+        if seed.is_multiple_of(41) {
+            let pick = (seed >> 8) as usize % FRAGMENTS.len();
+            input.extend_from_slice(FRAGMENTS.get(pick).copied().unwrap_or_default());
+        }
+        // Rarer, so bodies run both under and over the 1000-byte limit.
+        if seed.is_multiple_of(1_499) {
+            input.extend_from_slice(b"\r\n.\r\n");
         }
     }
-    d.feed(&input, 33);
+    let mut out = d.feed(&input, 33);
+    for line in &out {
+        assert!(is_reply_line(line), "not a reply line: {line:?}");
+    }
+    assert!(
+        !d.messages.is_empty() && d.aborted > 0,
+        "the garbage never completed or overflowed a message: {} delivered, {} aborted",
+        d.messages.len(),
+        d.aborted
+    );
+    // Whatever state the garbage left: end a body, a line, and reset.
+    let clean = b"\r\n.\r\nRSET\r\nMAIL FROM:<s@x>\r\nRCPT TO:<r@y>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n";
+    out = d.feed(clean, 7);
+    let tail: Vec<&str> = out
+        .iter()
+        .rev()
+        .take(7)
+        .rev()
+        .map(|l| l.get(..3).unwrap_or(l))
+        .collect();
+    let step = ["250", "250", "250", "354", "250", "221", "CLO"];
+    assert_eq!(tail, step, "{out:?}");
+    assert_eq!(out.last().map(String::as_str), Some("CLOSE"), "{out:?}");
+    let last = d
+        .messages
+        .last()
+        .map(|(e, b)| (e.mail_from.as_str(), b.as_slice()));
+    assert_eq!(last, Some(("s@x", &b"hi\r\n"[..])));
+}
+
+/// `NNN text`: a code from 200 to 599, a space, printable text, no line break.
+fn is_reply_line(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    let code_ok = bytes
+        .get(..3)
+        .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+        && matches!(bytes.first(), Some(b'2'..=b'5'));
+    code_ok
+        && bytes.get(3) == Some(&b' ')
+        && !line
+            .chars()
+            .any(|c| c == '\r' || c == '\n' || c.is_control())
 }
 
 #[test]
@@ -302,4 +359,26 @@ fn the_size_limit_does_not_depend_on_how_the_input_is_read() {
             "chunk {chunk}: {out:?}"
         );
     }
+}
+
+/// What coid's user mapping cannot turn into a user is refused at RCPT time (RFC
+/// 5321 §4.1.1.3, `501 5.1.3`), before any body is sent: an address with an `@` and
+/// no domain (`[users] username = address` would name another user). Unknown users
+/// are not refused here: that is Dovecot's verdict, after DATA.
+#[test]
+fn unmappable_recipients_are_refused_at_rcpt_time() {
+    for rcpt in ["<alice@>", "<@example.org>", "<a b@x>"] {
+        let line = format!("LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:{rcpt}\r\n");
+        let out = Driver::new().feed(line.as_bytes(), 100);
+        assert_eq!(
+            out.last().map(String::as_str),
+            Some("501 5.1.3 Bad recipient address syntax"),
+            "{rcpt}: {out:?}"
+        );
+    }
+    let out = Driver::new().feed(b"LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:<nobody@x>\r\n", 100);
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("250 2.1.5 Recipient OK")
+    );
 }

@@ -46,6 +46,15 @@ use crate::store::{NewPush, PushKind, Store, StoreError, TargetUsers, unix_now_m
 /// section and at most [`MAX_PLAINTEXT`] bytes of body).
 pub const MAX_PENDING: usize = 256;
 
+/// Waits before queueing a batch again after the state store failed (e.g. another
+/// process held its write lock past SQLite's 5 s busy timeout): about 15 s in all,
+/// then the batch's pushes are dropped with an error line. Mail never waits for this.
+const REQUEUE_WAITS: [std::time::Duration; 3] = [
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(4),
+    std::time::Duration::from_secs(8),
+];
+
 /// One recipient the message was stored for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -346,10 +355,31 @@ impl PushHook {
                 }
                 std::mem::take(&mut batch.jobs)
             };
-            match self.queue_all(&jobs) {
-                Ok(0) => {}
-                Ok(queued) => tracing::debug!(queued, messages = jobs.len(), "pushes queued"),
-                Err(err) => tracing::error!(error = %err, "cannot queue pushes"),
+            self.queue_with_retries(&jobs);
+        }
+    }
+
+    /// Queues `jobs`, trying again after each of [`REQUEUE_WAITS`] when the store
+    /// fails (one transaction, so a try either queued all or nothing).
+    fn queue_with_retries(&self, jobs: &[Job]) {
+        let mut waits = REQUEUE_WAITS.iter();
+        loop {
+            match self.queue_all(jobs) {
+                Ok(0) => return,
+                Ok(queued) => {
+                    tracing::debug!(queued, messages = jobs.len(), "pushes queued");
+                    return;
+                }
+                Err(err) => match waits.next() {
+                    Some(wait) => {
+                        tracing::warn!(error = %err, retry_in_secs = wait.as_secs(), "cannot queue pushes yet");
+                        std::thread::sleep(*wait);
+                    }
+                    None => {
+                        tracing::error!(error = %err, messages = jobs.len(), "cannot queue pushes; they are dropped");
+                        return;
+                    }
+                },
             }
         }
     }

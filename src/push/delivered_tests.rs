@@ -357,3 +357,38 @@ fn users_without_targets_cost_no_task_until_they_subscribe() {
         assert_eq!(queued(), before + 1);
     });
 }
+
+/// Another process holds the state store's write lock past SQLite's 5 s busy
+/// timeout while a message is delivered: its pushes are queued once the lock is gone,
+/// not dropped.
+#[test]
+fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
+    let (_dir, store) = store();
+    let hook = PushHook::new(
+        PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
+        HookKinds {
+            webpush: true,
+            deltachat: None,
+        },
+    );
+    let before = store.queue_len().expect("count");
+    let locker = rusqlite::Connection::open(store.path()).expect("second connection");
+    locker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        locked_tx.send(()).expect("say locked");
+        std::thread::sleep(std::time::Duration::from_secs(7));
+        locker.execute_batch("COMMIT").expect("unlock");
+    });
+    locked_rx.recv().expect("locked");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        hook.after_delivery(message(None), delivered(true));
+        hook.flush().await;
+    });
+    holder.join().expect("lock holder");
+    assert_eq!(store.queue_len().expect("count"), before + 2, "chat and all");
+}

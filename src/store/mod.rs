@@ -63,6 +63,18 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The database cannot be written (file, directory or file system read-only for
+    /// coid's user): settings, subscriptions and the push queue could not be kept.
+    #[error(
+        "state store: {path} is not writable for this user ({cause}); \
+         coid needs to write its state: check the owner and mode of the file and its directory"
+    )]
+    ReadOnly {
+        /// The database file.
+        path: String,
+        /// What SQLite said.
+        cause: String,
+    },
     /// A thread holding the connection panicked.
     #[error("state store: connection lock poisoned")]
     Poisoned,
@@ -73,6 +85,27 @@ pub enum StoreError {
 
 /// Prepared statements kept per connection (each a few KB).
 const STATEMENT_CACHE: usize = 128;
+
+impl StoreError {
+    /// `err` about the database at `path`: [`StoreError::ReadOnly`] when SQLite could
+    /// not write or open it for writing, [`StoreError::Sqlite`] otherwise.
+    fn from_sqlite(path: &Path, err: rusqlite::Error) -> StoreError {
+        match err {
+            rusqlite::Error::SqliteFailure(e, msg)
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+                ) =>
+            {
+                StoreError::ReadOnly {
+                    path: path.display().to_string(),
+                    cause: msg.unwrap_or_else(|| e.to_string()),
+                }
+            }
+            other => StoreError::Sqlite(other),
+        }
+    }
+}
 
 /// The schema version this coid writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -96,20 +129,55 @@ impl Store {
                 source,
             })?;
         }
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let named = |err| StoreError::from_sqlite(path, err);
+        let mut conn = Connection::open(path).map_err(named)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(named)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(named)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(named)?;
         // Every statement coid runs more than once is prepared through the cache;
         // rusqlite keeps 16 by default, fewer than the delivery path, the push hook
         // and the push worker use together, so they evicted each other and SQLite
         // compiled them again (a few per cent of coid's CPU with Web Push on).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        migrate(&mut conn)?;
+        migrate(&mut conn).map_err(|err| match err {
+            StoreError::Sqlite(err) => named(err),
+            other => other,
+        })?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path.to_owned()),
         })
+    }
+
+    /// Checks that the database can be written: SQLite opens a file it may not write
+    /// read-only without a word, and every write would then fail later, one by one.
+    /// A write lock held by another process is not a failure here.
+    ///
+    /// # Errors
+    /// [`StoreError::ReadOnly`] when it cannot be written; other SQLite failures.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        let read_only = |cause: String| StoreError::ReadOnly {
+            path: self.path.display().to_string(),
+            cause,
+        };
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(read_only("opened read-only".into()));
+        }
+        // A write transaction that writes nothing: SQLite refuses it on a read-only
+        // file, directory (no -wal/-shm) or file system.
+        match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
+            Ok(()) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(StoreError::from_sqlite(&self.path, err)),
+        }
     }
 
     /// The database file.
@@ -154,6 +222,11 @@ impl Store {
 
 /// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction. A newer
 /// database (written by a later coid) is left alone.
+///
+/// Another process may migrate the same file at the same time (`coid serve` binds its
+/// sockets before it opens the store, so an admin command started as soon as it
+/// listens can meet it half way): each step reads the version again inside its write
+/// transaction. An up-to-date database takes no write lock at all.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (done, sql) in MIGRATIONS.iter().enumerate() {
@@ -161,7 +234,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         if next <= version {
             continue;
         }
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if next <= now {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", next)?;
         tx.commit()?;

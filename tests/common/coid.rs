@@ -26,6 +26,10 @@ pub struct CoidOpts {
     pub message_filter: String,
     /// Seconds coid waits for each store reply.
     pub reply_timeout_secs: u64,
+    /// `[delivery.dovecot] transaction_timeout_secs`; `None`: coid's default.
+    pub transaction_timeout_secs: Option<u64>,
+    /// `[service] shutdown_grace_secs` (5: tests that stop coid do not wait long).
+    pub shutdown_grace_secs: u64,
     /// Appended to the generated TOML (may add whole tables).
     pub extra_toml: String,
     /// `COID_LOG` for the child: `debug` for tests, `info` (the default) for benchmarks.
@@ -60,6 +64,8 @@ impl CoidOpts {
             coi_enabled: false,
             message_filter: "none".into(),
             reply_timeout_secs: 20,
+            transaction_timeout_secs: None,
+            shutdown_grace_secs: 5,
             extra_toml: String::new(),
             log_level: "debug".into(),
             dict_socket: None,
@@ -114,14 +120,15 @@ impl Coid {
              [state]\ndir = \"{state}\"\n[policy]\nscript = \"{policy}\"\n\
              [coi]\nenabled = {enabled}\nmessage_filter = \"{filter}\"\n\
              [delivery]\nbackend = \"{backend}\"\n\
-             [delivery.dovecot]\nlmtp = \"{lmtp}\"\nhierarchy_separator = \"{sep}\"\nreply_timeout_secs = {timeout}\n\
+             [delivery.dovecot]\nlmtp = \"{lmtp}\"\nhierarchy_separator = \"{sep}\"\nreply_timeout_secs = {timeout}\n{transaction}\
              [delivery.maildir]\nfsync = false\n\
              [dict]\nsocket = \"{dict}\"\nsocket_mode = \"0666\"\n\
-             [service]\nuser = \"{user}\"\nshutdown_grace_secs = 5\n\
+             [service]\nuser = \"{user}\"\nshutdown_grace_secs = {grace}\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{deltachat}{extra}",
             deltachat = quiet_deltachat(&opts.extra_toml),
             metrics = metrics_port.port(),
             user = opts.service_user,
+            grace = opts.shutdown_grace_secs,
             policy = opts.policy_script,
             port = port.port(),
             sock = dir.path().join("lmtp.sock").display(),
@@ -132,6 +139,10 @@ impl Coid {
             lmtp = opts.dovecot_lmtp,
             sep = opts.separator,
             timeout = opts.reply_timeout_secs,
+            transaction = opts
+                .transaction_timeout_secs
+                .map(|t| format!("transaction_timeout_secs = {t}\n"))
+                .unwrap_or_default(),
             dict = dict_socket.display(),
             extra = opts.extra_toml,
         );

@@ -30,6 +30,10 @@ pub enum Fault {
     /// Relay to Dovecot, and close both sides once no byte has passed for this long:
     /// a store's idle timeout.
     CloseWhenIdle(Duration),
+    /// Relay to Dovecot; after the end of the message data, pass Dovecot's answer on
+    /// one byte per this interval: a store that answers every read in time and never
+    /// finishes.
+    DribbleAfterData(Duration),
 }
 
 /// The running hop; stops accepting when dropped.
@@ -41,6 +45,18 @@ pub struct FaultProxy {
     live: Arc<Mutex<Vec<TcpStream>>>,
     /// Connections the hop closed because they were idle.
     idle_closed: Arc<AtomicUsize>,
+    /// Ends of message data passed to the store, and how many of them the store
+    /// answered (a reply line came back through the hop after it).
+    ends: Arc<Ends>,
+}
+
+/// Ends of message data passed to the store, and those the store answered.
+#[derive(Default)]
+struct Ends {
+    /// Ends of data the hop has read from coid (passed on or not).
+    read: AtomicUsize,
+    passed: AtomicUsize,
+    answered: AtomicUsize,
 }
 
 impl FaultProxy {
@@ -55,6 +71,8 @@ impl FaultProxy {
         let connections = Arc::new(AtomicUsize::new(0));
         let live = Arc::new(Mutex::new(Vec::new()));
         let idle_closed = Arc::new(AtomicUsize::new(0));
+        let ends = Arc::new(Ends::default());
+        let ends2 = ends.clone();
         let faults = Arc::new(Mutex::new(VecDeque::from(faults)));
         let (stop2, count) = (stop.clone(), connections.clone());
         let (live2, idle2) = (live.clone(), idle_closed.clone());
@@ -68,7 +86,12 @@ impl FaultProxy {
                         }
                         let fault = faults.lock().expect("faults lock").pop_front();
                         let (stop3, idle3) = (stop2.clone(), idle2.clone());
-                        std::thread::spawn(move || handle(client, upstream, fault, stop3, idle3));
+                        let link = Link {
+                            upstream,
+                            ends: ends2.clone(),
+                            pending: Arc::new(AtomicUsize::new(0)),
+                        };
+                        std::thread::spawn(move || handle(client, link, fault, stop3, idle3));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -80,7 +103,29 @@ impl FaultProxy {
             connections,
             live,
             idle_closed,
+            ends,
         }
+    }
+
+    /// Waits until the hop has read `n` ends of message data from coid (a
+    /// [`Fault::SlowData`] hop then holds it back); false if not within `timeout`.
+    pub fn wait_data_read(&self, n: usize, timeout: Duration) -> bool {
+        super::wait_until(timeout, || {
+            (self.ends.read.load(Ordering::SeqCst) >= n).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Waits until the store has answered every end of message data the hop passed
+    /// it; false if it has not within `timeout`. Dovecot stores a copy before it
+    /// answers for it, so after this no copy of anything sent so far is still on its
+    /// way into a mailbox.
+    pub fn wait_store_answered(&self, timeout: Duration) -> bool {
+        super::wait_until(timeout, || {
+            let passed = self.ends.passed.load(Ordering::SeqCst);
+            (self.ends.answered.load(Ordering::SeqCst) >= passed).then_some(())
+        })
+        .is_some()
     }
 
     /// Cuts every connection made so far, as a store that restarts does.
@@ -112,9 +157,43 @@ impl Drop for FaultProxy {
     }
 }
 
+/// One connection's way to the store, and its count of ends of data not answered.
+struct Link {
+    upstream: SocketAddr,
+    ends: Arc<Ends>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Link {
+    /// An end of message data is about to go to the store.
+    fn end_passed(&self) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.ends.passed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// It did not reach the store after all.
+    fn end_lost(&self) {
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        self.ends.passed.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// `bytes` from the store went on to the client: each line ending answers one
+    /// pending end of data.
+    fn passed_back(&self, bytes: &[u8]) {
+        for _ in bytes.iter().filter(|&&b| b == b'\n') {
+            let took = self
+                .pending
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if took.is_ok() {
+                self.ends.answered.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
 fn handle(
     mut client: TcpStream,
-    upstream: SocketAddr,
+    link: Link,
     fault: Option<Fault>,
     stop: Arc<AtomicBool>,
     idle_closed: Arc<AtomicUsize>,
@@ -132,22 +211,25 @@ fn handle(
             }
         }
         Some(Fault::DieMidData) => {
-            relay(client, upstream, Hop::Die);
+            relay(client, &link, Hop::Die);
         }
         Some(Fault::SlowData(delay)) => {
-            relay(client, upstream, Hop::Slow(delay));
+            relay(client, &link, Hop::Slow(delay));
         }
         Some(Fault::CutAfterFirstReply) => {
-            relay(client, upstream, Hop::CutAfterReply);
+            relay(client, &link, Hop::CutAfterReply);
+        }
+        Some(Fault::DribbleAfterData(interval)) => {
+            relay(client, &link, Hop::Dribble(interval));
         }
         Some(Fault::CloseWhenIdle(limit)) => {
             let _ = client.set_read_timeout(Some(limit));
-            if relay(client, upstream, Hop::Pass) == Ended::Idle {
+            if relay(client, &link, Hop::Pass) == Ended::Idle {
                 idle_closed.fetch_add(1, Ordering::SeqCst);
             }
         }
         None => {
-            relay(client, upstream, Hop::Pass);
+            relay(client, &link, Hop::Pass);
         }
     }
 }
@@ -159,6 +241,7 @@ enum Hop {
     Die,
     Slow(Duration),
     CutAfterReply,
+    Dribble(Duration),
 }
 
 /// Copies both ways; [`Hop::Die`] cuts both connections once the client has sent
@@ -174,8 +257,8 @@ enum Ended {
     Idle,
 }
 
-fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) -> Ended {
-    let Ok(server) = TcpStream::connect(upstream) else {
+fn relay(client: TcpStream, link: &Link, hop: Hop) -> Ended {
+    let Ok(server) = TcpStream::connect(link.upstream) else {
         return Ended::Closed;
     };
     let (mut c_read, mut s_write) = (
@@ -188,12 +271,19 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) -> Ended {
     );
     let data_ended = Arc::new(AtomicBool::new(false));
     let ended = data_ended.clone();
-    let cut = hop == Hop::CutAfterReply;
+    let back_link = Link {
+        upstream: link.upstream,
+        ends: link.ends.clone(),
+        pending: link.pending.clone(),
+    };
     let back = std::thread::spawn(move || {
-        if cut {
-            copy_until_reply_after_data(&mut s_read, &mut c_write, &ended);
+        let link = &back_link;
+        if hop == Hop::CutAfterReply {
+            copy_until_reply_after_data(&mut s_read, &mut c_write, &ended, link);
+        } else if let Hop::Dribble(interval) = hop {
+            dribble_after_data(&mut s_read, &mut c_write, &ended, interval, link);
         } else {
-            let _ = std::io::copy(&mut s_read, &mut c_write);
+            copy_back(&mut s_read, &mut c_write, link);
         }
         let _ = c_write.shutdown(Shutdown::Both);
         let _ = s_read.shutdown(Shutdown::Both);
@@ -223,7 +313,9 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) -> Ended {
             .windows(6)
             .position(|w| w == b"DATA\r\n")
             .is_some_and(|p| seen.len() > p + 40);
-        if in_data && seen.ends_with(b"\r\n.\r\n") {
+        let end = in_data && seen.ends_with(b"\r\n.\r\n");
+        if end {
+            link.ends.read.fetch_add(1, Ordering::SeqCst);
             data_ended.store(true, Ordering::SeqCst);
             if let Hop::Slow(delay) = hop {
                 std::thread::sleep(delay);
@@ -234,7 +326,13 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) -> Ended {
             let _ = client.shutdown(Shutdown::Both);
             break;
         }
+        if end {
+            link.end_passed();
+        }
         if s_write.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+            if end {
+                link.end_lost();
+            }
             break;
         }
     }
@@ -245,14 +343,57 @@ fn relay(client: TcpStream, upstream: SocketAddr, hop: Hop) -> Ended {
 
 /// Copies the server's bytes to the client until, after `ended` is set, one whole
 /// line has been passed on.
-fn copy_until_reply_after_data(from: &mut TcpStream, to: &mut TcpStream, ended: &AtomicBool) {
+fn copy_until_reply_after_data(
+    from: &mut TcpStream,
+    to: &mut TcpStream,
+    ended: &AtomicBool,
+    link: &Link,
+) {
     let mut byte = [0u8; 1];
     while let Ok(1) = from.read(&mut byte) {
         if to.write_all(&byte).is_err() {
             return;
         }
+        link.passed_back(&byte);
         if byte[0] == b'\n' && ended.load(Ordering::SeqCst) {
             return;
         }
+    }
+}
+
+/// Copies the server's bytes to the client, one byte per `interval` once `ended` is
+/// set, until either side closes.
+fn dribble_after_data(
+    from: &mut TcpStream,
+    to: &mut TcpStream,
+    ended: &AtomicBool,
+    interval: Duration,
+    link: &Link,
+) {
+    let mut byte = [0u8; 1];
+    while let Ok(1) = from.read(&mut byte) {
+        if ended.load(Ordering::SeqCst) {
+            std::thread::sleep(interval);
+        }
+        if to.write_all(&byte).is_err() {
+            return;
+        }
+        link.passed_back(&byte);
+    }
+}
+
+/// Copies the server's bytes to the client until either side closes.
+fn copy_back(from: &mut TcpStream, to: &mut TcpStream, link: &Link) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let bytes = buf.get(..n).unwrap_or_default();
+        if to.write_all(bytes).is_err() {
+            return;
+        }
+        link.passed_back(bytes);
     }
 }

@@ -17,6 +17,9 @@ use imap_proto::types::{Capability, NameAttribute};
 
 use super::raw_imap::{RawImap, RawResponse, Token, connect, literal_plus, quoted};
 
+/// EXAMINEs of one mailbox before [`Imap::find_all`] and friends give up.
+const EXAMINE_TRIES: usize = 5;
+
 /// A mailbox as returned by LIST or LSUB.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MailboxInfo {
@@ -140,6 +143,11 @@ impl Imap {
     /// The messages with this Message-ID in `mailbox` (empty if none).
     pub fn find_in(&mut self, mailbox: &str, message_id: &str) -> Vec<StoredMessage> {
         self.examine(mailbox);
+        self.search_examined(mailbox, message_id)
+    }
+
+    /// The messages with this Message-ID in `mailbox`, which is open.
+    fn search_examined(&mut self, mailbox: &str, message_id: &str) -> Vec<StoredMessage> {
         let query = format!("HEADER Message-ID {}", quoted(message_id));
         let uids = self
             .session
@@ -159,6 +167,10 @@ impl Imap {
     }
 
     /// Every copy of the message in any selectable mailbox.
+    ///
+    /// A mailbox LIST showed that cannot be opened even after retries is looked up
+    /// in LIST again: gone (deleted or renamed meanwhile) it is skipped, still there
+    /// it panics with every error seen.
     pub fn find_all(&mut self, message_id: &str) -> Vec<StoredMessage> {
         let mailboxes: Vec<String> = self
             .list()
@@ -166,10 +178,18 @@ impl Imap {
             .filter(MailboxInfo::selectable)
             .map(|m| m.name)
             .collect();
-        mailboxes
-            .iter()
-            .flat_map(|mailbox| self.find_in(mailbox, message_id))
-            .collect()
+        let mut found = Vec::new();
+        for mailbox in &mailboxes {
+            if let Err(errors) = self.try_examine(mailbox) {
+                if self.mailbox_names().contains(mailbox) {
+                    panic!("IMAP EXAMINE {mailbox}: {errors:?}");
+                }
+                eprintln!("[imap] {mailbox} is gone since LIST: {errors:?}");
+                continue;
+            }
+            found.extend(self.search_examined(mailbox, message_id));
+        }
+        found
     }
 
     /// The first copy of the message found in any mailbox.
@@ -238,9 +258,34 @@ impl Imap {
     }
 
     fn examine(&mut self, mailbox: &str) {
-        self.session
-            .examine(mailbox)
-            .unwrap_or_else(|e| panic!("IMAP EXAMINE {mailbox}: {e}"));
+        if let Err(errors) = self.try_examine(mailbox) {
+            panic!("IMAP EXAMINE {mailbox}: {errors:?}");
+        }
+    }
+
+    /// EXAMINE, sent again when the `imap` crate could not read an answer the
+    /// server gave. The crate takes only the responses RFC 3501 lists for SELECT and
+    /// gives up on any other (`Error::Unexpected`, `Error::Parse`), but Dovecot may
+    /// first report what changed meanwhile in the mailbox that was open before (a
+    /// `FETCH` of flags another session or a delivery changed): under load that
+    /// happens, the server has opened the mailbox, and only the client failed. A
+    /// `NO` is retried too, so a mailbox that LIST showed while it was being created
+    /// gets its chance. Every failure is printed; after [`EXAMINE_TRIES`] the
+    /// errors are returned.
+    fn try_examine(&mut self, mailbox: &str) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        for _ in 0..EXAMINE_TRIES {
+            match self.session.examine(mailbox) {
+                Ok(_) => return Ok(()),
+                Err(err) => {
+                    eprintln!("[imap] EXAMINE {mailbox} failed, trying again: {err:?}");
+                    errors.push(format!("{err:?}"));
+                    // Anything unsolicited still pending goes with the NOOP's answer.
+                    let _ = self.session.noop();
+                }
+            }
+        }
+        Err(errors)
     }
 
     fn fetch_uids(&mut self, mailbox: &str, uid_set: &str) -> Vec<StoredMessage> {

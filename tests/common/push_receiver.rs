@@ -30,6 +30,8 @@ pub enum Answer {
     RetryAfter(&'static str),
     /// Wait this long, then 201.
     Stall(u64),
+    /// This 3xx status with `Location:` this URL.
+    Redirect(u16, String),
 }
 
 /// The subscription keys of one endpoint, as a browser would hand them out.
@@ -162,6 +164,7 @@ fn answer_json(answer: &Answer) -> Value {
         Answer::Status(s) => json!({ "status": s }),
         Answer::RetryAfter(v) => json!({ "status": 429, "retry_after": v }),
         Answer::Stall(secs) => json!({ "stall": secs }),
+        Answer::Redirect(status, url) => json!({ "status": status, "location": url }),
     }
 }
 

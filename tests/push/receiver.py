@@ -11,7 +11,8 @@ CONFIG.json (written by the Rust test before start):
                               "responses": [{"status": 429, "retry_after": "2"},
                                             {"status": 500}, {"stall": 10}]}}}
 A POST to /push/<name> takes the next scripted response (201 once the script is used up);
-`stall` waits that many seconds before answering 201. Every POST appends one JSON line to
+`stall` waits that many seconds before answering 201; `location` adds a `Location` header
+(with a 3xx `status`: a real redirect). Every POST appends one JSON line to
 LOG.jsonl: the endpoint name, the status sent, the RFC 8030 headers (and WebPush-Validation),
 whether the VAPID header verified (and its claims, plus its key `k`), and the decrypted
 plaintext or the decryption error.
@@ -129,10 +130,13 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(response["stall"])
             entry["status"] = response.get("status", 201)
             entry["retry_after"] = response.get("retry_after")
+            entry["location"] = response.get("location")
         self.state.record(entry)
         self.send_response(entry["status"])
         if entry.get("retry_after") is not None:
             self.send_header("Retry-After", entry["retry_after"])
+        if entry.get("location") is not None:
+            self.send_header("Location", entry["location"])
         self.send_header("Content-Length", "0")
         self.end_headers()
 
