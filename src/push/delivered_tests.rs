@@ -390,5 +390,9 @@ fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
         hook.flush().await;
     });
     holder.join().expect("lock holder");
-    assert_eq!(store.queue_len().expect("count"), before + 2, "chat and all");
+    assert_eq!(
+        store.queue_len().expect("count"),
+        before + 2,
+        "chat and all"
+    );
 }
