@@ -93,6 +93,12 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
         ("leading folds, tab and space", b"\t\\Deleted\r\n \\Seen\r\nSubject: x\r\n\r\n".to_vec()),
         ("leading fold, LF only", b" \\Deleted\nSubject: x\n\n".to_vec()),
         ("leading fold, CR only", b" \\Deleted\rSubject: x\r\r\n\r\n".to_vec()),
+        // Found by fuzz/rewrite: mail-parser skips the colons and reads X-Coid-Folder.
+        (
+            "a nameless line",
+            b"From: a\r\n::::X-Coid-Folder:::: Trash\r\n \\Deleted\r\n\r:X-Coid-Flags: \\Seen\r\nSubject: x\r\n\r\n"
+                .to_vec(),
+        ),
         (
             "folded copies, any case",
             b"From: a\r\nX-Coid-Folder: Trash\r\n\tmore\r\nx-coid-FLAGS:\r\n \\Deleted\r\n\

@@ -38,7 +38,8 @@ enum Line {
 }
 
 /// Drops header fields whose name starts with [`TRUSTED_HEADER_PREFIX`] (any case),
-/// with their continuation lines, and continuation lines that continue no field.
+/// lines with an empty name, with their continuation lines, and continuation lines
+/// that continue no field.
 ///
 /// Lines are read the way the store reads them (Dovecot's `message-header-parser.c`),
 /// not by RFC 5322 alone, so that nothing the store takes for a field can slip past:
@@ -130,7 +131,7 @@ impl HeaderFilter {
     /// readers disagree on whether such a line is a field (Dovecot) or not
     /// (mail-parser, which would read a folded `X-Coid-…` under it as a field).
     fn decide(&mut self, out: &mut Vec<u8>) {
-        let kept = !is_trusted(&self.name);
+        let kept = !is_trusted(&self.name) && !is_nameless(&self.name);
         if kept {
             out.extend_from_slice(&self.name);
         }
@@ -147,6 +148,14 @@ impl HeaderFilter {
         };
         self.name.clear();
     }
+}
+
+/// A line whose name is empty (it starts with the colon, after any CRs): no field at
+/// all, and readers disagree on it: mail-parser skips the colons and reads a name
+/// after them (`::X-Coid-Folder: …` is an `X-Coid-Folder` field to it; found by
+/// `fuzz/rewrite`). Such a line is dropped, with what would continue it.
+fn is_nameless(name: &[u8]) -> bool {
+    name.iter().find(|&&b| b != b'\r') == Some(&b':')
 }
 
 /// A name that is, or may turn out to be, one of coid's trusted fields. The store
