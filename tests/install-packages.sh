@@ -36,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
-for tool in dovecot doveadm sievec postfix postqueue postconf unshare ip flock kill \
+for tool in dovecot doveadm doveconf sievec postfix postqueue postconf smtp-sink smtp-source unshare ip flock kill \
   useradd id sync sha256sum python3 systemd-socket-activate systemd-analyze adduser; do
   # `type -P`: a program on PATH, not a shell builtin (kill is both).
   type -P "$tool" >/dev/null || {
