@@ -93,6 +93,14 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
         ("leading folds, tab and space", b"\t\\Deleted\r\n \\Seen\r\nSubject: x\r\n\r\n".to_vec()),
         ("leading fold, LF only", b" \\Deleted\nSubject: x\n\n".to_vec()),
         ("leading fold, CR only", b" \\Deleted\rSubject: x\r\r\n\r\n".to_vec()),
+        // Found by fuzz/rewrite: mail-parser skips a leading form feed.
+        ("a form feed before the name", b"From: a\r\n\x0cX-Coid-Folder: Trash\r\nSubject: x\r\n\r\n".to_vec()),
+        // Found by fuzz/rewrite: mail-parser ends a line at a lone CR.
+        (
+            "a name with lone CRs and a blank",
+            b"From: a\r\n\r\r \r\rX-Coid-Create: yes\r\nFoo\rX-Coid-Folder: Trash\r\nSubject: x\r\n\r\n"
+                .to_vec(),
+        ),
         // Found by fuzz/rewrite: mail-parser skips the colons and reads X-Coid-Folder.
         (
             "a nameless line",
