@@ -4,6 +4,7 @@
 
 mod deltachat;
 mod push;
+mod read;
 mod service;
 mod validate;
 
@@ -12,9 +13,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use deltachat::{DeltaChatConfig, NotifyFor};
-pub use push::PushConfig;
+pub use push::{PushConfig, Urgency};
+pub use read::Parsed;
 pub use service::{MetricsConfig, ServiceConfig};
 pub use validate::Problems;
+
+pub use crate::store::MessageFilter;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -45,7 +49,7 @@ pub struct Config {
 }
 
 /// `[lmtp]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LmtpConfig {
     /// Name in the LHLO reply.
@@ -96,7 +100,7 @@ impl Default for LmtpConfig {
 }
 
 /// `[dict]`: the Dovecot dict proxy server (`mail_attribute_dict = proxy:<socket>:coid`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DictConfig {
     /// Unix socket path to listen on (empty: no dict proxy).
@@ -159,7 +163,7 @@ impl Default for StateConfig {
 }
 
 /// `[policy]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// The operator's Sieve script; empty means the built-in default (the same text as
@@ -179,13 +183,13 @@ impl Default for PolicyConfig {
 }
 
 /// `[coi]`: defaults for users who never set their own (COI server spec).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoiConfig {
     /// COI on for users who have not set `enabled`.
     pub enabled: bool,
     /// `none`, `active` or `seen` for users who have not set `message-filter`.
-    pub message_filter: String,
+    pub message_filter: MessageFilter,
     /// The COI mailbox root; chats go to `<root>/Chats`.
     pub mailbox_root: String,
 }
@@ -194,49 +198,85 @@ impl Default for CoiConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            message_filter: "none".into(),
+            message_filter: MessageFilter::None,
             mailbox_root: "COI".into(),
         }
     }
 }
 
 /// `[users]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsersConfig {
     /// Characters that start an address extension (`alice+tag@`), like Postfix's
     /// `recipient_delimiter`; empty: none.
     pub recipient_delimiter: String,
-    /// `address` (user = `local@domain`, Dovecot's `%u` for virtual users) or
-    /// `localpart` (user = `local`, `%n` for system users).
-    pub username: String,
+    /// Which part of a recipient is the username.
+    pub username: UsernameForm,
+}
+
+/// `[users] username`: which part of a recipient address is the username, to match
+/// the one Dovecot uses for METADATA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsernameForm {
+    /// `address`: user = `local@domain` (Dovecot's `%u`, for virtual users).
+    Address,
+    /// `localpart`: user = `local` (`%n`, for system users).
+    Localpart,
 }
 
 impl Default for UsersConfig {
     fn default() -> Self {
         Self {
             recipient_delimiter: "+".into(),
-            username: "address".into(),
+            username: UsernameForm::Address,
         }
     }
 }
 
 /// `[delivery]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
-    /// `maildir` (embedded) or `dovecot` (LMTP to Dovecot).
-    pub backend: String,
+    /// Where messages go.
+    pub backend: DeliveryBackend,
     /// `[delivery.dovecot]`
     pub dovecot: DovecotConfig,
     /// `[delivery.maildir]`
     pub maildir: MaildirConfig,
 }
 
+/// `[delivery] backend`: where coid stores messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryBackend {
+    /// `maildir`: coid writes Maildirs itself (`[delivery.maildir]`).
+    Maildir,
+    /// `dovecot`: LMTP to Dovecot (`[delivery.dovecot]`).
+    Dovecot,
+}
+
+impl DeliveryBackend {
+    /// The config word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryBackend::Maildir => "maildir",
+            DeliveryBackend::Dovecot => "dovecot",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            backend: "dovecot".into(),
+            backend: DeliveryBackend::Dovecot,
             dovecot: DovecotConfig::default(),
             maildir: MaildirConfig::default(),
         }
@@ -244,7 +284,7 @@ impl Default for DeliveryConfig {
 }
 
 /// `[delivery.dovecot]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DovecotConfig {
     /// Dovecot's LMTP: a unix socket path, or `host:port`.
@@ -294,7 +334,7 @@ impl Default for DovecotConfig {
 }
 
 /// `[delivery.maildir]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaildirConfig {
     /// Maildir of a user; `{domain}`, `{local}` and `{user}` are replaced. Relative
@@ -324,7 +364,7 @@ pub enum ConfigError {
         /// The cause.
         source: std::io::Error,
     },
-    /// TOML syntax or an unknown key.
+    /// TOML syntax.
     #[error("{path}: {message}")]
     Parse {
         /// The file.
@@ -332,7 +372,8 @@ pub enum ConfigError {
         /// What toml said.
         message: String,
     },
-    /// Values that parse but cannot work; all of them.
+    /// Values that do not fit their keys (unknown keys and words, wrong types) or
+    /// cannot work; all of them.
     #[error("{0}")]
     Invalid(Problems),
 }
@@ -347,20 +388,53 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let config = Self::parse(&text, path)?;
-        config.validate().map_err(ConfigError::Invalid)?;
-        Ok(config)
+        let (config, problems) = Self::check(&text, path)?;
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(Problems(problems)))
+        }
     }
 
     /// Parses TOML text (no validation).
     ///
     /// # Errors
-    /// Syntax errors and unknown keys.
+    /// Syntax errors; every value that does not fit its key.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parsed = Self::parse_all(text, path)?;
+        if parsed.problems.is_empty() {
+            Ok(parsed.config)
+        } else {
+            Err(ConfigError::Invalid(Problems(parsed.problems)))
+        }
+    }
+
+    /// Parses TOML text, keeping going past values that do not fit their keys: the
+    /// config has defaults in their place, and each is a problem (see [`read`]).
+    ///
+    /// # Errors
+    /// Syntax errors only.
+    pub fn parse_all(text: &str, path: &Path) -> Result<Parsed, ConfigError> {
+        read::parse(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })
+    }
+
+    /// Parses and validates TOML text: the config (defaults in place of values that
+    /// do not fit) and every problem, those of parsing and of [`Config::validate`].
+    ///
+    /// # Errors
+    /// Syntax errors only.
+    pub fn check(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let Parsed {
+            config,
+            mut problems,
+        } = Self::parse_all(text, path)?;
+        if let Err(invalid) = config.validate() {
+            problems.extend(invalid.0);
+        }
+        Ok((config, problems))
     }
 
     /// The SQLite file.

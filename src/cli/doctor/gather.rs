@@ -10,7 +10,7 @@ use std::process::Command;
 use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use crate::config::{Config, socket_mode};
+use crate::config::{Config, DeliveryBackend, socket_mode};
 use crate::doctor::coid::{Database, Facts, FileFacts, Socket, StateDir};
 use crate::doctor::{Area, Finding, dovecot, postfix};
 use crate::push::webpush::vapid::VapidKey;
@@ -96,7 +96,7 @@ pub fn dovecot(config: &Config, postconf: Option<&str>) -> Vec<Finding> {
         })
         .collect();
     let mut out = Vec::new();
-    if config.delivery.backend != "dovecot" {
+    if config.delivery.backend != DeliveryBackend::Dovecot {
         out.push(Finding::warning(
             Area::Dovecot,
             format!(
