@@ -56,8 +56,8 @@ pub struct LmtpConfig {
     pub hostname: String,
     /// Unix socket path to listen on (empty: none).
     pub unix_socket: String,
-    /// Octal mode of the unix socket.
-    pub unix_socket_mode: String,
+    /// Mode of the unix socket (octal in the file).
+    pub unix_socket_mode: SocketMode,
     /// Owner of the unix socket (empty: the user coid runs as); only root can give it
     /// away, so this takes effect when coid starts as root.
     pub unix_socket_owner: String,
@@ -85,7 +85,7 @@ impl Default for LmtpConfig {
         Self {
             hostname: "localhost".into(),
             unix_socket: "/var/spool/postfix/coid/lmtp".into(),
-            unix_socket_mode: "0660".into(),
+            unix_socket_mode: SocketMode::DEFAULT,
             unix_socket_owner: String::new(),
             unix_socket_group: "postfix".into(),
             tcp: Vec::new(),
@@ -105,9 +105,10 @@ impl Default for LmtpConfig {
 pub struct DictConfig {
     /// Unix socket path to listen on (empty: no dict proxy).
     pub socket: String,
-    /// Octal mode of the socket; Dovecot's mail processes (`mail_uid`) must be able to
-    /// connect, and nobody else should: whoever can, can write any user's METADATA.
-    pub socket_mode: String,
+    /// Mode of the socket (octal in the file); Dovecot's mail processes (`mail_uid`)
+    /// must be able to connect, and nobody else should: whoever can, can write any
+    /// user's METADATA.
+    pub socket_mode: SocketMode,
     /// Owner of the socket (empty: the user coid runs as; only root can give it away).
     pub socket_owner: String,
     /// Group of the socket (empty: coid's group).
@@ -132,7 +133,7 @@ impl Default for DictConfig {
     fn default() -> Self {
         Self {
             socket: "/run/coid/dict".into(),
-            socket_mode: "0660".into(),
+            socket_mode: SocketMode::DEFAULT,
             socket_owner: String::new(),
             socket_group: String::new(),
             max_connections: 64,
@@ -290,8 +291,9 @@ pub struct DovecotConfig {
     /// Dovecot's LMTP: a unix socket path, or `host:port`.
     pub lmtp: String,
     /// The hierarchy separator of the user namespace (`separator` in Dovecot's
-    /// `namespace inbox {}`); policy folder names use `/` and are translated.
-    pub hierarchy_separator: String,
+    /// `namespace inbox {}`); policy folder names use `/` and are translated. One
+    /// character (serde refuses any other string).
+    pub hierarchy_separator: char,
     /// Seconds to wait for the connection.
     pub connect_timeout_secs: u64,
     /// Seconds to wait for each reply (well under Postfix's 600 s).
@@ -310,18 +312,11 @@ pub struct DovecotConfig {
     pub idle_secs: u64,
 }
 
-impl DovecotConfig {
-    /// [`Self::hierarchy_separator`] as the character it is (validated to be one).
-    pub fn separator(&self) -> char {
-        self.hierarchy_separator.chars().next().unwrap_or('/')
-    }
-}
-
 impl Default for DovecotConfig {
     fn default() -> Self {
         Self {
             lmtp: "/run/dovecot/lmtp".into(),
-            hierarchy_separator: "/".into(),
+            hierarchy_separator: '/',
             connect_timeout_secs: 10,
             reply_timeout_secs: 120,
             transaction_timeout_secs: 300,
@@ -448,9 +443,34 @@ impl Config {
     }
 }
 
-/// A socket mode as the config writes it (`"0660"`): octal, at most `0o777`.
-pub fn socket_mode(text: &str) -> Option<u32> {
-    u32::from_str_radix(text, 8)
-        .ok()
-        .filter(|mode| *mode <= 0o777)
+/// A unix socket's permission bits; the config writes them as an octal string
+/// (`"0660"`), at most `0777`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SocketMode(u32);
+
+impl SocketMode {
+    /// `0660`: owner and group may connect.
+    pub const DEFAULT: SocketMode = SocketMode(0o660);
+
+    /// The permission bits.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+/// A socket mode that is not octal or above `0777`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an octal mode of at most 0777")]
+pub struct BadSocketMode(String);
+
+impl TryFrom<String> for SocketMode {
+    type Error = BadSocketMode;
+
+    fn try_from(text: String) -> Result<Self, BadSocketMode> {
+        match u32::from_str_radix(&text, 8) {
+            Ok(mode) if mode <= 0o777 => Ok(SocketMode(mode)),
+            _ => Err(BadSocketMode(text)),
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::service::check_name;
-use super::{Config, DeliveryBackend, socket_mode};
+use super::{Config, DeliveryBackend};
 
 /// All problems found in a config.
 #[derive(Debug, Default)]
@@ -75,12 +75,6 @@ impl Config {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 p.push(format!("lmtp.tcp: {addr:?} is not an IP:port address"));
             }
-        }
-        if socket_mode(&l.unix_socket_mode).is_none() {
-            p.push(format!(
-                "lmtp.unix_socket_mode: {:?} is not an octal mode",
-                l.unix_socket_mode
-            ));
         }
         if l.hostname.is_empty()
             || l.hostname
@@ -180,20 +174,11 @@ impl Config {
                 check_range(p, "delivery.dovecot.idle_secs", dc.idle_secs, 1, 240);
             }
         }
-        if d.dovecot.hierarchy_separator.chars().count() != 1 {
-            p.push("delivery.dovecot.hierarchy_separator: must be one character".into());
-        }
     }
 
     fn validate_dict(&self, p: &mut Vec<String>) {
         let d = &self.dict;
         check_socket_path(p, "dict.socket", &d.socket);
-        if socket_mode(&d.socket_mode).is_none() {
-            p.push(format!(
-                "dict.socket_mode: {:?} is not an octal mode",
-                d.socket_mode
-            ));
-        }
         check_range(
             p,
             "dict.max_connections",
@@ -306,6 +291,26 @@ mod tests {
         assert!(
             matches!(err, ConfigError::Invalid(Problems(ref p)) if p.len() == 5),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn socket_modes_and_the_separator_are_typed() {
+        let text = "[lmtp]\nunix_socket_mode = \"0600\"\n[delivery.dovecot]\n\
+                    hierarchy_separator = \".\"\n";
+        let config = Config::parse(text, Path::new("t.toml")).expect("fits");
+        assert_eq!(config.lmtp.unix_socket_mode.bits(), 0o600);
+        assert_eq!(config.delivery.dovecot.hierarchy_separator, '.');
+        let text = "[lmtp]\nunix_socket_mode = \"0999\"\n[dict]\nsocket_mode = \"1777\"\n\
+                    [delivery.dovecot]\nhierarchy_separator = \"::\"\n";
+        let (_, problems) = Config::check(text, Path::new("t.toml")).expect("parses");
+        assert_eq!(
+            problems,
+            [
+                "delivery.dovecot.hierarchy_separator: invalid value: string \"::\", expected a character",
+                "dict.socket_mode: \"1777\" is not an octal mode of at most 0777",
+                "lmtp.unix_socket_mode: \"0999\" is not an octal mode of at most 0777",
+            ]
         );
     }
 

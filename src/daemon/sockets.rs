@@ -13,7 +13,7 @@ use nix::unistd::{Gid, Uid};
 
 use super::privileges::{Account, give, lookup_group, lookup_user};
 use super::systemd::{Passed, PassedSocket};
-use crate::config::{Config, socket_mode};
+use crate::config::{Config, SocketMode};
 
 /// A bound socket, not yet registered with the runtime.
 pub enum Bound {
@@ -37,7 +37,7 @@ pub struct Sockets {
 struct UnixSpec<'a> {
     key: &'a str,
     path: &'a str,
-    mode: &'a str,
+    mode: SocketMode,
     owner: &'a str,
     group: &'a str,
 }
@@ -78,7 +78,7 @@ pub fn open(
         let spec = UnixSpec {
             key: "dict",
             path: &d.socket,
-            mode: &d.socket_mode,
+            mode: d.socket_mode,
             owner: &d.socket_owner,
             group: &d.socket_group,
         };
@@ -109,7 +109,7 @@ fn bind_lmtp(config: &Config, account: Option<&Account>) -> Result<Vec<Bound>, S
         let spec = UnixSpec {
             key: "lmtp",
             path: &l.unix_socket,
-            mode: &l.unix_socket_mode,
+            mode: l.unix_socket_mode,
             owner: &l.unix_socket_owner,
             group: &l.unix_socket_group,
         };
@@ -141,7 +141,7 @@ fn bind_unix(spec: &UnixSpec, account: Option<&Account>) -> Result<Bound, String
         std::fs::remove_file(path).map_err(|e| fail(format!("cannot remove stale socket: {e}")))?;
     }
     let listener = UnixListener::bind(path).map_err(|e| fail(format!("cannot listen: {e}")))?;
-    let mode = socket_mode(spec.mode).unwrap_or(0o660);
+    let mode = spec.mode.bits();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| fail(format!("cannot set mode {mode:o}: {e}")))?;
     let (owner, group) = ownership(spec, account)?;

@@ -10,7 +10,7 @@ use std::process::Command;
 use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use crate::config::{Config, DeliveryBackend, socket_mode};
+use crate::config::{Config, DeliveryBackend};
 use crate::doctor::coid::{Database, Facts, FileFacts, Socket, StateDir};
 use crate::doctor::{Area, Finding, dovecot, postfix};
 use crate::push::webpush::vapid::VapidKey;
@@ -185,7 +185,7 @@ pub fn coid(config: &Config) -> Facts {
             client: "Postfix",
             owner: or(&config.lmtp.unix_socket_owner, &user),
             group: or(&config.lmtp.unix_socket_group, &group),
-            mode: socket_mode(&config.lmtp.unix_socket_mode).unwrap_or(0o660),
+            mode: config.lmtp.unix_socket_mode.bits(),
             found: file_facts(Path::new(&config.lmtp.unix_socket)),
         });
     }
@@ -196,7 +196,7 @@ pub fn coid(config: &Config) -> Facts {
             client: "Dovecot's mail processes",
             owner: or(&config.dict.socket_owner, &user),
             group: or(&config.dict.socket_group, &group),
-            mode: socket_mode(&config.dict.socket_mode).unwrap_or(0o660),
+            mode: config.dict.socket_mode.bits(),
             found: file_facts(Path::new(&config.dict.socket)),
         });
     }
