@@ -70,8 +70,8 @@ pub fn config_problems(path: &Path) -> Result<Vec<String>, u8> {
 fn missing_accounts(config: &Config) -> Vec<String> {
     use crate::daemon::privileges::{lookup_group, lookup_user};
     // A socket's owner and group matter only when that socket is configured.
-    let unix = !config.lmtp.unix_socket.is_empty();
-    let dict = !config.dict.socket.is_empty();
+    let unix = !config.lmtp.unix_socket.as_os_str().is_empty();
+    let dict = !config.dict.socket.as_os_str().is_empty();
     let users = [
         ("service.user", &config.service.user, true),
         (

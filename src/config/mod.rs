@@ -55,7 +55,7 @@ pub struct LmtpConfig {
     /// Name in the LHLO reply.
     pub hostname: String,
     /// Unix socket path to listen on (empty: none).
-    pub unix_socket: String,
+    pub unix_socket: PathBuf,
     /// Mode of the unix socket (octal in the file).
     pub unix_socket_mode: SocketMode,
     /// Owner of the unix socket (empty: the user coid runs as); only root can give it
@@ -84,7 +84,7 @@ impl Default for LmtpConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
-            unix_socket: "/var/spool/postfix/coid/lmtp".into(),
+            unix_socket: PathBuf::from("/var/spool/postfix/coid/lmtp"),
             unix_socket_mode: SocketMode::DEFAULT,
             unix_socket_owner: String::new(),
             unix_socket_group: "postfix".into(),
@@ -104,7 +104,7 @@ impl Default for LmtpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DictConfig {
     /// Unix socket path to listen on (empty: no dict proxy).
-    pub socket: String,
+    pub socket: PathBuf,
     /// Mode of the socket (octal in the file); Dovecot's mail processes (`mail_uid`)
     /// must be able to connect, and nobody else should: whoever can, can write any
     /// user's METADATA.
@@ -132,7 +132,7 @@ pub struct DictConfig {
 impl Default for DictConfig {
     fn default() -> Self {
         Self {
-            socket: "/run/coid/dict".into(),
+            socket: PathBuf::from("/run/coid/dict"),
             socket_mode: SocketMode::DEFAULT,
             socket_owner: String::new(),
             socket_group: String::new(),
@@ -169,7 +169,7 @@ impl Default for StateConfig {
 pub struct PolicyConfig {
     /// The operator's Sieve script; empty means the built-in default (the same text as
     /// `conf.d/policy.sieve`).
-    pub script: String,
+    pub script: PathBuf,
     /// Sieve instructions one run may execute before it is stopped (then: keep).
     pub cpu_limit: usize,
 }
@@ -177,7 +177,7 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
-            script: String::new(),
+            script: PathBuf::new(),
             cpu_limit: 10_000,
         }
     }
@@ -333,7 +333,8 @@ impl Default for DovecotConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MaildirConfig {
     /// Maildir of a user; `{domain}`, `{local}` and `{user}` are replaced. Relative
-    /// paths are under the state directory.
+    /// paths are under the state directory. (A template, text until it is filled in,
+    /// so a `String`.)
     pub path: String,
     /// fsync files and directories before answering (off only for tests and benches).
     pub fsync: bool,

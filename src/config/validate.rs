@@ -2,6 +2,8 @@
 //! fixes them in one round (`coid check-config` exits 78, EX_CONFIG, when any is found).
 
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::service::check_name;
 use super::{Config, DeliveryBackend};
@@ -67,7 +69,7 @@ impl Config {
 
     fn validate_lmtp(&self, p: &mut Vec<String>) {
         let l = &self.lmtp;
-        if l.unix_socket.is_empty() && l.tcp.is_empty() {
+        if l.unix_socket.as_os_str().is_empty() && l.tcp.is_empty() {
             p.push("lmtp: set unix_socket or tcp, or coid has nothing to listen on".into());
         }
         check_socket_path(p, "lmtp.unix_socket", &l.unix_socket);
@@ -222,8 +224,9 @@ impl Config {
 /// Adds a problem when `path` (empty: no socket) is not an absolute unix socket path
 /// that fits `sun_path` (108 bytes including the NUL). A relative one would be bound
 /// in whatever directory coid runs in ("/" under systemd).
-fn check_socket_path(p: &mut Vec<String>, key: &str, path: &str) {
-    if !path.is_empty() && (!path.starts_with('/') || path.len() > 107 || path.ends_with('/')) {
+fn check_socket_path(p: &mut Vec<String>, key: &str, path: &Path) {
+    let bytes = path.as_os_str().as_bytes();
+    if !bytes.is_empty() && (!path.is_absolute() || bytes.len() > 107 || bytes.ends_with(b"/")) {
         p.push(format!(
             "{key}: {path:?} is not an absolute socket path of at most 107 bytes"
         ));

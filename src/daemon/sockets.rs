@@ -36,7 +36,7 @@ pub struct Sockets {
 /// What a unix socket coid binds should look like.
 struct UnixSpec<'a> {
     key: &'a str,
-    path: &'a str,
+    path: &'a Path,
     mode: SocketMode,
     owner: &'a str,
     group: &'a str,
@@ -73,7 +73,7 @@ pub fn open(
             }
         }
     }
-    if sockets.dict.is_empty() && !config.dict.socket.is_empty() {
+    if sockets.dict.is_empty() && !config.dict.socket.as_os_str().is_empty() {
         let d = &config.dict;
         let spec = UnixSpec {
             key: "dict",
@@ -105,7 +105,7 @@ pub fn open(
 fn bind_lmtp(config: &Config, account: Option<&Account>) -> Result<Vec<Bound>, String> {
     let l = &config.lmtp;
     let mut bound = Vec::new();
-    if !l.unix_socket.is_empty() {
+    if !l.unix_socket.as_os_str().is_empty() {
         let spec = UnixSpec {
             key: "lmtp",
             path: &l.unix_socket,
@@ -126,7 +126,7 @@ fn bind_lmtp(config: &Config, account: Option<&Account>) -> Result<Vec<Bound>, S
 /// Binds a unix socket: creates its directory if missing (given to `account`),
 /// replaces a stale socket file, then sets mode, owner and group.
 fn bind_unix(spec: &UnixSpec, account: Option<&Account>) -> Result<Bound, String> {
-    let path = Path::new(spec.path);
+    let path = spec.path;
     let fail = |what: String| format!("{}: {}: {what}", spec.key, path.display());
     if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create directory: {e}")))?;

@@ -16,7 +16,7 @@ use super::{Area, Finding};
 #[derive(Debug, Clone)]
 pub struct Expect<'a> {
     /// `[lmtp] unix_socket` (empty: none).
-    pub unix_socket: &'a str,
+    pub unix_socket: &'a Path,
     /// `[lmtp] tcp`.
     pub tcp: &'a [String],
     /// `[lmtp] max_recipients`.
@@ -41,7 +41,7 @@ pub fn is_coid(transport: &str, queue_directory: &str, coid: &Expect<'_>) -> boo
         return false;
     };
     if let Some(path) = next.strip_prefix("unix:") {
-        if coid.unix_socket.is_empty() {
+        if coid.unix_socket.as_os_str().is_empty() {
             return false;
         }
         let full = if path.starts_with('/') {
@@ -49,7 +49,7 @@ pub fn is_coid(transport: &str, queue_directory: &str, coid: &Expect<'_>) -> boo
         } else {
             Path::new(queue_directory).join(path)
         };
-        return full == Path::new(coid.unix_socket);
+        return full == coid.unix_socket;
     }
     let hostport = next.strip_prefix("inet:").unwrap_or(next);
     let plain = hostport.replace(['[', ']'], "");
@@ -62,10 +62,11 @@ pub fn is_coid(transport: &str, queue_directory: &str, coid: &Expect<'_>) -> boo
 
 /// The transport that points at coid, as a `main.cf` value.
 fn coid_transport(coid: &Expect<'_>) -> String {
-    match coid.unix_socket.strip_prefix("/var/spool/postfix/") {
-        Some(rel) => format!("lmtp:unix:{rel}"),
-        None if !coid.unix_socket.is_empty() => format!("lmtp:unix:{}", coid.unix_socket),
-        None => format!(
+    let socket = coid.unix_socket;
+    match socket.strip_prefix("/var/spool/postfix/") {
+        Ok(rel) => format!("lmtp:unix:{}", rel.display()),
+        Err(_) if !socket.as_os_str().is_empty() => format!("lmtp:unix:{}", socket.display()),
+        Err(_) => format!(
             "lmtp:inet:{}",
             coid.tcp.first().map_or("127.0.0.1:PORT", String::as_str)
         ),
@@ -236,7 +237,7 @@ mod tests {
 
     fn coid(tcp: &[String]) -> Expect<'_> {
         Expect {
-            unix_socket: "/var/spool/postfix/coid/lmtp",
+            unix_socket: Path::new("/var/spool/postfix/coid/lmtp"),
             tcp,
             max_recipients: 1000,
             maxsmtprecipients: 1000,

@@ -110,7 +110,8 @@ pub fn dovecot(config: &Config, postconf: Option<&str>) -> Vec<Finding> {
         &text,
         &dovecot::Expect {
             lmtp: &config.delivery.dovecot.lmtp,
-            dict_socket: &config.dict.socket,
+            // Matched against doveconf's text.
+            dict_socket: &config.dict.socket.to_string_lossy(),
             local_users,
             scripts: &scripts,
         },
@@ -178,26 +179,26 @@ pub fn coid(config: &Config) -> Facts {
         }
     };
     let mut sockets = Vec::new();
-    if !config.lmtp.unix_socket.is_empty() {
+    if !config.lmtp.unix_socket.as_os_str().is_empty() {
         sockets.push(Socket {
             key: "[lmtp] unix_socket",
-            path: config.lmtp.unix_socket.clone(),
+            path: config.lmtp.unix_socket.display().to_string(),
             client: "Postfix",
             owner: or(&config.lmtp.unix_socket_owner, &user),
             group: or(&config.lmtp.unix_socket_group, &group),
             mode: config.lmtp.unix_socket_mode.bits(),
-            found: file_facts(Path::new(&config.lmtp.unix_socket)),
+            found: file_facts(&config.lmtp.unix_socket),
         });
     }
-    if !config.dict.socket.is_empty() {
+    if !config.dict.socket.as_os_str().is_empty() {
         sockets.push(Socket {
             key: "[dict] socket",
-            path: config.dict.socket.clone(),
+            path: config.dict.socket.display().to_string(),
             client: "Dovecot's mail processes",
             owner: or(&config.dict.socket_owner, &user),
             group: or(&config.dict.socket_group, &group),
             mode: config.dict.socket_mode.bits(),
-            found: file_facts(Path::new(&config.dict.socket)),
+            found: file_facts(&config.dict.socket),
         });
     }
     Facts {
