@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::validate::check_range;
 
 /// `[service]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
     /// Started as root, coid binds its sockets and then becomes this user before it
@@ -64,7 +64,7 @@ impl ServiceConfig {
 }
 
 /// `[metrics]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// `IP:port` of the HTTP listener for `/metrics` (Prometheus text format) and
