@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.state.dir = dir.path().to_owned();
-    config.lmtp.tcp = vec!["127.0.0.1:0".into()];
+    config.lmtp.tcp = vec!["127.0.0.1:0".parse()?];
     config.delivery.backend = DeliveryBackend::Maildir;
     config.delivery.maildir.fsync = false;
     let (pipeline, store) =

@@ -272,7 +272,7 @@ mod tests {
         let old = Config::default();
         let mut new = old.clone();
         assert!(restart_only_changes(&old, &new).is_empty());
-        new.lmtp.tcp = vec!["127.0.0.1:2424".into()];
+        new.lmtp.tcp = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 2424))];
         new.push.ttl_secs = 60;
         new.policy.cpu_limit = 5;
         new.lmtp.max_recipients = 3;
@@ -288,7 +288,7 @@ mod tests {
             crate::config::SocketMode::try_from("0600".to_owned()).expect("an octal mode");
         new.push.urgency = crate::config::Urgency::High;
         new.service.user = "mail".into();
-        new.metrics.listen = String::new();
+        new.metrics.listen = None;
         new.deltachat.max_tokens = 3;
         new.users.username = crate::config::UsernameForm::Localpart;
         let changes = restart_only_changes(&old, &new);

@@ -7,8 +7,10 @@ mod push;
 mod read;
 mod service;
 mod validate;
+mod values;
 
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -17,6 +19,7 @@ pub use push::{PushConfig, Urgency};
 pub use read::Parsed;
 pub use service::{MetricsConfig, ServiceConfig};
 pub use validate::Problems;
+pub use values::{BadSocketMode, SocketMode};
 
 pub use crate::store::MessageFilter;
 
@@ -65,7 +68,8 @@ pub struct LmtpConfig {
     /// can connect. coid must be in that group unless it starts as root.
     pub unix_socket_group: String,
     /// TCP addresses to listen on.
-    pub tcp: Vec<String>,
+    #[serde(deserialize_with = "values::addresses")]
+    pub tcp: Vec<SocketAddr>,
     /// Concurrent sessions; more wait in the kernel backlog.
     pub max_connections: usize,
     /// Longest command line in bytes, CRLF included (RFC 5321 §4.5.3.1.4: 512 minimum).
@@ -375,64 +379,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
-    ///
-    /// # Errors
-    /// Any problem; [`ConfigError::Invalid`] lists them all.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let (config, problems) = Self::check(&text, path)?;
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid(Problems(problems)))
-        }
-    }
-
-    /// Parses TOML text (no validation).
-    ///
-    /// # Errors
-    /// Syntax errors; every value that does not fit its key.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let parsed = Self::parse_all(text, path)?;
-        if parsed.problems.is_empty() {
-            Ok(parsed.config)
-        } else {
-            Err(ConfigError::Invalid(Problems(parsed.problems)))
-        }
-    }
-
-    /// Parses TOML text, keeping going past values that do not fit their keys: the
-    /// config has defaults in their place, and each is a problem (see [`read`]).
-    ///
-    /// # Errors
-    /// Syntax errors only.
-    pub fn parse_all(text: &str, path: &Path) -> Result<Parsed, ConfigError> {
-        read::parse(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    }
-
-    /// Parses and validates TOML text: the config (defaults in place of values that
-    /// do not fit) and every problem, those of parsing and of [`Config::validate`].
-    ///
-    /// # Errors
-    /// Syntax errors only.
-    pub fn check(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let Parsed {
-            config,
-            mut problems,
-        } = Self::parse_all(text, path)?;
-        if let Err(invalid) = config.validate() {
-            problems.extend(invalid.0);
-        }
-        Ok((config, problems))
-    }
-
     /// The SQLite file.
     pub fn database_path(&self) -> PathBuf {
         self.state.dir.join("coid.sqlite")
@@ -441,37 +387,5 @@ impl Config {
     /// The spool directory for large messages.
     pub fn spool_dir(&self) -> PathBuf {
         self.state.dir.join("spool")
-    }
-}
-
-/// A unix socket's permission bits; the config writes them as an octal string
-/// (`"0660"`), at most `0777`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct SocketMode(u32);
-
-impl SocketMode {
-    /// `0660`: owner and group may connect.
-    pub const DEFAULT: SocketMode = SocketMode(0o660);
-
-    /// The permission bits.
-    pub fn bits(self) -> u32 {
-        self.0
-    }
-}
-
-/// A socket mode that is not octal or above `0777`.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not an octal mode of at most 0777")]
-pub struct BadSocketMode(String);
-
-impl TryFrom<String> for SocketMode {
-    type Error = BadSocketMode;
-
-    fn try_from(text: String) -> Result<Self, BadSocketMode> {
-        match u32::from_str_radix(&text, 8) {
-            Ok(mode) if mode <= 0o777 => Ok(SocketMode(mode)),
-            _ => Err(BadSocketMode(text)),
-        }
     }
 }

@@ -7,10 +7,12 @@
 //! semantic checks ([`Config::validate`]) can still run over the rest in the same round.
 //! Syntax errors stop at once: without a table there are no keys to try.
 
+use std::path::Path;
+
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::Config;
+use super::{Config, ConfigError, Problems};
 
 /// What parsing found: the config (defaults in place of values that do not fit) and
 /// one problem per value that does not fit, each naming its key.
@@ -20,6 +22,66 @@ pub struct Parsed {
     pub config: Config,
     /// `key.path: why` for each key that does not fit; empty when all fit.
     pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    ///
+    /// # Errors
+    /// Any problem; [`ConfigError::Invalid`] lists them all.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let (config, problems) = Self::check(&text, path)?;
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(Problems(problems)))
+        }
+    }
+
+    /// Parses TOML text (no validation).
+    ///
+    /// # Errors
+    /// Syntax errors; every value that does not fit its key.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let parsed = Self::parse_all(text, path)?;
+        if parsed.problems.is_empty() {
+            Ok(parsed.config)
+        } else {
+            Err(ConfigError::Invalid(Problems(parsed.problems)))
+        }
+    }
+
+    /// Parses TOML text, keeping going past values that do not fit their keys: the
+    /// config has defaults in their place, and each is a problem (how: this module's header).
+    ///
+    /// # Errors
+    /// Syntax errors only.
+    pub fn parse_all(text: &str, path: &Path) -> Result<Parsed, ConfigError> {
+        parse(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Parses and validates TOML text: the config (defaults in place of values that
+    /// do not fit) and every problem, those of parsing and of [`Config::validate`].
+    ///
+    /// # Errors
+    /// Syntax errors only.
+    pub fn check(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let Parsed {
+            config,
+            mut problems,
+        } = Self::parse_all(text, path)?;
+        if let Err(invalid) = config.validate() {
+            problems.extend(invalid.0);
+        }
+        Ok((config, problems))
+    }
 }
 
 /// Parses `text`; `Err` only for TOML syntax errors.

@@ -41,7 +41,6 @@ impl Config {
         };
         self.deltachat.validate(endpoints, &mut p);
         self.service.validate(&mut p);
-        self.metrics.validate(&mut p);
         check_name(
             &mut p,
             "lmtp.unix_socket_owner",
@@ -73,11 +72,6 @@ impl Config {
             p.push("lmtp: set unix_socket or tcp, or coid has nothing to listen on".into());
         }
         check_socket_path(p, "lmtp.unix_socket", &l.unix_socket);
-        for addr in &l.tcp {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                p.push(format!("lmtp.tcp: {addr:?} is not an IP:port address"));
-            }
-        }
         if l.hostname.is_empty()
             || l.hostname
                 .chars()

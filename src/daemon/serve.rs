@@ -109,7 +109,7 @@ async fn run(
     tracing::info!(
         lmtp = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket.display(),
         dict = %config.dict.socket.display(),
-        backend = %config.delivery.backend, metrics = %config.metrics.listen, "coid serving"
+        backend = %config.delivery.backend, metrics = ?config.metrics.listen, "coid serving"
     );
     health.set(Health::Serving);
     systemd::ready("serving");

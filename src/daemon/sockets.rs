@@ -84,8 +84,7 @@ pub fn open(
         };
         sockets.dict.push(bind_unix(&spec, account)?);
     }
-    if !config.metrics.listen.is_empty() {
-        let addr = &config.metrics.listen;
+    if let Some(addr) = config.metrics.listen {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("metrics.listen: cannot listen on {addr}: {e}"))?;
         sockets.metrics = Some(listener);

@@ -8,6 +8,7 @@
 //! (a `master.cf` service of its own) are not followed: they count as not coid.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::{Area, Finding};
@@ -18,7 +19,7 @@ pub struct Expect<'a> {
     /// `[lmtp] unix_socket` (empty: none).
     pub unix_socket: &'a Path,
     /// `[lmtp] tcp`.
-    pub tcp: &'a [String],
+    pub tcp: &'a [SocketAddr],
     /// `[lmtp] max_recipients`.
     pub max_recipients: usize,
     /// `[deltachat] maxsmtprecipients`.
@@ -55,7 +56,7 @@ pub fn is_coid(transport: &str, queue_directory: &str, coid: &Expect<'_>) -> boo
     let plain = hostport.replace(['[', ']'], "");
     let localhost = |a: &str| a.replace("localhost", "127.0.0.1");
     coid.tcp.iter().any(|listen| {
-        let listen = listen.replace(['[', ']'], "");
+        let listen = listen.to_string().replace(['[', ']'], "");
         listen == plain || localhost(&listen) == localhost(&plain)
     })
 }
@@ -68,7 +69,9 @@ fn coid_transport(coid: &Expect<'_>) -> String {
         Err(_) if !socket.as_os_str().is_empty() => format!("lmtp:unix:{}", socket.display()),
         Err(_) => format!(
             "lmtp:inet:{}",
-            coid.tcp.first().map_or("127.0.0.1:PORT", String::as_str)
+            coid.tcp
+                .first()
+                .map_or("127.0.0.1:PORT".to_owned(), ToString::to_string)
         ),
     }
 }
@@ -235,7 +238,7 @@ mod tests {
         lmtp_destination_recipient_limit = 50\nvirtual_mailbox_domains = example.net\n\
         virtual_transport = lmtp:unix:coid/lmtp\nmailbox_transport = lmtp:unix:coid/lmtp\n";
 
-    fn coid(tcp: &[String]) -> Expect<'_> {
+    fn coid(tcp: &[SocketAddr]) -> Expect<'_> {
         Expect {
             unix_socket: Path::new("/var/spool/postfix/coid/lmtp"),
             tcp,
@@ -254,7 +257,7 @@ mod tests {
 
     #[test]
     fn transports_that_reach_coid() {
-        let tcp = vec!["127.0.0.1:2424".to_owned()];
+        let tcp = vec![SocketAddr::from(([127, 0, 0, 1], 2424))];
         let c = coid(&tcp);
         let q = "/var/spool/postfix";
         assert!(is_coid("lmtp:unix:coid/lmtp", q, &c));
