@@ -56,7 +56,8 @@ impl Config {
     }
 
     /// Parses TOML text, keeping going past values that do not fit their keys: the
-    /// config has defaults in their place, and each is a problem (how: this module's header).
+    /// config has defaults in their place, and each is a problem (how: the header of
+    /// `config/read.rs`).
     ///
     /// # Errors
     /// Syntax errors only.
@@ -85,7 +86,7 @@ impl Config {
 }
 
 /// Parses `text`; `Err` only for TOML syntax errors.
-pub(super) fn parse(text: &str) -> Result<Parsed, toml::de::Error> {
+fn parse(text: &str) -> Result<Parsed, toml::de::Error> {
     let table: Table = toml::from_str(text)?;
     if let Ok(config) = Config::deserialize(Value::Table(table.clone())) {
         return Ok(Parsed {
