@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use coid::app::build::build_pipeline;
 use coid::app::contexts::lmtp_context;
-use coid::config::Config;
+use coid::config::{Config, DeliveryBackend};
 use coid::server::{self, Listener, ShutdownPolicy};
 use coid::store::{ENTRY_ENABLED, ENTRY_MESSAGE_FILTER};
 
@@ -19,8 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.state.dir = dir.path().to_owned();
-    config.lmtp.tcp = vec!["127.0.0.1:0".into()];
-    config.delivery.backend = "maildir".into();
+    config.lmtp.tcp = vec!["127.0.0.1:0".parse()?];
+    config.delivery.backend = DeliveryBackend::Maildir;
     config.delivery.maildir.fsync = false;
     let (pipeline, store) =
         build_pipeline(&config).map_err(|err| format!("setup failed: {err}"))?;

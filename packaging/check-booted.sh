@@ -596,12 +596,12 @@ readme postfix-local
 ct cp /etc/coid/coid.toml /root/coid.toml.good
 ct sed -i -e '0,/^max_connections = [0-9]*/s//max_connections = 0/' \
   -e 's/^urgency = .*/urgency = "now"/' /etc/coid/coid.toml
-bad_lines=("lmtp.max_connections: 0 is outside" 'push.urgency: "now" is not')
+bad_lines=("lmtp.max_connections: 0 is outside" 'push.urgency: unknown variant `now`, expected one of')
 # journal_errors CURSOR WHAT: the lines of the reason are at priority err and at no
 # lower priority.
 journal_errors() {
   local c=$1 what=$2 line errs others
-  errs=$(wait_journal "$c" 2 'max_connections: 0 is outside|urgency: "now"' -u coid -p err -o cat) ||
+  errs=$(wait_journal "$c" 2 'max_connections: 0 is outside|urgency: unknown variant `now`' -u coid -p err -o cat) ||
     fail "$what: journalctl -p err -u coid lacks the reason: $errs; all: $(journal_since "$c" -u coid -o verbose | grep -E 'PRIORITY|MESSAGE=')"
   for line in "${bad_lines[@]}"; do
     grep -qF -- "$line" <<<"$errs" || fail "$what: '$line' is not at priority err: $errs"

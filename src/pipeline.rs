@@ -111,7 +111,7 @@ impl Pipeline {
             users: UserMap::new(&config.users),
             coi_defaults: CoiSettings::defaults(&config.coi),
             push: None,
-            separator: config.delivery.dovecot.separator(),
+            separator: config.delivery.dovecot.hierarchy_separator,
             recorder: Recorder::off(),
         }
     }

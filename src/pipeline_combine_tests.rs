@@ -35,7 +35,7 @@ fn fixture_with(backend: Memory, script: &str, cpu_limit: usize, recorder: Recor
     let path = dir.path().join("policy.sieve");
     std::fs::write(&path, script).expect("script");
     let store = Store::open(&dir.path().join("coid.sqlite")).expect("store");
-    let policy = Policy::load(&path.display().to_string(), cpu_limit).expect("policy");
+    let policy = Policy::load(&path, cpu_limit).expect("policy");
     let backend = Arc::new(backend);
     let pipeline = Pipeline::new(&Config::default(), Arc::new(policy), store, backend.clone())
         .with_recorder(recorder);

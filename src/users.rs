@@ -3,7 +3,7 @@
 //! lowercase the domain, and keep either the whole address or only the local part, to
 //! match the username Dovecot uses for METADATA.
 
-use crate::config::UsersConfig;
+use crate::config::{UsernameForm, UsersConfig};
 
 /// Maps recipients to usernames.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ impl UserMap {
     pub fn new(config: &UsersConfig) -> UserMap {
         UserMap {
             delimiters: config.recipient_delimiter.chars().collect(),
-            local_only: config.username == "localpart",
+            local_only: config.username == UsernameForm::Localpart,
         }
     }
 
@@ -73,7 +73,7 @@ mod tests {
     fn localpart_usernames() {
         let config = UsersConfig {
             recipient_delimiter: "+-".into(),
-            username: "localpart".into(),
+            username: UsernameForm::Localpart,
         };
         assert_eq!(
             UserMap::new(&config).resolve("bob-list@x.org").username,

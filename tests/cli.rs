@@ -82,6 +82,28 @@ fn check_config_reports_every_problem() {
     assert_eq!(code, 78, "{err}");
 }
 
+/// Wrong words for several typed settings in one file: one `check-config` run names
+/// each with its key, the word and the accepted ones, next to a semantic problem
+/// (toml alone stops at the first wrong value).
+#[test]
+fn check_config_names_every_wrong_word_at_once() {
+    let bad = Setup::new(
+        "[delivery]\nbackend = \"imap\"\n[push]\nurgency = \"now\"\n[users]\nusername = \"uid\"\n\
+         [dict]\nsocket_mode = \"0999\"\nmax_connections = 0\n",
+    );
+    let (code, _, err) = bad.run(&["check-config"], None);
+    assert_eq!(code, 78, "{err}");
+    for needle in [
+        "delivery.backend: unknown variant `imap`, expected `maildir` or `dovecot`",
+        "push.urgency: unknown variant `now`, expected one of `very-low`, `low`, `normal`, `high`",
+        "users.username: unknown variant `uid`, expected `address` or `localpart`",
+        "dict.socket_mode: \"0999\" is not an octal mode of at most 0777",
+        "dict.max_connections: 0 is outside",
+    ] {
+        assert!(err.contains(needle), "missing {needle} in {err}");
+    }
+}
+
 #[test]
 fn explain_prints_the_decision_as_json() {
     let s = Setup::new("");

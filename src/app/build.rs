@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::AppError;
-use crate::config::Config;
+use crate::config::{Config, DeliveryBackend};
 use crate::delivery::Backend;
 use crate::delivery::dovecot::DovecotLmtp;
 use crate::delivery::maildir::Maildir;
@@ -95,9 +95,11 @@ pub fn pipeline(
 /// The delivery backend `[delivery]` names, counting its failures in `recorder`.
 pub fn backend(config: &Config, recorder: &Recorder) -> Arc<dyn Backend> {
     let recorder = recorder.clone();
-    match config.delivery.backend.as_str() {
-        "dovecot" => Arc::new(DovecotLmtp::new(&config.delivery.dovecot).with_recorder(recorder)),
-        _ => Arc::new(
+    match config.delivery.backend {
+        DeliveryBackend::Dovecot => {
+            Arc::new(DovecotLmtp::new(&config.delivery.dovecot).with_recorder(recorder))
+        }
+        DeliveryBackend::Maildir => Arc::new(
             Maildir::new(&config.delivery.maildir, &config.state.dir).with_recorder(recorder),
         ),
     }

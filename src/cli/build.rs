@@ -45,18 +45,19 @@ pub fn build_pipeline(config: &Config) -> Result<(Arc<Pipeline>, Store), u8> {
 }
 
 /// Every problem in the config at `path` and its policy script, for `coid
-/// check-config` (which adds this host's own checks and prints the verdict); `Err`
-/// with the exit code when the file cannot be read or parsed (said already).
+/// check-config` (which adds this host's own checks and prints the verdict): values
+/// that do not fit their keys, values that cannot work, the policy and the accounts
+/// are all checked in one round. `Err` with the exit code when the file cannot be
+/// read or is not TOML (said already).
 pub fn config_problems(path: &Path) -> Result<Vec<String>, u8> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         super::logging::print_error(&format!("cannot read {}: {err}", path.display()));
         exit::CONFIG
     })?;
-    let config = Config::parse(&text, path).map_err(|err| {
+    let (config, mut problems) = Config::check(&text, path).map_err(|err| {
         super::logging::print_error(&err.to_string());
         exit::CONFIG
     })?;
-    let mut problems = config.validate().err().map(|p| p.0).unwrap_or_default();
     if let Err(err) = Policy::load(&config.policy.script, config.policy.cpu_limit) {
         problems.push(err.to_string());
     }
@@ -69,8 +70,8 @@ pub fn config_problems(path: &Path) -> Result<Vec<String>, u8> {
 fn missing_accounts(config: &Config) -> Vec<String> {
     use crate::daemon::privileges::{lookup_group, lookup_user};
     // A socket's owner and group matter only when that socket is configured.
-    let unix = !config.lmtp.unix_socket.is_empty();
-    let dict = !config.dict.socket.is_empty();
+    let unix = !config.lmtp.unix_socket.as_os_str().is_empty();
+    let dict = !config.dict.socket.as_os_str().is_empty();
     let users = [
         ("service.user", &config.service.user, true),
         (

@@ -28,7 +28,7 @@ pub fn run(config_path: &Path) -> u8 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let Ok(listen) = config.metrics.listen.parse::<SocketAddr>() else {
+    let Some(listen) = config.metrics.listen else {
         logging::print_error(&format!(
             "health: {} has no [metrics] listen address to ask",
             config_path.display()

@@ -4,17 +4,24 @@
 
 mod deltachat;
 mod push;
+mod read;
 mod service;
 mod validate;
+mod values;
 
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 pub use deltachat::{DeltaChatConfig, NotifyFor};
-pub use push::PushConfig;
+pub use push::{PushConfig, Urgency};
+pub use read::Parsed;
 pub use service::{MetricsConfig, ServiceConfig};
 pub use validate::Problems;
+pub use values::{BadSocketMode, SocketMode};
+
+pub use crate::store::MessageFilter;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -45,15 +52,15 @@ pub struct Config {
 }
 
 /// `[lmtp]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LmtpConfig {
     /// Name in the LHLO reply.
     pub hostname: String,
     /// Unix socket path to listen on (empty: none).
-    pub unix_socket: String,
-    /// Octal mode of the unix socket.
-    pub unix_socket_mode: String,
+    pub unix_socket: PathBuf,
+    /// Mode of the unix socket (octal in the file).
+    pub unix_socket_mode: SocketMode,
     /// Owner of the unix socket (empty: the user coid runs as); only root can give it
     /// away, so this takes effect when coid starts as root.
     pub unix_socket_owner: String,
@@ -61,7 +68,8 @@ pub struct LmtpConfig {
     /// can connect. coid must be in that group unless it starts as root.
     pub unix_socket_group: String,
     /// TCP addresses to listen on.
-    pub tcp: Vec<String>,
+    #[serde(deserialize_with = "values::addresses")]
+    pub tcp: Vec<SocketAddr>,
     /// Concurrent sessions; more wait in the kernel backlog.
     pub max_connections: usize,
     /// Longest command line in bytes, CRLF included (RFC 5321 §4.5.3.1.4: 512 minimum).
@@ -80,8 +88,8 @@ impl Default for LmtpConfig {
     fn default() -> Self {
         Self {
             hostname: "localhost".into(),
-            unix_socket: "/var/spool/postfix/coid/lmtp".into(),
-            unix_socket_mode: "0660".into(),
+            unix_socket: PathBuf::from("/var/spool/postfix/coid/lmtp"),
+            unix_socket_mode: SocketMode::DEFAULT,
             unix_socket_owner: String::new(),
             unix_socket_group: "postfix".into(),
             tcp: Vec::new(),
@@ -96,14 +104,15 @@ impl Default for LmtpConfig {
 }
 
 /// `[dict]`: the Dovecot dict proxy server (`mail_attribute_dict = proxy:<socket>:coid`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DictConfig {
     /// Unix socket path to listen on (empty: no dict proxy).
-    pub socket: String,
-    /// Octal mode of the socket; Dovecot's mail processes (`mail_uid`) must be able to
-    /// connect, and nobody else should: whoever can, can write any user's METADATA.
-    pub socket_mode: String,
+    pub socket: PathBuf,
+    /// Mode of the socket (octal in the file); Dovecot's mail processes (`mail_uid`)
+    /// must be able to connect, and nobody else should: whoever can, can write any
+    /// user's METADATA.
+    pub socket_mode: SocketMode,
     /// Owner of the socket (empty: the user coid runs as; only root can give it away).
     pub socket_owner: String,
     /// Group of the socket (empty: coid's group).
@@ -127,8 +136,8 @@ pub struct DictConfig {
 impl Default for DictConfig {
     fn default() -> Self {
         Self {
-            socket: "/run/coid/dict".into(),
-            socket_mode: "0660".into(),
+            socket: PathBuf::from("/run/coid/dict"),
+            socket_mode: SocketMode::DEFAULT,
             socket_owner: String::new(),
             socket_group: String::new(),
             max_connections: 64,
@@ -159,12 +168,12 @@ impl Default for StateConfig {
 }
 
 /// `[policy]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// The operator's Sieve script; empty means the built-in default (the same text as
     /// `conf.d/policy.sieve`).
-    pub script: String,
+    pub script: PathBuf,
     /// Sieve instructions one run may execute before it is stopped (then: keep).
     pub cpu_limit: usize,
 }
@@ -172,20 +181,20 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
-            script: String::new(),
+            script: PathBuf::new(),
             cpu_limit: 10_000,
         }
     }
 }
 
 /// `[coi]`: defaults for users who never set their own (COI server spec).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoiConfig {
     /// COI on for users who have not set `enabled`.
     pub enabled: bool,
     /// `none`, `active` or `seen` for users who have not set `message-filter`.
-    pub message_filter: String,
+    pub message_filter: MessageFilter,
     /// The COI mailbox root; chats go to `<root>/Chats`.
     pub mailbox_root: String,
 }
@@ -194,49 +203,85 @@ impl Default for CoiConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            message_filter: "none".into(),
+            message_filter: MessageFilter::None,
             mailbox_root: "COI".into(),
         }
     }
 }
 
 /// `[users]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsersConfig {
     /// Characters that start an address extension (`alice+tag@`), like Postfix's
     /// `recipient_delimiter`; empty: none.
     pub recipient_delimiter: String,
-    /// `address` (user = `local@domain`, Dovecot's `%u` for virtual users) or
-    /// `localpart` (user = `local`, `%n` for system users).
-    pub username: String,
+    /// Which part of a recipient is the username.
+    pub username: UsernameForm,
+}
+
+/// `[users] username`: which part of a recipient address is the username, to match
+/// the one Dovecot uses for METADATA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsernameForm {
+    /// `address`: user = `local@domain` (Dovecot's `%u`, for virtual users).
+    Address,
+    /// `localpart`: user = `local` (`%n`, for system users).
+    Localpart,
 }
 
 impl Default for UsersConfig {
     fn default() -> Self {
         Self {
             recipient_delimiter: "+".into(),
-            username: "address".into(),
+            username: UsernameForm::Address,
         }
     }
 }
 
 /// `[delivery]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
-    /// `maildir` (embedded) or `dovecot` (LMTP to Dovecot).
-    pub backend: String,
+    /// Where messages go.
+    pub backend: DeliveryBackend,
     /// `[delivery.dovecot]`
     pub dovecot: DovecotConfig,
     /// `[delivery.maildir]`
     pub maildir: MaildirConfig,
 }
 
+/// `[delivery] backend`: where coid stores messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryBackend {
+    /// `maildir`: coid writes Maildirs itself (`[delivery.maildir]`).
+    Maildir,
+    /// `dovecot`: LMTP to Dovecot (`[delivery.dovecot]`).
+    Dovecot,
+}
+
+impl DeliveryBackend {
+    /// The config word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryBackend::Maildir => "maildir",
+            DeliveryBackend::Dovecot => "dovecot",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            backend: "dovecot".into(),
+            backend: DeliveryBackend::Dovecot,
             dovecot: DovecotConfig::default(),
             maildir: MaildirConfig::default(),
         }
@@ -244,14 +289,15 @@ impl Default for DeliveryConfig {
 }
 
 /// `[delivery.dovecot]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DovecotConfig {
     /// Dovecot's LMTP: a unix socket path, or `host:port`.
     pub lmtp: String,
     /// The hierarchy separator of the user namespace (`separator` in Dovecot's
-    /// `namespace inbox {}`); policy folder names use `/` and are translated.
-    pub hierarchy_separator: String,
+    /// `namespace inbox {}`); policy folder names use `/` and are translated. One
+    /// character (serde refuses any other string).
+    pub hierarchy_separator: char,
     /// Seconds to wait for the connection.
     pub connect_timeout_secs: u64,
     /// Seconds to wait for each reply (well under Postfix's 600 s).
@@ -270,18 +316,11 @@ pub struct DovecotConfig {
     pub idle_secs: u64,
 }
 
-impl DovecotConfig {
-    /// [`Self::hierarchy_separator`] as the character it is (validated to be one).
-    pub fn separator(&self) -> char {
-        self.hierarchy_separator.chars().next().unwrap_or('/')
-    }
-}
-
 impl Default for DovecotConfig {
     fn default() -> Self {
         Self {
             lmtp: "/run/dovecot/lmtp".into(),
-            hierarchy_separator: "/".into(),
+            hierarchy_separator: '/',
             connect_timeout_secs: 10,
             reply_timeout_secs: 120,
             transaction_timeout_secs: 300,
@@ -294,11 +333,12 @@ impl Default for DovecotConfig {
 }
 
 /// `[delivery.maildir]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaildirConfig {
     /// Maildir of a user; `{domain}`, `{local}` and `{user}` are replaced. Relative
-    /// paths are under the state directory.
+    /// paths are under the state directory. (A template, text until it is filled in,
+    /// so a `String`.)
     pub path: String,
     /// fsync files and directories before answering (off only for tests and benches).
     pub fsync: bool,
@@ -324,7 +364,7 @@ pub enum ConfigError {
         /// The cause.
         source: std::io::Error,
     },
-    /// TOML syntax or an unknown key.
+    /// TOML syntax.
     #[error("{path}: {message}")]
     Parse {
         /// The file.
@@ -332,37 +372,13 @@ pub enum ConfigError {
         /// What toml said.
         message: String,
     },
-    /// Values that parse but cannot work; all of them.
+    /// Values that do not fit their keys (unknown keys and words, wrong types) or
+    /// cannot work; all of them.
     #[error("{0}")]
     Invalid(Problems),
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
-    ///
-    /// # Errors
-    /// Any problem; [`ConfigError::Invalid`] lists them all.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let config = Self::parse(&text, path)?;
-        config.validate().map_err(ConfigError::Invalid)?;
-        Ok(config)
-    }
-
-    /// Parses TOML text (no validation).
-    ///
-    /// # Errors
-    /// Syntax errors and unknown keys.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    }
-
     /// The SQLite file.
     pub fn database_path(&self) -> PathBuf {
         self.state.dir.join("coid.sqlite")
@@ -372,11 +388,4 @@ impl Config {
     pub fn spool_dir(&self) -> PathBuf {
         self.state.dir.join("spool")
     }
-}
-
-/// A socket mode as the config writes it (`"0660"`): octal, at most `0o777`.
-pub fn socket_mode(text: &str) -> Option<u32> {
-    u32::from_str_radix(text, 8)
-        .ok()
-        .filter(|mode| *mode <= 0o777)
 }

@@ -3,12 +3,14 @@
 //! local listener for Prometheus metrics and the health check. Also the account-name
 //! check used for the socket owners and groups of `[lmtp]` and `[dict]`.
 
+use std::net::SocketAddr;
+
 use serde::Deserialize;
 
 use super::validate::check_range;
 
 /// `[service]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
     /// Started as root, coid binds its sockets and then becomes this user before it
@@ -64,29 +66,20 @@ impl ServiceConfig {
 }
 
 /// `[metrics]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// `IP:port` of the HTTP listener for `/metrics` (Prometheus text format) and
-    /// `/health`; empty: none. Meant for loopback: it has no authentication.
-    pub listen: String,
+    /// `/health`; `None` (empty in the file): none. Meant for loopback: it has no
+    /// authentication.
+    #[serde(deserialize_with = "super::values::optional_address")]
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:9466".into(),
-        }
-    }
-}
-
-impl MetricsConfig {
-    pub(super) fn validate(&self, p: &mut Vec<String>) {
-        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
-            p.push(format!(
-                "metrics.listen: {:?} is not an IP:port address",
-                self.listen
-            ));
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9466))),
         }
     }
 }

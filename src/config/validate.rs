@@ -2,9 +2,11 @@
 //! fixes them in one round (`coid check-config` exits 78, EX_CONFIG, when any is found).
 
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::service::check_name;
-use super::{Config, socket_mode};
+use super::{Config, DeliveryBackend};
 
 /// All problems found in a config.
 #[derive(Debug, Default)]
@@ -39,7 +41,6 @@ impl Config {
         };
         self.deltachat.validate(endpoints, &mut p);
         self.service.validate(&mut p);
-        self.metrics.validate(&mut p);
         check_name(
             &mut p,
             "lmtp.unix_socket_owner",
@@ -52,12 +53,6 @@ impl Config {
         );
         check_name(&mut p, "dict.socket_owner", &self.dict.socket_owner);
         check_name(&mut p, "dict.socket_group", &self.dict.socket_group);
-        if !matches!(self.users.username.as_str(), "address" | "localpart") {
-            p.push(format!(
-                "users.username: {:?} is not \"address\" or \"localpart\"",
-                self.users.username
-            ));
-        }
         if self.state.dir.as_os_str().is_empty() {
             p.push("state.dir: must not be empty".into());
         }
@@ -73,21 +68,10 @@ impl Config {
 
     fn validate_lmtp(&self, p: &mut Vec<String>) {
         let l = &self.lmtp;
-        if l.unix_socket.is_empty() && l.tcp.is_empty() {
+        if l.unix_socket.as_os_str().is_empty() && l.tcp.is_empty() {
             p.push("lmtp: set unix_socket or tcp, or coid has nothing to listen on".into());
         }
         check_socket_path(p, "lmtp.unix_socket", &l.unix_socket);
-        for addr in &l.tcp {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                p.push(format!("lmtp.tcp: {addr:?} is not an IP:port address"));
-            }
-        }
-        if socket_mode(&l.unix_socket_mode).is_none() {
-            p.push(format!(
-                "lmtp.unix_socket_mode: {:?} is not an octal mode",
-                l.unix_socket_mode
-            ));
-        }
         if l.hostname.is_empty()
             || l.hostname
                 .chars()
@@ -134,12 +118,6 @@ impl Config {
     }
 
     fn validate_coi(&self, p: &mut Vec<String>) {
-        if crate::store::MessageFilter::parse(&self.coi.message_filter).is_none() {
-            p.push(format!(
-                "coi.message_filter: {:?} is not none, active or seen",
-                self.coi.message_filter
-            ));
-        }
         let root = &self.coi.mailbox_root;
         if root.is_empty()
             || root.starts_with('/')
@@ -154,13 +132,13 @@ impl Config {
 
     fn validate_delivery(&self, p: &mut Vec<String>) {
         let d = &self.delivery;
-        match d.backend.as_str() {
-            "maildir" => {
+        match d.backend {
+            DeliveryBackend::Maildir => {
                 if d.maildir.path.is_empty() {
                     p.push("delivery.maildir.path: must not be empty".into());
                 }
             }
-            "dovecot" => {
+            DeliveryBackend::Dovecot => {
                 if d.dovecot.lmtp.is_empty() {
                     p.push("delivery.dovecot.lmtp: must name a socket path or host:port".into());
                 }
@@ -191,24 +169,12 @@ impl Config {
                 check_range(p, "delivery.dovecot.max_idle_connections", idle, 0, open);
                 check_range(p, "delivery.dovecot.idle_secs", dc.idle_secs, 1, 240);
             }
-            other => p.push(format!(
-                "delivery.backend: {other:?} is not \"maildir\" or \"dovecot\""
-            )),
-        }
-        if d.dovecot.hierarchy_separator.chars().count() != 1 {
-            p.push("delivery.dovecot.hierarchy_separator: must be one character".into());
         }
     }
 
     fn validate_dict(&self, p: &mut Vec<String>) {
         let d = &self.dict;
         check_socket_path(p, "dict.socket", &d.socket);
-        if socket_mode(&d.socket_mode).is_none() {
-            p.push(format!(
-                "dict.socket_mode: {:?} is not an octal mode",
-                d.socket_mode
-            ));
-        }
         check_range(
             p,
             "dict.max_connections",
@@ -252,8 +218,9 @@ impl Config {
 /// Adds a problem when `path` (empty: no socket) is not an absolute unix socket path
 /// that fits `sun_path` (108 bytes including the NUL). A relative one would be bound
 /// in whatever directory coid runs in ("/" under systemd).
-fn check_socket_path(p: &mut Vec<String>, key: &str, path: &str) {
-    if !path.is_empty() && (!path.starts_with('/') || path.len() > 107 || path.ends_with('/')) {
+fn check_socket_path(p: &mut Vec<String>, key: &str, path: &Path) {
+    let bytes = path.as_os_str().as_bytes();
+    if !bytes.is_empty() && (!path.is_absolute() || bytes.len() > 107 || bytes.ends_with(b"/")) {
         p.push(format!(
             "{key}: {path:?} is not an absolute socket path of at most 107 bytes"
         ));
@@ -272,6 +239,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::config::ConfigError;
 
     #[test]
     fn defaults_are_valid() {
@@ -283,9 +251,64 @@ mod tests {
     #[test]
     fn every_problem_is_reported() {
         let text = "[lmtp]\ntcp = [\"nope\"]\nunix_socket = \"coid/lmtp\"\nmax_line_length = 10\n[coi]\nmessage_filter = \"sometimes\"\n[delivery]\nbackend = \"imap\"\n[dict]\nsocket = \"run/dict\"\nsocket_mode = \"999\"\nmax_transactions = 0\n";
-        let config = Config::parse(text, Path::new("t.toml")).expect("parses");
-        let problems = config.validate().expect_err("must fail");
-        assert_eq!(problems.0.len(), 8, "{problems}");
+        let (_, problems) = Config::check(text, Path::new("t.toml")).expect("parses");
+        assert_eq!(problems.len(), 8, "{problems:?}");
+    }
+
+    /// Wrong words for several enum settings (and a wrong type) in one file: each is
+    /// reported with its key, the word and the accepted ones, next to the semantic
+    /// problems. toml alone stops at the first (shown first).
+    #[test]
+    fn every_wrong_word_is_reported_at_once() {
+        let text = "[users]\nusername = \"uid\"\n[coi]\nmessage_filter = \"sometimes\"\n\
+                    [delivery]\nbackend = \"imap\"\n[push]\nurgency = \"now\"\n\
+                    ttl_secs = \"soon\"\nconcurrency = 0\n";
+        let naive = toml::from_str::<Config>(text).expect_err("wrong words");
+        let named = ["`uid`", "`sometimes`", "`imap`", "`now`", "\"soon\""]
+            .iter()
+            .filter(|word| naive.to_string().contains(*word))
+            .count();
+        assert_eq!(named, 1, "toml stops at the first: {naive}");
+        let (_, problems) = Config::check(text, Path::new("t.toml")).expect("parses");
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        for expected in [
+            "users.username: unknown variant `uid`, expected `address` or `localpart`",
+            "coi.message_filter: unknown variant `sometimes`, expected one of `none`, `active`, `seen`",
+            "delivery.backend: unknown variant `imap`, expected `maildir` or `dovecot`",
+            "push.urgency: unknown variant `now`, expected one of `very-low`, `low`, `normal`, `high`",
+            "push.ttl_secs: invalid type: string \"soon\", expected u64",
+            "push.concurrency: 0 is outside 1..=1000",
+        ] {
+            assert!(
+                problems.iter().any(|p| p == expected),
+                "{expected} in {problems:#?}"
+            );
+        }
+        let err = Config::parse(text, Path::new("t.toml")).expect_err("wrong words");
+        assert!(
+            matches!(err, ConfigError::Invalid(Problems(ref p)) if p.len() == 5),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn socket_modes_and_the_separator_are_typed() {
+        let text = "[lmtp]\nunix_socket_mode = \"0600\"\n[delivery.dovecot]\n\
+                    hierarchy_separator = \".\"\n";
+        let config = Config::parse(text, Path::new("t.toml")).expect("fits");
+        assert_eq!(config.lmtp.unix_socket_mode.bits(), 0o600);
+        assert_eq!(config.delivery.dovecot.hierarchy_separator, '.');
+        let text = "[lmtp]\nunix_socket_mode = \"0999\"\n[dict]\nsocket_mode = \"1777\"\n\
+                    [delivery.dovecot]\nhierarchy_separator = \"::\"\n";
+        let (_, problems) = Config::check(text, Path::new("t.toml")).expect("parses");
+        assert_eq!(
+            problems,
+            [
+                "delivery.dovecot.hierarchy_separator: invalid value: string \"::\", expected a character",
+                "dict.socket_mode: \"1777\" is not an octal mode of at most 0777",
+                "lmtp.unix_socket_mode: \"0999\" is not an octal mode of at most 0777",
+            ]
+        );
     }
 
     #[test]

@@ -107,8 +107,9 @@ async fn run(
     let mut metrics_task = tokio::task::JoinSet::new();
     let health = metrics_listener(sockets.metrics, &fixed.recorder, &mut metrics_task);
     tracing::info!(
-        lmtp = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket, dict = %config.dict.socket,
-        backend = %config.delivery.backend, metrics = %config.metrics.listen, "coid serving"
+        lmtp = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket.display(),
+        dict = %config.dict.socket.display(),
+        backend = %config.delivery.backend, metrics = ?config.metrics.listen, "coid serving"
     );
     health.set(Health::Serving);
     systemd::ready("serving");

@@ -13,7 +13,7 @@ use nix::unistd::{Gid, Uid};
 
 use super::privileges::{Account, give, lookup_group, lookup_user};
 use super::systemd::{Passed, PassedSocket};
-use crate::config::{Config, socket_mode};
+use crate::config::{Config, SocketMode};
 
 /// A bound socket, not yet registered with the runtime.
 pub enum Bound {
@@ -36,8 +36,8 @@ pub struct Sockets {
 /// What a unix socket coid binds should look like.
 struct UnixSpec<'a> {
     key: &'a str,
-    path: &'a str,
-    mode: &'a str,
+    path: &'a Path,
+    mode: SocketMode,
     owner: &'a str,
     group: &'a str,
 }
@@ -73,19 +73,18 @@ pub fn open(
             }
         }
     }
-    if sockets.dict.is_empty() && !config.dict.socket.is_empty() {
+    if sockets.dict.is_empty() && !config.dict.socket.as_os_str().is_empty() {
         let d = &config.dict;
         let spec = UnixSpec {
             key: "dict",
             path: &d.socket,
-            mode: &d.socket_mode,
+            mode: d.socket_mode,
             owner: &d.socket_owner,
             group: &d.socket_group,
         };
         sockets.dict.push(bind_unix(&spec, account)?);
     }
-    if !config.metrics.listen.is_empty() {
-        let addr = &config.metrics.listen;
+    if let Some(addr) = config.metrics.listen {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("metrics.listen: cannot listen on {addr}: {e}"))?;
         sockets.metrics = Some(listener);
@@ -105,11 +104,11 @@ pub fn open(
 fn bind_lmtp(config: &Config, account: Option<&Account>) -> Result<Vec<Bound>, String> {
     let l = &config.lmtp;
     let mut bound = Vec::new();
-    if !l.unix_socket.is_empty() {
+    if !l.unix_socket.as_os_str().is_empty() {
         let spec = UnixSpec {
             key: "lmtp",
             path: &l.unix_socket,
-            mode: &l.unix_socket_mode,
+            mode: l.unix_socket_mode,
             owner: &l.unix_socket_owner,
             group: &l.unix_socket_group,
         };
@@ -126,7 +125,7 @@ fn bind_lmtp(config: &Config, account: Option<&Account>) -> Result<Vec<Bound>, S
 /// Binds a unix socket: creates its directory if missing (given to `account`),
 /// replaces a stale socket file, then sets mode, owner and group.
 fn bind_unix(spec: &UnixSpec, account: Option<&Account>) -> Result<Bound, String> {
-    let path = Path::new(spec.path);
+    let path = spec.path;
     let fail = |what: String| format!("{}: {}: {what}", spec.key, path.display());
     if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create directory: {e}")))?;
@@ -141,7 +140,7 @@ fn bind_unix(spec: &UnixSpec, account: Option<&Account>) -> Result<Bound, String
         std::fs::remove_file(path).map_err(|e| fail(format!("cannot remove stale socket: {e}")))?;
     }
     let listener = UnixListener::bind(path).map_err(|e| fail(format!("cannot listen: {e}")))?;
-    let mode = socket_mode(spec.mode).unwrap_or(0o660);
+    let mode = spec.mode.bits();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| fail(format!("cannot set mode {mode:o}: {e}")))?;
     let (owner, group) = ownership(spec, account)?;

@@ -92,7 +92,7 @@ impl DovecotLmtp {
                 max_idle: config.max_idle_connections,
                 idle_limit: Duration::from_secs(config.idle_secs),
             }),
-            separator: config.separator(),
+            separator: config.hierarchy_separator,
             transaction_timeout: Duration::from_secs(config.transaction_timeout_secs),
             recorder: Recorder::off(),
         }

@@ -35,7 +35,7 @@ const STORE_FAILED: &str = "coid state store error (see coid's log)";
 /// The COI entries a user without their own value reads (coi-spec.md §2.3): `enabled`
 /// is `yes` or absent (NIL), `message-filter` the configured default.
 fn coi_defaults(coi: &CoiConfig) -> Vec<(&'static str, String)> {
-    let mut out = vec![(ENTRY_MESSAGE_FILTER, coi.message_filter.clone())];
+    let mut out = vec![(ENTRY_MESSAGE_FILTER, coi.message_filter.as_str().to_owned())];
     if coi.enabled {
         out.push((ENTRY_ENABLED, "yes".to_owned()));
     }

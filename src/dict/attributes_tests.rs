@@ -251,7 +251,7 @@ fn coi_defaults_are_read_by_users_without_their_own() {
     let (_dir, store) = temp_store();
     let coi = CoiConfig {
         enabled: true,
-        message_filter: "active".into(),
+        message_filter: MessageFilter::Active,
         ..CoiConfig::default()
     };
     let attrs = Attributes::new(store.clone(), &UsersConfig::default(), &coi);

@@ -8,6 +8,7 @@
 //! (a `master.cf` service of its own) are not followed: they count as not coid.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::{Area, Finding};
@@ -16,9 +17,9 @@ use super::{Area, Finding};
 #[derive(Debug, Clone)]
 pub struct Expect<'a> {
     /// `[lmtp] unix_socket` (empty: none).
-    pub unix_socket: &'a str,
+    pub unix_socket: &'a Path,
     /// `[lmtp] tcp`.
-    pub tcp: &'a [String],
+    pub tcp: &'a [SocketAddr],
     /// `[lmtp] max_recipients`.
     pub max_recipients: usize,
     /// `[deltachat] maxsmtprecipients`.
@@ -41,7 +42,7 @@ pub fn is_coid(transport: &str, queue_directory: &str, coid: &Expect<'_>) -> boo
         return false;
     };
     if let Some(path) = next.strip_prefix("unix:") {
-        if coid.unix_socket.is_empty() {
+        if coid.unix_socket.as_os_str().is_empty() {
             return false;
         }
         let full = if path.starts_with('/') {
@@ -49,25 +50,28 @@ pub fn is_coid(transport: &str, queue_directory: &str, coid: &Expect<'_>) -> boo
         } else {
             Path::new(queue_directory).join(path)
         };
-        return full == Path::new(coid.unix_socket);
+        return full == coid.unix_socket;
     }
     let hostport = next.strip_prefix("inet:").unwrap_or(next);
     let plain = hostport.replace(['[', ']'], "");
     let localhost = |a: &str| a.replace("localhost", "127.0.0.1");
     coid.tcp.iter().any(|listen| {
-        let listen = listen.replace(['[', ']'], "");
+        let listen = listen.to_string().replace(['[', ']'], "");
         listen == plain || localhost(&listen) == localhost(&plain)
     })
 }
 
 /// The transport that points at coid, as a `main.cf` value.
 fn coid_transport(coid: &Expect<'_>) -> String {
-    match coid.unix_socket.strip_prefix("/var/spool/postfix/") {
-        Some(rel) => format!("lmtp:unix:{rel}"),
-        None if !coid.unix_socket.is_empty() => format!("lmtp:unix:{}", coid.unix_socket),
-        None => format!(
+    let socket = coid.unix_socket;
+    match socket.strip_prefix("/var/spool/postfix/") {
+        Ok(rel) => format!("lmtp:unix:{}", rel.display()),
+        Err(_) if !socket.as_os_str().is_empty() => format!("lmtp:unix:{}", socket.display()),
+        Err(_) => format!(
             "lmtp:inet:{}",
-            coid.tcp.first().map_or("127.0.0.1:PORT", String::as_str)
+            coid.tcp
+                .first()
+                .map_or("127.0.0.1:PORT".to_owned(), ToString::to_string)
         ),
     }
 }
@@ -234,9 +238,9 @@ mod tests {
         lmtp_destination_recipient_limit = 50\nvirtual_mailbox_domains = example.net\n\
         virtual_transport = lmtp:unix:coid/lmtp\nmailbox_transport = lmtp:unix:coid/lmtp\n";
 
-    fn coid(tcp: &[String]) -> Expect<'_> {
+    fn coid(tcp: &[SocketAddr]) -> Expect<'_> {
         Expect {
-            unix_socket: "/var/spool/postfix/coid/lmtp",
+            unix_socket: Path::new("/var/spool/postfix/coid/lmtp"),
             tcp,
             max_recipients: 1000,
             maxsmtprecipients: 1000,
@@ -253,7 +257,7 @@ mod tests {
 
     #[test]
     fn transports_that_reach_coid() {
-        let tcp = vec!["127.0.0.1:2424".to_owned()];
+        let tcp = vec![SocketAddr::from(([127, 0, 0, 1], 2424))];
         let c = coid(&tcp);
         let q = "/var/spool/postfix";
         assert!(is_coid("lmtp:unix:coid/lmtp", q, &c));

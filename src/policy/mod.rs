@@ -76,16 +76,17 @@ impl Policy {
     ///
     /// # Errors
     /// Unreadable, invalid or refused script.
-    pub fn load(path: &str, cpu_limit: usize) -> Result<Policy, PolicyError> {
-        if path.is_empty() {
+    pub fn load(path: impl AsRef<Path>, cpu_limit: usize) -> Result<Policy, PolicyError> {
+        let path = path.as_ref();
+        if path.as_os_str().is_empty() {
             return Policy::compile(DEFAULT_SCRIPT, "(built-in default)", cpu_limit);
         }
-        let text =
-            std::fs::read_to_string(Path::new(path)).map_err(|source| PolicyError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-        Policy::compile(&text, path, cpu_limit)
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Policy::compile(&text, &name, cpu_limit)
     }
 
     /// Compiles script text; `name` is used in messages.

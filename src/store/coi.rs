@@ -2,7 +2,7 @@
 //! how a user's stored values combine with the server-wide defaults from the config.
 
 use rusqlite::params;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, text_pair};
 use crate::config::CoiConfig;
@@ -38,7 +38,7 @@ pub fn check_entry_write(entry: &str, value: Option<&str>) -> Result<(), String>
 }
 
 /// Where chat messages go (COI server spec "Configure Message Filtering").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageFilter {
     /// Chats stay in INBOX.
@@ -86,8 +86,7 @@ impl CoiSettings {
     pub fn defaults(config: &CoiConfig) -> CoiSettings {
         CoiSettings {
             enabled: config.enabled,
-            message_filter: MessageFilter::parse(&config.message_filter)
-                .unwrap_or(MessageFilter::None),
+            message_filter: config.message_filter,
             mailbox_root: config.mailbox_root.clone(),
         }
     }

@@ -2,7 +2,6 @@
 //! transport tables' source files, stats coid's sockets, scripts and state directory,
 //! reads the database read-only and asks `GET /health`. Changes nothing.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +9,7 @@ use std::process::Command;
 use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use crate::config::{Config, socket_mode};
+use crate::config::{Config, DeliveryBackend};
 use crate::doctor::coid::{Database, Facts, FileFacts, Socket, StateDir};
 use crate::doctor::{Area, Finding, dovecot, postfix};
 use crate::push::webpush::vapid::VapidKey;
@@ -96,7 +95,7 @@ pub fn dovecot(config: &Config, postconf: Option<&str>) -> Vec<Finding> {
         })
         .collect();
     let mut out = Vec::new();
-    if config.delivery.backend != "dovecot" {
+    if config.delivery.backend != DeliveryBackend::Dovecot {
         out.push(Finding::warning(
             Area::Dovecot,
             format!(
@@ -110,7 +109,8 @@ pub fn dovecot(config: &Config, postconf: Option<&str>) -> Vec<Finding> {
         &text,
         &dovecot::Expect {
             lmtp: &config.delivery.dovecot.lmtp,
-            dict_socket: &config.dict.socket,
+            // Matched against doveconf's text.
+            dict_socket: &config.dict.socket.to_string_lossy(),
             local_users,
             scripts: &scripts,
         },
@@ -178,26 +178,26 @@ pub fn coid(config: &Config) -> Facts {
         }
     };
     let mut sockets = Vec::new();
-    if !config.lmtp.unix_socket.is_empty() {
+    if !config.lmtp.unix_socket.as_os_str().is_empty() {
         sockets.push(Socket {
             key: "[lmtp] unix_socket",
-            path: config.lmtp.unix_socket.clone(),
+            path: config.lmtp.unix_socket.display().to_string(),
             client: "Postfix",
             owner: or(&config.lmtp.unix_socket_owner, &user),
             group: or(&config.lmtp.unix_socket_group, &group),
-            mode: socket_mode(&config.lmtp.unix_socket_mode).unwrap_or(0o660),
-            found: file_facts(Path::new(&config.lmtp.unix_socket)),
+            mode: config.lmtp.unix_socket_mode.bits(),
+            found: file_facts(&config.lmtp.unix_socket),
         });
     }
-    if !config.dict.socket.is_empty() {
+    if !config.dict.socket.as_os_str().is_empty() {
         sockets.push(Socket {
             key: "[dict] socket",
-            path: config.dict.socket.clone(),
+            path: config.dict.socket.display().to_string(),
             client: "Dovecot's mail processes",
             owner: or(&config.dict.socket_owner, &user),
             group: or(&config.dict.socket_group, &group),
-            mode: socket_mode(&config.dict.socket_mode).unwrap_or(0o660),
-            found: file_facts(Path::new(&config.dict.socket)),
+            mode: config.dict.socket_mode.bits(),
+            found: file_facts(&config.dict.socket),
         });
     }
     Facts {
@@ -221,7 +221,7 @@ pub fn coid(config: &Config) -> Facts {
 
 /// `GET /health` answered 200.
 fn running(config: &Config) -> bool {
-    let Ok(listen) = config.metrics.listen.parse::<SocketAddr>() else {
+    let Some(listen) = config.metrics.listen else {
         return false;
     };
     matches!(

@@ -19,41 +19,8 @@ use crate::push::endpoint::{EndpointPolicy, Refused};
 use crate::push::outcome::{Attempt, Outcome};
 use crate::store::unix_now_ms;
 
-/// RFC 8030 §5.3 urgency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Urgency {
-    /// `very-low`.
-    VeryLow,
-    /// `low`.
-    Low,
-    /// `normal`.
-    Normal,
-    /// `high`.
-    High,
-}
-
-impl Urgency {
-    /// From its RFC 8030 name.
-    pub fn parse(name: &str) -> Option<Urgency> {
-        match name {
-            "very-low" => Some(Urgency::VeryLow),
-            "low" => Some(Urgency::Low),
-            "normal" => Some(Urgency::Normal),
-            "high" => Some(Urgency::High),
-            _ => None,
-        }
-    }
-
-    /// The RFC 8030 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::VeryLow => "very-low",
-            Urgency::Low => "low",
-            Urgency::Normal => "normal",
-            Urgency::High => "high",
-        }
-    }
-}
+/// RFC 8030 §5.3 urgency (the `[push] urgency` setting's type).
+pub use crate::config::Urgency;
 
 /// Where a push goes: a subscription's resource.
 #[derive(Debug, Clone)]
@@ -98,7 +65,7 @@ impl Options {
     pub fn from_config(config: &PushConfig) -> Options {
         Options {
             ttl: Duration::from_secs(config.ttl_secs),
-            urgency: Urgency::parse(&config.urgency).unwrap_or(Urgency::Normal),
+            urgency: config.urgency,
             topic: None,
             validation: false,
         }
