@@ -372,7 +372,8 @@ fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
         },
     );
     let before = store.queue_len().expect("count");
-    let locker = rusqlite::Connection::open(store.path()).expect("second connection");
+    let locker =
+        rusqlite::Connection::open(store.path().expect("sqlite")).expect("second connection");
     locker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {

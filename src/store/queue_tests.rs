@@ -2,6 +2,7 @@
 //! payload replacement, per-endpoint delays, deadlines and orphans.
 
 use super::*;
+use crate::store::Store;
 use crate::store::{Op, Subscribe, Subscription, temp_store};
 
 const ALICE: &str = "alice@example.org";

@@ -1,6 +1,7 @@
 //! Outcomes and the next claim in one transaction: all of it, in order, or nothing.
 
 use super::*;
+use crate::store::Store;
 use crate::store::{Destination, NewPush, Op, Subscribe, Subscription, temp_store};
 
 const ALICE: &str = "alice@example.org";

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 8] = [
+pub(in crate::store) const MIGRATIONS: [&str; 8] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
