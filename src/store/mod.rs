@@ -82,6 +82,20 @@ pub enum StoreError {
     /// A thread holding the connection panicked.
     #[error("state store: connection lock poisoned")]
     Poisoned,
+    /// The database was written by a later coid (its schema is newer than any this
+    /// coid knows): coid refuses to use it rather than misread it. Upgrade coid, or
+    /// restore a backup taken before the upgrade.
+    #[error(
+        "state store: the database has schema version {found}, newer than the {known} \
+         this coid knows: it was written by a later coid; upgrade coid, or restore a backup \
+         taken before the upgrade"
+    )]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest version this coid knows.
+        known: i64,
+    },
     /// The blocking task doing store work failed (panicked or was cancelled).
     #[error("state store: worker task failed: {0}")]
     Worker(String),

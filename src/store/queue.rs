@@ -7,7 +7,7 @@
 //! (`super::subscriptions`, `super::tokens`): a row whose target is gone is dropped
 //! when claimed.
 //!
-//! A payload that several rows of one [`Store::enqueue`] carry (a message's pushes to
+//! A payload that several rows of one [`crate::store::Engine::enqueue`] carry (a message's pushes to
 //! a user's devices) is stored once (`push_payloads`, schema 8) and read back with the
 //! row; triggers delete it with the last row.
 //!

@@ -141,9 +141,17 @@ impl Sqlite {
 /// Another process may migrate the same file at the same time (`coid serve` binds its
 /// sockets before it opens the store, so an admin command started as soon as it
 /// listens can meet it half way): each step reads the version again inside its write
-/// transaction. An up-to-date database takes no write lock at all.
+/// transaction. An up-to-date database takes no write lock at all. A database of a
+/// later coid is refused ([`StoreError::SchemaTooNew`]) and left as it is.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            known,
+        });
+    }
     for (done, sql) in MIGRATIONS.iter().enumerate() {
         let next = done as i64 + 1;
         if next <= version {
@@ -223,5 +231,30 @@ mod tests {
                 }],
             )
             .expect("new table usable");
+    }
+
+    /// A database written by a later coid is refused at open, and left as it is.
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new.sqlite");
+        drop(Store::open(&path).expect("create"));
+        let newer = SCHEMA_VERSION + 1;
+        Connection::open(&path)
+            .expect("raw")
+            .pragma_update(None, "user_version", newer)
+            .expect("version");
+        match Store::open(&path) {
+            Err(StoreError::SchemaTooNew { found, known }) => {
+                assert_eq!((found, known), (newer, SCHEMA_VERSION));
+            }
+            Err(other) => panic!("expected SchemaTooNew, got {other}"),
+            Ok(_) => panic!("a newer schema was opened"),
+        }
+        let version: i64 = Connection::open(&path)
+            .expect("raw")
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, newer, "left alone");
     }
 }
