@@ -194,6 +194,7 @@ fn the_queue_depth_is_counted_in_the_store_at_scrape_time() {
         validation: false,
         not_before: 0,
         deadline: i64::MAX,
+        dedupe: None,
     };
     let stored = store
         .enqueue(&[push.clone(), push], 10, 0)

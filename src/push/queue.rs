@@ -130,6 +130,7 @@ impl PushQueue {
             validation: true,
             not_before: now,
             deadline: self.deadline_from(now),
+            dedupe: None,
         }
     }
 

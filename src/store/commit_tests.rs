@@ -32,6 +32,7 @@ fn subscribe(id: &str, endpoint: &str, limit: usize) -> Op {
             validation: true,
             not_before: NOW_MS,
             deadline: NOW_MS + 60_000,
+            dedupe: None,
         },
         max_queue: 100,
     }))

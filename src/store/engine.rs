@@ -106,8 +106,10 @@ pub trait Engine: Send + Sync {
         make: &mut dyn FnMut() -> String,
     ) -> Result<String, StoreError>;
 
-    /// Queues `pushes`, as many as fit under `max_queue`; returns how many were
-    /// stored.
+    /// Queues `pushes` in order, as many as fit under `max_queue`. A push whose
+    /// [`NewPush::dedupe`] key is queued already is skipped, taking no room (the
+    /// message was delivered again). Returns how many were taken, stored or skipped
+    /// as duplicates: the pushes after them were dropped for the bound.
     ///
     /// # Errors
     /// The database failed; nothing was stored.

@@ -45,7 +45,7 @@ pub use coi_cache::CoiCache;
 pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
 pub use engine::{Counter, Engine};
-pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush};
+pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush, dedupe_key};
 pub use secrets::SECRET_VAPID;
 pub use settle::{Claim, Claimed, Settle};
 pub use sqlite::Sqlite;

@@ -97,6 +97,27 @@ pub struct NewPush {
     pub not_before: i64,
     /// Dropped when not sent by this time.
     pub deadline: i64,
+    /// Identifies this push of this message ([`dedupe_key`]): while a row with the
+    /// same key is queued, queueing it again does nothing (Postfix delivers at least
+    /// once, and retries a message whose reply it did not get). `None`: never
+    /// deduplicated (validation pushes).
+    pub dedupe: Option<String>,
+}
+
+/// The dedupe key of one push of a delivered message: a digest of the message's
+/// identity (its Message-ID, or a digest of its header section), the user, the kind
+/// and the target; 43 characters however long the inputs are.
+pub fn dedupe_key(message: &str, kind: PushKind, username: &str, target: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for part in [message, username, target] {
+        // Each part with its length first: no two different tuples hash the same input.
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    digest.update(kind.code().to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.finalize())
 }
 
 /// A claimed push, with where it goes.

@@ -46,6 +46,7 @@ fn push(id: &str, not_before: i64) -> NewPush {
         validation: false,
         not_before,
         deadline: T + 60_000,
+        dedupe: None,
     }
 }
 
@@ -57,6 +58,53 @@ fn enqueue_stops_at_the_bound() {
         .expect("enqueue");
     assert_eq!(stored, 2, "one row was there already");
     assert_eq!(store.queue_len().expect("len"), 3);
+}
+
+/// A message delivered again (Postfix delivers at least once) while its pushes are
+/// queued queues nothing more; the duplicates take no room and count as taken.
+#[test]
+fn a_push_queued_again_with_its_dedupe_key_is_a_no_op() {
+    let (_dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+    let keyed = |id: &str| NewPush {
+        dedupe: Some(dedupe_key("id:<m@x>", PushKind::WebPush, ALICE, id)),
+        payload: "{\"same\":1}".into(),
+        ..push(id, T)
+    };
+    let before = store.queue_len().expect("len");
+    let first = [keyed("a"), keyed("b")];
+    assert_eq!(store.enqueue(&first, 100, T).expect("first"), 2);
+    assert_eq!(store.queue_len().expect("len"), before + 2);
+    let again = [keyed("a"), keyed("b"), push("a", T)];
+    assert_eq!(
+        store.enqueue(&again, before + 3, T).expect("again"),
+        3,
+        "the duplicates take no room"
+    );
+    assert_eq!(store.queue_len().expect("len"), before + 3);
+    assert_eq!(
+        store
+            .pending_pushes(PushKind::WebPush, ALICE, "b")
+            .expect("b"),
+        2
+    );
+    // Sent (row gone): the key is free again.
+    let claimed = store.claim_due(T, T + 1, 100, Kinds::ALL).expect("claim");
+    for push in &claimed {
+        store.push_done(push.seq).expect("done");
+    }
+    assert_eq!(store.enqueue(&[keyed("a")], 100, T).expect("later"), 1);
+    assert_eq!(store.queue_len().expect("len"), 1);
+    // Other messages, users, kinds or targets make other keys.
+    let keys = [
+        dedupe_key("id:<m@x>", PushKind::WebPush, ALICE, "a"),
+        dedupe_key("id:<n@x>", PushKind::WebPush, ALICE, "a"),
+        dedupe_key("id:<m@x>", PushKind::DeltaChat, ALICE, "a"),
+        dedupe_key("id:<m@x>", PushKind::WebPush, "bob@x", "a"),
+        dedupe_key("id:<m@x>", PushKind::WebPush, ALICE, "b"),
+    ];
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len());
+    assert!(keys.iter().all(|k| k.len() == 43));
 }
 
 #[test]
@@ -180,7 +228,8 @@ fn the_kept_length_is_the_row_count() {
     // A version-6 database with rows in its queue: migrated, it counts them.
     let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
     conn.execute_batch(
-        "DROP TRIGGER push_payloads_delete; DROP TRIGGER push_payloads_detach;
+        "DROP INDEX push_queue_dedupe; ALTER TABLE push_queue DROP COLUMN dedupe;
+         DROP TRIGGER push_payloads_delete; DROP TRIGGER push_payloads_detach;
          DROP INDEX push_queue_payload; ALTER TABLE push_queue DROP COLUMN payload_id;
          DROP TABLE push_payloads;
          DROP TABLE push_queue_size; DROP TRIGGER push_queue_size_insert;

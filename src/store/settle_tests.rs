@@ -42,6 +42,7 @@ fn push(id: &str) -> NewPush {
         validation: false,
         not_before: T,
         deadline: T + 60_000,
+        dedupe: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn subscribe(store: &Store, user: &str, id: &str) {
         validation: true,
         not_before: 0,
         deadline: 0,
+        dedupe: None,
     };
     let op = Op::Subscribe(Box::new(Subscribe {
         subscription: sub,

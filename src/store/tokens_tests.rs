@@ -30,6 +30,7 @@ fn notification(user: &str, id: &str) -> NewPush {
         validation: false,
         not_before: 0,
         deadline: i64::MAX,
+        dedupe: None,
     }
 }
 

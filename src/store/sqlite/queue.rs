@@ -34,41 +34,46 @@ fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
 /// The queue's length, one row (`push_queue_size`).
 const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
 
-/// Inserts `push`, whatever the queue holds.
+/// Inserts `push`, whatever the queue holds (a duplicate is no error).
 fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
-    put_shared(tx, push, None, now)
+    put_shared(tx, push, None, now).map(|_| ())
 }
 
-/// Inserts `push`, its payload in its row, or the shared payload `payload_id`.
+/// Inserts `push`, its payload in its row, or the shared payload `payload_id`; false
+/// if a row with its dedupe key is queued already (then nothing was written).
 fn put_shared(
     tx: &Transaction<'_>,
     push: &NewPush,
     payload_id: Option<i64>,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let payload = if payload_id.is_some() {
         ""
     } else {
         push.payload.as_str()
     };
-    tx.prepare_cached(
-        "INSERT INTO push_queue (username, target, payload, with_content, validation,
-                                 attempts, not_before, deadline, created, kind, payload_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        push.username,
-        push.target,
-        payload,
-        push.with_content,
-        push.validation,
-        push.not_before,
-        push.deadline,
-        now,
-        push.kind.code(),
-        payload_id
-    ])?;
-    Ok(())
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO push_queue (username, target, payload, with_content, validation,
+                                     attempts, not_before, deadline, created, kind,
+                                     payload_id, dedupe)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (dedupe) WHERE dedupe IS NOT NULL DO NOTHING",
+        )?
+        .execute(params![
+            push.username,
+            push.target,
+            payload,
+            push.with_content,
+            push.validation,
+            push.not_before,
+            push.deadline,
+            now,
+            push.kind.code(),
+            payload_id,
+            push.dedupe
+        ])?;
+    Ok(inserted > 0)
 }
 
 /// Payloads that more than one row will carry, each stored once as it is first
@@ -109,11 +114,7 @@ impl<'a> Shared<'a> {
 }
 
 impl Sqlite {
-    /// Queues `pushes` in one transaction, as many as fit under `max_queue`; returns
-    /// how many were stored.
-    ///
-    /// # Errors
-    /// SQLite failed; nothing was stored.
+    /// See [`crate::store::Engine::enqueue`].
     pub(super) fn enqueue(
         &self,
         pushes: &[NewPush],
@@ -123,16 +124,29 @@ impl Sqlite {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         // Counted once: the queue only grows by what this loop puts.
-        let room = max_queue.saturating_sub(queue_len(&tx)?);
-        let stored = pushes.len().min(room);
-        let pushes = pushes.get(..stored).unwrap_or_default();
+        let mut room = max_queue.saturating_sub(queue_len(&tx)?);
         let mut shared = Shared::of(pushes);
+        let mut taken = 0;
         for push in pushes {
+            if room == 0 {
+                break;
+            }
             let payload_id = shared.id(&tx, &push.payload)?;
-            put_shared(&tx, push, payload_id, now)?;
+            if put_shared(&tx, push, payload_id, now)? {
+                room -= 1;
+            }
+            taken += 1;
+        }
+        // A shared payload whose every row was a duplicate is carried by none.
+        for id in shared.ids.values() {
+            tx.prepare_cached(
+                "DELETE FROM push_payloads WHERE id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM push_queue WHERE payload_id = ?1)",
+            )?
+            .execute(params![id])?;
         }
         tx.commit()?;
-        Ok(stored)
+        Ok(taken)
     }
 
     /// Rows in the queue.
