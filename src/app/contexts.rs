@@ -47,7 +47,7 @@ impl Fixed {
     /// # Errors
     /// The store, the VAPID key or an HTTP client.
     pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), AppError> {
-        let store = Store::open(&config.database_path())?;
+        let store = Store::from_config(config)?;
         // Refuse to serve on a state store that cannot be written, rather than say
         // "serving" and fail every METADATA write and every push later.
         store.check_writable()?;

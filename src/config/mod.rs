@@ -5,6 +5,7 @@
 mod deltachat;
 mod push;
 mod service;
+mod state;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use serde::Deserialize;
 pub use deltachat::{DeltaChatConfig, NotifyFor};
 pub use push::PushConfig;
 pub use service::{MetricsConfig, ServiceConfig};
+pub use state::{Database, PostgresConfig, StateConfig};
 pub use validate::Problems;
 
 /// The whole configuration file.
@@ -22,7 +24,7 @@ pub use validate::Problems;
 pub struct Config {
     /// LMTP listeners and session limits.
     pub lmtp: LmtpConfig,
-    /// Where coid keeps its state (SQLite, spool).
+    /// Where coid keeps its state (SQLite or PostgreSQL, spool).
     pub state: StateConfig,
     /// The Sieve policy.
     pub policy: PolicyConfig,
@@ -138,22 +140,6 @@ impl Default for DictConfig {
             max_changes: 1000,
             max_pending_bytes: 4 * 1024 * 1024,
             max_iterate_rows: 1000,
-        }
-    }
-}
-
-/// `[state]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StateConfig {
-    /// State directory: `coid.sqlite` and `spool/` live here.
-    pub dir: PathBuf,
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        Self {
-            dir: PathBuf::from("/var/lib/coid"),
         }
     }
 }
@@ -363,7 +349,7 @@ impl Config {
         })
     }
 
-    /// The SQLite file.
+    /// The SQLite file (with `[state] database = "sqlite"`).
     pub fn database_path(&self) -> PathBuf {
         self.state.dir.join("coid.sqlite")
     }

@@ -58,9 +58,7 @@ impl Config {
                 self.users.username
             ));
         }
-        if self.state.dir.as_os_str().is_empty() {
-            p.push("state.dir: must not be empty".into());
-        }
+        self.state.validate(&mut p);
         if self.policy.cpu_limit == 0 {
             p.push("policy.cpu_limit: must be above 0".into());
         }

@@ -74,6 +74,8 @@ pub struct Write {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_stores::{Kind, store_of};
+    use rstest::rstest;
 
     fn write(table: Table, key: &str, value: Option<&str>) -> Write {
         Write {
@@ -83,9 +85,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn scan_follows_the_depth_rules() {
-        let (_dir, store) = crate::store::temp_store();
+    #[rstest]
+    #[case::sqlite(Kind::Sqlite)]
+    #[case::postgresql(Kind::Postgresql)]
+    fn scan_follows_the_depth_rules(#[case] kind: Kind) {
+        let (_guard, store) = store_of(kind);
         let keys = ["p/a", "p/b/c", "p/b/c/d", "p", "q/a", "p%/x"];
         let writes: Vec<Write> = keys
             .iter()

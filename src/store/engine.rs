@@ -49,6 +49,13 @@ pub trait Engine: Send + Sync {
     /// thread).
     fn counters_are_local(&self) -> bool;
 
+    /// Calls `wake` (from a thread of its own) whenever another process or node queues
+    /// a push, until the store is dropped; engines whose processes share no database
+    /// notifications do nothing (the worker's own timer and wake-ups remain).
+    fn watch_queue(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        drop(wake);
+    }
+
     /// The counter now.
     ///
     /// # Errors

@@ -24,12 +24,15 @@ mod coi_cache;
 mod commit;
 mod dict;
 pub mod engine;
+mod postgres;
 mod queue;
 mod secrets;
 mod settle;
 mod sqlite;
 mod subscriptions;
 mod target_users;
+#[cfg(test)]
+pub(crate) mod test_stores;
 mod tokens;
 
 use std::ops::Deref;
@@ -45,6 +48,7 @@ pub use coi_cache::CoiCache;
 pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
 pub use engine::{Counter, Engine};
+pub use postgres::Postgres;
 pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush, dedupe_key};
 pub use secrets::SECRET_VAPID;
 pub use settle::{Claim, Claimed, Settle};
@@ -96,6 +100,13 @@ pub enum StoreError {
         /// The newest version this coid knows.
         known: i64,
     },
+    /// PostgreSQL said no (or the connection was lost mid-way).
+    #[error("state store: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// No connection to the database (the server cannot be reached, the pool's wait
+    /// timed out, the URL or password file is unusable).
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
     /// The blocking task doing store work failed (panicked or was cancelled).
     #[error("state store: worker task failed: {0}")]
     Worker(String),
@@ -131,6 +142,20 @@ impl Store {
             engine: Arc::new(db),
             path: Some(Arc::new(path.to_owned())),
         })
+    }
+
+    /// The store `[state]` names: SQLite in the state directory, or PostgreSQL.
+    ///
+    /// # Errors
+    /// It cannot be opened, reached or migrated.
+    pub fn from_config(config: &crate::config::Config) -> Result<Store, StoreError> {
+        match config.state.database {
+            crate::config::Database::Sqlite => Store::open(&config.database_path()),
+            crate::config::Database::Postgresql => {
+                let db = Postgres::open(&config.state.postgresql)?;
+                Ok(Store::with_engine(Arc::new(db)))
+            }
+        }
     }
 
     /// A store over `engine`.
@@ -223,13 +248,15 @@ pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
 
 #[cfg(test)]
 mod tests {
+    use super::test_stores::{Kind, store_of};
     use super::*;
+    use rstest::rstest;
 
-    #[test]
-    fn set_get_unset_survive_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sub/coid.sqlite");
-        let store = Store::open(&path).expect("open");
+    #[rstest]
+    #[case::sqlite(Kind::Sqlite)]
+    #[case::postgresql(Kind::Postgresql)]
+    fn set_get_unset_survive_reopen(#[case] kind: Kind) {
+        let (guard, store) = store_of(kind);
         store
             .set("alice@example.org", ENTRY_MESSAGE_FILTER, Some("active"))
             .expect("set");
@@ -237,7 +264,7 @@ mod tests {
             .set("alice@example.org", ENTRY_ENABLED, Some("yes"))
             .expect("set");
         drop(store);
-        let store = Store::open(&path).expect("reopen");
+        let store = guard.reopen();
         assert_eq!(
             store
                 .get("alice@example.org", ENTRY_ENABLED)
@@ -260,5 +287,15 @@ mod tests {
             store.get("bob@example.org", ENTRY_ENABLED).expect("get"),
             None
         );
+    }
+
+    /// A directory that does not exist yet is created.
+    #[test]
+    fn sqlite_creates_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/coid.sqlite");
+        let store = Store::open(&path).expect("open");
+        store.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
+        assert!(path.is_file());
     }
 }
