@@ -119,10 +119,14 @@ impl StoredCoi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_stores::{Kind, store_of};
+    use rstest::rstest;
 
-    #[test]
-    fn stored_values_override_defaults() {
-        let (_dir, store) = crate::store::temp_store();
+    #[rstest]
+    #[case::sqlite(Kind::Sqlite)]
+    #[case::postgresql(Kind::Postgresql)]
+    fn stored_values_override_defaults(#[case] kind: Kind) {
+        let (_guard, store) = store_of(kind);
         let defaults = CoiSettings::defaults(&CoiConfig::default());
         assert_eq!(
             store.coi_settings("a@x", &defaults).expect("read"),
@@ -139,9 +143,11 @@ mod tests {
     }
 
     /// Other entries below `coi/config/`, however many, do not hide the settings.
-    #[test]
-    fn other_config_entries_do_not_hide_the_settings() {
-        let (_dir, store) = crate::store::temp_store();
+    #[rstest]
+    #[case::sqlite(Kind::Sqlite)]
+    #[case::postgresql(Kind::Postgresql)]
+    fn other_config_entries_do_not_hide_the_settings(#[case] kind: Kind) {
+        let (_guard, store) = store_of(kind);
         let defaults = CoiSettings::defaults(&CoiConfig::default());
         for i in 0..40 {
             let entry = format!("/private/vendor/vendor.dovecot/coi/config/a{i:02}");

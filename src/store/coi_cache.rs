@@ -132,6 +132,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_stores::{Kind, store_of};
     use crate::store::{ENTRY_ENABLED, temp_store};
 
     #[test]
@@ -162,5 +163,21 @@ mod tests {
         };
         other.commit("a@x", &[op], 0).expect("token");
         assert_eq!(cache.cached(&names), Some(third), "a token is no setting");
+    }
+
+    /// PostgreSQL: nothing is answered on the async thread; every load reads the
+    /// shared counter, so another node's write is seen by the next load.
+    #[test]
+    fn postgresql_loads_see_another_nodes_write() {
+        let (guard, store) = store_of(Kind::Postgresql);
+        let cache = CoiCache::new(store);
+        let names = vec!["a@x".to_owned()];
+        assert_eq!(cache.load(&names).expect("load")[0].enabled, None);
+        assert_eq!(cache.cached(&names), None, "never on the async thread");
+        let node_b = guard.reopen();
+        node_b.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
+        assert_eq!(cache.load(&names).expect("load")[0].enabled, Some(true));
+        node_b.set("a@x", ENTRY_ENABLED, None).expect("unset");
+        assert_eq!(cache.load(&names).expect("load")[0].enabled, None);
     }
 }

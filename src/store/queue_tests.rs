@@ -3,13 +3,15 @@
 
 use super::*;
 use crate::store::Store;
-use crate::store::{Op, Subscribe, Subscription, temp_store};
+use crate::store::test_stores::{Guard, Kind, store_of};
+use crate::store::{Op, Subscribe, Subscription};
+use rstest::rstest;
 
 const ALICE: &str = "alice@example.org";
 const T: i64 = 1_700_000_000_000;
 
-fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
-    let (dir, store) = temp_store();
+fn store_with(kind: Kind, subs: &[(&str, &str)]) -> (Guard, Store) {
+    let (guard, store) = store_of(kind);
     for (id, endpoint) in subs {
         let op = Op::Subscribe(Box::new(Subscribe {
             subscription: Subscription {
@@ -33,7 +35,7 @@ fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
         }));
         store.commit(ALICE, &[op], T).expect("subscribe");
     }
-    (dir, store)
+    (guard, store)
 }
 
 fn push(id: &str, not_before: i64) -> NewPush {
@@ -50,9 +52,11 @@ fn push(id: &str, not_before: i64) -> NewPush {
     }
 }
 
-#[test]
-fn enqueue_stops_at_the_bound() {
-    let (_dir, store) = store_with(&[("a", "https://p/a")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn enqueue_stops_at_the_bound(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a")]);
     let stored = store
         .enqueue(&[push("a", T), push("a", T), push("a", T)], 3, T)
         .expect("enqueue");
@@ -62,9 +66,11 @@ fn enqueue_stops_at_the_bound() {
 
 /// A message delivered again (Postfix delivers at least once) while its pushes are
 /// queued queues nothing more; the duplicates take no room and count as taken.
-#[test]
-fn a_push_queued_again_with_its_dedupe_key_is_a_no_op() {
-    let (_dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_push_queued_again_with_its_dedupe_key_is_a_no_op(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
     let keyed = |id: &str| NewPush {
         dedupe: Some(dedupe_key("id:<m@x>", PushKind::WebPush, ALICE, id)),
         payload: "{\"same\":1}".into(),
@@ -107,9 +113,11 @@ fn a_push_queued_again_with_its_dedupe_key_is_a_no_op() {
     assert!(keys.iter().all(|k| k.len() == 43));
 }
 
-#[test]
-fn claims_lease_rows_until_they_are_done_or_retried() {
-    let (_dir, store) = store_with(&[("a", "https://p/a")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn claims_lease_rows_until_they_are_done_or_retried(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a")]);
     store
         .enqueue(&[push("a", T + 5_000)], 10, T)
         .expect("enqueue");
@@ -155,9 +163,11 @@ fn claims_lease_rows_until_they_are_done_or_retried() {
     );
 }
 
-#[test]
-fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
-    let (_dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
     assert_eq!(
         store
             .delay_endpoint("https://p/a", T + 30_000)
@@ -194,14 +204,13 @@ fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
 
 /// The length the triggers keep (schema 7) is the row count after every way rows
 /// come and go, and a database migrated with rows in its queue starts right.
-#[test]
-fn the_kept_length_is_the_row_count() {
-    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn the_kept_length_is_the_row_count(#[case] kind: Kind) {
+    let (guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
     let counted = || -> usize {
-        let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM push_queue", [], |r| r.get(0))
-            .expect("count");
+        let n = guard.number("SELECT count(*) FROM push_queue");
         usize::try_from(n).expect("not negative")
     };
     let check = |what: &str| assert_eq!(store.queue_len().expect("len"), counted(), "{what}");
@@ -225,8 +234,11 @@ fn the_kept_length_is_the_row_count() {
     check("overdue");
     store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
     drop(store);
+    if kind != Kind::Sqlite {
+        return;
+    }
     // A version-6 database with rows in its queue: migrated, it counts them.
-    let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    let conn = rusqlite::Connection::open(guard.sqlite_path()).expect("raw");
     conn.execute_batch(
         "DROP INDEX push_queue_dedupe; ALTER TABLE push_queue DROP COLUMN dedupe;
          DROP TRIGGER push_payloads_delete; DROP TRIGGER push_payloads_detach;
@@ -239,7 +251,7 @@ fn the_kept_length_is_the_row_count() {
     drop(conn);
     let rows = counted();
     assert!(rows > 0);
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("migrate");
+    let store = Store::open(&guard.sqlite_path()).expect("migrate");
     assert_eq!(store.queue_len().expect("len"), rows);
 }
 
@@ -248,8 +260,9 @@ fn the_kept_length_is_the_row_count() {
 /// and the shared one goes with the last row that points at it.
 #[test]
 fn a_payload_shared_by_rows_is_stored_once_and_goes_with_the_last() {
-    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
-    let raw = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    // SQLite only: PostgreSQL keeps each row's payload in the row.
+    let (guard, store) = store_with(Kind::Sqlite, &[("a", "https://p/a"), ("b", "https://p/b")]);
+    let raw = rusqlite::Connection::open(guard.sqlite_path()).expect("raw");
     let shared = || -> i64 {
         raw.query_row("SELECT count(*) FROM push_payloads", [], |r| r.get(0))
             .expect("count")

@@ -57,10 +57,16 @@ impl TargetUsers {
     /// Whether any of `usernames` has a push target: `Some` if the set is current,
     /// `None` if unknown (then ask the store; always when the counter is not local).
     /// Never waits for the store's connection.
-    pub fn any<'a>(&self, mut usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
+    pub fn any<'a>(&self, usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
         if !self.store.counters_are_local() {
             return None;
         }
+        self.any_now(usernames)
+    }
+
+    /// [`TargetUsers::any`] whatever the engine: reads the counter, which may be a
+    /// round trip (PostgreSQL). Blocks.
+    pub fn any_now<'a>(&self, mut usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
         let version = self.version()?;
         let loaded = lock(&self.loaded);
         if loaded.version != Some(version) {

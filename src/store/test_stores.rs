@@ -23,6 +23,49 @@ impl Guard {
             Guard::Database(config) => postgres_store((**config).clone()),
         }
     }
+
+    /// The SQLite file.
+    ///
+    /// # Panics
+    /// Not an SQLite store.
+    pub(crate) fn sqlite_path(&self) -> std::path::PathBuf {
+        match self {
+            Guard::Dir(dir) => dir.path().join("s.sqlite"),
+            Guard::Database(_) => panic!("not an SQLite store"),
+        }
+    }
+
+    /// Runs SQL on a connection of its own, as a hand-made change would: `sqlite` on
+    /// an SQLite store, `postgres` on a PostgreSQL one.
+    pub(crate) fn raw(&self, sqlite: &str, postgres: &str) {
+        match self {
+            Guard::Dir(_) => rusqlite::Connection::open(self.sqlite_path())
+                .expect("raw")
+                .execute_batch(sqlite)
+                .expect("raw SQL"),
+            Guard::Database(config) => config
+                .connect(::postgres::NoTls)
+                .expect("raw")
+                .batch_execute(postgres)
+                .expect("raw SQL"),
+        }
+    }
+
+    /// One integer a query returns, read on a connection of its own.
+    pub(crate) fn number(&self, sql: &str) -> i64 {
+        match self {
+            Guard::Dir(_) => rusqlite::Connection::open(self.sqlite_path())
+                .expect("raw")
+                .query_row(sql, [], |r| r.get(0))
+                .expect("raw query"),
+            Guard::Database(config) => config
+                .connect(::postgres::NoTls)
+                .expect("raw")
+                .query_one(sql, &[])
+                .expect("raw query")
+                .get(0),
+        }
+    }
 }
 
 /// The engines, by the name test cases use.
@@ -41,7 +84,10 @@ pub(crate) fn store_of(kind: Kind) -> (Guard, Store) {
         }
         Kind::Postgresql => {
             let config = super::postgres::test_server::fresh_database();
-            (Guard::Database(Box::new(config.clone())), postgres_store(config))
+            (
+                Guard::Database(Box::new(config.clone())),
+                postgres_store(config),
+            )
         }
     }
 }

@@ -40,6 +40,8 @@ mod reads;
 mod schema;
 #[cfg(test)]
 pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::time::Duration;
