@@ -53,6 +53,10 @@ pub struct PostgresConfig {
     pub url: String,
     /// A file holding the password (one line; the trailing newline is dropped).
     pub password_file: Option<PathBuf>,
+    /// PEM certificates trusted (besides Mozilla's roots) for a server's certificate,
+    /// with `sslmode=require` in the URL (the only mode that uses TLS; the
+    /// certificate is then verified, as libpq's `verify-full`).
+    pub ca_file: Option<PathBuf>,
     /// Most connections this coid opens (the push worker, the push hook, the dict
     /// proxy and the delivery path share them).
     pub pool_size: u32,
@@ -65,6 +69,7 @@ impl Default for PostgresConfig {
         Self {
             url: "postgresql://coid@127.0.0.1:5432/coid".into(),
             password_file: None,
+            ca_file: None,
             pool_size: 8,
             connect_timeout_secs: 5,
         }
@@ -91,10 +96,15 @@ impl PostgresConfig {
                 "state.postgresql.url: not a PostgreSQL URL or key=value string ({err})"
             ));
         }
-        if let Some(file) = &self.password_file
-            && file.as_os_str().is_empty()
-        {
-            p.push("state.postgresql.password_file: must not be empty when set".into());
+        for (key, file) in [
+            ("password_file", &self.password_file),
+            ("ca_file", &self.ca_file),
+        ] {
+            if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+                p.push(format!(
+                    "state.postgresql.{key}: must not be empty when set"
+                ));
+            }
         }
         check_range(
             p,

@@ -9,11 +9,11 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use postgres::NoTls;
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::Postgres;
 use super::queue::CHANNEL;
+use super::tls::Tls;
 
 /// How often the thread looks whether the engine is gone.
 const POLL: Duration = Duration::from_secs(2);
@@ -24,11 +24,12 @@ impl Postgres {
     /// See [`crate::store::Engine::watch_queue`].
     pub(super) fn watch_queue(&self, wake: Box<dyn Fn() + Send + Sync>) {
         let config = self.config.clone();
+        let tls = self.tls.clone();
         let describe = self.describe.clone();
         let alive = Arc::downgrade(&self.alive);
         let spawned = std::thread::Builder::new()
             .name("coid-pg-listen".into())
-            .spawn(move || listen(&config, &describe, &*wake, &alive));
+            .spawn(move || listen(&config, &tls, &describe, &*wake, &alive));
         if let Err(err) = spawned {
             tracing::warn!(error = %err, "cannot start the PostgreSQL queue listener");
         }
@@ -37,13 +38,14 @@ impl Postgres {
 
 fn listen(
     config: &postgres::Config,
+    tls: &Tls,
     describe: &str,
     wake: &(dyn Fn() + Send + Sync),
     alive: &Weak<()>,
 ) {
     let mut backoff = Duration::from_secs(1);
     while alive.strong_count() > 0 {
-        let mut client = match config.connect(NoTls) {
+        let mut client = match config.connect(tls.clone()) {
             Ok(client) => client,
             Err(err) => {
                 tracing::warn!(store = describe, error = %err, "queue listener: cannot connect");

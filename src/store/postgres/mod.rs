@@ -8,8 +8,7 @@
 //! validity test) when taken, so one lost with a restarted server is replaced, not
 //! handed out; waiting for a free or new connection is bounded by
 //! `connect_timeout_secs`. An async pool (deadpool) would need an async interface.
-//! Plain TCP or unix socket only: no TLS yet (`sslmode=require` fails to connect), so
-//! use it on loopback, a private network or through a tunnel.
+//! TLS with `sslmode=require` only, certificates verified (`tls`).
 //!
 //! Several nodes at once:
 //! - migrations run at start in one transaction under `pg_advisory_xact_lock`, so
@@ -42,21 +41,23 @@ mod schema;
 pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 use r2d2_postgres::PostgresConnectionManager;
+use tls::Tls;
 
 use super::StoreError;
 use crate::config::PostgresConfig;
 use schema::MIGRATIONS;
 
 /// The pool's type.
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<Tls>>;
 /// A connection taken from the pool.
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<Tls>>;
 
 /// The advisory lock the migrations take ("coid" and a 1).
 const MIGRATION_LOCK: i64 = 0x636f_6964_0001;
@@ -66,6 +67,7 @@ pub struct Postgres {
     pool: Pool,
     /// What the listener connects with.
     config: postgres::Config,
+    tls: Tls,
     /// Host and database, for logs (no user, no password).
     describe: String,
     /// Held while the engine lives: the listener thread ends when it is gone.
@@ -92,7 +94,8 @@ impl Postgres {
             config.password(text.trim_end_matches(['\r', '\n']));
         }
         let timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
-        Postgres::connect(config, settings.pool_size, timeout)
+        let tls = tls::connector(settings.ca_file.as_deref())?;
+        Postgres::connect_with(config, tls, settings.pool_size, timeout)
     }
 
     /// Connects with `config`, at most `pool_size` connections, waiting at most
@@ -101,13 +104,24 @@ impl Postgres {
     /// # Errors
     /// See [`Postgres::open`].
     pub fn connect(
+        config: postgres::Config,
+        pool_size: u32,
+        timeout: Duration,
+    ) -> Result<Postgres, StoreError> {
+        Postgres::connect_with(config, tls::connector(None)?, pool_size, timeout)
+    }
+
+    /// [`Postgres::connect`] with TLS by `tls` (when the config requires TLS).
+    fn connect_with(
         mut config: postgres::Config,
+        tls: Tls,
         pool_size: u32,
         timeout: Duration,
     ) -> Result<Postgres, StoreError> {
         config.connect_timeout(timeout);
+        tls::settle_ssl_mode(&mut config);
         let describe = describe(&config);
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
@@ -118,6 +132,7 @@ impl Postgres {
         let db = Postgres {
             pool,
             config,
+            tls,
             describe,
             alive: std::sync::Arc::new(()),
         };

@@ -6,7 +6,9 @@
 //! owned by the `postgres` user (PostgreSQL refuses to run as root; commands run
 //! through `runuser -u postgres --` when the tests run as root), listening on
 //! 127.0.0.1 on a free high port and on a unix socket in that directory, with trust
-//! authentication (loopback and the socket only). A small watchdog shell, started
+//! authentication (loopback and the socket only), and TLS offered with a certificate
+//! for 127.0.0.1 issued by a throwaway CA ([`TestServer::ca_file`]; made with the
+//! `openssl` command). A small watchdog shell, started
 //! with the server, waits for the test process to end, then stops the server
 //! (`pg_ctl stop -m fast` on its data directory) and removes the directory, so
 //! nothing is left behind even when a test panics.
@@ -64,6 +66,11 @@ pub fn fresh_database() -> postgres::Config {
 }
 
 impl TestServer {
+    /// The CA that issued the server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
     /// A config for `dbname` over the unix socket.
     pub fn socket_config(&self, dbname: &str) -> postgres::Config {
         let mut config = postgres::Config::new();
@@ -164,11 +171,13 @@ fn start() -> TestServer {
         .arg(&data)
         .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]);
     run(initdb, "initdb");
+    make_certificates(&dir);
     let port = free_port();
     let options = format!(
-        "-h 127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=200",
-        dir.display()
+        "-h 127.0.0.1 -p {port} -k {dir} -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=200 -c ssl=on \
+         -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
+        dir = dir.display()
     );
     let mut pg_ctl = as_postgres(&bin.join("pg_ctl"));
     pg_ctl
@@ -180,6 +189,78 @@ fn start() -> TestServer {
     run(pg_ctl, "pg_ctl start");
     watch(&bin, &dir, &data);
     TestServer { port, dir }
+}
+
+/// A CA (`ca.pem`) and a server certificate for IP 127.0.0.1 it issued
+/// (`server.pem`, `server.key`), in `dir`, owned by the server's user.
+fn make_certificates(dir: &Path) {
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write server.ext");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=coid test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let mut openssl = as_postgres(Path::new("/usr/bin/openssl"));
+        openssl.args(args).current_dir(dir);
+        run(openssl, "openssl (test certificates)");
+    }
+    let mut chmod = as_postgres(Path::new("/bin/chmod"));
+    chmod.args(["600", "server.key"]).current_dir(dir);
+    run(chmod, "chmod server.key");
 }
 
 /// Starts the watchdog that stops the server and removes `dir` once this process

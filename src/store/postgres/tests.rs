@@ -162,3 +162,65 @@ fn an_unreachable_server_is_unavailable() {
         Ok(_) => panic!("connected to nothing"),
     }
 }
+
+/// A push queued on another node wakes this node's worker (NOTIFY), without waiting
+/// for its timer.
+#[test]
+fn a_push_queued_on_another_node_wakes_the_worker() {
+    let config = fresh_database();
+    let node_a = postgres_store(config.clone());
+    let (woken, wakes) = std::sync::mpsc::channel();
+    node_a.watch_queue(Box::new(move || {
+        let _ = woken.send(());
+    }));
+    // The listener says it is there by waking once (a notification may have been
+    // missed before it listened).
+    wakes
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening");
+    let node_b = postgres_store(config);
+    assert_eq!(node_b.enqueue(&[push(1)], 10, 0).expect("enqueue"), 1);
+    wakes
+        .recv_timeout(Duration::from_secs(10))
+        .expect("woken by node B's enqueue");
+}
+
+/// `sslmode=require`: TLS, the server's certificate verified against `ca_file`;
+/// without the CA that issued it, no connection.
+#[test]
+fn sslmode_require_verifies_the_server() {
+    let plain = fresh_database();
+    let mut required = plain.clone();
+    required.ssl_mode(postgres::config::SslMode::Require);
+    let ca = super::test_server::server().ca_file();
+    let tls = super::tls::connector(Some(&ca)).expect("connector");
+    let db = Postgres::connect_with(required.clone(), tls, 2, Duration::from_secs(10))
+        .expect("TLS with the CA");
+    let ssl: bool = db
+        .conn()
+        .expect("conn")
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl, "the connection uses TLS");
+    match Postgres::connect(required, 2, Duration::from_secs(5)) {
+        Err(StoreError::Unavailable(_)) => {}
+        Err(other) => panic!("expected Unavailable, got {other}"),
+        Ok(_) => panic!("connected with an unverified certificate"),
+    }
+    // Without sslmode=require: no TLS, even though the server offers it.
+    let db = Postgres::connect(plain, 2, Duration::from_secs(10)).expect("plain");
+    let ssl: bool = db
+        .conn()
+        .expect("conn")
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(!ssl);
+}
