@@ -116,6 +116,11 @@ async fn run(
         backend = %config.delivery.backend, metrics = %config.metrics.listen, "coid serving"
     );
     health.set(Health::Serving);
+    tasks.spawn(super::store_health::watch_store(
+        fixed.store.clone(),
+        health.health.clone(),
+        stop_rx.clone(),
+    ));
     systemd::ready("serving");
     systemd::spawn_watchdog();
     loop {

@@ -22,6 +22,7 @@
 mod coi;
 mod coi_cache;
 mod commit;
+mod counted;
 mod dict;
 pub mod engine;
 mod postgres;
@@ -38,6 +39,7 @@ mod tokens;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use coi::{
@@ -118,9 +120,12 @@ pub const SCHEMA_VERSION: i64 = sqlite::schema::MIGRATIONS.len() as i64;
 /// A handle to the state store; cheap to clone. Dereferences to its [`Engine`].
 #[derive(Clone)]
 pub struct Store {
+    /// The engine, behind [`counted::Counted`].
     engine: Arc<dyn Engine>,
     /// The SQLite file, for an SQLite store.
     path: Option<Arc<std::path::PathBuf>>,
+    /// Calls that failed for the database's sake, since the store was opened.
+    errors: Arc<AtomicU64>,
 }
 
 impl Deref for Store {
@@ -137,11 +142,9 @@ impl Store {
     /// # Errors
     /// The directory or database cannot be created or migrated.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Sqlite::open(path)?;
-        Ok(Store {
-            engine: Arc::new(db),
-            path: Some(Arc::new(path.to_owned())),
-        })
+        let mut store = Store::with_engine(Arc::new(Sqlite::open(path)?));
+        store.path = Some(Arc::new(path.to_owned()));
+        Ok(store)
     }
 
     /// The store `[state]` names: SQLite in the state directory, or PostgreSQL.
@@ -160,7 +163,18 @@ impl Store {
 
     /// A store over `engine`.
     pub fn with_engine(engine: Arc<dyn Engine>) -> Store {
-        Store { engine, path: None }
+        let errors = Arc::new(AtomicU64::new(0));
+        Store {
+            engine: Arc::new(counted::Counted::new(engine, Arc::clone(&errors))),
+            path: None,
+            errors,
+        }
+    }
+
+    /// Calls that failed for the database's sake since the store was opened (its
+    /// clones count together).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
     }
 
     /// The SQLite database file; `None` for another engine.
