@@ -50,7 +50,7 @@ pub use coi_cache::CoiCache;
 pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
 pub use engine::{Counter, Engine};
-pub use postgres::Postgres;
+pub use postgres::{POSTGRES_SCHEMA_VERSION, Postgres};
 pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush, dedupe_key};
 pub use secrets::SECRET_VAPID;
 pub use settle::{Claim, Claimed, Settle};
@@ -145,6 +145,18 @@ impl Store {
         let mut store = Store::with_engine(Arc::new(Sqlite::open(path)?));
         store.path = Some(Arc::new(path.to_owned()));
         Ok(store)
+    }
+
+    /// A look at the PostgreSQL store `[state.postgresql]` names, changing nothing:
+    /// `None` if coid never created its tables there, else its schema version and
+    /// VAPID private key (PEM), if any (`coid doctor`).
+    ///
+    /// # Errors
+    /// It cannot be reached or read.
+    pub fn peek_postgres(
+        settings: &crate::config::PostgresConfig,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        postgres::peek(settings)
     }
 
     /// The store `[state]` names: SQLite in the state directory, or PostgreSQL.

@@ -33,6 +33,7 @@ mod commit;
 mod dict;
 mod engine;
 mod listen;
+mod peek;
 mod queue;
 mod queue_rows;
 mod reads;
@@ -52,6 +53,7 @@ use tls::Tls;
 
 use super::StoreError;
 use crate::config::PostgresConfig;
+pub use peek::{POSTGRES_SCHEMA_VERSION, peek};
 use schema::MIGRATIONS;
 
 /// The pool's type.
