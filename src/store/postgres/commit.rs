@@ -17,6 +17,12 @@ impl Postgres {
     pub(super) fn commit(&self, username: &str, ops: &[Op], now: i64) -> Result<(), CommitError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        let touches_queue = ops
+            .iter()
+            .any(|op| !matches!(op, Op::Put(_) | Op::Validate { .. }));
+        if touches_queue {
+            queue::locked_len(&mut tx)?;
+        }
         let mut queued = false;
         for op in ops {
             match op {

@@ -18,7 +18,10 @@
 //! - the push queue: a claim leases rows in one short transaction with
 //!   `FOR UPDATE SKIP LOCKED`, so two workers never take the same row, and a dead
 //!   node's leased rows come due again when the lease ends (`not_before`), as in
-//!   SQLite. No HTTP request runs inside a transaction;
+//!   SQLite. No HTTP request runs inside a transaction. Every transaction that may
+//!   insert or delete queue rows first locks the queue's length counter (which its
+//!   trigger would lock anyway): one lock order, so no deadlocks, and the bound is
+//!   exact; such transactions of all nodes take turns (each a few milliseconds);
 //! - enqueue sends `NOTIFY coid_queue` with its commit; `listen` wakes the local
 //!   worker, which still sweeps on its own timer;
 //! - caches: the settings and targets counters live in the shared database and move

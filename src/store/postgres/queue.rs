@@ -18,7 +18,12 @@ pub(super) fn notify(tx: &mut impl GenericClient) -> Result<(), StoreError> {
 
 /// The queue's length, locking the counter row until the transaction ends: queueing
 /// transactions of every node take turns, so the bound holds exactly.
-fn locked_len(tx: &mut impl GenericClient) -> Result<usize, StoreError> {
+///
+/// Every transaction that may insert or delete queue rows calls this first: the
+/// counter's trigger locks the same row anyway, and taking it before any queue row
+/// keeps one lock order everywhere, so two of them never deadlock (a commit deleting
+/// a row a worker's claim holds, while the claim waits for the counter).
+pub(super) fn locked_len(tx: &mut impl GenericClient) -> Result<usize, StoreError> {
     let n: i64 = tx
         .query_one("SELECT n FROM push_queue_size WHERE id = 1 FOR UPDATE", &[])?
         .get(0);

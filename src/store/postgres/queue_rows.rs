@@ -8,6 +8,7 @@ use postgres::{GenericClient, Row};
 
 use super::Postgres;
 use super::commit::{delete_subscription_at, delete_token};
+use super::queue::locked_len;
 use crate::store::{Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, StoreError};
 
 /// See `crate::store::sqlite::queue_rows::claim_in`.
@@ -182,6 +183,7 @@ impl Postgres {
     ) -> Result<Vec<QueuedPush>, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
         let claimed = claim_in(&mut tx, now, lease_until, limit, kinds)?;
         tx.commit()?;
         Ok(claimed)
@@ -192,7 +194,11 @@ impl Postgres {
     }
 
     pub(super) fn push_done(&self, seq: i64) -> Result<(), StoreError> {
-        done_in(&mut *self.conn()?, seq)
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
+        done_in(&mut tx, seq)?;
+        Ok(tx.commit()?)
     }
 
     pub(super) fn push_retry(
@@ -216,6 +222,7 @@ impl Postgres {
     pub(super) fn drop_overdue_pushes(&self, now: i64) -> Result<(usize, usize), StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
         let mut dropped = [0; 2];
         for kind in [PushKind::WebPush, PushKind::DeltaChat] {
             let n = tx.execute(
@@ -236,6 +243,7 @@ impl Postgres {
     ) -> Result<Claimed, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
         for change in settled {
             apply(&mut tx, change)?;
         }

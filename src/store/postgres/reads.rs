@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use postgres::Row;
 
 use super::commit::{delete_subscription_at, delete_token};
+use super::queue::locked_len;
 use super::{Postgres, as_count, as_limit};
 use crate::store::{DeviceToken, StoreError, Subscription, subscriptions, tokens};
 
@@ -53,6 +54,7 @@ impl Postgres {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
         let deleted = delete_subscription_at(&mut tx, username, id, endpoint)?;
         tx.commit()?;
         Ok(deleted)
@@ -65,6 +67,7 @@ impl Postgres {
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
         let expired = tx.query(
             "SELECT username, id FROM push_subscriptions
               WHERE validated_at IS NULL AND created < $1
@@ -109,6 +112,7 @@ impl Postgres {
     pub(super) fn delete_token(&self, username: &str, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
         let deleted = delete_token(&mut tx, username, id)?;
         tx.commit()?;
         Ok(deleted)
@@ -117,6 +121,7 @@ impl Postgres {
     pub(super) fn expire_tokens(&self, updated_before: i64) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        locked_len(&mut tx)?;
         let old = tx.query(
             "SELECT username, id FROM deltachat_tokens WHERE updated < $1
               LIMIT $2 FOR UPDATE SKIP LOCKED",
