@@ -69,7 +69,8 @@ const MIGRATION_LOCK: i64 = 0x636f_6964_0001;
 
 /// The PostgreSQL engine.
 pub struct Postgres {
-    pool: Pool,
+    /// `None` only while dropping (see the `Drop` impl).
+    pool: Option<Pool>,
     /// What the listener connects with.
     config: postgres::Config,
     tls: Tls,
@@ -132,10 +133,11 @@ impl Postgres {
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .test_on_check_out(true)
+            .error_handler(Box::new(QuietErrors))
             .build(manager)
             .map_err(|err| unavailable(&describe, &err))?;
         let db = Postgres {
-            pool,
+            pool: Some(pool),
             config,
             tls,
             describe,
@@ -166,9 +168,47 @@ impl Postgres {
 
     /// A connection from the pool.
     fn conn(&self) -> Result<Conn, StoreError> {
-        self.pool
-            .get()
-            .map_err(|err| unavailable(&self.describe, &err))
+        let Some(pool) = &self.pool else {
+            return Err(StoreError::Unavailable(format!(
+                "{}: closed",
+                self.describe
+            )));
+        };
+        pool.get().map_err(|err| unavailable(&self.describe, &err))
+    }
+}
+
+/// Closing a `postgres` connection blocks on its own runtime, which panics on an async
+/// thread; the last `Store` may well be dropped on one (the end of `coid deliver`, a
+/// reload's old pipeline). There the pool, with its connections, is closed on a
+/// thread of its own.
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return drop(pool);
+        }
+        let closing = std::thread::Builder::new()
+            .name("coid-pg-close".into())
+            .spawn(move || drop(pool));
+        if let Err(err) = closing {
+            // The system is out of threads (the pool went with the failed spawn).
+            tracing::warn!(error = %err, "cannot close the PostgreSQL pool on a thread");
+        }
+    }
+}
+
+/// r2d2 logs every failed connection attempt of its own at error level (dozens a
+/// minute while the server is down); the caller's [`StoreError::Unavailable`] already
+/// says it, with the last cause, where it matters.
+#[derive(Debug)]
+struct QuietErrors;
+
+impl r2d2::HandleError<postgres::Error> for QuietErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        tracing::debug!(error = %error, "PostgreSQL pool: connection attempt failed");
     }
 }
 
@@ -199,7 +239,8 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS coid_schema (
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS coid_schema (
              id INT PRIMARY KEY CHECK (id = 1),
              version BIGINT NOT NULL
          );

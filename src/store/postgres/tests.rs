@@ -224,3 +224,17 @@ fn sslmode_require_verifies_the_server() {
         .get(0);
     assert!(!ssl);
 }
+
+/// The last handle dropped on an async thread (the end of `coid deliver`, a reload's
+/// old pipeline) closes its connections elsewhere: no panic.
+#[test]
+fn dropping_the_store_on_an_async_thread_is_fine() {
+    let store = postgres_store(fresh_database());
+    store
+        .set("a@x", "/private/x", Some("1"))
+        .expect("a connection in the pool");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move { drop(store) });
+}
