@@ -144,6 +144,9 @@ mod tests {
         let ok = "database = \"postgresql\"\n[postgresql]\n\
                   url = \"host=127.0.0.1 user=coid dbname=coid\"";
         assert!(problems(ok).is_empty(), "{:?}", problems(ok));
+        let url = "database = \"postgresql\"\n[postgresql]\n\
+                   url = \"postgresql://coid@db.example.org:5432/coid?sslmode=require\"";
+        assert!(problems(url).is_empty(), "{:?}", problems(url));
         let bad = "database = \"postgresql\"\n[postgresql]\nurl = \"postgresql://a:secret@h:notaport/x\"\n\
                    pool_size = 0\nconnect_timeout_secs = 0\npassword_file = \"\"";
         let found = problems(bad);
