@@ -432,6 +432,13 @@ impl PushHook {
     /// One job's pushes of every kind on. Blocking (reads targets).
     fn pushes_of(&self, job: &Job, now: i64) -> Result<Vec<NewPush>, StoreError> {
         let (message, recipients) = (&job.message, &job.recipients);
+        // Just refreshed: where the async check could not tell (PostgreSQL's counter
+        // is a round trip), a message for users without targets stops here, before
+        // one query per recipient and kind.
+        let names = recipients.iter().map(|r| r.username.as_str());
+        if self.targets.any_now(names) == Some(false) {
+            return Ok(Vec::new());
+        }
         let parsed = parse_header(message);
         let store = self.queue.store();
         let mut pushes = Vec::new();
