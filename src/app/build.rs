@@ -45,9 +45,9 @@ pub fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::R
 /// Opens the config's state store.
 ///
 /// # Errors
-/// SQLite or the state directory failed.
+/// The store (SQLite and its directory, or PostgreSQL) failed.
 pub fn open_store(config: &Config) -> Result<Store, AppError> {
-    Ok(Store::open(&config.database_path())?)
+    Ok(Store::from_config(config)?)
 }
 
 /// The pipeline over a newly opened state store, with the push hook `config` asks

@@ -47,7 +47,7 @@ impl Fixed {
     /// # Errors
     /// The store, the VAPID key or an HTTP client.
     pub fn open(config: &Config) -> Result<(Fixed, Option<Worker>), AppError> {
-        let store = Store::open(&config.database_path())?;
+        let store = Store::from_config(config)?;
         // Refuse to serve on a state store that cannot be written, rather than say
         // "serving" and fail every METADATA write and every push later.
         store.check_writable()?;
@@ -138,10 +138,7 @@ pub fn reload(
 /// the account) that differ between `old` and `new`.
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let (ol, nl, od, nd) = (&old.lmtp, &new.lmtp, &old.dict, &new.dict);
-    // StateConfig has no PartialEq yet (it moves to config/state.rs with the storage
-    // interface, issue 11): until then it is compared by its Debug text, which covers
-    // every key it has.
-    let state_differs = format!("{:?}", old.state) != format!("{:?}", new.state);
+    let state_differs = old.state != new.state;
     let checks: [(&'static str, bool); 9] = [
         (
             "lmtp listeners (unix_socket*, tcp)",

@@ -52,6 +52,9 @@ impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::Config(_) | AppError::Policy(_) => exit::CONFIG,
+            // Retrying cannot help: a later coid wrote the database (systemd must not
+            // restart into the same refusal; RestartPreventExitStatus=78).
+            AppError::Store(StoreError::SchemaTooNew { .. }) => exit::CONFIG,
             AppError::Store(_) | AppError::Files(_) => exit::TEMPFAIL,
             AppError::Host(_) | AppError::Internal(_) => exit::SOFTWARE,
         }
@@ -72,6 +75,10 @@ mod tests {
             (AppError::Config("c".into()), exit::CONFIG),
             (AppError::Policy(policy), exit::CONFIG),
             (AppError::Store(StoreError::Poisoned), exit::TEMPFAIL),
+            (
+                AppError::Store(StoreError::SchemaTooNew { found: 9, known: 8 }),
+                exit::CONFIG,
+            ),
             (AppError::Files("f".into()), exit::TEMPFAIL),
             (AppError::Host("h".into()), exit::SOFTWARE),
             (AppError::Internal("i".into()), exit::SOFTWARE),

@@ -94,8 +94,28 @@ async fn read_stdin(config: &Config) -> Result<Spooled, u8> {
     })
 }
 
+/// [`build_pipeline`] on a blocking thread: opening the store blocks (PostgreSQL's
+/// blocking client refuses to run on an async thread).
+async fn pipeline_off_thread(
+    config: &Config,
+) -> Result<
+    (
+        std::sync::Arc<crate::pipeline::Pipeline>,
+        crate::store::Store,
+    ),
+    u8,
+> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || build_pipeline(&config))
+        .await
+        .unwrap_or_else(|err| {
+            eprintln!("coid: start-up task failed: {err}");
+            Err(exit::SOFTWARE)
+        })
+}
+
 async fn deliver_async(config: &Config, envelope: &Envelope) -> u8 {
-    let (pipeline, _) = match build_pipeline(config) {
+    let (pipeline, _) = match pipeline_off_thread(config).await {
         Ok(built) => built,
         Err(code) => return code,
     };
@@ -138,7 +158,7 @@ struct Explanation {
 }
 
 async fn explain_async(config: &Config, envelope: &Envelope) -> u8 {
-    let (pipeline, _) = match build_pipeline(config) {
+    let (pipeline, _) = match pipeline_off_thread(config).await {
         Ok(built) => built,
         Err(code) => return code,
     };

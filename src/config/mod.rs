@@ -6,6 +6,7 @@ mod deltachat;
 mod push;
 mod read;
 mod service;
+mod state;
 mod validate;
 mod values;
 
@@ -18,6 +19,7 @@ pub use deltachat::{DeltaChatConfig, NotifyFor};
 pub use push::{PushConfig, Urgency};
 pub use read::Parsed;
 pub use service::{MetricsConfig, ServiceConfig};
+pub use state::{Database, PostgresConfig, StateConfig};
 pub use validate::Problems;
 pub use values::{BadSocketMode, SocketMode};
 
@@ -29,7 +31,7 @@ pub use crate::store::MessageFilter;
 pub struct Config {
     /// LMTP listeners and session limits.
     pub lmtp: LmtpConfig,
-    /// Where coid keeps its state (SQLite, spool).
+    /// Where coid keeps its state (SQLite or PostgreSQL, spool).
     pub state: StateConfig,
     /// The Sieve policy.
     pub policy: PolicyConfig,
@@ -147,22 +149,6 @@ impl Default for DictConfig {
             max_changes: 1000,
             max_pending_bytes: 4 * 1024 * 1024,
             max_iterate_rows: 1000,
-        }
-    }
-}
-
-/// `[state]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StateConfig {
-    /// State directory: `coid.sqlite` and `spool/` live here.
-    pub dir: PathBuf,
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        Self {
-            dir: PathBuf::from("/var/lib/coid"),
         }
     }
 }
@@ -379,7 +365,7 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The SQLite file.
+    /// The SQLite file (with `[state] database = "sqlite"`).
     pub fn database_path(&self) -> PathBuf {
         self.state.dir.join("coid.sqlite")
     }

@@ -53,9 +53,7 @@ impl Config {
         );
         check_name(&mut p, "dict.socket_owner", &self.dict.socket_owner);
         check_name(&mut p, "dict.socket_group", &self.dict.socket_group);
-        if self.state.dir.as_os_str().is_empty() {
-            p.push("state.dir: must not be empty".into());
-        }
+        self.state.validate(&mut p);
         if self.policy.cpu_limit == 0 {
             p.push("policy.cpu_limit: must be above 0".into());
         }

@@ -9,8 +9,9 @@
 //!    spool ([`crate::spool::sweep`]), compile the Sieve policy, and serve ([`serve`])
 //!    — READY=1 to systemd once everything accepts.
 //!
-//! SIGHUP rebuilds the session contexts (`crate::app::contexts`); SIGTERM drains
-//! ([`signals`]). The parts themselves are put together by `crate::app`; this module
+//! While serving, `/health` follows the state store (`store_health`: degraded while
+//! it fails). SIGHUP rebuilds the session contexts (`crate::app::contexts`); SIGTERM
+//! drains ([`signals`]). The parts themselves are put together by `crate::app`; this module
 //! knows nothing of the command line.
 
 #[forbid(unsafe_code)]
@@ -21,6 +22,7 @@ mod serve;
 pub mod signals;
 #[forbid(unsafe_code)]
 pub mod sockets;
+mod store_health;
 // The only module that may use `unsafe`: see the note in lib.rs.
 pub mod systemd;
 

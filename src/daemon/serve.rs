@@ -23,7 +23,12 @@ use crate::server::{self, Listener, ShutdownPolicy};
 /// # Errors
 /// Start-up failed, or a listening socket or the signal handlers were unusable.
 pub async fn serve(path: PathBuf, config: Config, sockets: Sockets) -> Result<(), AppError> {
-    let (fixed, worker, contexts) = start(&config)?;
+    // On a blocking thread: opening the store blocks (PostgreSQL's blocking client
+    // even refuses to run on an async thread).
+    let for_start = config.clone();
+    let (fixed, worker, contexts) = tokio::task::spawn_blocking(move || start(&for_start))
+        .await
+        .map_err(|err| AppError::Internal(format!("start-up task failed: {err}")))??;
     run(path, config, sockets, fixed, worker, contexts).await
 }
 
@@ -112,6 +117,11 @@ async fn run(
         backend = %config.delivery.backend, metrics = ?config.metrics.listen, "coid serving"
     );
     health.set(Health::Serving);
+    tasks.spawn(super::store_health::watch_store(
+        fixed.store.clone(),
+        health.health.clone(),
+        stop_rx.clone(),
+    ));
     systemd::ready("serving");
     systemd::spawn_watchdog();
     loop {

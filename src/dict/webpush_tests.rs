@@ -214,6 +214,7 @@ fn expired_pending_subscriptions_vanish_when_read() {
                 validation: true,
                 not_before: 0,
                 deadline: i64::MAX,
+                dedupe: None,
             },
             max_queue: 10,
         }))

@@ -37,6 +37,10 @@ pub enum Health {
     Serving,
     /// Shutting down (draining sessions): 503 `stopping`.
     Stopping,
+    /// Serving, but the state store fails (every message is answered 4xx and
+    /// Postfix retries; a load balancer should send mail elsewhere): 503
+    /// `degraded: state store`.
+    Degraded,
 }
 
 /// The listener's bounds.
@@ -185,6 +189,7 @@ async fn respond(
             Health::Serving => text(StatusCode::OK, "ok\n"),
             Health::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
             Health::Stopping => text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
+            Health::Degraded => text(StatusCode::SERVICE_UNAVAILABLE, "degraded: state store\n"),
         },
         Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
         Route::MethodNotAllowed => {

@@ -25,7 +25,8 @@
 //! - `coid_backend_errors_total{kind}` ([`Recorder::backend_error`]),
 //!   `coid_policy_errors_total` ([`Recorder::policy_error`]).
 //! - `coid_push_queue_depth{kind}` and `coid_deltachat_tokens` (counted at scrape time,
-//!   see `queue_depth`; [`Recorder::watch_push_queue`]),
+//!   see `queue_depth`; [`Recorder::watch_push_queue`]), and from the same store
+//!   `coid_state_store_errors_total{engine}`,
 //!   `coid_push_outcomes_total{outcome}` ([`Recorder::push_outcome`]),
 //!   `coid_deltachat_notifications_total{outcome}` ([`Recorder::deltachat_outcome`]).
 //! - `coid_dict_commits_total{result}` ([`Recorder::dict_commit`]),

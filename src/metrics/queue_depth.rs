@@ -10,12 +10,17 @@
 //! count fails, the metric is left out of the scrape (absent means unknown, where
 //! `0` would claim an empty queue). Encoding it blocks on SQLite, so the whole scrape
 //! is encoded on the blocking pool (`super::http`).
+//!
+//! The same store gives `coid_state_store_errors_total{engine}`: the store's calls
+//! that failed for the database's sake (`Store::errors`), shown even when counting
+//! the queue fails, which is when it matters.
 
 use std::sync::Mutex;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::store::{PushKind, Store, StoreError};
@@ -27,6 +32,17 @@ const HELP: &str =
 /// The tokens' name.
 pub const TOKENS: &str = "coid_deltachat_tokens";
 const TOKENS_HELP: &str = "Delta Chat device tokens stored (counted at scrape time)";
+
+/// The store errors' name (OpenMetrics adds `_total`).
+pub const STORE_ERRORS: &str = "coid_state_store_errors";
+const STORE_ERRORS_HELP: &str =
+    "State store calls that failed for the database's sake, by engine (sqlite, postgresql)";
+
+/// `{engine}` of the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EngineLabels {
+    engine: &'static str,
+}
 
 /// `{kind}` of a queued push.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -89,6 +105,19 @@ impl QueueDepth {
 
 impl Collector for QueueDepth {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(store) = store {
+            let mut family = encoder.encode_descriptor(
+                STORE_ERRORS,
+                STORE_ERRORS_HELP,
+                None,
+                MetricType::Counter,
+            )?;
+            let labels = EngineLabels {
+                engine: store.kind(),
+            };
+            ConstCounter::new(store.errors()).encode(family.encode_family(&labels)?)?;
+        }
         let Some(counts) = self.counts() else {
             return Ok(());
         };

@@ -194,6 +194,7 @@ fn the_queue_depth_is_counted_in_the_store_at_scrape_time() {
         validation: false,
         not_before: 0,
         deadline: i64::MAX,
+        dedupe: None,
     };
     let stored = store
         .enqueue(&[push.clone(), push], 10, 0)
@@ -207,6 +208,35 @@ fn the_queue_depth_is_counted_in_the_store_at_scrape_time() {
     assert_value(&text, r#"coid_push_queue_depth{kind="webpush"}"#, 2.0);
     assert_value(&text, r#"coid_push_queue_depth{kind="deltachat"}"#, 0.0);
     assert_value(&text, "coid_deltachat_tokens", 0.0);
+}
+
+/// Store calls that fail are counted by engine; a refused commit is no failure.
+#[test]
+fn store_errors_are_counted_by_engine() {
+    let (dir, store) = temp_store();
+    let m = Metrics::new();
+    m.watch_push_queue(store.clone());
+    let errors = r#"coid_state_store_errors_total{engine="sqlite"}"#;
+    assert_value(&encoded(&m), errors, 0.0);
+    let refused = crate::store::Op::Validate {
+        id: "none".into(),
+        token: "t".into(),
+        created_since: 0,
+    };
+    assert!(store.commit("a@x", &[refused], 0).is_err());
+    assert_eq!(store.errors(), 0, "a refusal is no failure");
+    rusqlite::Connection::open(dir.path().join("s.sqlite"))
+        .expect("raw")
+        .execute_batch("DROP TABLE push_queue_size")
+        .expect("break the store");
+    assert!(store.queue_len().is_err());
+    assert!(store.clone().queue_len().is_err(), "clones count together");
+    let text = encoded(&m);
+    assert!(
+        text.contains("# TYPE coid_state_store_errors counter"),
+        "{text}"
+    );
+    assert_value(&text, errors, 2.0);
 }
 
 #[test]

@@ -40,7 +40,7 @@ use super::webpush::subscription::MsgType;
 use crate::classify::Class;
 use crate::config::NotifyFor;
 use crate::policy::Target;
-use crate::store::{NewPush, PushKind, Store, StoreError, TargetUsers, unix_now_ms};
+use crate::store::{NewPush, PushKind, Store, StoreError, TargetUsers, dedupe_key, unix_now_ms};
 
 /// Most messages whose pushes wait to be queued at once (each holds its header
 /// section and at most [`MAX_PLAINTEXT`] bytes of body).
@@ -164,6 +164,21 @@ fn parse_header(message: &DeliveredMessage) -> mail_parser::Message<'_> {
     crate::parsed::header(&message.header)
 }
 
+/// What identifies a delivered message when Postfix delivers it again (at least once):
+/// its Message-ID, or, without one, a digest of its header section (the same queue
+/// file, so the same bytes). Part of every push's dedupe key ([`dedupe_key`]).
+fn message_identity(parsed: &mail_parser::Message<'_>, message: &DeliveredMessage) -> String {
+    use sha2::Digest;
+    match parsed.message_id() {
+        Some(id) if !id.is_empty() => format!("id:{id}"),
+        _ => {
+            let digest = sha2::Sha256::digest(&message.header);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("header:{hex}")
+        }
+    }
+}
+
 fn webpush_pushes(
     store: &Store,
     parsed: &mail_parser::Message<'_>,
@@ -172,6 +187,7 @@ fn webpush_pushes(
     now: i64,
     deadline: i64,
 ) -> Result<Vec<NewPush>, StoreError> {
+    let identity = message_identity(parsed, message);
     let mut pushes = Vec::new();
     for rcpt in recipients {
         let wanted: Vec<_> = store
@@ -195,6 +211,12 @@ fn webpush_pushes(
         pushes.extend(wanted.into_iter().map(|sub| NewPush {
             kind: PushKind::WebPush,
             username: rcpt.username.clone(),
+            dedupe: Some(dedupe_key(
+                &identity,
+                PushKind::WebPush,
+                &rcpt.username,
+                &sub.id,
+            )),
             target: sub.id,
             payload: json.clone(),
             with_content: payload.has_content(),
@@ -240,6 +262,7 @@ fn notifications(
         .and_then(|addr| addr.address());
     let deadline =
         now.saturating_add(i64::try_from(rules.deadline.as_millis()).unwrap_or(i64::MAX));
+    let identity = message_identity(parsed, message);
     let mut pushes = Vec::new();
     for rcpt in recipients {
         let own = from.is_some_and(|from| {
@@ -252,6 +275,12 @@ fn notifications(
         pushes.extend(tokens.into_iter().map(|token| NewPush {
             kind: PushKind::DeltaChat,
             username: rcpt.username.clone(),
+            dedupe: Some(dedupe_key(
+                &identity,
+                PushKind::DeltaChat,
+                &rcpt.username,
+                &token.id,
+            )),
             target: token.id,
             payload: String::new(),
             with_content: false,
@@ -403,6 +432,13 @@ impl PushHook {
     /// One job's pushes of every kind on. Blocking (reads targets).
     fn pushes_of(&self, job: &Job, now: i64) -> Result<Vec<NewPush>, StoreError> {
         let (message, recipients) = (&job.message, &job.recipients);
+        // Just refreshed: where the async check could not tell (PostgreSQL's counter
+        // is a round trip), a message for users without targets stops here, before
+        // one query per recipient and kind.
+        let names = recipients.iter().map(|r| r.username.as_str());
+        if self.targets.any_now(names) == Some(false) {
+            return Ok(Vec::new());
+        }
         let parsed = parse_header(message);
         let store = self.queue.store();
         let mut pushes = Vec::new();

@@ -35,6 +35,7 @@ fn store() -> (tempfile::TempDir, Store) {
             validation: true,
             not_before: 0,
             deadline: 0,
+            dedupe: None,
         };
         let mut ops = vec![Op::Subscribe(Box::new(Subscribe {
             subscription: sub,
@@ -165,13 +166,21 @@ fn a_message_past_the_pending_bound_pushes_nothing() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Three different messages (one Message-ID each: the same one twice would be
+    // queued once, see `a_message_delivered_again_queues_its_pushes_once`).
+    let nth = |n: u8| DeliveredMessage {
+        header: String::from_utf8_lossy(HEADER)
+            .replace(".x@", &format!(".{n}@"))
+            .into_bytes(),
+        ..message(None)
+    };
     rt.block_on(async {
-        hook.after_delivery(message(None), delivered(true));
+        hook.after_delivery(nth(1), delivered(true));
         // The first message still holds the only permit: this one is dropped.
-        hook.after_delivery(message(None), delivered(true));
+        hook.after_delivery(nth(2), delivered(true));
         hook.flush().await;
         // Its permit is back once it is queued.
-        hook.after_delivery(message(None), delivered(true));
+        hook.after_delivery(nth(3), delivered(true));
         hook.flush().await;
     });
     assert_eq!(pending(), before + 2);
@@ -292,6 +301,33 @@ fn a_message_without_a_header_still_pushes() {
     assert_eq!(ids(&pushes), ["all", "mail"]);
 }
 
+/// Postfix delivers at least once: the same message delivered again makes the same
+/// dedupe keys (from its Message-ID, or without one from its header section), so its
+/// pushes are queued once; another message makes other keys.
+#[test]
+fn a_message_delivered_again_queues_its_pushes_once() {
+    let (_dir, store) = store();
+    let before = store.queue_len().expect("len");
+    let first = pushes_for(&store, &message(None), &delivered(true), 5, 9).expect("pushes");
+    assert!(first.iter().all(|p| p.dedupe.is_some()));
+    let again = pushes_for(&store, &message(None), &delivered(true), 5, 9).expect("pushes");
+    assert_eq!(first, again);
+    store.enqueue(&first, 100, 5).expect("enqueue");
+    store.enqueue(&again, 100, 5).expect("enqueue again");
+    assert_eq!(store.queue_len().expect("len"), before + first.len());
+    let no_id = |subject: &str| DeliveredMessage {
+        header: format!("From: b@x\r\nSubject: {subject}\r\n\r\n").into_bytes(),
+        ..message(None)
+    };
+    let keys = |m: &DeliveredMessage| -> Vec<Option<String>> {
+        let pushes = pushes_for(&store, m, &delivered(true), 5, 9).expect("pushes");
+        pushes.into_iter().map(|p| p.dedupe).collect()
+    };
+    assert_eq!(keys(&no_id("a")), keys(&no_id("a")));
+    assert_ne!(keys(&no_id("a")), keys(&no_id("b")));
+    assert_ne!(keys(&no_id("a")), keys(&message(None)));
+}
+
 /// A recipient without any push target costs no task (no blocking hop, no query)
 /// once the set of users with targets is current; a subscription added later is
 /// seen by the next message.
@@ -372,7 +408,8 @@ fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
         },
     );
     let before = store.queue_len().expect("count");
-    let locker = rusqlite::Connection::open(store.path()).expect("second connection");
+    let locker =
+        rusqlite::Connection::open(store.path().expect("sqlite")).expect("second connection");
     locker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {

@@ -97,6 +97,13 @@ impl PushQueue {
         self.wake.notify_one();
     }
 
+    /// Wakes the worker also when another process or node queues a push (PostgreSQL
+    /// `NOTIFY`; nothing for SQLite, where the worker's timer finds it).
+    pub fn watch_other_writers(&self) {
+        let wake = Arc::clone(&self.wake);
+        self.store.watch_queue(Box::new(move || wake.notify_one()));
+    }
+
     /// What the worker waits on.
     pub fn notify(&self) -> &Notify {
         &self.wake
@@ -130,6 +137,7 @@ impl PushQueue {
             validation: true,
             not_before: now,
             deadline: self.deadline_from(now),
+            dedupe: None,
         }
     }
 

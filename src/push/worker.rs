@@ -155,6 +155,7 @@ impl Worker {
         this.queue
             .recorder()
             .watch_push_queue(this.queue.store().clone());
+        this.queue.watch_other_writers();
         tracing::info!("push worker running");
         while !*stop.borrow() {
             if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP) {

@@ -1,10 +1,8 @@
 //! The COI per-user settings (COI server spec, "COI Configuration" METADATA entries) and
 //! how a user's stored values combine with the server-wide defaults from the config.
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, text_pair};
 use crate::config::CoiConfig;
 
 /// `enabled`: `yes`, or absent (NIL) for off.
@@ -117,58 +115,17 @@ impl StoredCoi {
     }
 }
 
-impl Store {
-    /// The effective COI settings of `username`: stored values over `defaults`.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn coi_settings(
-        &self,
-        username: &str,
-        defaults: &CoiSettings,
-    ) -> Result<CoiSettings, StoreError> {
-        Ok(self.stored_coi(username)?.over(defaults))
-    }
-
-    /// What `username` set of the COI settings. A stored value that is not valid
-    /// (written by hand) is ignored with a warning.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn stored_coi(&self, username: &str) -> Result<StoredCoi, StoreError> {
-        let mut stored = StoredCoi::default();
-        // Exactly the two settings, in one query: a user's other METADATA (also other
-        // entries below `coi/config/`) may be many.
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT entry, value FROM user_metadata WHERE username = ?1 AND entry IN (?2, ?3)",
-        )?;
-        let rows = stmt.query_map(
-            params![username, ENTRY_ENABLED, ENTRY_MESSAGE_FILTER],
-            text_pair,
-        )?;
-        for row in rows {
-            let (entry, value) = row?;
-            match entry.as_str() {
-                ENTRY_ENABLED => stored.enabled = Some(value == "yes"),
-                ENTRY_MESSAGE_FILTER => match MessageFilter::parse(&value) {
-                    Some(filter) => stored.message_filter = Some(filter),
-                    None => tracing::warn!(username, value, "ignoring invalid message-filter"),
-                },
-                _ => {}
-            }
-        }
-        Ok(stored)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_stores::{Kind, store_of};
+    use rstest::rstest;
 
-    #[test]
-    fn stored_values_override_defaults() {
-        let (_dir, store) = crate::store::temp_store();
+    #[rstest]
+    #[case::sqlite(Kind::Sqlite)]
+    #[case::postgresql(Kind::Postgresql)]
+    fn stored_values_override_defaults(#[case] kind: Kind) {
+        let (_guard, store) = store_of(kind);
         let defaults = CoiSettings::defaults(&CoiConfig::default());
         assert_eq!(
             store.coi_settings("a@x", &defaults).expect("read"),
@@ -185,9 +142,11 @@ mod tests {
     }
 
     /// Other entries below `coi/config/`, however many, do not hide the settings.
-    #[test]
-    fn other_config_entries_do_not_hide_the_settings() {
-        let (_dir, store) = crate::store::temp_store();
+    #[rstest]
+    #[case::sqlite(Kind::Sqlite)]
+    #[case::postgresql(Kind::Postgresql)]
+    fn other_config_entries_do_not_hide_the_settings(#[case] kind: Kind) {
+        let (_guard, store) = store_of(kind);
         let defaults = CoiSettings::defaults(&CoiConfig::default());
         for i in 0..40 {
             let entry = format!("/private/vendor/vendor.dovecot/coi/config/a{i:02}");

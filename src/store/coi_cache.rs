@@ -2,14 +2,20 @@
 //! database has not changed, so a message to a known user costs no settings query and
 //! no hop to a blocking thread.
 //!
-//! Correct by construction on one host: the cache holds a connection of its own and,
-//! before every use, reads the settings counter (`settings_version`, schema 5), which
-//! triggers in the database move with every change to the users' METADATA entries,
-//! whoever makes it (this process's dict proxy, `coid user set`, a hand-made SQL
-//! update). When it moved, every entry is dropped and read again. One read of one
-//! row on a connection nobody else uses: microseconds, no hop to another thread;
-//! correctness never depends on timing. Writes that touch no settings (the push
-//! queue) leave the cache alone.
+//! Correct by construction: before every use the cache reads the settings counter
+//! ([`Counter::Settings`]), which triggers in the database move with every change to
+//! the users' METADATA entries, whoever makes it (this process's dict proxy, `coid
+//! user set`, another coid node sharing a PostgreSQL store, a hand-made SQL update).
+//! When it moved, every entry is dropped and read again; correctness never depends on
+//! timing. Writes that touch no settings (the push queue) leave the cache alone.
+//!
+//! Where the counter is read depends on the engine ([`crate::store::Engine::counters_are_local`]):
+//! SQLite's is one row on a connection nobody else uses, microseconds, read on the
+//! async thread, so a hit costs no hop to a blocking thread. PostgreSQL's lives in
+//! the shared database, a round trip: [`CoiCache::cached`] then answers "unknown" and
+//! the caller reads on a blocking thread through [`CoiCache::load`], which still
+//! answers from memory when the counter has not moved. Either way a write on one node
+//! is seen by every node at its next delivery.
 //!
 //! Bounded: at most [`MAX_ENTRIES`] users; past that, all entries go (one query per
 //! user refills them).
@@ -17,9 +23,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OpenFlags};
-
 use super::coi::StoredCoi;
+use super::engine::Counter;
 use super::{Store, StoreError};
 
 /// Most users kept.
@@ -36,33 +41,25 @@ struct Entries {
 #[derive(Clone)]
 pub struct CoiCache {
     store: Store,
-    /// A read-only connection that only reads the settings counter; `None` when it
-    /// could not be opened (then nothing is cached).
-    probe: Option<Arc<Mutex<Connection>>>,
     entries: Arc<Mutex<Entries>>,
 }
 
 impl CoiCache {
     /// Over `store`.
     pub fn new(store: Store) -> CoiCache {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let probe = match Connection::open_with_flags(store.path(), flags) {
-            Ok(conn) => Some(Arc::new(Mutex::new(conn))),
-            Err(err) => {
-                tracing::warn!(error = %err, "settings cache off: cannot open a probe connection");
-                None
-            }
-        };
         CoiCache {
             store,
-            probe,
             entries: Arc::default(),
         }
     }
 
     /// Every user's stored settings if the database has not changed since they were
-    /// read; `None` otherwise. Never waits for the store's connection.
+    /// read; `None` otherwise (and always `None` when the counter is not local).
+    /// Never waits for the store's connection.
     pub fn cached(&self, usernames: &[String]) -> Option<Vec<StoredCoi>> {
+        if !self.store.counters_are_local() {
+            return None;
+        }
         let version = self.version()?;
         let mut entries = lock(&self.entries);
         if entries.version != Some(version) {
@@ -84,6 +81,18 @@ impl CoiCache {
         // Read before the settings: a commit in between makes the next check miss,
         // never a stale hit.
         let version = self.version();
+        if let Some(version) = version {
+            let entries = lock(&self.entries);
+            if entries.version == Some(version) {
+                let hit: Option<Vec<StoredCoi>> = usernames
+                    .iter()
+                    .map(|name| entries.map.get(name).copied())
+                    .collect();
+                if let Some(hit) = hit {
+                    return Ok(hit);
+                }
+            }
+        }
         let stored = usernames
             .iter()
             .map(|name| self.store.stored_coi(name))
@@ -104,11 +113,7 @@ impl CoiCache {
 
     /// The settings counter now; `None` if it cannot be read (no caching then).
     fn version(&self) -> Option<i64> {
-        let probe = lock(self.probe.as_ref()?);
-        let read = probe
-            .prepare_cached("SELECT n FROM settings_version WHERE id = 1")
-            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)));
-        match read {
+        match self.store.counter(Counter::Settings) {
             Ok(version) => Some(version),
             Err(err) => {
                 tracing::debug!(error = %err, "settings cache: counter unreadable");
@@ -127,6 +132,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_stores::{Kind, store_of};
     use crate::store::{ENTRY_ENABLED, temp_store};
 
     #[test]
@@ -157,5 +163,21 @@ mod tests {
         };
         other.commit("a@x", &[op], 0).expect("token");
         assert_eq!(cache.cached(&names), Some(third), "a token is no setting");
+    }
+
+    /// PostgreSQL: nothing is answered on the async thread; every load reads the
+    /// shared counter, so another node's write is seen by the next load.
+    #[test]
+    fn postgresql_loads_see_another_nodes_write() {
+        let (guard, store) = store_of(Kind::Postgresql);
+        let cache = CoiCache::new(store);
+        let names = vec!["a@x".to_owned()];
+        assert_eq!(cache.load(&names).expect("load")[0].enabled, None);
+        assert_eq!(cache.cached(&names), None, "never on the async thread");
+        let node_b = guard.reopen();
+        node_b.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
+        assert_eq!(cache.load(&names).expect("load")[0].enabled, Some(true));
+        node_b.set("a@x", ENTRY_ENABLED, None).expect("unset");
+        assert_eq!(cache.load(&names).expect("load")[0].enabled, None);
     }
 }

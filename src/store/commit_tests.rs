@@ -2,7 +2,9 @@
 //! replacement, validation within the window, unsubscribe, and all-or-nothing.
 
 use super::*;
-use crate::store::{Depth, PushKind, Table, temp_store};
+use crate::store::test_stores::{Kind, store_of};
+use crate::store::{Depth, PushKind, Table};
+use rstest::rstest;
 
 const ALICE: &str = "alice@example.org";
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -32,6 +34,7 @@ fn subscribe(id: &str, endpoint: &str, limit: usize) -> Op {
             validation: true,
             not_before: NOW_MS,
             deadline: NOW_MS + 60_000,
+            dedupe: None,
         },
         max_queue: 100,
     }))
@@ -52,9 +55,11 @@ fn refused(result: Result<(), CommitError>) -> String {
     }
 }
 
-#[test]
-fn subscribe_queues_a_validation_push_and_validate_checks_token_and_window() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn subscribe_queues_a_validation_push_and_validate_checks_token_and_window(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     store
         .commit(ALICE, &[subscribe("s1", "https://p/1", 10)], NOW_MS)
         .expect("subscribe");
@@ -89,9 +94,11 @@ fn subscribe_queues_a_validation_push_and_validate_checks_token_and_window() {
     refused(store.commit("bob@example.org", &[validate("s1", "token-s1", 0)], NOW_MS));
 }
 
-#[test]
-fn the_limit_counts_other_subscriptions_and_a_replacement_starts_over() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn the_limit_counts_other_subscriptions_and_a_replacement_starts_over(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     store
         .commit(
             ALICE,
@@ -136,9 +143,11 @@ fn the_limit_counts_other_subscriptions_and_a_replacement_starts_over() {
     assert_eq!(store.queue_len().expect("len"), 1, "b's push stays");
 }
 
-#[test]
-fn a_refusal_rolls_back_the_whole_commit() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_refusal_rolls_back_the_whole_commit(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     let put = Op::Put(Write {
         table: Table::Metadata,
         key: "/private/comment".into(),
@@ -161,9 +170,11 @@ fn a_refusal_rolls_back_the_whole_commit() {
     assert!(rows.is_empty(), "{rows:?}");
 }
 
-#[test]
-fn a_full_queue_refuses_a_subscription() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_full_queue_refuses_a_subscription(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     let Op::Subscribe(mut new) = subscribe("s1", "https://p/1", 10) else {
         unreachable!("subscribe builds Op::Subscribe")
     };
@@ -173,9 +184,11 @@ fn a_full_queue_refuses_a_subscription() {
     assert_eq!(store.subscriptions(ALICE).expect("list"), []);
 }
 
-#[test]
-fn unvalidated_subscriptions_expire_with_their_pushes() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn unvalidated_subscriptions_expire_with_their_pushes(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     store
         .commit(
             ALICE,

@@ -1,4 +1,6 @@
-//! coid's state store: an embedded SQLite database (WAL) under the state directory.
+//! coid's state store: one storage interface ([`Engine`], `engine`) and its
+//! implementations: `sqlite` (the default, an embedded database under the state
+//! directory) and, for several coid nodes sharing one state, PostgreSQL.
 //!
 //! Per-user settings are kept as IMAP METADATA entries (RFC 5464) under their entry
 //! names, e.g. `/private/vendor/vendor.dovecot/coi/config/message-filter` (COI server
@@ -6,33 +8,39 @@
 //! the delivery path and `coid user` read and write the same rows. Dovecot's other
 //! attributes (mailbox annotations, shared ones, Dovecot-internal keys) are kept
 //! verbatim in a second table ([`Table::Attributes`]). Web Push keeps its own tables:
-//! the users' subscriptions (`subscriptions`, written by dict commits through
-//! `commit`), the durable push queue (`queue`, shared with Delta Chat notifications)
-//! and the server's VAPID key (`secrets`); the push worker settles outcomes and
-//! claims in one transaction per round (`settle`). Delta Chat device tokens have theirs
-//! (`tokens`); `target_users` keeps in memory who has any of either.
-//! The schema grows by numbered migrations (`schema`, `PRAGMA user_version`), never
-//! losing data.
+//! the users' subscriptions (written by dict commits through [`Op`]), the durable push
+//! queue (shared with Delta Chat notifications) and the server's VAPID key
+//! (`secrets`); the push worker settles outcomes and claims in one transaction per
+//! round ([`Settle`]). Delta Chat device tokens have theirs; [`TargetUsers`] keeps in
+//! memory who has any of either, [`CoiCache`] the users' settings.
+//!
+//! The files at this level hold what does not depend on the engine: the value types,
+//! the rules (`coi`), the caches. [`Store`] is the handle everyone holds; it
+//! dereferences to the engine, so `store.commit(..)` calls the engine's method.
 //! All calls block: async callers use `tokio::task::spawn_blocking`.
 
 mod coi;
 mod coi_cache;
 mod commit;
+mod counted;
 mod dict;
+pub mod engine;
+mod postgres;
 mod queue;
-mod queue_rows;
-mod schema;
 mod secrets;
 mod settle;
+mod sqlite;
 mod subscriptions;
 mod target_users;
+#[cfg(test)]
+pub(crate) mod test_stores;
 mod tokens;
 
+use std::ops::Deref;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use rusqlite::Connection;
 
 pub use coi::{
     CoiSettings, ENTRY_ENABLED, ENTRY_MAILBOX_ROOT, ENTRY_MESSAGE_FILTER, MessageFilter, StoredCoi,
@@ -41,10 +49,12 @@ pub use coi::{
 pub use coi_cache::CoiCache;
 pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
-pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush};
-use schema::MIGRATIONS;
+pub use engine::{Counter, Engine};
+pub use postgres::{POSTGRES_SCHEMA_VERSION, Postgres};
+pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush, dedupe_key};
 pub use secrets::SECRET_VAPID;
 pub use settle::{Claim, Claimed, Settle};
+pub use sqlite::Sqlite;
 pub use subscriptions::Subscription;
 pub use target_users::TargetUsers;
 pub use tokens::DeviceToken;
@@ -78,121 +88,116 @@ pub enum StoreError {
     /// A thread holding the connection panicked.
     #[error("state store: connection lock poisoned")]
     Poisoned,
+    /// The database was written by a later coid (its schema is newer than any this
+    /// coid knows): coid refuses to use it rather than misread it. Upgrade coid, or
+    /// restore a backup taken before the upgrade.
+    #[error(
+        "state store: the database has schema version {found}, newer than the {known} \
+         this coid knows: it was written by a later coid; upgrade coid, or restore a backup \
+         taken before the upgrade"
+    )]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest version this coid knows.
+        known: i64,
+    },
+    /// PostgreSQL said no (or the connection was lost mid-way).
+    #[error("state store: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// No connection to the database (the server cannot be reached, the pool's wait
+    /// timed out, the URL or password file is unusable).
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
     /// The blocking task doing store work failed (panicked or was cancelled).
     #[error("state store: worker task failed: {0}")]
     Worker(String),
 }
 
-/// Prepared statements kept per connection (each a few KB).
-const STATEMENT_CACHE: usize = 128;
+/// The schema version this coid writes (SQLite, `PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = sqlite::schema::MIGRATIONS.len() as i64;
 
-impl StoreError {
-    /// `err` about the database at `path`: [`StoreError::ReadOnly`] when SQLite could
-    /// not write or open it for writing, [`StoreError::Sqlite`] otherwise.
-    fn from_sqlite(path: &Path, err: rusqlite::Error) -> StoreError {
-        match err {
-            rusqlite::Error::SqliteFailure(e, msg)
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
-                ) =>
-            {
-                StoreError::ReadOnly {
-                    path: path.display().to_string(),
-                    cause: msg.unwrap_or_else(|| e.to_string()),
-                }
-            }
-            other => StoreError::Sqlite(other),
-        }
+/// A handle to the state store; cheap to clone. Dereferences to its [`Engine`].
+#[derive(Clone)]
+pub struct Store {
+    /// The engine, behind [`counted::Counted`].
+    engine: Arc<dyn Engine>,
+    /// The SQLite file, for an SQLite store.
+    path: Option<Arc<std::path::PathBuf>>,
+    /// Calls that failed for the database's sake, since the store was opened.
+    errors: Arc<AtomicU64>,
+}
+
+impl Deref for Store {
+    type Target = dyn Engine;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.engine
     }
 }
 
-/// The schema version this coid writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// A handle to the state store; cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    path: Arc<std::path::PathBuf>,
-}
-
 impl Store {
-    /// Opens (creating if needed) the database at `path`, in WAL mode.
+    /// Opens (creating if needed) the SQLite database at `path`, in WAL mode.
     ///
     /// # Errors
     /// The directory or database cannot be created or migrated.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        let named = |err| StoreError::from_sqlite(path, err);
-        let mut conn = Connection::open(path).map_err(named)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(named)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(named)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(named)?;
-        // Every statement coid runs more than once is prepared through the cache;
-        // rusqlite keeps 16 by default, fewer than the delivery path, the push hook
-        // and the push worker use together, so they evicted each other and SQLite
-        // compiled them again (a few per cent of coid's CPU with Web Push on).
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        migrate(&mut conn).map_err(|err| match err {
-            StoreError::Sqlite(err) => named(err),
-            other => other,
-        })?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            path: Arc::new(path.to_owned()),
-        })
+        let mut store = Store::with_engine(Arc::new(Sqlite::open(path)?));
+        store.path = Some(Arc::new(path.to_owned()));
+        Ok(store)
     }
 
-    /// Checks that the database can be written: SQLite opens a file it may not write
-    /// read-only without a word, and every write would then fail later, one by one.
-    /// A write lock held by another process is not a failure here.
+    /// A look at the PostgreSQL store `[state.postgresql]` names, changing nothing:
+    /// `None` if coid never created its tables there, else its schema version and
+    /// VAPID private key (PEM), if any (`coid doctor`).
     ///
     /// # Errors
-    /// [`StoreError::ReadOnly`] when it cannot be written; other SQLite failures.
-    pub fn check_writable(&self) -> Result<(), StoreError> {
-        let conn = self.lock()?;
-        let read_only = |cause: String| StoreError::ReadOnly {
-            path: self.path.display().to_string(),
-            cause,
-        };
-        if conn.is_readonly(rusqlite::MAIN_DB)? {
-            return Err(read_only("opened read-only".into()));
-        }
-        // A write transaction that writes nothing: SQLite refuses it on a read-only
-        // file, directory (no -wal/-shm) or file system.
-        match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
-            Ok(()) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
-            {
-                Ok(())
+    /// It cannot be reached or read.
+    pub fn peek_postgres(
+        settings: &crate::config::PostgresConfig,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        postgres::peek(settings)
+    }
+
+    /// The store `[state]` names: SQLite in the state directory, or PostgreSQL.
+    ///
+    /// # Errors
+    /// It cannot be opened, reached or migrated.
+    pub fn from_config(config: &crate::config::Config) -> Result<Store, StoreError> {
+        match config.state.database {
+            crate::config::Database::Sqlite => Store::open(&config.database_path()),
+            crate::config::Database::Postgresql => {
+                let db = Postgres::open(&config.state.postgresql)?;
+                Ok(Store::with_engine(Arc::new(db)))
             }
-            Err(err) => Err(StoreError::from_sqlite(&self.path, err)),
         }
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A store over `engine`.
+    pub fn with_engine(engine: Arc<dyn Engine>) -> Store {
+        let errors = Arc::new(AtomicU64::new(0));
+        Store {
+            engine: Arc::new(counted::Counted::new(engine, Arc::clone(&errors))),
+            path: None,
+            errors,
+        }
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    /// Calls that failed for the database's sake since the store was opened (its
+    /// clones count together).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// The SQLite database file; `None` for another engine.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref().map(|p| p.as_path())
     }
 
     /// One METADATA entry of a user.
     ///
     /// # Errors
-    /// SQLite failed.
+    /// The database failed.
     pub fn get(&self, username: &str, entry: &str) -> Result<Option<String>, StoreError> {
         self.lookup(Table::Metadata, username, entry)
     }
@@ -200,7 +205,7 @@ impl Store {
     /// All entries of a user, sorted by name (for tests).
     ///
     /// # Errors
-    /// SQLite failed.
+    /// The database failed.
     #[cfg(test)]
     pub(crate) fn entries(&self, username: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.scan(Table::Metadata, username, "", Depth::All, usize::MAX)
@@ -209,7 +214,7 @@ impl Store {
     /// Sets an entry, or removes it with `None` (IMAP `NIL`).
     ///
     /// # Errors
-    /// SQLite failed.
+    /// The database failed.
     pub fn set(&self, username: &str, entry: &str, value: Option<&str>) -> Result<(), StoreError> {
         let write = Write {
             table: Table::Metadata,
@@ -218,36 +223,37 @@ impl Store {
         };
         self.apply(username, &[write])
     }
-}
 
-/// Brings the schema up to [`SCHEMA_VERSION`], one migration per transaction. A newer
-/// database (written by a later coid) is left alone.
-///
-/// Another process may migrate the same file at the same time (`coid serve` binds its
-/// sockets before it opens the store, so an admin command started as soon as it
-/// listens can meet it half way): each step reads the version again inside its write
-/// transaction. An up-to-date database takes no write lock at all.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (done, sql) in MIGRATIONS.iter().enumerate() {
-        let next = done as i64 + 1;
-        if next <= version {
-            continue;
-        }
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if next <= now {
-            continue;
-        }
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", next)?;
-        tx.commit()?;
+    /// The effective COI settings of `username`: stored values over `defaults`.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn coi_settings(
+        &self,
+        username: &str,
+        defaults: &CoiSettings,
+    ) -> Result<CoiSettings, StoreError> {
+        Ok(self.stored_coi(username)?.over(defaults))
     }
-    Ok(())
+
+    /// The secret `name`, created with `make` if there is none yet (called at most
+    /// once). Several processes creating it at once agree on one value.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn secret_or_insert(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        let mut make = Some(make);
+        self.engine
+            .secret_or_insert(name, &mut || make.take().map(|f| f()).unwrap_or_default())
+    }
 }
 
 /// Now in unix seconds: the METADATA tables' and subscriptions' clock.
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     unix_now_ms() / 1000
 }
 
@@ -256,18 +262,6 @@ pub fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Maps a row of two text columns (key and value, user and id).
-fn text_pair(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String)> {
-    Ok((r.get(0)?, r.get(1)?))
-}
-
-/// Runs a `SELECT count(*) ...` query.
-fn count(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
-    let n: i64 = conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
-    // Never negative; were it so, bounds checked against it would refuse.
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// A store in a fresh temporary directory, which lives as long as the returned guard.
@@ -280,14 +274,15 @@ pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
 
 #[cfg(test)]
 mod tests {
+    use super::test_stores::{Kind, store_of};
     use super::*;
-    use rusqlite::params;
+    use rstest::rstest;
 
-    #[test]
-    fn set_get_unset_survive_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sub/coid.sqlite");
-        let store = Store::open(&path).expect("open");
+    #[rstest]
+    #[case::sqlite(Kind::Sqlite)]
+    #[case::postgresql(Kind::Postgresql)]
+    fn set_get_unset_survive_reopen(#[case] kind: Kind) {
+        let (guard, store) = store_of(kind);
         store
             .set("alice@example.org", ENTRY_MESSAGE_FILTER, Some("active"))
             .expect("set");
@@ -295,7 +290,7 @@ mod tests {
             .set("alice@example.org", ENTRY_ENABLED, Some("yes"))
             .expect("set");
         drop(store);
-        let store = Store::open(&path).expect("reopen");
+        let store = guard.reopen();
         assert_eq!(
             store
                 .get("alice@example.org", ENTRY_ENABLED)
@@ -320,42 +315,13 @@ mod tests {
         );
     }
 
-    /// A version-1 database (before the dict proxy) is migrated in place, data kept.
+    /// A directory that does not exist yet is created.
     #[test]
-    fn migrates_version_1_keeping_data() {
+    fn sqlite_creates_its_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("old.sqlite");
-        {
-            let conn = Connection::open(&path).expect("create");
-            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
-            conn.pragma_update(None, "user_version", 1)
-                .expect("version");
-            conn.execute(
-                "INSERT INTO user_metadata VALUES ('a@x', ?1, 'yes', 1)",
-                params![ENTRY_ENABLED],
-            )
-            .expect("row");
-        }
-        let store = Store::open(&path).expect("migrate");
-        assert_eq!(
-            store.get("a@x", ENTRY_ENABLED).expect("get").as_deref(),
-            Some("yes")
-        );
-        let version: i64 = store
-            .lock()
-            .expect("lock")
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .expect("version");
-        assert_eq!(version, SCHEMA_VERSION);
-        store
-            .apply(
-                "a@x",
-                &[Write {
-                    table: Table::Attributes,
-                    key: "priv/g/comment".into(),
-                    value: Some("hi".into()),
-                }],
-            )
-            .expect("new table usable");
+        let path = dir.path().join("sub/coid.sqlite");
+        let store = Store::open(&path).expect("open");
+        store.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
+        assert!(path.is_file());
     }
 }

@@ -7,20 +7,11 @@
 //! (`super::subscriptions`, `super::tokens`): a row whose target is gone is dropped
 //! when claimed.
 //!
-//! A payload that several rows of one [`Store::enqueue`] carry (a message's pushes to
+//! A payload that several rows of one [`crate::store::Engine::enqueue`] carry (a message's pushes to
 //! a user's devices) is stored once (`push_payloads`, schema 8) and read back with the
 //! row; triggers delete it with the last row.
 //!
 //! Times here are unix milliseconds.
-
-use std::collections::HashMap;
-
-use rusqlite::{Transaction, params};
-
-use super::queue_rows::{
-    claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
-};
-use super::{Store, StoreError, count};
 
 /// What a queued row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,14 +24,15 @@ pub enum PushKind {
 
 impl PushKind {
     /// The `kind` column's value.
-    pub(super) fn code(self) -> i64 {
+    pub(crate) fn code(self) -> i64 {
         match self {
             PushKind::WebPush => 0,
             PushKind::DeltaChat => 1,
         }
     }
 
-    pub(super) fn from_code(code: i64) -> Option<PushKind> {
+    /// The kind of a `kind` column's value; `None`: a newer coid's row.
+    pub(crate) fn from_code(code: i64) -> Option<PushKind> {
         match code {
             0 => Some(PushKind::WebPush),
             1 => Some(PushKind::DeltaChat),
@@ -105,6 +97,27 @@ pub struct NewPush {
     pub not_before: i64,
     /// Dropped when not sent by this time.
     pub deadline: i64,
+    /// Identifies this push of this message ([`dedupe_key`]): while a row with the
+    /// same key is queued, queueing it again does nothing (Postfix delivers at least
+    /// once, and retries a message whose reply it did not get). `None`: never
+    /// deduplicated (validation pushes).
+    pub dedupe: Option<String>,
+}
+
+/// The dedupe key of one push of a delivered message: a digest of the message's
+/// identity (its Message-ID, or a digest of its header section), the user, the kind
+/// and the target; 43 characters however long the inputs are.
+pub fn dedupe_key(message: &str, kind: PushKind, username: &str, target: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for part in [message, username, target] {
+        // Each part with its length first: no two different tuples hash the same input.
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    digest.update(kind.code().to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.finalize())
 }
 
 /// A claimed push, with where it goes.
@@ -137,253 +150,6 @@ impl QueuedPush {
             Destination::WebPush { .. } => PushKind::WebPush,
             Destination::DeltaChat { .. } => PushKind::DeltaChat,
         }
-    }
-}
-
-/// Inserts `push` unless the queue holds `max_queue` rows already; true if stored.
-pub(super) fn insert(
-    tx: &Transaction<'_>,
-    push: &NewPush,
-    max_queue: usize,
-    now: i64,
-) -> Result<bool, StoreError> {
-    if queue_len(tx)? >= max_queue {
-        return Ok(false);
-    }
-    put(tx, push, now)?;
-    Ok(true)
-}
-
-/// Rows in the queue, inside `tx`: the counter the triggers keep (schema 7).
-fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
-    Ok(count(tx, SIZE, [])?)
-}
-
-/// The queue's length, one row (`push_queue_size`).
-const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
-
-/// Inserts `push`, whatever the queue holds.
-fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
-    put_shared(tx, push, None, now)
-}
-
-/// Inserts `push`, its payload in its row, or the shared payload `payload_id`.
-fn put_shared(
-    tx: &Transaction<'_>,
-    push: &NewPush,
-    payload_id: Option<i64>,
-    now: i64,
-) -> Result<(), StoreError> {
-    let payload = if payload_id.is_some() {
-        ""
-    } else {
-        push.payload.as_str()
-    };
-    tx.prepare_cached(
-        "INSERT INTO push_queue (username, target, payload, with_content, validation,
-                                 attempts, not_before, deadline, created, kind, payload_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        push.username,
-        push.target,
-        payload,
-        push.with_content,
-        push.validation,
-        push.not_before,
-        push.deadline,
-        now,
-        push.kind.code(),
-        payload_id
-    ])?;
-    Ok(())
-}
-
-/// Payloads that more than one row will carry, each stored once as it is first
-/// needed.
-struct Shared<'a> {
-    /// How many rows carry each payload.
-    counts: HashMap<&'a str, usize>,
-    /// Stored so far: payload → `push_payloads.id`.
-    ids: HashMap<&'a str, i64>,
-}
-
-impl<'a> Shared<'a> {
-    fn of(pushes: &'a [NewPush]) -> Shared<'a> {
-        let mut counts = HashMap::new();
-        for push in pushes.iter().filter(|p| !p.payload.is_empty()) {
-            *counts.entry(push.payload.as_str()).or_insert(0) += 1;
-        }
-        Shared {
-            counts,
-            ids: HashMap::new(),
-        }
-    }
-
-    /// The shared payload id for `payload`; `None`: keep it in the row.
-    fn id(&mut self, tx: &Transaction<'_>, payload: &'a str) -> Result<Option<i64>, StoreError> {
-        if self.counts.get(payload).copied().unwrap_or(0) < 2 {
-            return Ok(None);
-        }
-        if let Some(id) = self.ids.get(payload) {
-            return Ok(Some(*id));
-        }
-        tx.prepare_cached("INSERT INTO push_payloads (payload) VALUES (?1)")?
-            .execute(params![payload])?;
-        let id = tx.last_insert_rowid();
-        self.ids.insert(payload, id);
-        Ok(Some(id))
-    }
-}
-
-impl Store {
-    /// Queues `pushes` in one transaction, as many as fit under `max_queue`; returns
-    /// how many were stored.
-    ///
-    /// # Errors
-    /// SQLite failed; nothing was stored.
-    pub fn enqueue(
-        &self,
-        pushes: &[NewPush],
-        max_queue: usize,
-        now: i64,
-    ) -> Result<usize, StoreError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        // Counted once: the queue only grows by what this loop puts.
-        let room = max_queue.saturating_sub(queue_len(&tx)?);
-        let stored = pushes.len().min(room);
-        let pushes = pushes.get(..stored).unwrap_or_default();
-        let mut shared = Shared::of(pushes);
-        for push in pushes {
-            let payload_id = shared.id(&tx, &push.payload)?;
-            put_shared(&tx, push, payload_id, now)?;
-        }
-        tx.commit()?;
-        Ok(stored)
-    }
-
-    /// Rows in the queue.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn queue_len(&self) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        Ok(count(&conn, SIZE, [])?)
-    }
-
-    /// Rows of one kind in the queue.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn queue_len_of(&self, kind: PushKind) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        let sql = "SELECT count(*) FROM push_queue WHERE kind = ?1";
-        Ok(count(&conn, sql, params![kind.code()])?)
-    }
-
-    /// Pending pushes of one target (subscription or token) of a kind.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn pending_pushes(
-        &self,
-        kind: PushKind,
-        username: &str,
-        id: &str,
-    ) -> Result<usize, StoreError> {
-        let conn = self.lock()?;
-        let sql =
-            "SELECT count(*) FROM push_queue WHERE username = ?1 AND target = ?2 AND kind = ?3";
-        Ok(count(&conn, sql, params![username, id, kind.code()])?)
-    }
-
-    /// Up to `limit` rows due at `now`, oldest first, each leased until `lease_until`.
-    /// Rows past their deadline, or whose target is gone, are deleted instead.
-    ///
-    /// # Errors
-    /// SQLite failed; nothing was claimed.
-    pub fn claim_due(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: usize,
-        kinds: Kinds,
-    ) -> Result<Vec<QueuedPush>, StoreError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        let claimed = claim_in(&tx, now, lease_until, limit, kinds)?;
-        tx.commit()?;
-        Ok(claimed)
-    }
-
-    /// When the earliest row of `kinds` is due (leased rows: when their lease ends).
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn next_due(&self, kinds: Kinds) -> Result<Option<i64>, StoreError> {
-        next_due_in(&*self.lock()?, kinds)
-    }
-
-    /// Removes a row: sent, or given up.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn push_done(&self, seq: i64) -> Result<(), StoreError> {
-        done_in(&*self.lock()?, seq)
-    }
-
-    /// Tries a row again at `not_before`, after `attempts` temporary failures;
-    /// `payload` replaces its payload (then without content).
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn push_retry(
-        &self,
-        seq: i64,
-        attempts: u32,
-        not_before: i64,
-        payload: Option<&str>,
-    ) -> Result<(), StoreError> {
-        retry_in(&*self.lock()?, seq, attempts, not_before, payload)
-    }
-
-    /// Holds back every Web Push row for `endpoint` until `until` (RFC 8030 §8.4:
-    /// 429); rows due later keep their time. Returns the rows moved.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn delay_endpoint(&self, endpoint: &str, until: i64) -> Result<usize, StoreError> {
-        delay_endpoint_in(&*self.lock()?, endpoint, until)
-    }
-
-    /// Holds back every row of `kind` until `until` (one service asked to wait: Delta
-    /// Chat's notification proxy); rows due later keep their time. Returns the rows
-    /// moved.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn delay_kind(&self, kind: PushKind, until: i64) -> Result<usize, StoreError> {
-        delay_kind_in(&*self.lock()?, kind, until)
-    }
-
-    /// Deletes rows past their deadline; returns how many of each kind (Web Push,
-    /// Delta Chat).
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn drop_overdue_pushes(&self, now: i64) -> Result<(usize, usize), StoreError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        let mut dropped = [0; 2];
-        for kind in [PushKind::WebPush, PushKind::DeltaChat] {
-            dropped[usize::from(kind == PushKind::DeltaChat)] = tx.execute(
-                "DELETE FROM push_queue WHERE deadline < ?1 AND kind = ?2",
-                params![now, kind.code()],
-            )?;
-        }
-        tx.commit()?;
-        Ok((dropped[0], dropped[1]))
     }
 }
 

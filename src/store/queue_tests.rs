@@ -2,13 +2,16 @@
 //! payload replacement, per-endpoint delays, deadlines and orphans.
 
 use super::*;
-use crate::store::{Op, Subscribe, Subscription, temp_store};
+use crate::store::Store;
+use crate::store::test_stores::{Guard, Kind, store_of};
+use crate::store::{Op, Subscribe, Subscription};
+use rstest::rstest;
 
 const ALICE: &str = "alice@example.org";
 const T: i64 = 1_700_000_000_000;
 
-fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
-    let (dir, store) = temp_store();
+fn store_with(kind: Kind, subs: &[(&str, &str)]) -> (Guard, Store) {
+    let (guard, store) = store_of(kind);
     for (id, endpoint) in subs {
         let op = Op::Subscribe(Box::new(Subscribe {
             subscription: Subscription {
@@ -32,7 +35,7 @@ fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
         }));
         store.commit(ALICE, &[op], T).expect("subscribe");
     }
-    (dir, store)
+    (guard, store)
 }
 
 fn push(id: &str, not_before: i64) -> NewPush {
@@ -45,12 +48,15 @@ fn push(id: &str, not_before: i64) -> NewPush {
         validation: false,
         not_before,
         deadline: T + 60_000,
+        dedupe: None,
     }
 }
 
-#[test]
-fn enqueue_stops_at_the_bound() {
-    let (_dir, store) = store_with(&[("a", "https://p/a")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn enqueue_stops_at_the_bound(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a")]);
     let stored = store
         .enqueue(&[push("a", T), push("a", T), push("a", T)], 3, T)
         .expect("enqueue");
@@ -58,9 +64,60 @@ fn enqueue_stops_at_the_bound() {
     assert_eq!(store.queue_len().expect("len"), 3);
 }
 
-#[test]
-fn claims_lease_rows_until_they_are_done_or_retried() {
-    let (_dir, store) = store_with(&[("a", "https://p/a")]);
+/// A message delivered again (Postfix delivers at least once) while its pushes are
+/// queued queues nothing more; the duplicates take no room and count as taken.
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_push_queued_again_with_its_dedupe_key_is_a_no_op(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
+    let keyed = |id: &str| NewPush {
+        dedupe: Some(dedupe_key("id:<m@x>", PushKind::WebPush, ALICE, id)),
+        payload: "{\"same\":1}".into(),
+        ..push(id, T)
+    };
+    let before = store.queue_len().expect("len");
+    let first = [keyed("a"), keyed("b")];
+    assert_eq!(store.enqueue(&first, 100, T).expect("first"), 2);
+    assert_eq!(store.queue_len().expect("len"), before + 2);
+    let again = [keyed("a"), keyed("b"), push("a", T)];
+    assert_eq!(
+        store.enqueue(&again, before + 3, T).expect("again"),
+        3,
+        "the duplicates take no room"
+    );
+    assert_eq!(store.queue_len().expect("len"), before + 3);
+    assert_eq!(
+        store
+            .pending_pushes(PushKind::WebPush, ALICE, "b")
+            .expect("b"),
+        2
+    );
+    // Sent (row gone): the key is free again.
+    let claimed = store.claim_due(T, T + 1, 100, Kinds::ALL).expect("claim");
+    for push in &claimed {
+        store.push_done(push.seq).expect("done");
+    }
+    assert_eq!(store.enqueue(&[keyed("a")], 100, T).expect("later"), 1);
+    assert_eq!(store.queue_len().expect("len"), 1);
+    // Other messages, users, kinds or targets make other keys.
+    let keys = [
+        dedupe_key("id:<m@x>", PushKind::WebPush, ALICE, "a"),
+        dedupe_key("id:<n@x>", PushKind::WebPush, ALICE, "a"),
+        dedupe_key("id:<m@x>", PushKind::DeltaChat, ALICE, "a"),
+        dedupe_key("id:<m@x>", PushKind::WebPush, "bob@x", "a"),
+        dedupe_key("id:<m@x>", PushKind::WebPush, ALICE, "b"),
+    ];
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len());
+    assert!(keys.iter().all(|k| k.len() == 43));
+}
+
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn claims_lease_rows_until_they_are_done_or_retried(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a")]);
     store
         .enqueue(&[push("a", T + 5_000)], 10, T)
         .expect("enqueue");
@@ -106,9 +163,11 @@ fn claims_lease_rows_until_they_are_done_or_retried() {
     );
 }
 
-#[test]
-fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
-    let (_dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
     assert_eq!(
         store
             .delay_endpoint("https://p/a", T + 30_000)
@@ -145,14 +204,13 @@ fn delays_hold_back_one_endpoint_and_overdue_or_orphaned_rows_go() {
 
 /// The length the triggers keep (schema 7) is the row count after every way rows
 /// come and go, and a database migrated with rows in its queue starts right.
-#[test]
-fn the_kept_length_is_the_row_count() {
-    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn the_kept_length_is_the_row_count(#[case] kind: Kind) {
+    let (guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
     let counted = || -> usize {
-        let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM push_queue", [], |r| r.get(0))
-            .expect("count");
+        let n = guard.number("SELECT count(*) FROM push_queue");
         usize::try_from(n).expect("not negative")
     };
     let check = |what: &str| assert_eq!(store.queue_len().expect("len"), counted(), "{what}");
@@ -176,10 +234,14 @@ fn the_kept_length_is_the_row_count() {
     check("overdue");
     store.enqueue(&[push("a", T)], 10, T).expect("enqueue");
     drop(store);
+    if kind != Kind::Sqlite {
+        return;
+    }
     // A version-6 database with rows in its queue: migrated, it counts them.
-    let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    let conn = rusqlite::Connection::open(guard.sqlite_path()).expect("raw");
     conn.execute_batch(
-        "DROP TRIGGER push_payloads_delete; DROP TRIGGER push_payloads_detach;
+        "DROP INDEX push_queue_dedupe; ALTER TABLE push_queue DROP COLUMN dedupe;
+         DROP TRIGGER push_payloads_delete; DROP TRIGGER push_payloads_detach;
          DROP INDEX push_queue_payload; ALTER TABLE push_queue DROP COLUMN payload_id;
          DROP TABLE push_payloads;
          DROP TABLE push_queue_size; DROP TRIGGER push_queue_size_insert;
@@ -189,7 +251,7 @@ fn the_kept_length_is_the_row_count() {
     drop(conn);
     let rows = counted();
     assert!(rows > 0);
-    let store = Store::open(&dir.path().join("s.sqlite")).expect("migrate");
+    let store = Store::open(&guard.sqlite_path()).expect("migrate");
     assert_eq!(store.queue_len().expect("len"), rows);
 }
 
@@ -198,8 +260,9 @@ fn the_kept_length_is_the_row_count() {
 /// and the shared one goes with the last row that points at it.
 #[test]
 fn a_payload_shared_by_rows_is_stored_once_and_goes_with_the_last() {
-    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
-    let raw = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
+    // SQLite only: PostgreSQL keeps each row's payload in the row.
+    let (guard, store) = store_with(Kind::Sqlite, &[("a", "https://p/a"), ("b", "https://p/b")]);
+    let raw = rusqlite::Connection::open(guard.sqlite_path()).expect("raw");
     let shared = || -> i64 {
         raw.query_row("SELECT count(*) FROM push_payloads", [], |r| r.get(0))
             .expect("count")

@@ -1,6 +1,6 @@
 //! The push worker's one trip to the store per round: the outcomes of every attempt
 //! that finished since the last round, the next claim and when the next row is due,
-//! all in one SQLite transaction. One hop and one commit for many pushes, instead of
+//! all in one store transaction. One hop and one commit for many pushes, instead of
 //! one each for every claim, every outcome and every next-due check.
 //!
 //! Durability is as before: a row is only deleted or moved once its outcome is
@@ -8,13 +8,7 @@
 //! outcomes it carried stay leased and are sent again when their lease ends (at least
 //! once, never lost), exactly as when coid dies between a send and its record.
 
-use rusqlite::Connection;
-
 use super::queue::{Kinds, PushKind, QueuedPush};
-use super::queue_rows::{
-    claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
-};
-use super::{Store, StoreError, subscriptions, tokens};
 
 /// One change an attempt's outcome makes to the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,60 +88,6 @@ pub struct Claimed {
     /// When the earliest row of the claim's kinds is due, after the claim (leased
     /// rows: when their lease ends).
     pub next_due: Option<i64>,
-}
-
-impl Store {
-    /// Applies `settled` in order, then claims by `claim`, in one transaction.
-    ///
-    /// # Errors
-    /// SQLite failed; nothing was settled or claimed.
-    pub fn settle_and_claim(
-        &self,
-        settled: &[Settle],
-        claim: Claim,
-    ) -> Result<Claimed, StoreError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        for change in settled {
-            apply(&tx, change)?;
-        }
-        let pushes = match claim.limit {
-            0 => Vec::new(),
-            limit => claim_in(&tx, claim.now, claim.lease_until, limit, claim.kinds)?,
-        };
-        let next_due = next_due_in(&tx, claim.kinds)?;
-        tx.commit()?;
-        Ok(Claimed { pushes, next_due })
-    }
-}
-
-fn apply(conn: &Connection, change: &Settle) -> Result<(), StoreError> {
-    match change {
-        Settle::Done { seq } => done_in(conn, *seq),
-        Settle::Retry {
-            seq,
-            attempts,
-            not_before,
-            payload,
-        } => retry_in(conn, *seq, *attempts, *not_before, payload.as_deref()),
-        Settle::DeleteSubscription {
-            seq,
-            username,
-            id,
-            endpoint,
-        } => {
-            subscriptions::delete_if_at(conn, username, id, Some(endpoint))?;
-            done_in(conn, *seq)
-        }
-        Settle::DeleteToken { seq, username, id } => {
-            tokens::delete(conn, username, id)?;
-            done_in(conn, *seq)
-        }
-        Settle::DelayEndpoint { endpoint, until } => {
-            delay_endpoint_in(conn, endpoint, *until).map(|_| ())
-        }
-        Settle::DelayKind { kind, until } => delay_kind_in(conn, *kind, *until).map(|_| ()),
-    }
 }
 
 #[cfg(test)]

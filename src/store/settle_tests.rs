@@ -1,13 +1,16 @@
 //! Outcomes and the next claim in one transaction: all of it, in order, or nothing.
 
 use super::*;
-use crate::store::{Destination, NewPush, Op, Subscribe, Subscription, temp_store};
+use crate::store::Store;
+use crate::store::test_stores::{Guard, Kind, store_of};
+use crate::store::{Destination, NewPush, Op, Subscribe, Subscription};
+use rstest::rstest;
 
 const ALICE: &str = "alice@example.org";
 const T: i64 = 1_700_000_000_000;
 
-fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
-    let (dir, store) = temp_store();
+fn store_with(kind: Kind, subs: &[(&str, &str)]) -> (Guard, Store) {
+    let (guard, store) = store_of(kind);
     for (id, endpoint) in subs {
         let op = Op::Subscribe(Box::new(Subscribe {
             subscription: Subscription {
@@ -28,7 +31,7 @@ fn store_with(subs: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
         }));
         store.commit(ALICE, &[op], T).expect("subscribe");
     }
-    (dir, store)
+    (guard, store)
 }
 
 fn push(id: &str) -> NewPush {
@@ -41,6 +44,7 @@ fn push(id: &str) -> NewPush {
         validation: false,
         not_before: T,
         deadline: T + 60_000,
+        dedupe: None,
     }
 }
 
@@ -62,13 +66,18 @@ fn seq_of(claimed: &Claimed, id: &str) -> i64 {
         .expect("claimed")
 }
 
-#[test]
-fn outcomes_then_the_claim_in_one_trip() {
-    let (_dir, store) = store_with(&[
-        ("a", "https://p/a"),
-        ("b", "https://p/b"),
-        ("c", "https://p/c"),
-    ]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn outcomes_then_the_claim_in_one_trip(#[case] kind: Kind) {
+    let (_guard, store) = store_with(
+        kind,
+        &[
+            ("a", "https://p/a"),
+            ("b", "https://p/b"),
+            ("c", "https://p/c"),
+        ],
+    );
     let first = store.settle_and_claim(&[], claim(T, 10)).expect("claim");
     assert_eq!(first.pushes.len(), 3, "the three validation pushes");
     assert_eq!(first.next_due, Some(T + 1_000), "all leased");
@@ -128,18 +137,25 @@ fn outcomes_then_the_claim_in_one_trip() {
 
 /// SQLite refuses one change of the batch (a trigger injects the fault): nothing of
 /// the trip happened, so the rows stay leased and are sent again after the lease.
-#[test]
-fn a_failed_trip_changes_nothing() {
-    let (dir, store) = store_with(&[("a", "https://p/a"), ("b", "https://p/b")]);
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_failed_trip_changes_nothing(#[case] kind: Kind) {
+    let (guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
     let first = store.settle_and_claim(&[], claim(T, 10)).expect("claim");
     let (a, b) = (seq_of(&first, "a"), seq_of(&first, "b"));
-    let fault = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
-    fault
-        .execute_batch(&format!(
+    guard.raw(
+        &format!(
             "CREATE TRIGGER fault BEFORE DELETE ON push_queue WHEN old.seq = {b}
              BEGIN SELECT RAISE(ABORT, 'injected'); END;"
-        ))
-        .expect("trigger");
+        ),
+        &format!(
+            "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF old.seq = {b} THEN RAISE EXCEPTION 'injected'; END IF; RETURN old; END $$;
+             CREATE TRIGGER fault BEFORE DELETE ON push_queue
+                 FOR EACH ROW EXECUTE FUNCTION fault();"
+        ),
+    );
     let settled = [Settle::Done { seq: a }, Settle::Done { seq: b }];
     assert!(
         store
@@ -151,7 +167,7 @@ fn a_failed_trip_changes_nothing() {
         2,
         "a's outcome rolled back too"
     );
-    fault.execute_batch("DROP TRIGGER fault").expect("drop");
+    guard.raw("DROP TRIGGER fault", "DROP TRIGGER fault ON push_queue");
     let again = store
         .settle_and_claim(&[], claim(T + 1_000, 10))
         .expect("claim");

@@ -14,14 +14,18 @@
 //! says only who has *some* target; whether a message pushes to it is still decided
 //! by the store (validation, msgtype, token lifetime).
 //!
+//! With PostgreSQL the counter is a round trip ([`crate::store::Engine::counters_are_local`] is
+//! false): [`TargetUsers::any`] then always answers "unknown" and the push hook takes
+//! the slow path on a blocking thread, where [`TargetUsers::refresh`] reads the shared
+//! counter; a target added on another node is seen at the next message.
+//!
 //! Bounded: past [`MAX_USERS`] users with targets the set is not kept and every
 //! message takes the slow path.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OpenFlags, params};
-
+use super::engine::Counter;
 use super::{Store, StoreError};
 
 /// Most users with targets kept in memory.
@@ -38,33 +42,31 @@ struct Loaded {
 #[derive(Clone)]
 pub struct TargetUsers {
     store: Store,
-    /// A read-only connection that only reads the counter; `None` when it could not
-    /// be opened (then every answer is "unknown").
-    probe: Option<Arc<Mutex<Connection>>>,
     loaded: Arc<Mutex<Loaded>>,
 }
 
 impl TargetUsers {
     /// Over `store`; empty until [`TargetUsers::refresh`].
     pub fn new(store: Store) -> TargetUsers {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let probe = match Connection::open_with_flags(store.path(), flags) {
-            Ok(conn) => Some(Arc::new(Mutex::new(conn))),
-            Err(err) => {
-                tracing::warn!(error = %err, "push target set off: cannot open a probe connection");
-                None
-            }
-        };
         TargetUsers {
             store,
-            probe,
             loaded: Arc::default(),
         }
     }
 
     /// Whether any of `usernames` has a push target: `Some` if the set is current,
-    /// `None` if unknown (then ask the store). Never waits for the store's connection.
-    pub fn any<'a>(&self, mut usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
+    /// `None` if unknown (then ask the store; always when the counter is not local).
+    /// Never waits for the store's connection.
+    pub fn any<'a>(&self, usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
+        if !self.store.counters_are_local() {
+            return None;
+        }
+        self.any_now(usernames)
+    }
+
+    /// [`TargetUsers::any`] whatever the engine: reads the counter, which may be a
+    /// round trip (PostgreSQL). Blocks.
+    pub fn any_now<'a>(&self, mut usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
         let version = self.version()?;
         let loaded = lock(&self.loaded);
         if loaded.version != Some(version) {
@@ -102,37 +104,13 @@ impl TargetUsers {
 
     /// The counter now; `None` if it cannot be read.
     fn version(&self) -> Option<i64> {
-        let probe = lock(self.probe.as_ref()?);
-        let read = probe
-            .prepare_cached("SELECT n FROM targets_version WHERE id = 1")
-            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)));
-        match read {
+        match self.store.counter(Counter::Targets) {
             Ok(version) => Some(version),
             Err(err) => {
                 tracing::debug!(error = %err, "push target set: counter unreadable");
                 None
             }
         }
-    }
-}
-
-impl Store {
-    /// Every user with a Web Push subscription or a Delta Chat token; `None` if there
-    /// are more than `max`.
-    ///
-    /// # Errors
-    /// SQLite failed.
-    pub fn target_users(&self, max: usize) -> Result<Option<HashSet<String>>, StoreError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT username FROM push_subscriptions
-             UNION SELECT username FROM deltachat_tokens LIMIT ?1",
-        )?;
-        let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
-        let users = stmt
-            .query_map(params![limit], |r| r.get::<_, String>(0))?
-            .collect::<Result<HashSet<_>, _>>()?;
-        Ok((users.len() <= max).then_some(users))
     }
 }
 

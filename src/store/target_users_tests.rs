@@ -1,7 +1,9 @@
 //! The in-memory set of users with push targets follows every writer of the store.
 
 use super::*;
-use crate::store::{NewPush, Op, PushKind, Subscribe, Subscription, temp_store};
+use crate::store::test_stores::{Kind, store_of};
+use crate::store::{NewPush, Op, PushKind, Subscribe, Subscription};
+use rstest::rstest;
 
 fn subscribe(store: &Store, user: &str, id: &str) {
     let sub = Subscription {
@@ -24,6 +26,7 @@ fn subscribe(store: &Store, user: &str, id: &str) {
         validation: true,
         not_before: 0,
         deadline: 0,
+        dedupe: None,
     };
     let op = Op::Subscribe(Box::new(Subscribe {
         subscription: sub,
@@ -47,43 +50,46 @@ fn add_token(store: &Store, user: &str, token: &str) {
 /// Refreshes (as the hook's slow path does) and asks about one user.
 fn has(set: &TargetUsers, user: &str) -> Option<bool> {
     set.refresh().expect("refresh");
-    set.any(std::iter::once(user))
+    set.any_now(std::iter::once(user))
 }
 
-#[test]
-fn unknown_until_read_then_follows_this_process_and_others() {
-    let (dir, store) = temp_store();
+/// Whether any of `users` has a target, as the set answers now. The answer on an
+/// async thread ([`TargetUsers::any`]) is the same where the counter is local, and
+/// always "unknown" where it is a round trip (PostgreSQL).
+fn any(set: &TargetUsers, kind: Kind, users: &[&str]) -> Option<bool> {
+    let now = set.any_now(users.iter().copied());
+    let fast = set.any(users.iter().copied());
+    match kind {
+        Kind::Sqlite => assert_eq!(fast, now, "{users:?}"),
+        Kind::Postgresql => assert_eq!(fast, None, "{users:?}"),
+    }
+    now
+}
+
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn unknown_until_read_then_follows_this_process_and_others(#[case] kind: Kind) {
+    let (guard, store) = store_of(kind);
     let set = TargetUsers::new(store.clone());
-    assert_eq!(set.any(std::iter::once("a@x")), None, "nothing read yet");
+    assert_eq!(any(&set, kind, &["a@x"]), None, "nothing read yet");
     assert_eq!(has(&set, "a@x"), Some(false));
 
     subscribe(&store, "a@x", "s1");
-    assert_eq!(
-        set.any(std::iter::once("a@x")),
-        None,
-        "a subscription moved it"
-    );
+    assert_eq!(any(&set, kind, &["a@x"]), None, "a subscription moved it");
     assert_eq!(has(&set, "a@x"), Some(true));
-    assert_eq!(
-        set.any(["b@x", "a@x"].into_iter()),
-        Some(true),
-        "any of them"
-    );
-    assert_eq!(set.any(std::iter::once("b@x")), Some(false));
+    assert_eq!(any(&set, kind, &["b@x", "a@x"]), Some(true), "any of them");
+    assert_eq!(any(&set, kind, &["b@x"]), Some(false));
 
     // Another process (`coid push`, a second coid): a connection of its own.
-    let other = Store::open(&dir.path().join("s.sqlite")).expect("open");
+    let other = guard.reopen();
     add_token(&other, "b@x", "openpgp:1");
-    assert_eq!(
-        set.any(std::iter::once("b@x")),
-        None,
-        "another process wrote"
-    );
+    assert_eq!(any(&set, kind, &["b@x"]), None, "another process wrote");
     assert_eq!(has(&set, "b@x"), Some(true));
 
     // A token set again at login changes no one's membership: still a hit.
     add_token(&other, "b@x", "openpgp:1");
-    assert_eq!(set.any(std::iter::once("b@x")), Some(true));
+    assert_eq!(any(&set, kind, &["b@x"]), Some(true));
 
     // Removal, by every path that deletes rows.
     other.commit("b@x", &[Op::RemoveTokens], 1000).expect("nil");
@@ -96,17 +102,18 @@ fn unknown_until_read_then_follows_this_process_and_others() {
     // A hand-made SQL change that moves a row to another user.
     subscribe(&store, "a@x", "s2");
     assert_eq!(has(&set, "a@x"), Some(true));
-    let conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).expect("raw");
-    conn.execute("UPDATE push_subscriptions SET username = 'c@x'", [])
-        .expect("update");
-    assert_eq!(set.any(std::iter::once("a@x")), None);
+    let moved = "UPDATE push_subscriptions SET username = 'c@x'";
+    guard.raw(moved, moved);
+    assert_eq!(any(&set, kind, &["a@x"]), None);
     assert_eq!(has(&set, "a@x"), Some(false));
     assert_eq!(has(&set, "c@x"), Some(true));
 }
 
-#[test]
-fn past_the_bound_the_set_is_not_kept() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn past_the_bound_the_set_is_not_kept(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     add_token(&store, "a@x", "openpgp:1");
     add_token(&store, "b@x", "openpgp:2");
     assert_eq!(

@@ -1,7 +1,9 @@
 //! Delta Chat device tokens over a temporary store: refresh without duplicates, the
 //! per-user cap, NIL, expiry, and that their notifications go with them.
 
-use crate::store::{Destination, Kinds, NewPush, Op, PushKind, Store, temp_store};
+use crate::store::test_stores::{Kind, store_of};
+use crate::store::{Destination, Kinds, NewPush, Op, PushKind, Store};
+use rstest::rstest;
 
 const ALICE: &str = "alice@example.org";
 const NOW: i64 = 1_700_000_000;
@@ -30,12 +32,15 @@ fn notification(user: &str, id: &str) -> NewPush {
         validation: false,
         not_before: 0,
         deadline: i64::MAX,
+        dedupe: None,
     }
 }
 
-#[test]
-fn setting_again_refreshes_and_the_cap_drops_the_least_recently_set() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn setting_again_refreshes_and_the_cap_drops_the_least_recently_set(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     add(&store, ALICE, "a", NOW);
     add(&store, ALICE, "b", NOW + 1);
     add(&store, ALICE, "a", NOW + 2);
@@ -58,9 +63,11 @@ fn setting_again_refreshes_and_the_cap_drops_the_least_recently_set() {
     assert_eq!(store.token_count().expect("count"), 4);
 }
 
-#[test]
-fn nil_removes_a_users_tokens_and_their_notifications() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn nil_removes_a_users_tokens_and_their_notifications(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     add(&store, ALICE, "a", NOW);
     add(&store, ALICE, "b", NOW);
     add(&store, "bob@example.org", "a", NOW);
@@ -77,9 +84,11 @@ fn nil_removes_a_users_tokens_and_their_notifications() {
     assert_eq!(store.queue_len().expect("len"), 1, "bob's stays");
 }
 
-#[test]
-fn old_tokens_expire_and_claims_carry_the_token() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn old_tokens_expire_and_claims_carry_the_token(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     add(&store, ALICE, "old", NOW - 100);
     add(&store, ALICE, "new", NOW);
     assert_eq!(ids(&store, ALICE).len(), 2);
@@ -102,9 +111,11 @@ fn old_tokens_expire_and_claims_carry_the_token() {
     assert_eq!(store.queue_len().expect("len"), 0);
 }
 
-#[test]
-fn a_kind_is_held_back_on_its_own() {
-    let (_dir, store) = temp_store();
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_kind_is_held_back_on_its_own(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
     add(&store, ALICE, "a", NOW);
     store
         .enqueue(&[notification(ALICE, "a")], 10, 0)

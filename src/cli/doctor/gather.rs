@@ -13,7 +13,7 @@ use crate::config::{Config, DeliveryBackend};
 use crate::doctor::coid::{Database, Facts, FileFacts, Socket, StateDir};
 use crate::doctor::{Area, Finding, dovecot, postfix};
 use crate::push::webpush::vapid::VapidKey;
-use crate::store::{SCHEMA_VERSION, SECRET_VAPID};
+use crate::store::{POSTGRES_SCHEMA_VERSION, SCHEMA_VERSION, SECRET_VAPID, Store};
 
 /// `postconf -x` (every parameter, expanded), or `None` when it cannot run.
 pub fn postconf() -> Option<String> {
@@ -213,8 +213,14 @@ pub fn coid(config: &Config) -> Facts {
             },
             user_groups: groups,
         },
-        database: database(&config.database_path()),
-        schema_version: SCHEMA_VERSION,
+        database: match config.state.database {
+            crate::config::Database::Sqlite => database(&config.database_path()),
+            crate::config::Database::Postgresql => postgres_database(config),
+        },
+        schema_version: match config.state.database {
+            crate::config::Database::Sqlite => SCHEMA_VERSION,
+            crate::config::Database::Postgresql => POSTGRES_SCHEMA_VERSION,
+        },
         push_enabled: config.push.enabled,
     }
 }
@@ -231,6 +237,18 @@ fn running(config: &Config) -> bool {
 }
 
 /// The database's schema version and VAPID key, opened read-only.
+/// The PostgreSQL store's schema version and VAPID key, read without changing it.
+fn postgres_database(config: &Config) -> Database {
+    match Store::peek_postgres(&config.state.postgresql) {
+        Ok(None) => Database::Missing,
+        Ok(Some((version, pem))) => Database::Read {
+            version,
+            vapid: pem.is_some_and(|pem| VapidKey::from_private_pem(&pem).is_ok()),
+        },
+        Err(err) => Database::Unreadable(err.to_string()),
+    }
+}
+
 fn database(path: &Path) -> Database {
     if !path.exists() {
         return Database::Missing;

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 8] = [
+pub(in crate::store) const MIGRATIONS: [&str; 9] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -155,4 +155,11 @@ pub(super) const MIGRATIONS: [&str; 8] = [
     WHEN old.payload_id IS NOT NULL AND new.payload_id IS NOT old.payload_id
     BEGIN DELETE FROM push_payloads WHERE id = old.payload_id AND NOT EXISTS
           (SELECT 1 FROM push_queue WHERE payload_id = old.payload_id); END;",
+    // 9: a push of a delivered message carries a dedupe key (a digest of the
+    // message's identity, user, kind and target): Postfix delivers at least once, and
+    // a message delivered again while its pushes are queued must not queue them twice.
+    // Rows queued before have none (NULL: never a conflict).
+    "ALTER TABLE push_queue ADD COLUMN dedupe TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS push_queue_dedupe ON push_queue (dedupe)
+     WHERE dedupe IS NOT NULL;",
 ];

@@ -1,12 +1,11 @@
 //! The push queue's row operations inside the caller's transaction: claiming due
 //! rows, the next due time, and what an attempt's outcome does to a row or its
-//! service. [`super::queue`]'s `Store` methods wrap each in a transaction of its
+//! service. [`super::queue`]'s `Sqlite` methods wrap each in a transaction of its
 //! own; [`super::settle`] runs many of them in one.
 
 use rusqlite::{Connection, params};
 
-use super::StoreError;
-use super::queue::{Destination, Kinds, PushKind, QueuedPush};
+use crate::store::{Destination, Kinds, PushKind, QueuedPush, StoreError};
 
 /// Up to `limit` rows due at `now`, oldest first, each leased until `lease_until`;
 /// rows past their deadline, or whose target is gone, are deleted instead. Inside the
@@ -51,7 +50,7 @@ pub(super) fn claim_in(
     Ok(claimed)
 }
 
-/// See [`Store::next_due`].
+/// See [`crate::store::Engine::next_due`].
 pub(super) fn next_due_in(conn: &Connection, kinds: Kinds) -> Result<Option<i64>, StoreError> {
     let sql = "SELECT min(not_before) FROM push_queue
                 WHERE (kind = 0 AND ?1) OR (kind = 1 AND ?2)";
@@ -61,14 +60,14 @@ pub(super) fn next_due_in(conn: &Connection, kinds: Kinds) -> Result<Option<i64>
     Ok(next)
 }
 
-/// See [`Store::push_done`].
+/// See [`crate::store::Engine::push_done`].
 pub(super) fn done_in(conn: &Connection, seq: i64) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
         .execute(params![seq])?;
     Ok(())
 }
 
-/// See [`Store::push_retry`].
+/// See [`crate::store::Engine::push_retry`].
 pub(super) fn retry_in(
     conn: &Connection,
     seq: i64,
@@ -90,7 +89,7 @@ pub(super) fn retry_in(
     Ok(())
 }
 
-/// See [`Store::delay_endpoint`].
+/// See [`crate::store::Engine::delay_endpoint`].
 pub(super) fn delay_endpoint_in(
     conn: &Connection,
     endpoint: &str,
@@ -106,7 +105,7 @@ pub(super) fn delay_endpoint_in(
     Ok(moved)
 }
 
-/// See [`Store::delay_kind`].
+/// See [`crate::store::Engine::delay_kind`].
 pub(super) fn delay_kind_in(
     conn: &Connection,
     kind: PushKind,

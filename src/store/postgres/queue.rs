@@ -1,0 +1,135 @@
+//! The durable push queue over PostgreSQL (the model: `crate::store::queue`):
+//! queueing under the bound, with the dedupe key, and the counts. Queueing sends
+//! `NOTIFY coid_queue` with its commit, which wakes every node's worker (`super::listen`).
+
+use postgres::GenericClient;
+
+use super::{Postgres, as_count};
+use crate::store::{NewPush, PushKind, StoreError};
+
+/// The channel enqueue notifies.
+pub(super) const CHANNEL: &str = "coid_queue";
+
+/// Notifies [`CHANNEL`] when the transaction commits.
+pub(super) fn notify(tx: &mut impl GenericClient) -> Result<(), StoreError> {
+    tx.batch_execute("NOTIFY coid_queue")?;
+    Ok(())
+}
+
+/// The queue's length, locking the counter row until the transaction ends: queueing
+/// transactions of every node take turns, so the bound holds exactly.
+///
+/// Every transaction that may insert or delete queue rows calls this first: the
+/// counter's trigger locks the same row anyway, and taking it before any queue row
+/// keeps one lock order everywhere, so two of them never deadlock (a commit deleting
+/// a row a worker's claim holds, while the claim waits for the counter).
+pub(super) fn locked_len(tx: &mut impl GenericClient) -> Result<usize, StoreError> {
+    let n: i64 = tx
+        .query_one("SELECT n FROM push_queue_size WHERE id = 1 FOR UPDATE", &[])?
+        .get(0);
+    Ok(as_count(n))
+}
+
+/// Inserts `push` unless the queue holds `max_queue` rows already; true if stored (or
+/// queued already).
+pub(super) fn insert(
+    tx: &mut impl GenericClient,
+    push: &NewPush,
+    max_queue: usize,
+    now: i64,
+) -> Result<bool, StoreError> {
+    if locked_len(tx)? >= max_queue {
+        return Ok(false);
+    }
+    put(tx, push, now)?;
+    Ok(true)
+}
+
+/// Inserts `push`; false if a row with its dedupe key is queued already.
+fn put(tx: &mut impl GenericClient, push: &NewPush, now: i64) -> Result<bool, StoreError> {
+    let inserted = tx.execute(
+        "INSERT INTO push_queue (username, target, payload, with_content, validation,
+                                 attempts, not_before, deadline, created, kind, dedupe)
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)
+         ON CONFLICT (dedupe) WHERE dedupe IS NOT NULL DO NOTHING",
+        &[
+            &push.username,
+            &push.target,
+            &push.payload,
+            &push.with_content,
+            &push.validation,
+            &push.not_before,
+            &push.deadline,
+            &now,
+            &push.kind.code(),
+            &push.dedupe,
+        ],
+    )?;
+    Ok(inserted > 0)
+}
+
+impl Postgres {
+    pub(super) fn enqueue(
+        &self,
+        pushes: &[NewPush],
+        max_queue: usize,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        if pushes.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let mut room = max_queue.saturating_sub(locked_len(&mut tx)?);
+        let mut taken = 0;
+        for push in pushes {
+            if room == 0 {
+                break;
+            }
+            if put(&mut tx, push, now)? {
+                room -= 1;
+            }
+            taken += 1;
+        }
+        if taken > 0 {
+            notify(&mut tx)?;
+        }
+        tx.commit()?;
+        Ok(taken)
+    }
+
+    pub(super) fn queue_len(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn()?
+            .query_one("SELECT n FROM push_queue_size WHERE id = 1", &[])?
+            .get(0);
+        Ok(as_count(n))
+    }
+
+    pub(super) fn queue_len_of(&self, kind: PushKind) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "SELECT count(*) FROM push_queue WHERE kind = $1",
+                &[&kind.code()],
+            )?
+            .get(0);
+        Ok(as_count(n))
+    }
+
+    pub(super) fn pending_pushes(
+        &self,
+        kind: PushKind,
+        username: &str,
+        id: &str,
+    ) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "SELECT count(*) FROM push_queue WHERE username = $1 AND target = $2 AND kind = $3",
+                &[&username, &id, &kind.code()],
+            )?
+            .get(0);
+        Ok(as_count(n))
+    }
+}

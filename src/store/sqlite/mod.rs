@@ -1,0 +1,260 @@
+//! The SQLite engine, coid's default: one embedded database (WAL) under the state
+//! directory, one connection behind a mutex, for a single coid host. The schema grows
+//! by numbered migrations (`schema`, `PRAGMA user_version`), never losing data; a
+//! database written by a later coid is refused at open
+//! ([`StoreError::SchemaTooNew`]).
+//!
+//! The files here hold the SQL of each part of the store; the value types they read
+//! and write are the store's (`crate::store`), shared with the other engines.
+
+mod coi;
+mod commit;
+mod dict;
+mod engine;
+mod queue;
+mod queue_rows;
+pub(super) mod schema;
+mod secrets;
+mod settle;
+mod subscriptions;
+mod targets;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreError;
+use schema::MIGRATIONS;
+
+/// Prepared statements kept per connection (each a few KB).
+const STATEMENT_CACHE: usize = 128;
+
+/// The SQLite engine.
+pub struct Sqlite {
+    conn: Mutex<Connection>,
+    /// A read-only connection that only reads the caches' counters, so that read
+    /// never waits for `conn`.
+    probe: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl StoreError {
+    /// `err` about the database at `path`: [`StoreError::ReadOnly`] when SQLite could
+    /// not write or open it for writing, [`StoreError::Sqlite`] otherwise.
+    fn from_sqlite(path: &Path, err: rusqlite::Error) -> StoreError {
+        match err {
+            rusqlite::Error::SqliteFailure(e, msg)
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+                ) =>
+            {
+                StoreError::ReadOnly {
+                    path: path.display().to_string(),
+                    cause: msg.unwrap_or_else(|| e.to_string()),
+                }
+            }
+            other => StoreError::Sqlite(other),
+        }
+    }
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database at `path`, in WAL mode, and migrates it.
+    ///
+    /// # Errors
+    /// The directory or database cannot be created or migrated, or it was written by
+    /// a later coid.
+    pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let named = |err| StoreError::from_sqlite(path, err);
+        let mut conn = Connection::open(path).map_err(named)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(named)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(named)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(named)?;
+        // Every statement coid runs more than once is prepared through the cache;
+        // rusqlite keeps 16 by default, fewer than the delivery path, the push hook
+        // and the push worker use together, so they evicted each other and SQLite
+        // compiled them again (a few per cent of coid's CPU with Web Push on).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        migrate(&mut conn).map_err(|err| match err {
+            StoreError::Sqlite(err) => named(err),
+            other => other,
+        })?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let probe = Connection::open_with_flags(path, flags).map_err(named)?;
+        Ok(Sqlite {
+            conn: Mutex::new(conn),
+            probe: Mutex::new(probe),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Checks that the database can be written: SQLite opens a file it may not write
+    /// read-only without a word, and every write would then fail later, one by one.
+    /// A write lock held by another process is not a failure here.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        let read_only = |cause: String| StoreError::ReadOnly {
+            path: self.path.display().to_string(),
+            cause,
+        };
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(read_only("opened read-only".into()));
+        }
+        // A write transaction that writes nothing: SQLite refuses it on a read-only
+        // file, directory (no -wal/-shm) or file system.
+        match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
+            Ok(()) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(StoreError::from_sqlite(&self.path, err)),
+        }
+    }
+}
+
+/// Brings the schema up to the version this coid writes, one migration per
+/// transaction.
+///
+/// Another process may migrate the same file at the same time (`coid serve` binds its
+/// sockets before it opens the store, so an admin command started as soon as it
+/// listens can meet it half way): each step reads the version again inside its write
+/// transaction. An up-to-date database takes no write lock at all. A database of a
+/// later coid is refused ([`StoreError::SchemaTooNew`]) and left as it is.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            known,
+        });
+    }
+    for (done, sql) in MIGRATIONS.iter().enumerate() {
+        let next = done as i64 + 1;
+        if next <= version {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if next <= now {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", next)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Maps a row of two text columns (key and value, user and id).
+fn text_pair(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+/// Runs a `SELECT count(*) ...` query.
+fn count(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    let n: i64 = conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?;
+    // Never negative; were it so, bounds checked against it would refuse.
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// An SQLite engine in a fresh temporary directory, which lives as long as the guard.
+#[cfg(test)]
+fn temp_sqlite() -> (tempfile::TempDir, Sqlite) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Sqlite::open(&dir.path().join("s.sqlite")).expect("open");
+    (dir, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ENTRY_ENABLED, SCHEMA_VERSION, Store, Table, Write};
+    use rusqlite::params;
+
+    /// A version-1 database (before the dict proxy) is migrated in place, data kept.
+    #[test]
+    fn migrates_version_1_keeping_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            conn.execute(
+                "INSERT INTO user_metadata VALUES ('a@x', ?1, 'yes', 1)",
+                params![ENTRY_ENABLED],
+            )
+            .expect("row");
+        }
+        let store = Store::open(&path).expect("migrate");
+        assert_eq!(
+            store.get("a@x", ENTRY_ENABLED).expect("get").as_deref(),
+            Some("yes")
+        );
+        let version: i64 = Connection::open(&path)
+            .expect("raw")
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        store
+            .apply(
+                "a@x",
+                &[Write {
+                    table: Table::Attributes,
+                    key: "priv/g/comment".into(),
+                    value: Some("hi".into()),
+                }],
+            )
+            .expect("new table usable");
+    }
+
+    /// A database written by a later coid is refused at open, and left as it is.
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new.sqlite");
+        drop(Store::open(&path).expect("create"));
+        let newer = SCHEMA_VERSION + 1;
+        Connection::open(&path)
+            .expect("raw")
+            .pragma_update(None, "user_version", newer)
+            .expect("version");
+        match Store::open(&path) {
+            Err(StoreError::SchemaTooNew { found, known }) => {
+                assert_eq!((found, known), (newer, SCHEMA_VERSION));
+            }
+            Err(other) => panic!("expected SchemaTooNew, got {other}"),
+            Ok(_) => panic!("a newer schema was opened"),
+        }
+        let version: i64 = Connection::open(&path)
+            .expect("raw")
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, newer, "left alone");
+    }
+}

@@ -1,0 +1,274 @@
+//! The durable push queue over SQLite (see `crate::store::queue` for the model): the
+//! bound kept by a trigger-maintained counter (schema 7), payloads shared by several
+//! rows stored once (schema 8), and the `Sqlite` methods around `super::queue_rows`.
+
+use std::collections::HashMap;
+
+use rusqlite::{Transaction, params};
+
+use super::queue_rows::{
+    claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
+};
+use super::{Sqlite, count};
+use crate::store::{Kinds, NewPush, PushKind, QueuedPush, StoreError};
+
+/// Inserts `push` unless the queue holds `max_queue` rows already; true if stored.
+pub(super) fn insert(
+    tx: &Transaction<'_>,
+    push: &NewPush,
+    max_queue: usize,
+    now: i64,
+) -> Result<bool, StoreError> {
+    if queue_len(tx)? >= max_queue {
+        return Ok(false);
+    }
+    put(tx, push, now)?;
+    Ok(true)
+}
+
+/// Rows in the queue, inside `tx`: the counter the triggers keep (schema 7).
+fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
+    Ok(count(tx, SIZE, [])?)
+}
+
+/// The queue's length, one row (`push_queue_size`).
+const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
+
+/// Inserts `push`, whatever the queue holds (a duplicate is no error).
+fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
+    put_shared(tx, push, None, now).map(|_| ())
+}
+
+/// Inserts `push`, its payload in its row, or the shared payload `payload_id`; false
+/// if a row with its dedupe key is queued already (then nothing was written).
+fn put_shared(
+    tx: &Transaction<'_>,
+    push: &NewPush,
+    payload_id: Option<i64>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let payload = if payload_id.is_some() {
+        ""
+    } else {
+        push.payload.as_str()
+    };
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO push_queue (username, target, payload, with_content, validation,
+                                     attempts, not_before, deadline, created, kind,
+                                     payload_id, dedupe)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (dedupe) WHERE dedupe IS NOT NULL DO NOTHING",
+        )?
+        .execute(params![
+            push.username,
+            push.target,
+            payload,
+            push.with_content,
+            push.validation,
+            push.not_before,
+            push.deadline,
+            now,
+            push.kind.code(),
+            payload_id,
+            push.dedupe
+        ])?;
+    Ok(inserted > 0)
+}
+
+/// Payloads that more than one row will carry, each stored once as it is first
+/// needed.
+struct Shared<'a> {
+    /// How many rows carry each payload.
+    counts: HashMap<&'a str, usize>,
+    /// Stored so far: payload → `push_payloads.id`.
+    ids: HashMap<&'a str, i64>,
+}
+
+impl<'a> Shared<'a> {
+    fn of(pushes: &'a [NewPush]) -> Shared<'a> {
+        let mut counts = HashMap::new();
+        for push in pushes.iter().filter(|p| !p.payload.is_empty()) {
+            *counts.entry(push.payload.as_str()).or_insert(0) += 1;
+        }
+        Shared {
+            counts,
+            ids: HashMap::new(),
+        }
+    }
+
+    /// The shared payload id for `payload`; `None`: keep it in the row.
+    fn id(&mut self, tx: &Transaction<'_>, payload: &'a str) -> Result<Option<i64>, StoreError> {
+        if self.counts.get(payload).copied().unwrap_or(0) < 2 {
+            return Ok(None);
+        }
+        if let Some(id) = self.ids.get(payload) {
+            return Ok(Some(*id));
+        }
+        tx.prepare_cached("INSERT INTO push_payloads (payload) VALUES (?1)")?
+            .execute(params![payload])?;
+        let id = tx.last_insert_rowid();
+        self.ids.insert(payload, id);
+        Ok(Some(id))
+    }
+}
+
+impl Sqlite {
+    /// See [`crate::store::Engine::enqueue`].
+    pub(super) fn enqueue(
+        &self,
+        pushes: &[NewPush],
+        max_queue: usize,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        // Counted once: the queue only grows by what this loop puts.
+        let mut room = max_queue.saturating_sub(queue_len(&tx)?);
+        let mut shared = Shared::of(pushes);
+        let mut taken = 0;
+        for push in pushes {
+            if room == 0 {
+                break;
+            }
+            let payload_id = shared.id(&tx, &push.payload)?;
+            if put_shared(&tx, push, payload_id, now)? {
+                room -= 1;
+            }
+            taken += 1;
+        }
+        // A shared payload whose every row was a duplicate is carried by none.
+        for id in shared.ids.values() {
+            tx.prepare_cached(
+                "DELETE FROM push_payloads WHERE id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM push_queue WHERE payload_id = ?1)",
+            )?
+            .execute(params![id])?;
+        }
+        tx.commit()?;
+        Ok(taken)
+    }
+
+    /// Rows in the queue.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn queue_len(&self) -> Result<usize, StoreError> {
+        let conn = self.lock()?;
+        Ok(count(&conn, SIZE, [])?)
+    }
+
+    /// Rows of one kind in the queue.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn queue_len_of(&self, kind: PushKind) -> Result<usize, StoreError> {
+        let conn = self.lock()?;
+        let sql = "SELECT count(*) FROM push_queue WHERE kind = ?1";
+        Ok(count(&conn, sql, params![kind.code()])?)
+    }
+
+    /// Pending pushes of one target (subscription or token) of a kind.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn pending_pushes(
+        &self,
+        kind: PushKind,
+        username: &str,
+        id: &str,
+    ) -> Result<usize, StoreError> {
+        let conn = self.lock()?;
+        let sql =
+            "SELECT count(*) FROM push_queue WHERE username = ?1 AND target = ?2 AND kind = ?3";
+        Ok(count(&conn, sql, params![username, id, kind.code()])?)
+    }
+
+    /// Up to `limit` rows due at `now`, oldest first, each leased until `lease_until`.
+    /// Rows past their deadline, or whose target is gone, are deleted instead.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing was claimed.
+    pub(super) fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+        kinds: Kinds,
+    ) -> Result<Vec<QueuedPush>, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let claimed = claim_in(&tx, now, lease_until, limit, kinds)?;
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// When the earliest row of `kinds` is due (leased rows: when their lease ends).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn next_due(&self, kinds: Kinds) -> Result<Option<i64>, StoreError> {
+        next_due_in(&*self.lock()?, kinds)
+    }
+
+    /// Removes a row: sent, or given up.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn push_done(&self, seq: i64) -> Result<(), StoreError> {
+        done_in(&*self.lock()?, seq)
+    }
+
+    /// Tries a row again at `not_before`, after `attempts` temporary failures;
+    /// `payload` replaces its payload (then without content).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn push_retry(
+        &self,
+        seq: i64,
+        attempts: u32,
+        not_before: i64,
+        payload: Option<&str>,
+    ) -> Result<(), StoreError> {
+        retry_in(&*self.lock()?, seq, attempts, not_before, payload)
+    }
+
+    /// Holds back every Web Push row for `endpoint` until `until` (RFC 8030 §8.4:
+    /// 429); rows due later keep their time. Returns the rows moved.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn delay_endpoint(&self, endpoint: &str, until: i64) -> Result<usize, StoreError> {
+        delay_endpoint_in(&*self.lock()?, endpoint, until)
+    }
+
+    /// Holds back every row of `kind` until `until` (one service asked to wait: Delta
+    /// Chat's notification proxy); rows due later keep their time. Returns the rows
+    /// moved.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn delay_kind(&self, kind: PushKind, until: i64) -> Result<usize, StoreError> {
+        delay_kind_in(&*self.lock()?, kind, until)
+    }
+
+    /// Deletes rows past their deadline; returns how many of each kind (Web Push,
+    /// Delta Chat).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub(super) fn drop_overdue_pushes(&self, now: i64) -> Result<(usize, usize), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let mut dropped = [0; 2];
+        for kind in [PushKind::WebPush, PushKind::DeltaChat] {
+            dropped[usize::from(kind == PushKind::DeltaChat)] = tx.execute(
+                "DELETE FROM push_queue WHERE deadline < ?1 AND kind = ?2",
+                params![now, kind.code()],
+            )?;
+        }
+        tx.commit()?;
+        Ok((dropped[0], dropped[1]))
+    }
+}

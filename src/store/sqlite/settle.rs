@@ -1,0 +1,64 @@
+//! The push worker's one trip per round over SQLite: outcomes, then the claim and
+//! the next due time, in one transaction (see `crate::store::settle`).
+
+use rusqlite::Connection;
+
+use super::queue_rows::{
+    claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
+};
+use super::{Sqlite, subscriptions, tokens};
+use crate::store::{Claim, Claimed, Settle, StoreError};
+
+impl Sqlite {
+    /// Applies `settled` in order, then claims by `claim`, in one transaction.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing was settled or claimed.
+    pub(super) fn settle_and_claim(
+        &self,
+        settled: &[Settle],
+        claim: Claim,
+    ) -> Result<Claimed, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        for change in settled {
+            apply(&tx, change)?;
+        }
+        let pushes = match claim.limit {
+            0 => Vec::new(),
+            limit => claim_in(&tx, claim.now, claim.lease_until, limit, claim.kinds)?,
+        };
+        let next_due = next_due_in(&tx, claim.kinds)?;
+        tx.commit()?;
+        Ok(Claimed { pushes, next_due })
+    }
+}
+
+fn apply(conn: &Connection, change: &Settle) -> Result<(), StoreError> {
+    match change {
+        Settle::Done { seq } => done_in(conn, *seq),
+        Settle::Retry {
+            seq,
+            attempts,
+            not_before,
+            payload,
+        } => retry_in(conn, *seq, *attempts, *not_before, payload.as_deref()),
+        Settle::DeleteSubscription {
+            seq,
+            username,
+            id,
+            endpoint,
+        } => {
+            subscriptions::delete_if_at(conn, username, id, Some(endpoint))?;
+            done_in(conn, *seq)
+        }
+        Settle::DeleteToken { seq, username, id } => {
+            tokens::delete(conn, username, id)?;
+            done_in(conn, *seq)
+        }
+        Settle::DelayEndpoint { endpoint, until } => {
+            delay_endpoint_in(conn, endpoint, *until).map(|_| ())
+        }
+        Settle::DelayKind { kind, until } => delay_kind_in(conn, *kind, *until).map(|_| ()),
+    }
+}
