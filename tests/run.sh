@@ -54,4 +54,17 @@ for arg in "$@"; do
   esac
 done
 # The network namespace: only loopback exists inside it.
-exec unshare --net -- bash -c 'ip link set lo up && exec cargo test --locked --offline "$@"' bash "${targets[@]}" "$@"
+in_netns() {
+  unshare --net -- bash -c 'ip link set lo up && exec "$@"' bash "$@"
+}
+in_netns cargo test --locked --offline "${targets[@]}" "$@"
+# The store matrix: the whole suite ran on the store it was given (SQLite unless
+# COID_TEST_STORE says otherwise); the tests whose coids read and write the state run
+# again with every coid on PostgreSQL (tests/common/postgres.rs). The store's unit
+# tests and tests/multinode.rs run on both stores, or on PostgreSQL, by themselves.
+if [ $# -eq 0 ] && [ "${COID_TEST_STORE:-sqlite}" = sqlite ]; then
+  echo "tests/run.sh: the tests that touch the state store again, on PostgreSQL"
+  store_tests=(cli metadata_dict push_flow deltachat_push seen_mode postfix_coid_dovecot)
+  COID_TEST_STORE=postgresql in_netns cargo test --locked --offline \
+    $(printf -- '--test %s ' "${store_tests[@]}")
+fi

@@ -52,6 +52,10 @@ pub struct CoidOpts {
     /// `[state] dir` (the state store, the spool, the Maildir base); `None`: `state`
     /// in coid's temporary directory. Two coids given the same one share it.
     pub state_dir: Option<PathBuf>,
+    /// `[state.postgresql] url` with `database = "postgresql"`; `None`: the suite's
+    /// store (`COID_TEST_STORE`, see [`super::postgres`]): SQLite, or a PostgreSQL
+    /// database per state directory.
+    pub postgres_url: Option<String>,
 }
 
 impl CoidOpts {
@@ -74,6 +78,7 @@ impl CoidOpts {
             env: Vec::new(),
             wrapper: Vec::new(),
             state_dir: None,
+            postgres_url: None,
         }
     }
 }
@@ -115,9 +120,15 @@ impl Coid {
             .state_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("state"));
+        let postgres_url = opts.postgres_url.clone().or_else(|| {
+            super::postgres::suite_on_postgres().then(|| super::postgres::url_for_state(&state))
+        });
+        let database = postgres_url
+            .map(|url| format!("database = \"postgresql\"\n[state.postgresql]\nurl = \"{url}\"\n"))
+            .unwrap_or_default();
         let config = format!(
             "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n\
-             [state]\ndir = \"{state}\"\n[policy]\nscript = \"{policy}\"\n\
+             [state]\ndir = \"{state}\"\n{database}[policy]\nscript = \"{policy}\"\n\
              [coi]\nenabled = {enabled}\nmessage_filter = \"{filter}\"\n\
              [delivery]\nbackend = \"{backend}\"\n\
              [delivery.dovecot]\nlmtp = \"{lmtp}\"\nhierarchy_separator = \"{sep}\"\nreply_timeout_secs = {timeout}\n{transaction}\

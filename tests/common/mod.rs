@@ -28,6 +28,7 @@
 //! * [`notify_proxy`]: a stand-in for Delta Chat's notification proxy (fault injection).
 //! * [`dc_flow`]: the stack notifying that stand-in, and a Delta Chat client's steps.
 //! * [`metrics`]: scraping coid's metrics listener.
+//! * [`postgres`]: a real PostgreSQL server, and which store the suite runs on.
 
 // Each test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod notify_proxy;
 pub mod ports;
 pub mod postfix;
+pub mod postgres;
 pub mod process;
 pub mod push_flow;
 pub mod push_receiver;

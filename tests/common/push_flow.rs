@@ -4,16 +4,18 @@
 //! client's side of the flow over IMAP METADATA: subscribe, read the validation push
 //! the receiver decrypted, validate, list.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::coid::{Coid, CoidOpts};
 use super::message::chat_message_id;
 use super::metadata::{get, metadata, set, set_coi, set_ok, socket_dir};
 use super::push_receiver::{Answer, EndpointKeys, PushReceiver};
 use super::stack::{Stack, dovecot_opts, with_coid_metadata};
-use super::{Imap, MessageBuilder, wait_until};
+use super::{Dovecot, Imap, MessageBuilder, PostfixOpts, wait_until};
 
 /// The WebPush METADATA parent.
 pub const WEBPUSH: &str = "/private/vendor/vendor.dovecot/webpush";
@@ -32,6 +34,9 @@ pub fn subscription(id: &str) -> String {
 pub struct Flow {
     pub stack: Stack,
     pub receiver: PushReceiver,
+    /// More coid nodes sharing the stack coid's PostgreSQL state
+    /// ([`Flow::start_nodes`]); Postfix delivers to the first of them.
+    pub others: Vec<Coid>,
     _dir: TempDir,
 }
 
@@ -45,13 +50,52 @@ impl Flow {
         let dovecot = with_coid_metadata(dovecot_opts("/"), &socket);
         let stack = Stack::start(dovecot, |_, opts| {
             opts.dict_socket = Some(socket.clone());
-            opts.extra_toml = format!(
-                "[push]\nallow_private_endpoints = true\nbackoff_max_secs = 2\n{push_toml}\n"
-            );
+            opts.extra_toml = push_section(push_toml);
         });
         Flow {
             stack,
             receiver,
+            others: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    /// Several coid nodes on one PostgreSQL database (`postgres_url`), as on a host
+    /// with several Dovecot backends: the stack's coid serves Dovecot's METADATA (its
+    /// dict socket), `others` more nodes run beside it with their own sockets, and
+    /// Postfix delivers to the first of those (to the stack's coid if `others` is 0).
+    pub fn start_nodes(
+        endpoints: &[(&str, Vec<Answer>)],
+        push_toml: &str,
+        postgres_url: &str,
+        others: usize,
+    ) -> Flow {
+        let receiver = PushReceiver::start(endpoints);
+        let (dir, socket) = socket_dir();
+        let dovecot = Dovecot::start(with_coid_metadata(dovecot_opts("/"), &socket));
+        let node = |dict_socket: Option<PathBuf>| {
+            let mut opts = CoidOpts::dovecot(&dovecot.lmtp_socket().display().to_string());
+            opts.separator = dovecot.separator().to_owned();
+            opts.dict_socket = dict_socket;
+            opts.extra_toml = push_section(push_toml);
+            opts.postgres_url = Some(postgres_url.to_owned());
+            opts
+        };
+        let others: Vec<Coid> = (0..others).map(|_| Coid::start(node(None))).collect();
+        let first = node(Some(socket.clone()));
+        let stack = Stack::start_full(
+            dovecot,
+            |_, opts| *opts = first,
+            |_, postfix| {
+                if let Some(entry) = others.first() {
+                    *postfix = PostfixOpts::new(&entry.transport_inet());
+                }
+            },
+        );
+        Flow {
+            stack,
+            receiver,
+            others,
             _dir: dir,
         }
     }
@@ -180,6 +224,12 @@ impl Flow {
             )
         })
     }
+}
+
+/// coid's `[push]` for the flow: private endpoints (the local receiver), 2 s backoffs,
+/// and `push_toml`.
+fn push_section(push_toml: &str) -> String {
+    format!("[push]\nallow_private_endpoints = true\nbackoff_max_secs = 2\n{push_toml}\n")
 }
 
 /// A subscription as a COI client sends it.

@@ -150,6 +150,16 @@ impl PushReceiver {
         })
     }
 
+    /// The requests that began to stall (a scripted [`Answer::Stall`]) so far, noted
+    /// when they arrived: they are in [`PushReceiver::requests`] only once answered.
+    pub fn stalls(&self) -> Vec<Value> {
+        let path = self.dir.path().join("log.jsonl.stalls");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stall line {l}: {e}")))
+            .collect()
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("log.jsonl")
     }

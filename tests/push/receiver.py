@@ -85,6 +85,12 @@ class State:
             script = self.scripts.get(name)
             return script.pop(0) if script else {"status": 201}
 
+    def mark_stall(self, entry):
+        """Notes a request that is about to stall, before it is answered and recorded:
+        a test can then act while the sender is waiting for the answer."""
+        with self.lock, open(self.log_path + ".stalls", "a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
+
     def record(self, entry):
         with self.lock, open(self.log_path, "a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")
@@ -127,6 +133,7 @@ class Handler(BaseHTTPRequestHandler):
                 entry["decrypt_error"] = f"{type(err).__name__}: {err}"
             response = self.state.next_response(name)
             if "stall" in response:
+                self.state.mark_stall(entry)
                 time.sleep(response["stall"])
             entry["status"] = response.get("status", 201)
             entry["retry_after"] = response.get("retry_after")

@@ -49,20 +49,7 @@ pub fn server() -> &'static TestServer {
 /// # Panics
 /// The server cannot be started or the database cannot be created.
 pub fn fresh_database() -> postgres::Config {
-    let server = server();
-    let name = format!(
-        "coid_test_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut admin = server
-        .socket_config("postgres")
-        .connect(postgres::NoTls)
-        .expect("connect to the test server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create a test database");
-    server.config(&name)
+    server().new_database()
 }
 
 impl TestServer {
@@ -172,23 +159,84 @@ fn start() -> TestServer {
         .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]);
     run(initdb, "initdb");
     make_certificates(&dir);
-    let port = free_port();
-    let options = format!(
-        "-h 127.0.0.1 -p {port} -k {dir} -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=200 -c ssl=on \
-         -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
-        dir = dir.display()
-    );
-    let mut pg_ctl = as_postgres(&bin.join("pg_ctl"));
-    pg_ctl
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("log"))
-        .args(["-o", &options, "-w", "-t", "60", "start"]);
-    run(pg_ctl, "pg_ctl start");
-    watch(&bin, &dir, &data);
-    TestServer { port, dir }
+    let server = TestServer {
+        port: free_port(),
+        dir,
+    };
+    server.start_again();
+    watch(&bin, &server.dir, &data);
+    server
+}
+
+impl TestServer {
+    /// A server of the caller's own, not the process's shared one: for a test that
+    /// stops it. Stopped and removed when the process ends, like the shared one.
+    ///
+    /// # Panics
+    /// PostgreSQL is not installed or does not start.
+    #[allow(dead_code)] // for tests/multinode.rs, which includes this file
+    pub fn start_own() -> TestServer {
+        start()
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are cut), keeping its
+    /// data, as a restart of the database or a crash of its host would.
+    ///
+    /// # Panics
+    /// `pg_ctl` failed.
+    #[allow(dead_code)] // for tests/multinode.rs, which includes this file
+    pub fn stop(&self) {
+        let mut pg_ctl = as_postgres(&bin_dir().join("pg_ctl"));
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        run(pg_ctl, "pg_ctl stop");
+    }
+
+    /// Starts the server on its data directory and port: the first start, or again
+    /// after [`TestServer::stop`].
+    ///
+    /// # Panics
+    /// `pg_ctl` failed.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-h 127.0.0.1 -p {port} -k {dir} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200 -c ssl=on \
+             -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
+            port = self.port,
+            dir = self.dir.display()
+        );
+        let mut pg_ctl = as_postgres(&bin_dir().join("pg_ctl"));
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-o", &options, "-w", "-t", "60", "start"]);
+        run(pg_ctl, "pg_ctl start");
+    }
+
+    /// A new, empty database on this server; a config that connects to it over TCP on
+    /// 127.0.0.1 as the superuser `postgres`.
+    ///
+    /// # Panics
+    /// The database cannot be created.
+    pub fn new_database(&self) -> postgres::Config {
+        let name = format!(
+            "coid_test_{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = self
+            .socket_config("postgres")
+            .connect(postgres::NoTls)
+            .expect("connect to the test server");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        self.config(&name)
+    }
 }
 
 /// A CA (`ca.pem`) and a server certificate for IP 127.0.0.1 it issued
