@@ -16,10 +16,27 @@ use tracing_subscriber::fmt::format::{DefaultFields, Format, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent};
 use tracing_subscriber::registry::LookupSpan;
 
+/// Crates whose debug output carries SQL statement parameters, that is users' device
+/// tokens, Web Push keys and the VAPID private key: never below info, whatever
+/// `COID_LOG` asks for.
+const NEVER_DEBUG: [&str; 2] = ["tokio_postgres=info", "postgres=info"];
+
+/// `COID_LOG`'s filter (default `info`), with [`NEVER_DEBUG`] on top.
+fn filter(env: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let mut filter = env
+        .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    for directive in NEVER_DEBUG {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Installs the subscriber; the level filter comes from `COID_LOG` (default `info`).
 pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COID_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = filter(std::env::var("COID_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -115,6 +132,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The database client's debug lines carry statement parameters (tokens, keys):
+    /// they stay off even when the operator asks for debug, or for them by name.
+    #[test]
+    fn the_database_client_never_logs_below_info() {
+        for env in [
+            None,
+            Some("debug"),
+            Some("trace"),
+            Some("tokio_postgres=trace,debug"),
+        ] {
+            let text = filter(env).to_string();
+            for directive in NEVER_DEBUG {
+                assert!(text.contains(directive), "{env:?}: {text}");
+            }
+            assert!(!text.contains("tokio_postgres=trace"), "{env:?}: {text}");
+        }
+    }
 
     #[test]
     fn every_line_of_an_error_is_an_error() {
