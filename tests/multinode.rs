@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::coid::{Coid, CoidOpts};
 use common::message::chat_message_id;
-use common::metadata::DictClient;
+use common::metadata::{COI_FILTER, DictClient, set};
 use common::postgres::{TestServer, fresh_url, url_of};
 use common::push_flow::{Flow, PUSH_WAIT, bare};
 use common::push_receiver::Answer;
@@ -191,10 +191,11 @@ fn a_node_killed_holding_a_lease_loses_no_push() {
     assert_eq!(resent["vapid_ok"], true, "{resent:#}");
 }
 
-/// PostgreSQL stopped while mail flows and started again: what could not be decided
-/// (the recipient's settings unreadable) is deferred with a 4xx, never answered 250 on
-/// a guess, never refused; once the server is back, every node carries on by itself,
-/// each message is stored once where its settings say, and each is pushed.
+/// PostgreSQL stopped while mail flows and started again: a SETMETADATA gets NO; what
+/// could not be decided (the recipient's settings unreadable) is deferred with a 4xx,
+/// never answered 250 on a guess, never refused; once the server is back, every node
+/// carries on by itself, each message is stored once where its settings say (the
+/// refused SETMETADATA changed nothing), and each is pushed.
 #[test]
 fn postgres_stopped_and_started_under_load_defers_and_loses_nothing() {
     let server = TestServer::start_own();
@@ -206,6 +207,11 @@ fn postgres_stopped_and_started_under_load_defers_and_loses_nothing() {
     flow.wait_message_pushes("phone", 1);
 
     server.stop();
+    let (status, text) = set(&mut imap, "", &[(COI_FILTER, Some("seen"))]);
+    assert_eq!(
+        status, "NO",
+        "SETMETADATA while the database is down: {text}"
+    );
     let during: Vec<String> = (0..3)
         .map(|i| {
             let chat = MessageBuilder::chat()
@@ -220,12 +226,12 @@ fn postgres_stopped_and_started_under_load_defers_and_loses_nothing() {
     let deferred = wait_until(Duration::from_secs(30), || {
         let listing = flow.stack.postfix.queue_listing();
         (flow.stack.postfix.queue_ids().len() >= during.len()
-            && listing.matches("said: 4").count() >= during.len())
+            && listing.matches("said: 451 4.3.0").count() >= during.len())
         .then_some(listing)
     })
     .unwrap_or_else(|| {
         panic!(
-            "Postfix did not hold the outage's mail as deferred (4xx):\n{}\n{}",
+            "Postfix did not hold the outage's mail as deferred (451 4.3.0):\n{}\n{}",
             flow.stack.postfix.queue_listing(),
             tail_file(&flow.others[0].log_path(), 40)
         )
