@@ -241,6 +241,23 @@ fn a_store_holding_state_refuses_an_import(#[case] kind: Kind) {
     );
 }
 
+/// State that would not even conflict with the file's rows (another user's setting)
+/// refuses an import too: two deployments are never mixed.
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_store_holding_unrelated_state_refuses_an_import(#[case] kind: Kind) {
+    let (_guard, store) = store_of(kind);
+    store
+        .set("carol@example.org", "/private/comment", Some("hers"))
+        .expect("set");
+    match import_into(&store, &every_kind()) {
+        Err(TransferError::NotEmpty(what)) => assert!(what.contains("user_metadata"), "{what}"),
+        other => panic!("expected NotEmpty, got {other:?}"),
+    }
+    assert_eq!(export_of(&store).len(), 1);
+}
+
 /// A bad line stops the import, names its line, and nothing is written, not even
 /// the rows before it.
 #[rstest]
