@@ -221,7 +221,7 @@ As sysexits(3):
 \fB65\fR message refused for good,
 \fB67\fR unknown user,
 \fB70\fR internal error,
-\fB74\fR output error,
+\fB74\fR input or output error,
 \fB75\fR temporary failure (try again later),
 \fB78\fR configuration error (systemd does not restart coid after it).
 \fBcoid doctor\fR alone exits \fB0\fR all checks passed, \fB1\fR warnings,
@@ -251,6 +251,8 @@ mod tests {
             "coid user get",
             "coid user set",
             "coid push vapid",
+            "coid state export",
+            "coid state import",
         ] {
             assert!(page.contains(&format!(".SS \"{name}\"")), "missing {name}");
         }

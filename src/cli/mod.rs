@@ -1,8 +1,9 @@
 //! The `coid` command line: `serve`, `check-config`, `deliver` (LDA mode), `explain`,
-//! `user get|set`, `push list|delete|test|vapid`, `health`, `reload` and `doctor`. `--config FILE`
-//! is a global option: before or after the command's name. Exit codes follow sysexits(3):
-//! 0 ok, 64 usage, 65 data error, 67 unknown user, 70 internal error, 74 output error
-//! (`man`), 75 temporary failure, 78 configuration error.
+//! `user get|set`, `push list|delete|test|vapid`, `state export|import`, `health`,
+//! `reload` and `doctor`. `--config FILE` is a global option: before or after the
+//! command's name. Exit codes follow sysexits(3): 0 ok, 64 usage, 65 data error, 67
+//! unknown user, 70 internal error, 74 input/output error (`man`, `state`), 75
+//! temporary failure, 78 configuration error.
 
 mod build;
 pub(crate) mod check;
@@ -14,6 +15,7 @@ mod man;
 mod push;
 mod reload;
 mod serve;
+mod state;
 mod user;
 
 use std::path::PathBuf;
@@ -85,6 +87,12 @@ enum Command {
         #[command(subcommand)]
         action: push::PushAction,
     },
+    /// Move the whole state store to another one (SQLite into PostgreSQL): export it
+    /// as JSON lines, import them into an empty store.
+    State {
+        #[command(subcommand)]
+        action: state::StateAction,
+    },
     /// Ask the running coid whether it serves: GET /health on the config's
     /// [metrics] listen address; exit 0 when it answers 200, 1 otherwise.
     Health,
@@ -127,6 +135,7 @@ fn with_config(command: Command, config: &std::path::Path) -> u8 {
         Command::Explain { from, rcpt } => deliver::explain(config, from, rcpt),
         Command::User { action } => user::run(config, action),
         Command::Push { action } => push::run(config, action),
+        Command::State { action } => state::run(config, action),
         Command::Health => health::run(config),
         Command::Doctor(args) => doctor::run(config, &args),
         Command::Reload { pid } => reload::run(pid),

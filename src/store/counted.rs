@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::engine::{Counter, Engine};
+use super::transfer::{Row, TransferError};
 use super::{
     Claim, Claimed, CommitError, Depth, DeviceToken, Kinds, NewPush, Op, PushKind, QueuedPush,
     Settle, StoreError, StoredCoi, Subscription, Table, Write,
@@ -22,6 +23,12 @@ trait Failure {
 impl Failure for StoreError {
     fn is_failure(&self) -> bool {
         true
+    }
+}
+
+impl Failure for TransferError {
+    fn is_failure(&self) -> bool {
+        matches!(self, TransferError::Store(_))
     }
 }
 
@@ -226,5 +233,23 @@ impl Engine for Counted {
 
     fn target_users(&self, max: usize) -> Result<Option<HashSet<String>>, StoreError> {
         self.count(self.inner.target_users(max))
+    }
+
+    fn schema_version(&self) -> i64 {
+        self.inner.schema_version()
+    }
+
+    fn export(
+        &self,
+        sink: &mut dyn FnMut(Row) -> Result<(), TransferError>,
+    ) -> Result<(), TransferError> {
+        self.count(self.inner.export(sink))
+    }
+
+    fn import(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<Row, TransferError>>,
+    ) -> Result<usize, TransferError> {
+        self.count(self.inner.import(rows))
     }
 }

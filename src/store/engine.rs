@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 
+use super::transfer::{Row, TransferError};
 use super::{
     Claim, Claimed, CommitError, Depth, DeviceToken, Kinds, NewPush, Op, PushKind, QueuedPush,
     Settle, StoreError, StoredCoi, Subscription, Table, Write,
@@ -273,4 +274,28 @@ pub trait Engine: Send + Sync {
     /// # Errors
     /// The database failed.
     fn target_users(&self, max: usize) -> Result<Option<HashSet<String>>, StoreError>;
+
+    /// The schema version of the database (each engine numbers its own).
+    fn schema_version(&self) -> i64;
+
+    /// Hands every row of state to `sink`, from one consistent snapshot, one row at a
+    /// time (`super::transfer`); stops at the first error `sink` returns.
+    ///
+    /// # Errors
+    /// The database failed, or `sink` did.
+    fn export(
+        &self,
+        sink: &mut dyn FnMut(Row) -> Result<(), TransferError>,
+    ) -> Result<(), TransferError>;
+
+    /// Stores `rows` in one transaction, taking them as they come, after checking the
+    /// store holds no state at all; returns how many were stored. Any error (a row,
+    /// the check, the database) leaves the store as it was.
+    ///
+    /// # Errors
+    /// [`TransferError::NotEmpty`], an error `rows` yields, or the database's.
+    fn import(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<Row, TransferError>>,
+    ) -> Result<usize, TransferError>;
 }

@@ -12,7 +12,8 @@
 //! queue (shared with Delta Chat notifications) and the server's VAPID key
 //! (`secrets`); the push worker settles outcomes and claims in one transaction per
 //! round ([`Settle`]). Delta Chat device tokens have theirs; [`TargetUsers`] keeps in
-//! memory who has any of either, [`CoiCache`] the users' settings.
+//! memory who has any of either, [`CoiCache`] the users' settings. All of it moves
+//! between stores, whatever their engines, through `transfer` (`coid state`).
 //!
 //! The files at this level hold what does not depend on the engine: the value types,
 //! the rules (`coi`), the caches. [`Store`] is the handle everyone holds; it
@@ -35,6 +36,7 @@ mod target_users;
 #[cfg(test)]
 pub(crate) mod test_stores;
 mod tokens;
+pub mod transfer;
 
 use std::ops::Deref;
 use std::path::Path;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::Postgres;
 use crate::store::engine::{Counter, Engine};
+use crate::store::transfer::{Row, TransferError};
 use crate::store::{
     Claim, Claimed, CommitError, Depth, DeviceToken, Kinds, NewPush, Op, PushKind, QueuedPush,
     Settle, StoreError, StoredCoi, Subscription, Table, Write,
@@ -183,5 +184,23 @@ impl Engine for Postgres {
 
     fn target_users(&self, max: usize) -> Result<Option<HashSet<String>>, StoreError> {
         Postgres::target_users(self, max)
+    }
+
+    fn schema_version(&self) -> i64 {
+        crate::store::POSTGRES_SCHEMA_VERSION
+    }
+
+    fn export(
+        &self,
+        sink: &mut dyn FnMut(Row) -> Result<(), TransferError>,
+    ) -> Result<(), TransferError> {
+        Postgres::export(self, sink)
+    }
+
+    fn import(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<Row, TransferError>>,
+    ) -> Result<usize, TransferError> {
+        Postgres::import(self, rows)
     }
 }

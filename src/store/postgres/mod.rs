@@ -46,6 +46,7 @@ pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod transfer;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::Sqlite;
 use crate::store::engine::{Counter, Engine};
+use crate::store::transfer::{Row, TransferError};
 use crate::store::{
     Claim, Claimed, CommitError, Depth, DeviceToken, Kinds, NewPush, Op, PushKind, QueuedPush,
     Settle, StoreError, StoredCoi, Subscription, Table, Write,
@@ -179,5 +180,23 @@ impl Engine for Sqlite {
 
     fn target_users(&self, max: usize) -> Result<Option<HashSet<String>>, StoreError> {
         Sqlite::target_users(self, max)
+    }
+
+    fn schema_version(&self) -> i64 {
+        crate::store::SCHEMA_VERSION
+    }
+
+    fn export(
+        &self,
+        sink: &mut dyn FnMut(Row) -> Result<(), TransferError>,
+    ) -> Result<(), TransferError> {
+        Sqlite::export(self, sink)
+    }
+
+    fn import(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<Row, TransferError>>,
+    ) -> Result<usize, TransferError> {
+        Sqlite::import(self, rows)
     }
 }

@@ -19,6 +19,7 @@ mod settle;
 mod subscriptions;
 mod targets;
 mod tokens;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
