@@ -29,6 +29,7 @@ mod delivery;
 mod flow;
 #[path = "../shared/machine.rs"]
 mod machine;
+mod pgcpu;
 #[allow(dead_code)]
 #[path = "../e2e/postfix_log.rs"]
 mod postfix_log;
@@ -96,10 +97,18 @@ fn main() {
         for &postgres in order {
             let url = postgres.then(fresh_url);
             let tag = format!("m{round}{}", if postgres { "pg" } else { "sq" });
+            let postgres_before = pgcpu::server();
             let outcome = flow::run_on(&receiver, Mode::Off, messages, &tag, url.as_deref());
+            let postgres_cpu = pgcpu::server().saturating_sub(postgres_before);
+            let per_message = |d: std::time::Duration| d.as_secs_f64() * 1e6 / messages as f64;
             let run = report::MailRun {
                 rate: outcome.rate(),
-                cpu_us: outcome.coid_cpu.as_secs_f64() * 1e6 / messages as f64,
+                cpu_us: per_message(outcome.coid_cpu),
+                postgres_cpu_us: if postgres {
+                    per_message(postgres_cpu)
+                } else {
+                    0.0
+                },
                 load: machine::load_average(),
             };
             eprintln!("{}", report::mail_progress(round + 1, postgres, &run));

@@ -70,12 +70,22 @@ pub struct Drain {
     pub duplicates: usize,
     /// µs per message that queueing took in this process.
     pub enqueue_us: f64,
+    /// CPU of all the nodes, start-up included, and of the PostgreSQL server over
+    /// the same time (zero on SQLite).
+    pub nodes_cpu: Duration,
+    pub postgres_cpu: Duration,
     pub load: String,
 }
 
 impl Drain {
     pub fn rate(&self) -> f64 {
         self.pushes.saturating_sub(1) as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// µs of CPU per push: the nodes', and the PostgreSQL server's.
+    pub fn cpu_us(&self) -> (f64, f64) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / self.pushes as f64;
+        (per(self.nodes_cpu), per(self.postgres_cpu))
     }
 }
 
@@ -103,7 +113,7 @@ pub fn run(receiver: &Receiver, setup: Setup, messages: usize, tag: &str) -> Dra
         "{tag}: queued"
     );
 
-    let began = Instant::now();
+    let (began, postgres_before) = (Instant::now(), crate::pgcpu::server());
     let nodes = start_nodes(setup.nodes(), dir.path(), url.as_deref());
     assert!(
         receiver.wait_for(total, DRAIN_LIMIT),
@@ -121,6 +131,11 @@ pub fn run(receiver: &Receiver, setup: Setup, messages: usize, tag: &str) -> Dra
     // Late duplicates would show up here.
     std::thread::sleep(Duration::from_millis(500));
     let load = crate::machine::load_average();
+    let postgres_cpu = crate::pgcpu::server().saturating_sub(postgres_before);
+    let nodes_cpu = nodes
+        .iter()
+        .map(|n| n.pid().and_then(crate::cpu::process).expect("a node runs"))
+        .sum();
     drop(nodes);
     let (elapsed, duplicates) = check(receiver.take(), &endpoints, &ids.0, tag);
     Drain {
@@ -129,6 +144,12 @@ pub fn run(receiver: &Receiver, setup: Setup, messages: usize, tag: &str) -> Dra
         elapsed,
         duplicates,
         enqueue_us,
+        nodes_cpu,
+        postgres_cpu: if url.is_some() {
+            postgres_cpu
+        } else {
+            Duration::ZERO
+        },
         load,
     }
 }

@@ -12,29 +12,36 @@ pub struct MailRun {
     pub rate: f64,
     /// CPU coid used per message (all its threads).
     pub cpu_us: f64,
+    /// CPU of the PostgreSQL server per message, over the whole run (its start and
+    /// setup included); 0 on SQLite.
+    pub postgres_cpu_us: f64,
     pub load: String,
 }
 
 pub fn drain_progress(round: usize, d: &Drain) -> String {
     format!(
         "[bench] round {round} {:<20}: {} pushes in {:.2} s, {:.0} pushes/s, {} duplicates, \
-         queueing {:.0} µs/msg, load {}",
+         queueing {:.0} µs/msg, CPU µs/push nodes {:.0} PostgreSQL {:.0}, load {}",
         d.setup.name(),
         d.pushes,
         d.elapsed.as_secs_f64(),
         d.rate(),
         d.duplicates,
         d.enqueue_us,
+        d.cpu_us().0,
+        d.cpu_us().1,
         d.load
     )
 }
 
 pub fn mail_progress(round: usize, postgres: bool, r: &MailRun) -> String {
     format!(
-        "[bench] round {round} mail, {:<10}: {:.1} msgs/s, coid CPU {:.0} µs/msg, load {}",
+        "[bench] round {round} mail, {:<10}: {:.1} msgs/s, coid CPU {:.0} µs/msg, \
+         PostgreSQL CPU {:.0} µs/msg, load {}",
         store_name(postgres),
         r.rate,
         r.cpu_us,
+        r.postgres_cpu_us,
         r.load
     )
 }
@@ -62,8 +69,8 @@ pub fn drains(drains: &[Drain], subscriptions: usize) {
         drains.len() / 3
     );
     println!(
-        "{:<20} {:>9} {:>16} {:>10} {:>10} {:>12}  loads (1 min) per round",
-        "setup", "pushes/s", "range", "ratio", "dupl.", "queue µs/msg"
+        "{:<20} {:>9} {:>16} {:>6} {:>6} {:>13} {:>10} {:>8}  loads (1 min) per round",
+        "setup", "pushes/s", "range", "ratio", "dupl.", "queue µs/msg", "nodes CPU", "PG CPU"
     );
     for setup in [Setup::Sqlite1, Setup::Postgres1, Setup::Postgres3] {
         let these: Vec<&Drain> = drains.iter().filter(|d| d.setup == setup).collect();
@@ -73,13 +80,15 @@ pub fn drains(drains: &[Drain], subscriptions: usize) {
             .map(|d| d.load.split(' ').next().unwrap_or(""))
             .collect();
         println!(
-            "{:<20} {:>9.0} {:>16} {:>10.2} {:>10} {:>12.0}  {}",
+            "{:<20} {:>9.0} {:>16} {:>6.2} {:>6} {:>13.0} {:>10.0} {:>8.0}  {}",
             setup.name(),
             rate,
             range(&rates(setup)),
             rate / reference,
             these.iter().map(|d| d.duplicates).sum::<usize>(),
             median(these.iter().map(|d| d.enqueue_us).collect()),
+            median(these.iter().map(|d| d.cpu_us().0).collect()),
+            median(these.iter().map(|d| d.cpu_us().1).collect()),
             loads.join(" ")
         );
     }
@@ -88,6 +97,10 @@ pub fn drains(drains: &[Drain], subscriptions: usize) {
         median(rates(Setup::Postgres3)),
     );
     println!("PostgreSQL 3 nodes / 1 node: {:.2}", three / one);
+    println!(
+        "(CPU: µs per push, median; nodes: all of them, their start-up included; PG: the \
+         PostgreSQL server over the same time)"
+    );
 }
 
 /// Table 2: mail throughput, SQLite against PostgreSQL.
@@ -98,8 +111,8 @@ pub fn mail(rounds: &[(MailRun, MailRun)], messages: usize) {
         rounds.len()
     );
     println!(
-        "{:<12} {:>8} {:>16} {:>15}  loads (1 min) per round",
-        "state", "msgs/s", "range", "coid CPU µs/msg"
+        "{:<12} {:>8} {:>16} {:>15} {:>13}  loads (1 min) per round",
+        "state", "msgs/s", "range", "coid CPU µs/msg", "PG CPU µs/msg"
     );
     for postgres in [false, true] {
         let runs: Vec<&MailRun> = rounds
@@ -112,11 +125,12 @@ pub fn mail(rounds: &[(MailRun, MailRun)], messages: usize) {
             .map(|r| r.load.split(' ').next().unwrap_or(""))
             .collect();
         println!(
-            "{:<12} {:>8.1} {:>16} {:>15.0}  {}",
+            "{:<12} {:>8.1} {:>16} {:>15.0} {:>13.0}  {}",
             store_name(postgres),
             median(rates.clone()),
             range(&rates),
             median(runs.iter().map(|r| r.cpu_us).collect()),
+            median(runs.iter().map(|r| r.postgres_cpu_us).collect()),
             loads.join(" ")
         );
     }
@@ -130,5 +144,9 @@ pub fn mail(rounds: &[(MailRun, MailRun)], messages: usize) {
     println!(
         "ratio PostgreSQL/SQLite: {ratio:.2} (per round {})",
         per_round.join(", ")
+    );
+    println!(
+        "(PG CPU: the PostgreSQL server's over the whole run, coid's start and the IMAP \
+         setup included, per message)"
     );
 }
