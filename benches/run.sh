@@ -10,11 +10,13 @@
 #    smtp-source → Dovecot or smtp-sink, against the same through coid, and coid's
 #    memory), then `push` (Web Push and Delta Chat: pushes and notifications per
 #    second, delivery-to-push latency, mail throughput with each kind on and with
-#    push off), several minutes.
-# Postfix, Dovecot and coid are started by the benchmark on high loopback ports in
-# temporary directories; nothing system-wide is configured or started.
-# Arguments replace the default `--bench classify --bench e2e --bench push` given to
-# `cargo bench` (e.g. benches/run.sh --bench push). COID_BENCH_QUICK=1 runs a tenth of the messages.
+#    push off), then `multinode` (coid's state in PostgreSQL against SQLite: pushes per
+#    second from one queue with 1 and 3 nodes, and mail throughput), several minutes.
+# Postfix, Dovecot, coid and PostgreSQL (its own instance, tests/common/postgres.rs) are
+# started by the benchmark on high loopback ports in temporary directories; nothing
+# system-wide is configured or started.
+# Arguments replace the default `--bench classify --bench e2e --bench push --bench
+# multinode` given to `cargo bench` (e.g. benches/run.sh --bench push). COID_BENCH_QUICK=1 runs a tenth of the messages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +28,7 @@ fi
 tests/install-packages.sh
 
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--bench classify --bench e2e --bench push)
+[ ${#args[@]} -gt 0 ] || args=(--bench classify --bench e2e --bench push --bench multinode)
 cargo bench --locked --no-run "${args[@]}"
 # The network namespace: only loopback exists inside it.
 exec unshare --net -- bash -c 'ip link set lo up && exec cargo bench --locked --offline "$@"' \

@@ -122,7 +122,7 @@ pub fn chat(tag: &str, i: usize, filler: &[u8]) -> (Vec<u8>, String) {
 
 /// The stack of one run (Postfix delivering to coid's unix socket), and the directory
 /// of coid's dict socket, which outlives it.
-fn start_stack(push: Mode, notify_url: &str) -> (Stack, TempDir) {
+fn start_stack(push: Mode, notify_url: &str, postgres_url: Option<&str>) -> (Stack, TempDir) {
     settle_disk();
     let (socket_dir, socket) = socket_dir();
     let dovecot = Dovecot::start(with_coid_metadata(dovecot_opts("/"), &socket));
@@ -132,6 +132,7 @@ fn start_stack(push: Mode, notify_url: &str) -> (Stack, TempDir) {
         opts.coi_enabled = true;
         opts.message_filter = "none".into();
         opts.extra_toml = push.toml(notify_url);
+        opts.postgres_url = postgres_url.map(str::to_owned);
     };
     let stack = Stack::start_full(dovecot, coid_tweak, |coid, postfix| {
         let next_hop = LmtpTarget::Unix(coid.socket_path());
@@ -142,7 +143,19 @@ fn start_stack(push: Mode, notify_url: &str) -> (Stack, TempDir) {
 
 /// One run; `tag` names it (Message-IDs, endpoints). Panics if it is not valid.
 pub fn run(receiver: &Receiver, push: Mode, messages: usize, tag: &str) -> Outcome {
-    let (stack, _socket_dir) = start_stack(push, &receiver.notify_url());
+    run_on(receiver, push, messages, tag, None)
+}
+
+/// [`run`] with coid's state in the PostgreSQL database `postgres_url` (`None`: the
+/// SQLite file in coid's state directory).
+pub fn run_on(
+    receiver: &Receiver,
+    push: Mode,
+    messages: usize,
+    tag: &str,
+    postgres_url: Option<&str>,
+) -> Outcome {
+    let (stack, _socket_dir) = start_stack(push, &receiver.notify_url(), postgres_url);
     assert_eq!(receiver.count(), 0, "{tag}: the receiver starts empty");
     let devices = if push == Mode::WebPush {
         DEVICES.len()
