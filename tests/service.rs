@@ -1,5 +1,6 @@
 //! coid as a host service, run as the real binary: graceful stop (idle sessions get
-//! 421, a transaction in flight finishes, exit 0; a second signal exits at once),
+//! 421, a transaction in flight finishes, exit 0; a second signal exits at once; the
+//! stop is logged once),
 //! reload on SIGHUP (new sessions get the new config and Sieve, sessions in flight
 //! keep theirs, a bad config is refused and the old one stays), systemd's notify
 //! protocol and watchdog (a real datagram socket in NOTIFY_SOCKET), socket activation
@@ -549,4 +550,24 @@ fn a_journal_stream_that_is_not_stderr_keeps_timestamps() {
         !log.contains('\x1b'),
         "ANSI colour codes in a log file:\n{log}"
     );
+}
+
+/// The stop is announced once at the default level, not once per listener (issue 12:
+/// there were two "shutting down" lines, LMTP's and the dict proxy's).
+#[test]
+fn a_stop_is_announced_once() {
+    let dir = common::make_run_dir("coid-stoplog-");
+    let policy = dir.path().join("policy.sieve");
+    let mut coid = maildir_coid(&policy, "StopLog", |opts| {
+        opts.log_level = "info".into();
+    });
+    send_one(&coid, "<stop-log@example.net>");
+    coid.signal("TERM");
+    assert_eq!(coid.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = coid.plain_log();
+    let announced = log
+        .lines()
+        .filter(|l| l.contains("stop requested") || l.contains("shutting down"))
+        .count();
+    assert_eq!(announced, 1, "{log}");
 }
