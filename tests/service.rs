@@ -1,5 +1,6 @@
 //! coid as a host service, run as the real binary: graceful stop (idle sessions get
-//! 421, a transaction in flight finishes, exit 0; a second signal exits at once),
+//! 421, a transaction in flight finishes, exit 0; a second signal exits at once; the
+//! stop is logged once; a stop during start-up is logged and exits 0),
 //! reload on SIGHUP (new sessions get the new config and Sieve, sessions in flight
 //! keep theirs, a bad config is refused and the old one stays), systemd's notify
 //! protocol and watchdog (a real datagram socket in NOTIFY_SOCKET), socket activation
@@ -549,4 +550,84 @@ fn a_journal_stream_that_is_not_stderr_keeps_timestamps() {
         !log.contains('\x1b'),
         "ANSI colour codes in a log file:\n{log}"
     );
+}
+
+/// The stop is announced once at the default level, not once per listener (issue 12:
+/// there were two "shutting down" lines, LMTP's and the dict proxy's).
+#[test]
+fn a_stop_is_announced_once() {
+    let dir = common::make_run_dir("coid-stoplog-");
+    let policy = dir.path().join("policy.sieve");
+    let mut coid = maildir_coid(&policy, "StopLog", |opts| {
+        opts.log_level = "info".into();
+    });
+    send_one(&coid, "<stop-log@example.net>");
+    coid.signal("TERM");
+    assert_eq!(coid.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = coid.plain_log();
+    let announced = log
+        .lines()
+        .filter(|l| l.contains("stop requested") || l.contains("shutting down"))
+        .count();
+    assert_eq!(announced, 1, "{log}");
+}
+
+/// A stop while coid is still starting (here: waiting out the busy timeout on a
+/// state file another process holds locked) is logged, and coid exits 0 without
+/// serving, instead of dying of the signal without a word (issue 12).
+#[test]
+fn a_stop_during_start_up_is_logged_and_exits_0() {
+    let dir = common::make_run_dir("coid-startstop-");
+    let state = dir.path().join("state");
+    let config = dir.path().join("coid.toml");
+    process::write_file(
+        &config,
+        format!(
+            "[lmtp]\ntcp = [\"127.0.0.1:0\"]\nunix_socket = \"\"\n[dict]\nsocket = \"\"\n\
+             [metrics]\nlisten = \"\"\n[state]\ndir = \"{}\"\n[service]\nuser = \"\"\n\
+             [deltachat]\npush = false\n",
+            state.display()
+        ),
+    );
+    // The state file exists, with nothing left that coid would have to write at start.
+    for args in [
+        &["user", "set", "alice@example.org", "enabled=yes"][..],
+        &["push", "vapid"],
+    ] {
+        let (code, out, err) = common::coid::run_cli(&config, args, None);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let writer = rusqlite::Connection::open(state.join("coid.sqlite")).expect("the state file");
+    writer
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE settings_version SET n = n + 1 WHERE id = 1;")
+        .expect("taking the write lock");
+    let log_path = dir.path().join("serve.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coid"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("COID_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(process::output_file(&log_path))
+        .spawn()
+        .expect("starting coid serve");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_until(Duration::from_secs(10), || {
+        log().contains("coid starting").then_some(())
+    })
+    .unwrap_or_else(|| panic!("coid did not start: {}", log()));
+    assert!(process::send_signal(child.id(), "TERM"));
+    let status = wait_until(Duration::from_secs(20), || child.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    writer
+        .execute_batch("ROLLBACK;")
+        .expect("releasing the lock");
+    let log = common::coid::strip_ansi(&log());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{log}");
+    // The signal came seconds before the start-up ended: heard there, not later.
+    assert!(log.contains("stop requested during start-up"), "{log}");
+    assert!(!log.contains("coid serving"), "{log}");
 }

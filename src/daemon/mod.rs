@@ -11,7 +11,11 @@
 //!
 //! While serving, `/health` follows the state store (`store_health`: degraded while
 //! it fails). SIGHUP rebuilds the session contexts (`crate::app::contexts`); SIGTERM
-//! drains ([`signals`]). The parts themselves are put together by `crate::app`; this module
+//! drains ([`signals`]). The handlers are installed as step 4 begins: a stop during its
+//! slow parts (a locked store waits out the busy timeout) is logged and ends coid with
+//! 0 once the step is done, without serving; before that (steps 1–3, milliseconds) a
+//! SIGTERM ends coid by its default action. The parts themselves are put together by
+//! `crate::app`; this module
 //! knows nothing of the command line.
 
 #[forbid(unsafe_code)]

@@ -1,6 +1,7 @@
 //! The running service, inside the runtime: open the state store and the push parts,
 //! build the session contexts, serve LMTP, the dict proxy, the push worker and the
-//! metrics listener, tell systemd READY=1 — then act on signals until a stop: SIGHUP
+//! metrics listener, tell systemd READY=1 (a stop asked for before that ends the
+//! start-up without serving) — then act on signals until a stop: SIGHUP
 //! swaps in contexts from the re-read config (sessions in flight keep theirs),
 //! SIGTERM/SIGINT drain within `[service] shutdown_grace_secs` and exit 0.
 
@@ -23,13 +24,24 @@ use crate::server::{self, Listener, ShutdownPolicy};
 /// # Errors
 /// Start-up failed, or a listening socket or the signal handlers were unusable.
 pub async fn serve(path: PathBuf, config: Config, sockets: Sockets) -> Result<(), AppError> {
+    // Installed before the start-up's slow steps (a store another process holds
+    // locked waits out the busy timeout): a stop sent meanwhile (systemctl stop, the
+    // start timeout) is then heard and logged instead of killing coid without a word.
+    let mut signals = Signals::install()
+        .map_err(|err| AppError::Host(format!("cannot install signal handlers: {err}")))?;
+    tracing::info!(state = %config.state.dir.display(), "coid starting");
     // On a blocking thread: opening the store blocks (PostgreSQL's blocking client
     // even refuses to run on an async thread).
     let for_start = config.clone();
     let (fixed, worker, contexts) = tokio::task::spawn_blocking(move || start(&for_start))
         .await
         .map_err(|err| AppError::Internal(format!("start-up task failed: {err}")))??;
-    run(path, config, sockets, fixed, worker, contexts).await
+    if signals.stop_pending().await {
+        // Nothing was accepted yet: nothing to drain.
+        tracing::info!("stop requested during start-up: exiting without serving");
+        return Ok(());
+    }
+    run(path, config, sockets, signals, fixed, worker, contexts).await
 }
 
 type Started = (Fixed, Option<crate::push::worker::Worker>, Contexts);
@@ -68,12 +80,11 @@ async fn run(
     path: PathBuf,
     config: Config,
     sockets: Sockets,
+    mut signals: Signals,
     fixed: Fixed,
     worker: Option<crate::push::worker::Worker>,
     contexts: Contexts,
 ) -> Result<(), AppError> {
-    let mut signals = Signals::install()
-        .map_err(|err| AppError::Host(format!("cannot install signal handlers: {err}")))?;
     let host =
         |err: std::io::Error| AppError::Host(format!("cannot use a listening socket: {err}"));
     let (lmtp, dict) = (

@@ -46,6 +46,18 @@ impl Signals {
         }
     }
 
+    /// Whether a SIGTERM/SIGINT arrived since [`Signals::install`] and has not been
+    /// taken yet; does not wait. A pending SIGHUP stays pending for [`Signals::next`]
+    /// (the config may have changed after start-up read it).
+    pub async fn stop_pending(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.term.recv() => true,
+            _ = self.int.recv() => true,
+            () = std::future::ready(()) => false,
+        }
+    }
+
     /// After the first stop request: a second SIGTERM/SIGINT exits the process at
     /// once; SIGHUP is ignored from now on.
     pub fn arm_second_stop(mut self) {
