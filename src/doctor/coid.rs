@@ -55,7 +55,7 @@ pub struct StateDir {
 /// The database as read (read-only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
-    /// No `coid.sqlite` yet.
+    /// No state yet: no `coid.sqlite`, or none of coid's tables in PostgreSQL.
     Missing,
     /// It could not be read; why.
     Unreadable(String),
@@ -209,12 +209,12 @@ fn database(facts: &Facts) -> Vec<Finding> {
     match &facts.database {
         Database::Missing if facts.running => vec![Finding::error(
             Area::Coid,
-            "coid runs but its database coid.sqlite is missing: is [state] dir the running coid's?",
+            "coid runs but its state database is missing (coid.sqlite in [state] dir, or coid's tables at [state.postgresql] url): is this config the running coid's?",
             "systemctl restart coid",
         )],
         Database::Missing => vec![Finding::warning(
             Area::Coid,
-            "no database coid.sqlite yet (coid never ran)",
+            "no state database yet (coid never ran on this config)",
             "systemctl start coid",
         )],
         Database::Unreadable(why) => vec![Finding::error(
@@ -250,7 +250,7 @@ fn database(facts: &Facts) -> Vec<Finding> {
                     Finding::error(
                         Area::Coid,
                         "[push] enabled but the database holds no usable VAPID key: Web Push cannot sign",
-                        "systemctl restart coid (it creates the key); restore coid.sqlite from backup if clients had registered the old one",
+                        "systemctl restart coid (it creates the key); restore the state from a backup if clients had registered the old one",
                     )
                 });
             }
