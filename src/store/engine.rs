@@ -115,8 +115,8 @@ pub trait Engine: Send + Sync {
     ) -> Result<String, StoreError>;
 
     /// Queues `pushes` in order, as many as fit under `max_queue`. A push whose
-    /// [`NewPush::dedupe`] key is queued already is skipped, taking no room (the
-    /// message was delivered again). Returns how many were taken, stored or skipped
+    /// [`NewPush::dedupe`] key was queued in the last [`crate::store::DEDUPE_KEEP_MS`]
+    /// is skipped, taking no room (the message was delivered again). Returns how many were taken, stored or skipped
     /// as duplicates: the pushes after them were dropped for the bound.
     ///
     /// # Errors
@@ -194,8 +194,8 @@ pub trait Engine: Send + Sync {
     /// The database failed.
     fn delay_kind(&self, kind: PushKind, until: i64) -> Result<usize, StoreError>;
 
-    /// Deletes rows past their deadline; returns how many of each kind (Web Push,
-    /// Delta Chat).
+    /// Deletes rows past their deadline, and dedupe keys past their day; returns how
+    /// many rows of each kind (Web Push, Delta Chat).
     ///
     /// # Errors
     /// The database failed.

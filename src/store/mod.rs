@@ -53,7 +53,7 @@ pub use commit::{CommitError, Op, Subscribe};
 pub use dict::{Depth, Table, Write};
 pub use engine::{Counter, Engine};
 pub use postgres::{POSTGRES_SCHEMA_VERSION, Postgres};
-pub use queue::{Destination, Kinds, NewPush, PushKind, QueuedPush, dedupe_key};
+pub use queue::{DEDUPE_KEEP_MS, Destination, Kinds, NewPush, PushKind, QueuedPush, dedupe_key};
 pub use secrets::SECRET_VAPID;
 pub use settle::{Claim, Claimed, Settle};
 pub use sqlite::Sqlite;

@@ -97,12 +97,19 @@ pub struct NewPush {
     pub not_before: i64,
     /// Dropped when not sent by this time.
     pub deadline: i64,
-    /// Identifies this push of this message ([`dedupe_key`]): while a row with the
-    /// same key is queued, queueing it again does nothing (Postfix delivers at least
-    /// once, and retries a message whose reply it did not get). `None`: never
-    /// deduplicated (validation pushes).
+    /// Identifies this push of this message ([`dedupe_key`]): for [`DEDUPE_KEEP_MS`]
+    /// after it was first queued, queueing it again does nothing, whether it is still
+    /// queued or long sent (Postfix delivers at least once, and retries a message
+    /// whose reply it did not get, minutes later). `None`: never deduplicated
+    /// (validation pushes).
     pub dedupe: Option<String>,
 }
+
+/// How long a dedupe key is kept after its push was first queued: a day, longer than
+/// Postfix's retries of a delivery whose reply was lost take in practice (its backoff
+/// starts at 5 minutes and is at most 4000 s by default), and far shorter than its
+/// queue lifetime. Keys are 43 characters; the push worker's sweep drops expired ones.
+pub const DEDUPE_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// The dedupe key of one push of a delivered message: a digest of the message's
 /// identity (its Message-ID, or a digest of its header section), the user, the kind

@@ -5,7 +5,7 @@
 use postgres::GenericClient;
 
 use super::{Postgres, as_count};
-use crate::store::{NewPush, PushKind, StoreError};
+use crate::store::{DEDUPE_KEEP_MS, NewPush, PushKind, StoreError};
 
 /// The channel enqueue notifies.
 pub(super) const CHANNEL: &str = "coid_queue";
@@ -47,6 +47,19 @@ pub(super) fn insert(
 
 /// Inserts `push`; false if a row with its dedupe key is queued already.
 fn put(tx: &mut impl GenericClient, push: &NewPush, now: i64) -> Result<bool, StoreError> {
+    if let Some(key) = &push.dedupe {
+        // A new key, or one whose time is up, is (re)kept; a live one means this push
+        // was queued already: nothing is written.
+        let kept = tx.execute(
+            "INSERT INTO push_dedupe (key, keep_until) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET keep_until = EXCLUDED.keep_until
+             WHERE push_dedupe.keep_until < $3",
+            &[key, &now.saturating_add(DEDUPE_KEEP_MS), &now],
+        )?;
+        if kept == 0 {
+            return Ok(false);
+        }
+    }
     let inserted = tx.execute(
         "INSERT INTO push_queue (username, target, payload, with_content, validation,
                                  attempts, not_before, deadline, created, kind, dedupe)

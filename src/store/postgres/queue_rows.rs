@@ -232,6 +232,7 @@ impl Postgres {
             dropped[usize::from(kind == PushKind::DeltaChat)] =
                 usize::try_from(n).unwrap_or(usize::MAX);
         }
+        tx.execute("DELETE FROM push_dedupe WHERE keep_until < $1", &[&now])?;
         tx.commit()?;
         Ok((dropped[0], dropped[1]))
     }

@@ -7,7 +7,7 @@
 //! is not stored apart here (SQLite's `push_payloads`): each row holds its own.
 
 /// Entry `i` takes `coid_schema.version` from `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 1] = [
+pub(super) const MIGRATIONS: [&str; 2] = [
     // 1: everything SQLite has at version 9.
     r#"
     CREATE TABLE user_metadata (
@@ -97,5 +97,12 @@ pub(super) const MIGRATIONS: [&str; 1] = [
     END $$;
     CREATE TRIGGER push_queue_size_change AFTER INSERT OR DELETE
         ON push_queue FOR EACH ROW EXECUTE FUNCTION coid_queue_size();
+    "#,
+    // 2: dedupe keys outlive their rows (SQLite's version 10).
+    r#"
+    CREATE TABLE push_dedupe (
+        key        TEXT COLLATE "C" PRIMARY KEY,
+        keep_until BIGINT NOT NULL
+    );
     "#,
 ];

@@ -10,7 +10,7 @@ use super::queue_rows::{
     claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
 };
 use super::{Sqlite, count};
-use crate::store::{Kinds, NewPush, PushKind, QueuedPush, StoreError};
+use crate::store::{DEDUPE_KEEP_MS, Kinds, NewPush, PushKind, QueuedPush, StoreError};
 
 /// Inserts `push` unless the queue holds `max_queue` rows already; true if stored.
 pub(super) fn insert(
@@ -47,6 +47,20 @@ fn put_shared(
     payload_id: Option<i64>,
     now: i64,
 ) -> Result<bool, StoreError> {
+    if let Some(key) = &push.dedupe {
+        // A new key, or one whose time is up, is (re)kept; a live one means this push
+        // was queued already: nothing is written.
+        let kept = tx
+            .prepare_cached(
+                "INSERT INTO push_dedupe (key, keep_until) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET keep_until = excluded.keep_until
+                 WHERE push_dedupe.keep_until < ?3",
+            )?
+            .execute(params![key, now.saturating_add(DEDUPE_KEEP_MS), now])?;
+        if kept == 0 {
+            return Ok(false);
+        }
+    }
     let payload = if payload_id.is_some() {
         ""
     } else {
@@ -268,6 +282,10 @@ impl Sqlite {
                 params![now, kind.code()],
             )?;
         }
+        tx.execute(
+            "DELETE FROM push_dedupe WHERE keep_until < ?1",
+            params![now],
+        )?;
         tx.commit()?;
         Ok((dropped[0], dropped[1]))
     }

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(in crate::store) const MIGRATIONS: [&str; 9] = [
+pub(in crate::store) const MIGRATIONS: [&str; 10] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -162,4 +162,10 @@ pub(in crate::store) const MIGRATIONS: [&str; 9] = [
     "ALTER TABLE push_queue ADD COLUMN dedupe TEXT;
     CREATE UNIQUE INDEX IF NOT EXISTS push_queue_dedupe ON push_queue (dedupe)
      WHERE dedupe IS NOT NULL;",
+    // 10: dedupe keys outlive their rows (`crate::store::DEDUPE_KEEP_MS`): Postfix's
+    // retry of a lost reply comes minutes later, when the pushes are long sent.
+    "CREATE TABLE IF NOT EXISTS push_dedupe (
+        key        TEXT PRIMARY KEY,
+        keep_until INTEGER NOT NULL
+    );",
 ];
