@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::coid::{Coid, CoidOpts};
 use common::message::chat_message_id;
 use common::metadata::{COI_FILTER, DictClient, set};
+use common::metrics::{http_get, sample, scrape};
 use common::postgres::{TestServer, fresh_url, url_of};
 use common::push_flow::{Flow, PUSH_WAIT, bare};
 use common::push_receiver::Answer;
@@ -193,9 +194,10 @@ fn a_node_killed_holding_a_lease_loses_no_push() {
 
 /// PostgreSQL stopped while mail flows and started again: a SETMETADATA gets NO; what
 /// could not be decided (the recipient's settings unreadable) is deferred with a 4xx,
-/// never answered 250 on a guess, never refused; once the server is back, every node
-/// carries on by itself, each message is stored once where its settings say (the
-/// refused SETMETADATA changed nothing), and each is pushed.
+/// never answered 250 on a guess, never refused; `/health` says degraded and the
+/// store errors are counted; once the server is back, every node carries on by
+/// itself, each message is stored once where its settings say (the refused
+/// SETMETADATA changed nothing), and each is pushed.
 #[test]
 fn postgres_stopped_and_started_under_load_defers_and_loses_nothing() {
     let server = TestServer::start_own();
@@ -240,6 +242,26 @@ fn postgres_stopped_and_started_under_load_defers_and_loses_nothing() {
         !deferred.contains("said: 5"),
         "refused during the outage:\n{deferred}"
     );
+    // Both nodes say so: /health degraded (its probe runs every 10 s), store errors
+    // counted.
+    for node in [&flow.stack.coid, &flow.others[0]] {
+        let health = wait_until(Duration::from_secs(30), || {
+            let (status, body) = http_get(node.metrics_addr(), "/health");
+            (status == 503).then_some(body)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "/health not degraded: {:?}",
+                http_get(node.metrics_addr(), "/health")
+            )
+        });
+        assert!(health.contains("degraded"), "{health}");
+    }
+    let errors = sample(
+        &scrape(flow.others[0].metrics_addr()),
+        r#"coid_state_store_errors_total{engine="postgresql"}"#,
+    );
+    assert!(errors.is_some_and(|n| n > 0.0), "store errors: {errors:?}");
     for id in &during {
         assert_eq!(
             imap.count_message(&format!("<{id}>")),
@@ -254,6 +276,12 @@ fn postgres_stopped_and_started_under_load_defers_and_loses_nothing() {
         .wait_for_empty_queue(Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}\n{}", tail_file(&flow.others[0].log_path(), 40)));
     let after = bare(&flow.send_chat("after the outage")).to_owned();
+    for node in [&flow.stack.coid, &flow.others[0]] {
+        wait_until(Duration::from_secs(30), || {
+            (http_get(node.metrics_addr(), "/health").0 == 200).then_some(())
+        })
+        .expect("/health serving again once PostgreSQL is back");
+    }
     for id in during.iter().chain([&first, &after]) {
         let stored = imap.find_all(&format!("<{id}>"));
         assert_eq!(stored.len(), 1, "{id}: {stored:?}");
