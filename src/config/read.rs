@@ -101,7 +101,9 @@ fn parse(text: &str) -> Result<Parsed, toml::de::Error> {
         // Keys that fit one by one fit together (no key depends on another); should
         // that ever change, say so rather than drop the rest silently.
         Err(err) => {
-            problems.push(format!("the keys that fit do not fit together: {err}"));
+            problems.push(one_line(&format!(
+                "the keys that fit do not fit together: {err}"
+            )));
             Config::default()
         }
     };
@@ -143,14 +145,47 @@ fn fits(path: &[&str], value: Value) -> Result<(), toml::de::Error> {
     Config::deserialize(nested).map(drop)
 }
 
-/// `key.path: why` (serde's words: "unknown variant `x`, expected one of ...").
+/// `key.path: why` (serde's words: "unknown variant `x`, expected one of ..."), on
+/// one line whatever the key and the value hold.
 fn problem(path: &[&str], err: &toml::de::Error) -> String {
-    format!("{}: {}", path.join("."), err.message().trim_end())
+    one_line(&format!("{}: {}", path.join("."), err.message().trim_end()))
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a problem is one
+/// line on the terminal and in the journal, even when it quotes a key or a value that
+/// held a line break or an escape sequence (found by fuzz/config).
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wrong value or key that holds a line break or an escape is still named on
+    /// one line (`fuzz/config` found one that split the problem list).
+    #[test]
+    fn problems_quoting_control_characters_stay_one_line() {
+        let text = "[coi]\nmessage_filter = \"no\\ne\"\n[\"lm\\ntp\"]\nx = 1\n[push]\nurgency = \"\\u001b[31m\"\n";
+        let parsed = parse(text).expect("syntax");
+        assert_eq!(parsed.problems.len(), 3, "{:?}", parsed.problems);
+        for problem in &parsed.problems {
+            assert!(!problem.chars().any(char::is_control), "{problem:?}");
+        }
+        assert!(
+            parsed.problems.iter().any(|p| p.contains("`no\\ne`")),
+            "{:?}",
+            parsed.problems
+        );
+    }
 
     #[test]
     fn a_config_that_fits_has_no_problems() {
