@@ -11,8 +11,10 @@
 //! unvalidated subscriptions past their window, Delta Chat tokens not set again
 //! within their lifetime, and pushes past their deadline.
 //!
-//! It keeps up to `concurrency` rows claimed ahead of those in flight, so a finished
-//! send is replaced at once rather than after the next trip to the store; a 429
+//! It keeps rows claimed ahead of those in flight (up to [`AHEAD`] × `concurrency`
+//! in all), so a finished send is replaced at once rather than after the next trip to
+//! the store, and goes to the store only when fewer than `concurrency` wait ahead:
+//! one trip per batch of pushes, not one per finished push; a 429
 //! sends the rows it holds back, of that endpoint or kind, back to the queue.
 //!
 //! A claimed row is leased (its `not_before` moves past the longest a send may take,
@@ -48,6 +50,10 @@ const LEASE_SLACK: Duration = Duration::from_secs(5);
 /// queue (and is claimed again with a fresh lease), so every send starts with at
 /// least the send limit and half the slack of its lease left.
 const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
+/// Rows in flight and claimed ahead together: at most this many times `concurrency`.
+/// A trip claims when fewer than `concurrency` wait ahead, so under load each trip
+/// settles and claims about `(AHEAD - 1) × concurrency` rows at once.
+const AHEAD: usize = 4;
 /// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -167,9 +173,9 @@ impl Worker {
             }
             hold_back(&mut ready, &mut settled);
             this.start(&mut inflight, &mut ready, &mut settled);
-            let room = (2 * this.concurrency).saturating_sub(inflight.len() + ready.len());
+            let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
-            if room > 0 || !settled.is_empty() {
+            if trip_due(this.concurrency, ready.len(), inflight.len(), settled.len()) {
                 let claimed = this.trip(std::mem::take(&mut settled), room).await;
                 let at = Instant::now();
                 ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
@@ -444,6 +450,17 @@ fn hold_back(ready: &mut VecDeque<(Instant, QueuedPush)>, settled: &mut Vec<Sett
             payload: None,
         }));
     }
+}
+
+/// Whether this round goes to the store: when fewer than `concurrency` rows wait
+/// claimed ahead (so the trip claims a batch, not a row per finished send), when
+/// outcomes wait and nothing is left to send, or when outcomes pile up (a bound:
+/// [`AHEAD`] × `concurrency`; with fewer than that ahead a trip comes first
+/// anyway).
+fn trip_due(concurrency: usize, ready: usize, inflight: usize, settled: usize) -> bool {
+    ready < concurrency
+        || (settled > 0 && ready == 0 && inflight == 0)
+        || settled >= AHEAD * concurrency
 }
 
 /// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].
