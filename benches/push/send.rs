@@ -281,19 +281,9 @@ fn drain(receiver: &Receiver, store: &Store, worker: Worker, total: usize) -> (R
     let rt = runtime();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (cpu, began, connections) = (Cpu::now(), Instant::now(), receiver.connections());
-    let on_runtime = std::env::var("COID_PUSH_SHAPE").is_ok_and(|s| s == "runtime");
-    let nice = std::env::var("COID_PUSH_NICE")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(PushConfig::default().worker_nice);
-    let running = if on_runtime {
-        let task = rt.spawn(worker.run(stopped));
-        Box::pin(async move { task.await.expect("worker stops") })
-            as std::pin::Pin<Box<dyn Future<Output = ()>>>
-    } else {
-        let thread = PushThread::spawn(worker, stopped, nice).expect("push thread");
-        Box::pin(thread.finished())
-    };
+    // As `coid serve` runs it: a thread of its own (`coid::push::thread`).
+    let nice = PushConfig::default().worker_nice;
+    let running = PushThread::spawn(worker, stopped, nice).expect("push thread");
     assert!(
         receiver.wait_for(total, DRAIN_LIMIT),
         "worker: {} of {total} requests arrived",
@@ -310,7 +300,7 @@ fn drain(receiver: &Receiver, store: &Store, worker: Worker, total: usize) -> (R
         connections: receiver.connections() - connections,
     };
     let _ = stop.send(true);
-    rt.block_on(running);
+    rt.block_on(running.finished());
     (rate, receiver.take())
 }
 
@@ -381,6 +371,13 @@ fn fill_notifications(
     began.elapsed().as_secs_f64() * 1e6 / chats.len() as f64
 }
 
+/// The calling thread's time on a CPU and waiting for one (ns, Linux schedstat).
+fn schedstat() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut fields = text.split_whitespace().map(|f| f.parse().unwrap_or(0));
+    (fields.next().unwrap_or(0), fields.next().unwrap_or(0))
+}
+
 /// A delivered `chat` (its header section and body), as the delivery hook has it.
 fn delivered(chat: &[u8]) -> DeliveredMessage {
     let header = chat[..header_end(chat).expect("a header section")].to_vec();
@@ -403,6 +400,7 @@ fn fill(queue: &PushQueue, chats: &[Vec<u8>], subscriptions: usize) -> f64 {
     let delivered: Vec<DeliveredMessage> = chats.iter().map(|chat| delivered(chat)).collect();
     let rcpt = [recipient()];
     let began = Instant::now();
+    let sched = schedstat();
     let mut in_enqueue = Duration::ZERO;
     for delivered in &delivered {
         let now = unix_now_ms();
@@ -419,9 +417,13 @@ fn fill(queue: &PushQueue, chats: &[Vec<u8>], subscriptions: usize) -> f64 {
         queue.enqueue(&pushes, now).expect("queued");
         in_enqueue += at.elapsed();
     }
+    let (on_cpu, runnable) = schedstat();
     eprintln!(
-        "[bench] fill: of it enqueue {:.0} µs/message",
-        in_enqueue.as_secs_f64() * 1e6 / chats.len() as f64
+        "[bench] fill: of it enqueue {:.0} µs/message; the thread on a CPU {:.0} µs, \
+         waiting for one {:.0} µs per message",
+        in_enqueue.as_secs_f64() * 1e6 / chats.len() as f64,
+        (on_cpu - sched.0) as f64 / 1e3 / chats.len() as f64,
+        (runnable - sched.1) as f64 / 1e3 / chats.len() as f64,
     );
     began.elapsed().as_secs_f64() * 1e6 / chats.len() as f64
 }

@@ -28,9 +28,10 @@ pub struct PushConfig {
     pub timeout_secs: u64,
     /// Pushes in flight at once.
     pub concurrency: usize,
-    /// The nice value of the push worker's own thread (0 to 19; 0: the process's
-    /// priority). Above 0 the scheduler gives the CPU to mail first and sends pushes
-    /// with what is left (`crate::push::thread`).
+    /// The nice value of the push worker's own thread (0 to 19; 0, the default: the
+    /// process's priority). Above 0 the scheduler gives the CPU to mail first and
+    /// sends pushes with what is left, so they can lag under load
+    /// (`crate::push::thread`).
     pub worker_nice: u8,
     /// Most pushes waiting in the queue; more are dropped with a warning.
     pub max_queue: usize,
@@ -86,7 +87,7 @@ impl Default for PushConfig {
             coalesce: false,
             timeout_secs: 10,
             concurrency: 8,
-            worker_nice: 10,
+            worker_nice: 0,
             max_queue: 10_000,
             deadline_secs: 3600,
             backoff_max_secs: 300,

@@ -119,23 +119,11 @@ async fn run(
     // Queue depth and tokens are counted even with every kind of push off: tokens
     // are stored either way.
     fixed.recorder.watch_push_queue(fixed.store.clone());
-    // On its own thread, at `[push] worker_nice`: its CPU goes to mail first.
-    // TEMPORARY (measurement of the shapes; removed before the branch ends).
-    let shape = std::env::var("COID_PUSH_SHAPE").unwrap_or_default();
-    let nice = std::env::var("COID_PUSH_NICE")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(config.push.worker_nice);
-    let worker = match worker {
-        Some(worker) if shape == "runtime" => {
-            tasks.spawn(worker.run(stop_rx.clone()));
-            None
-        }
-        other => other,
-    };
+    // On its own thread (its CPU no longer takes turns with the sessions' on their
+    // runtime), at `[push] worker_nice`.
     let push_thread = match worker {
         Some(worker) => Some(
-            PushThread::spawn(worker, stop_rx.clone(), nice)
+            PushThread::spawn(worker, stop_rx.clone(), config.push.worker_nice)
                 .map_err(|err| AppError::Host(format!("cannot start the push worker: {err}")))?,
         ),
         None => None,

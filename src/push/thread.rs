@@ -1,15 +1,17 @@
 //! The push worker's own OS thread, with a current-thread tokio runtime of its own
-//! and, by default, a lower CPU priority (`[push] worker_nice`).
+//! and, if configured, a lower CPU priority (`[push] worker_nice`, default 0).
 //!
 //! Why: Web Push costs about 250 µs of CPU per push (a fresh ECDH key agreement per
 //! message, RFC 8291 §3.1, and an ES256 VAPID signature, RFC 8292 §2), Delta Chat
 //! notifications far less but not nothing. On the sessions' runtime that work took
 //! turns with mail on the same threads (`[service] worker_threads`: one on a 2-CPU
-//! host), so a busy push queue slowed delivery. On a thread of its own at a higher
-//! nice value the kernel's scheduler gives the CPU to mail (coid's sessions, Postfix,
-//! Dovecot) first and to pushes in what is left; on an idle host pushes run at
-//! once, as before. Pushes never block mail either way: they wait in the durable
-//! queue.
+//! host), so a busy push queue slowed delivery: a session's next step waited behind
+//! encryptions. On a thread of its own the kernel's scheduler shares the CPUs between
+//! the two. At a higher nice value it gives the CPU to mail (coid's sessions, Postfix,
+//! Dovecot) first and to pushes in what is left; on an idle host pushes still run at
+//! once, on a saturated one they lag (measured on 2 CPUs: push p99 35–128 ms at nice
+//! 10, against 15–105 ms at 0, and no clear gain for mail), hence the default 0.
+//! Pushes never block mail either way: they wait in the durable queue.
 //!
 //! On Linux `setpriority(PRIO_PROCESS, tid)` changes one thread (and the threads it
 //! starts: the runtime's blocking pool, which runs the worker's store trips). It goes
