@@ -32,14 +32,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::deltachat::notifier::{Notifier, NotifyError};
-use super::outcome::{Attempt, Backoff, Outcome};
+use super::outcome::{Attempt, Backoff};
 use super::queue::{PushQueue, blocking};
 use super::record::{log, settlement};
 use super::retry::{self, Action, Row, Rules};
+use super::rounds::{count, finished, hold_back, trip_due, until};
 use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
-use crate::metrics::{DeltaChatOutcome, PushOutcome, Recorder};
+use crate::metrics::{DeltaChatOutcome, PushOutcome};
 use crate::store::{Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, unix_now_ms};
 
 /// Longest sleep without a wake-up.
@@ -53,7 +54,7 @@ const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
 /// Rows in flight and claimed ahead together: at most this many times `concurrency`.
 /// A trip claims when fewer than `concurrency` wait ahead, so under load each trip
 /// settles and claims about `(AHEAD - 1) × concurrency` rows at once.
-const AHEAD: usize = 4;
+pub(super) const AHEAD: usize = 4;
 /// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -409,76 +410,6 @@ impl Worker {
             PushKind::DeltaChat => self.queue.recorder().deltachat_outcome(deltachat),
         }
         settlement(push, Action::Done)
-    }
-}
-
-/// Collects a finished send's changes to the queue; a send task that died (a bug)
-/// leaves its row leased, to be sent again after the lease.
-fn finished(done: Result<Vec<Settle>, tokio::task::JoinError>, settled: &mut Vec<Settle>) {
-    match done {
-        Ok(changes) => settled.extend(changes),
-        Err(err) => tracing::error!(error = %err, "push worker: a send task failed"),
-    }
-}
-
-/// Rows claimed ahead that an outcome just held back (429: its endpoint, or its
-/// kind's one service, waits until then) are not sent early: they go back to the
-/// queue due at the same time as the rest.
-fn hold_back(ready: &mut VecDeque<(Instant, QueuedPush)>, settled: &mut Vec<Settle>) {
-    let holds: Vec<(Option<String>, PushKind, i64)> = settled
-        .iter()
-        .filter_map(|change| match change {
-            Settle::DelayEndpoint { endpoint, until } => {
-                Some((Some(endpoint.clone()), PushKind::WebPush, *until))
-            }
-            Settle::DelayKind { kind, until } => Some((None, *kind, *until)),
-            _ => None,
-        })
-        .collect();
-    for (endpoint, kind, until) in holds {
-        let held = |(_, push): &(Instant, QueuedPush)| match (&push.to, &endpoint) {
-            (Destination::WebPush { endpoint: to, .. }, Some(endpoint)) => to == endpoint,
-            (_, None) => push.kind() == kind,
-            _ => false,
-        };
-        let (back, keep): (VecDeque<_>, VecDeque<_>) = ready.drain(..).partition(held);
-        *ready = keep;
-        settled.extend(back.into_iter().map(|(_, push)| Settle::Retry {
-            seq: push.seq,
-            attempts: push.attempts,
-            not_before: until,
-            payload: None,
-        }));
-    }
-}
-
-/// Whether this round goes to the store: when fewer than `concurrency` rows wait
-/// claimed ahead (so the trip claims a batch, not a row per finished send), when
-/// outcomes wait and nothing is left to send, or when outcomes pile up (a bound:
-/// [`AHEAD`] × `concurrency`; with fewer than that ahead a trip comes first
-/// anyway).
-fn trip_due(concurrency: usize, ready: usize, inflight: usize, settled: usize) -> bool {
-    ready < concurrency
-        || (settled > 0 && ready == 0 && inflight == 0)
-        || settled >= AHEAD * concurrency
-}
-
-/// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].
-fn until(next_due: Option<i64>) -> Duration {
-    match next_due {
-        Some(at) => {
-            let ms = at.saturating_sub(unix_now_ms()).max(0);
-            Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
-        }
-        None => POLL,
-    }
-}
-
-/// Counts an attempt's outcome in its kind's metric.
-fn count(recorder: &Recorder, kind: PushKind, outcome: Outcome) {
-    match kind {
-        PushKind::WebPush => recorder.push_outcome(outcome.into()),
-        PushKind::DeltaChat => recorder.deltachat_outcome(outcome.into()),
     }
 }
 
