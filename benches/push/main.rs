@@ -12,7 +12,8 @@
 //!    ([`flow`], [`coid_log`]).
 //!
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
-//! `benches/run.sh --bench push`. `COID_BENCH_QUICK=1` runs a tenth of the work.
+//! `benches/run.sh --bench push`. `COID_BENCH_QUICK=1` runs a tenth of the work;
+//! `COID_BENCH_ONLY=worker` only the in-process queue → worker runs (for profiling).
 
 mod coid_log;
 #[path = "../../tests/common/mod.rs"]
@@ -82,33 +83,49 @@ fn main() {
 
     let pushes = PUSHES / scale;
     let tokens = receiver::device_tokens(SUBSCRIPTIONS);
-    send::sender(&receiver, &endpoints, &payload, pushes / 10); // warm-up
+    if let Ok(only) = std::env::var("COID_BENCH_ONLY") {
+        assert_eq!(only, "worker", "COID_BENCH_ONLY: only `worker` is known");
+        let chats = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
+        in_process_only(&receiver, &endpoints, &tokens, &chats);
+        return;
+    }
+    let all = send::Threads::All;
+    send::sender(&receiver, &endpoints, &payload, pushes / 10, all); // warm-up
     let notifications = NOTIFICATIONS / scale;
-    send::notifier(&receiver, &tokens, notifications / 10);
+    send::notifier(&receiver, &tokens, notifications / 10, all);
     let (sender, notifier): (Vec<send::Rate>, Vec<send::Rate>) = (0..PUSH_RUNS)
         .map(|_| {
             (
-                send::sender(&receiver, &endpoints, &payload, pushes),
-                send::notifier(&receiver, &tokens, notifications),
+                send::sender(&receiver, &endpoints, &payload, pushes, all),
+                send::notifier(&receiver, &tokens, notifications, all),
             )
         })
         .unzip();
-    let messages = pushes / SUBSCRIPTIONS;
+    // The worker's own shape: one thread (`coid::push::thread`).
+    let one = send::Threads::One;
+    let (sender_one, notifier_one): (Vec<send::Rate>, Vec<send::Rate>) = (0..PUSH_RUNS)
+        .map(|_| {
+            (
+                send::sender(&receiver, &endpoints, &payload, pushes, one),
+                send::notifier(&receiver, &tokens, notifications, one),
+            )
+        })
+        .unzip();
+    let (pushed, notified) = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
     let mut worker = Vec::new();
     let mut deltachat = Vec::new();
     for _ in 0..PUSH_RUNS {
-        worker.push(send::worker(&receiver, &endpoints, &message, messages));
-        let notified = NOTIFIED_MESSAGES / scale;
-        deltachat.push(send::deltachat_worker(
-            &receiver, &tokens, &message, notified,
-        ));
+        worker.push(send::worker(&receiver, &endpoints, &pushed));
+        deltachat.push(send::deltachat_worker(&receiver, &tokens, &notified));
     }
     let (worker, enqueue): (Vec<send::Rate>, Vec<f64>) = worker.into_iter().unzip();
     let (deltachat, enqueue_dc): (Vec<send::Rate>, Vec<f64>) = deltachat.into_iter().unzip();
     for (name, runs) in [
         ("sender", &sender),
+        ("sender, one thread", &sender_one),
         ("worker", &worker),
         ("notifier", &notifier),
+        ("notifier, one thread", &notifier_one),
         ("deltachat worker", &deltachat),
     ] {
         for r in runs {
@@ -135,8 +152,10 @@ fn main() {
         SUBSCRIPTIONS,
         &[
             ("Sender::send", &sender),
+            ("Sender::send, one thread", &sender_one),
             ("queue → Worker → Sender", &worker),
             ("Notifier::notify", &notifier),
+            ("Notifier::notify, one thread", &notifier_one),
             ("queue → Worker → Notifier", &deltachat),
         ],
         stats::median(enqueue.clone()),
@@ -146,8 +165,10 @@ fn main() {
     report::summary(&report::Summary {
         cost: &cost,
         sender: &sender,
+        sender_one: &sender_one,
         worker: &worker,
         notifier: &notifier,
+        notifier_one: &notifier_one,
         deltachat: &deltachat,
         enqueue_us: stats::median(enqueue.clone()),
         enqueue_deltachat_us: stats::median(enqueue_dc.clone()),
@@ -158,6 +179,40 @@ fn main() {
         began.elapsed().as_secs_f64(),
         machine::load_average()
     );
+}
+
+/// `COID_BENCH_ONLY=worker`: only the queue → worker runs, Web Push and Delta Chat
+/// (`PUSH_RUNS` of each; the rate and µs per message queued); for profiling them
+/// (`perf record`) without the rest.
+fn in_process_only(
+    receiver: &Receiver,
+    endpoints: &[receiver::Endpoint],
+    tokens: &[String],
+    (pushed, notified): &(Vec<Vec<u8>>, Vec<Vec<u8>>),
+) {
+    for _ in 0..PUSH_RUNS {
+        let (rate, enqueue) = send::worker(receiver, endpoints, pushed);
+        let (dc, enqueue_dc) = send::deltachat_worker(receiver, tokens, notified);
+        println!(
+            "worker {:.0}/s (CPU {:?}), queued {enqueue:.0} µs/message; deltachat worker \
+             {:.0}/s (CPU {:?}), queued {enqueue_dc:.0} µs/message",
+            rate.per_second(),
+            rate.cpu.rest,
+            dc.per_second(),
+            dc.cpu.rest
+        );
+    }
+}
+
+/// The chats the in-process worker runs queue, Web Push and Delta Chat: each with
+/// its own Message-ID, as real mail has (the queue drops a push of a message it
+/// queued already: its dedupe key is made of the Message-ID).
+fn in_process_chats(pushed: usize, notified: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let filler = delivery::filler(flow::CHAT_SIZE);
+    let chats = |tag: &str, n: usize| -> Vec<Vec<u8>> {
+        (0..n).map(|i| flow::chat(tag, i, &filler).0).collect()
+    };
+    (chats("inprocess", pushed), chats("inprocess-dc", notified))
 }
 
 /// A round of every mode, in the [`ORDERS`]; one `Vec` per round.

@@ -200,8 +200,11 @@ pub fn progress(round: usize, o: &Outcome) -> String {
 pub struct Summary<'a> {
     pub cost: &'a Cost,
     pub sender: &'a [Rate],
+    /// The sender on one thread, as the worker runs.
+    pub sender_one: &'a [Rate],
     pub worker: &'a [Rate],
     pub notifier: &'a [Rate],
+    pub notifier_one: &'a [Rate],
     pub deltachat: &'a [Rate],
     pub enqueue_us: f64,
     pub enqueue_deltachat_us: f64,
@@ -213,6 +216,7 @@ pub fn summary(s: &Summary<'_>) {
     let rate = |runs: &[Rate]| median(runs.iter().map(Rate::per_second).collect());
     let (sender, worker) = (rate(s.sender), rate(s.worker));
     let (notifier, deltachat) = (rate(s.notifier), rate(s.deltachat));
+    let (sender_one, notifier_one) = (rate(s.sender_one), rate(s.notifier_one));
     let of = |push: Mode| -> Vec<&Outcome> {
         s.rounds
             .iter()
@@ -251,8 +255,17 @@ pub fn summary(s: &Summary<'_>) {
             "≥ 4000/s",
         ),
         (
-            "queue → worker → sender".to_owned(),
-            format!("{worker:.0}/s ({:.2}×)", worker / sender),
+            "Sender::send alone on one thread (the worker's shape)".to_owned(),
+            format!("{sender_one:.0} pushes/s"),
+            "",
+        ),
+        (
+            "queue → worker → sender (× alone, all CPUs | one thread)".to_owned(),
+            format!(
+                "{worker:.0}/s ({:.2}× | {:.2}×)",
+                worker / sender,
+                worker / sender_one
+            ),
             "≥ 0.9× the sender alone",
         ),
         (
@@ -284,8 +297,12 @@ pub fn summary(s: &Summary<'_>) {
             "several thousand/s",
         ),
         (
-            "queue → worker → notifier".to_owned(),
-            format!("{deltachat:.0}/s ({:.2}×)", deltachat / notifier),
+            "queue → worker → notifier (× alone, all CPUs | one thread)".to_owned(),
+            format!(
+                "{deltachat:.0}/s ({:.2}× | {:.2}×)",
+                deltachat / notifier,
+                deltachat / notifier_one
+            ),
             "several thousand/s",
         ),
         (

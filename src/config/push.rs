@@ -28,6 +28,11 @@ pub struct PushConfig {
     pub timeout_secs: u64,
     /// Pushes in flight at once.
     pub concurrency: usize,
+    /// The nice value of the push worker's own thread (0 to 19; 0, the default: the
+    /// process's priority). Above 0 the scheduler gives the CPU to mail first and
+    /// sends pushes with what is left, so they can lag under load
+    /// (`crate::push::thread`).
+    pub worker_nice: u8,
     /// Most pushes waiting in the queue; more are dropped with a warning.
     pub max_queue: usize,
     /// Seconds a push is retried before it is dropped.
@@ -82,6 +87,7 @@ impl Default for PushConfig {
             coalesce: false,
             timeout_secs: 10,
             concurrency: 8,
+            worker_nice: 0,
             max_queue: 10_000,
             deadline_secs: 3600,
             backoff_max_secs: 300,
@@ -108,6 +114,7 @@ impl PushConfig {
         check_range(p, "push.ttl_secs", self.ttl_secs, 0, 24 * 3600);
         check_range(p, "push.timeout_secs", self.timeout_secs, 1, 120);
         check_range(p, "push.concurrency", self.concurrency as u64, 1, 1000);
+        check_range(p, "push.worker_nice", u64::from(self.worker_nice), 0, 19);
         check_range(p, "push.max_queue", self.max_queue as u64, 1, 10_000_000);
         check_range(
             p,

@@ -1,7 +1,8 @@
 //! The running service, inside the runtime: open the state store and the push parts,
-//! build the session contexts, serve LMTP, the dict proxy, the push worker and the
-//! metrics listener, tell systemd READY=1 (a stop asked for before that ends the
-//! start-up without serving) — then act on signals until a stop: SIGHUP
+//! build the session contexts, serve LMTP, the dict proxy and the metrics listener,
+//! start the push worker on its own thread (`crate::push::thread`), tell systemd
+//! READY=1 (a stop asked for before that ends the start-up without serving) — then
+//! act on signals until a stop: SIGHUP
 //! swaps in contexts from the re-read config (sessions in flight keep theirs),
 //! SIGTERM/SIGINT drain within `[service] shutdown_grace_secs` and exit 0.
 
@@ -17,6 +18,7 @@ use crate::app::AppError;
 use crate::app::contexts::{self, Contexts, Fixed};
 use crate::config::Config;
 use crate::metrics::http::Health;
+use crate::push::thread::PushThread;
 use crate::server::{self, Listener, ShutdownPolicy};
 
 /// Serves until stopped.
@@ -117,9 +119,15 @@ async fn run(
     // Queue depth and tokens are counted even with every kind of push off: tokens
     // are stored either way.
     fixed.recorder.watch_push_queue(fixed.store.clone());
-    if let Some(worker) = worker {
-        tasks.spawn(worker.run(stop_rx.clone()));
-    }
+    // On its own thread (its CPU no longer takes turns with the sessions' on their
+    // runtime), at `[push] worker_nice`.
+    let push_thread = match worker {
+        Some(worker) => Some(
+            PushThread::spawn(worker, stop_rx.clone(), config.push.worker_nice)
+                .map_err(|err| AppError::Host(format!("cannot start the push worker: {err}")))?,
+        ),
+        None => None,
+    };
     let mut metrics_task = tokio::task::JoinSet::new();
     let health = metrics_listener(sockets.metrics, &fixed.recorder, &mut metrics_task);
     tracing::info!(
@@ -154,6 +162,9 @@ async fn run(
     signals.arm_second_stop();
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    if let Some(push_thread) = push_thread {
+        push_thread.finished().await;
+    }
     if let Some(hook) = &fixed.push {
         // Pushes of the last messages are in the queue before coid exits.
         hook.flush().await;

@@ -8,7 +8,8 @@
 //! - [`delivered`]: the pushes of every kind for a delivered message, queued off the
 //!   reply path.
 //! - [`worker`]: the task of `coid serve` that sends queued pushes, each with its
-//!   kind's sender.
+//!   kind's sender (`rounds`: its bookkeeping between trips to the store);
+//!   [`thread`]: the OS thread (own runtime, optional lower priority) it runs on.
 //! - [`outcome`]: an answer as a decision (each kind reads statuses its own way).
 //! - [`retry`]: what an attempt's outcome means for the queued push.
 //! - [`record`]: carrying that out on the queue, and logging it.
@@ -27,6 +28,8 @@ pub mod outcome;
 pub mod queue;
 pub mod record;
 pub mod retry;
+mod rounds;
+pub mod thread;
 pub mod webpush;
 pub mod worker;
 

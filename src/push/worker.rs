@@ -11,8 +11,10 @@
 //! unvalidated subscriptions past their window, Delta Chat tokens not set again
 //! within their lifetime, and pushes past their deadline.
 //!
-//! It keeps up to `concurrency` rows claimed ahead of those in flight, so a finished
-//! send is replaced at once rather than after the next trip to the store; a 429
+//! It keeps rows claimed ahead of those in flight (up to [`AHEAD`] × `concurrency`
+//! in all), so a finished send is replaced at once rather than after the next trip to
+//! the store, and goes to the store only when fewer than `concurrency` wait ahead:
+//! one trip per batch of pushes, not one per finished push; a 429
 //! sends the rows it holds back, of that endpoint or kind, back to the queue.
 //!
 //! A claimed row is leased (its `not_before` moves past the longest a send may take,
@@ -30,14 +32,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::deltachat::notifier::{Notifier, NotifyError};
-use super::outcome::{Attempt, Backoff, Outcome};
+use super::outcome::{Attempt, Backoff};
 use super::queue::{PushQueue, blocking};
 use super::record::{log, settlement};
 use super::retry::{self, Action, Row, Rules};
+use super::rounds::{count, finished, hold_back, trip_due, until};
 use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
-use crate::metrics::{DeltaChatOutcome, PushOutcome, Recorder};
+use crate::metrics::{DeltaChatOutcome, PushOutcome};
 use crate::store::{Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, unix_now_ms};
 
 /// Longest sleep without a wake-up.
@@ -48,6 +51,10 @@ const LEASE_SLACK: Duration = Duration::from_secs(5);
 /// queue (and is claimed again with a fresh lease), so every send starts with at
 /// least the send limit and half the slack of its lease left.
 const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
+/// Rows in flight and claimed ahead together: at most this many times `concurrency`.
+/// A trip claims when fewer than `concurrency` wait ahead, so under load each trip
+/// settles and claims about `(AHEAD - 1) × concurrency` rows at once.
+pub(super) const AHEAD: usize = 4;
 /// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -167,9 +174,9 @@ impl Worker {
             }
             hold_back(&mut ready, &mut settled);
             this.start(&mut inflight, &mut ready, &mut settled);
-            let room = (2 * this.concurrency).saturating_sub(inflight.len() + ready.len());
+            let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
-            if room > 0 || !settled.is_empty() {
+            if trip_due(this.concurrency, ready.len(), inflight.len(), settled.len()) {
                 let claimed = this.trip(std::mem::take(&mut settled), room).await;
                 let at = Instant::now();
                 ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
@@ -403,65 +410,6 @@ impl Worker {
             PushKind::DeltaChat => self.queue.recorder().deltachat_outcome(deltachat),
         }
         settlement(push, Action::Done)
-    }
-}
-
-/// Collects a finished send's changes to the queue; a send task that died (a bug)
-/// leaves its row leased, to be sent again after the lease.
-fn finished(done: Result<Vec<Settle>, tokio::task::JoinError>, settled: &mut Vec<Settle>) {
-    match done {
-        Ok(changes) => settled.extend(changes),
-        Err(err) => tracing::error!(error = %err, "push worker: a send task failed"),
-    }
-}
-
-/// Rows claimed ahead that an outcome just held back (429: its endpoint, or its
-/// kind's one service, waits until then) are not sent early: they go back to the
-/// queue due at the same time as the rest.
-fn hold_back(ready: &mut VecDeque<(Instant, QueuedPush)>, settled: &mut Vec<Settle>) {
-    let holds: Vec<(Option<String>, PushKind, i64)> = settled
-        .iter()
-        .filter_map(|change| match change {
-            Settle::DelayEndpoint { endpoint, until } => {
-                Some((Some(endpoint.clone()), PushKind::WebPush, *until))
-            }
-            Settle::DelayKind { kind, until } => Some((None, *kind, *until)),
-            _ => None,
-        })
-        .collect();
-    for (endpoint, kind, until) in holds {
-        let held = |(_, push): &(Instant, QueuedPush)| match (&push.to, &endpoint) {
-            (Destination::WebPush { endpoint: to, .. }, Some(endpoint)) => to == endpoint,
-            (_, None) => push.kind() == kind,
-            _ => false,
-        };
-        let (back, keep): (VecDeque<_>, VecDeque<_>) = ready.drain(..).partition(held);
-        *ready = keep;
-        settled.extend(back.into_iter().map(|(_, push)| Settle::Retry {
-            seq: push.seq,
-            attempts: push.attempts,
-            not_before: until,
-            payload: None,
-        }));
-    }
-}
-
-/// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].
-fn until(next_due: Option<i64>) -> Duration {
-    match next_due {
-        Some(at) => {
-            let ms = at.saturating_sub(unix_now_ms()).max(0);
-            Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
-        }
-        None => POLL,
-    }
-}
-
-/// Counts an attempt's outcome in its kind's metric.
-fn count(recorder: &Recorder, kind: PushKind, outcome: Outcome) {
-    match kind {
-        PushKind::WebPush => recorder.push_outcome(outcome.into()),
-        PushKind::DeltaChat => recorder.deltachat_outcome(outcome.into()),
     }
 }
 

@@ -77,3 +77,23 @@ fn topic_comes_from_the_payload_folder() {
     assert_eq!(chats, folder_topic("COI/Chats"), "stable");
     assert_ne!(chats, folder_topic("INBOX"));
 }
+
+/// Under load the worker goes to the store once per batch, not once per finished
+/// send: while a batch waits claimed ahead, a finished send (one outcome, room for
+/// one more row) makes no trip; running low on rows ahead, nothing left to send with
+/// outcomes waiting, or outcomes piling up each make one.
+#[test]
+fn the_store_is_visited_per_batch_not_per_finished_push() {
+    let c = 8;
+    // A send finished: 8 in flight again, 12 claimed ahead, one outcome.
+    assert!(!trip_due(c, 12, c, 1));
+    assert!(!trip_due(c, c, c, c));
+    // Fewer than a batch ahead: claim the next one.
+    assert!(trip_due(c, c - 1, c, 0));
+    // Idle (nothing claimed, nothing in flight): look at the queue.
+    assert!(trip_due(c, 0, 0, 0));
+    // The last sends finished: their outcomes go at once.
+    assert!(trip_due(c, 0, 0, 3));
+    // Outcomes are bounded even with rows ahead.
+    assert!(trip_due(c, 3 * c, c, AHEAD * c));
+}

@@ -98,8 +98,8 @@ pub struct NewPush {
     /// Dropped when not sent by this time.
     pub deadline: i64,
     /// Identifies this push of this message ([`dedupe_key`]): for [`DEDUPE_KEEP_MS`]
-    /// after it was first queued, queueing it again does nothing, whether it is still
-    /// queued or long sent (Postfix delivers at least once, and retries a message
+    /// after it was first queued (and at least until its `deadline`), queueing it
+    /// again does nothing, whether it is still queued or long sent (Postfix delivers at least once, and retries a message
     /// whose reply it did not get, minutes later). `None`: never deduplicated
     /// (validation pushes).
     pub dedupe: Option<String>,
@@ -112,19 +112,35 @@ pub struct NewPush {
 pub const DEDUPE_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// The dedupe key of one push of a delivered message: a digest of the message's
-/// identity (its Message-ID, or a digest of its header section), the user, the kind
-/// and the target; 43 characters however long the inputs are.
+/// identity (its Message-ID, or a digest of its header section) and the user, then a
+/// digest of the kind and the target; 43 characters however long the inputs are.
+///
+/// The message's part comes first so that one message's keys (its pushes to each of
+/// the user's devices) sort next to each other: SQLite's key index then takes them in
+/// one or two pages per message, not one page per push (digests of the whole tuple
+/// scatter, and every page touched is one more page written to the WAL at each
+/// commit). 22 + 21 base64url characters: 132 and 126 bits, far from any collision.
 pub fn dedupe_key(message: &str, kind: PushKind, username: &str, target: &str) -> String {
     use base64::Engine as _;
     use sha2::Digest;
-    let mut digest = sha2::Sha256::new();
-    for part in [message, username, target] {
+    let encode = |digest: &[u8], chars: usize| -> String {
+        let mut text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        text.truncate(chars);
+        text
+    };
+    let mut of_message = sha2::Sha256::new();
+    for part in [message, username] {
         // Each part with its length first: no two different tuples hash the same input.
-        digest.update((part.len() as u64).to_be_bytes());
-        digest.update(part.as_bytes());
+        of_message.update((part.len() as u64).to_be_bytes());
+        of_message.update(part.as_bytes());
     }
-    digest.update(kind.code().to_be_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.finalize())
+    let mut of_target = sha2::Sha256::new();
+    of_target.update(kind.code().to_be_bytes());
+    of_target.update((target.len() as u64).to_be_bytes());
+    of_target.update(target.as_bytes());
+    let mut key = encode(&of_message.finalize(), 22);
+    key.push_str(&encode(&of_target.finalize(), 21));
+    key
 }
 
 /// A claimed push, with where it goes.

@@ -49,14 +49,17 @@ fn put_shared(
 ) -> Result<bool, StoreError> {
     if let Some(key) = &push.dedupe {
         // A new key, or one whose time is up, is (re)kept; a live one means this push
-        // was queued already: nothing is written.
+        // was queued already: nothing is written. The key lives at least as long as
+        // its row may (its deadline), so it alone keeps a duplicate out of the queue
+        // (schema 11 dropped the queue's own index of the keys).
+        let keep_until = now.saturating_add(DEDUPE_KEEP_MS).max(push.deadline);
         let kept = tx
             .prepare_cached(
                 "INSERT INTO push_dedupe (key, keep_until) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET keep_until = excluded.keep_until
                  WHERE push_dedupe.keep_until < ?3",
             )?
-            .execute(params![key, now.saturating_add(DEDUPE_KEEP_MS), now])?;
+            .execute(params![key, keep_until, now])?;
         if kept == 0 {
             return Ok(false);
         }
@@ -71,8 +74,7 @@ fn put_shared(
             "INSERT INTO push_queue (username, target, payload, with_content, validation,
                                      attempts, not_before, deadline, created, kind,
                                      payload_id, dedupe)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (dedupe) WHERE dedupe IS NOT NULL DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             push.username,

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(in crate::store) const MIGRATIONS: [&str; 10] = [
+pub(in crate::store) const MIGRATIONS: [&str; 11] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -168,4 +168,21 @@ pub(in crate::store) const MIGRATIONS: [&str; 10] = [
         key        TEXT PRIMARY KEY,
         keep_until INTEGER NOT NULL
     );",
+    // 11: queueing a message's pushes writes fewer pages. The queue's unique index of
+    // dedupe keys goes: a key in `push_dedupe` now lives at least until its row's
+    // deadline, so it alone keeps duplicates out (keys of rows queued now are kept
+    // that long first). `push_dedupe` becomes WITHOUT ROWID: one B-tree instead of
+    // a table and its key index. Keys made from now on sort by message
+    // (`crate::store::dedupe_key`), so a message's keys share a page or two.
+    "INSERT INTO push_dedupe (key, keep_until)
+     SELECT dedupe, max(deadline) FROM push_queue WHERE dedupe IS NOT NULL GROUP BY dedupe
+     ON CONFLICT (key) DO UPDATE SET keep_until = max(keep_until, excluded.keep_until);
+    DROP INDEX IF EXISTS push_queue_dedupe;
+    CREATE TABLE push_dedupe_11 (
+        key        TEXT PRIMARY KEY,
+        keep_until INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO push_dedupe_11 (key, keep_until) SELECT key, keep_until FROM push_dedupe;
+    DROP TABLE push_dedupe;
+    ALTER TABLE push_dedupe_11 RENAME TO push_dedupe;",
 ];

@@ -1,0 +1,87 @@
+//! The push worker's bookkeeping between its trips to the store, pure or nearly
+//! (`super::worker` holds the loop): collecting finished sends, holding back rows
+//! claimed ahead that a 429 just delayed, when a round goes to the store, how long to
+//! sleep, counting outcomes. Apart so that the loop's file stays readable.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::outcome::Outcome;
+use super::worker::{AHEAD, POLL};
+use crate::metrics::Recorder;
+use crate::store::{Destination, PushKind, QueuedPush, Settle, unix_now_ms};
+
+/// Collects a finished send's changes to the queue; a send task that died (a bug)
+/// leaves its row leased, to be sent again after the lease.
+pub(super) fn finished(
+    done: Result<Vec<Settle>, tokio::task::JoinError>,
+    settled: &mut Vec<Settle>,
+) {
+    match done {
+        Ok(changes) => settled.extend(changes),
+        Err(err) => tracing::error!(error = %err, "push worker: a send task failed"),
+    }
+}
+
+/// Rows claimed ahead that an outcome just held back (429: its endpoint, or its
+/// kind's one service, waits until then) are not sent early: they go back to the
+/// queue due at the same time as the rest.
+pub(super) fn hold_back(ready: &mut VecDeque<(Instant, QueuedPush)>, settled: &mut Vec<Settle>) {
+    let holds: Vec<(Option<String>, PushKind, i64)> = settled
+        .iter()
+        .filter_map(|change| match change {
+            Settle::DelayEndpoint { endpoint, until } => {
+                Some((Some(endpoint.clone()), PushKind::WebPush, *until))
+            }
+            Settle::DelayKind { kind, until } => Some((None, *kind, *until)),
+            _ => None,
+        })
+        .collect();
+    for (endpoint, kind, until) in holds {
+        let held = |(_, push): &(Instant, QueuedPush)| match (&push.to, &endpoint) {
+            (Destination::WebPush { endpoint: to, .. }, Some(endpoint)) => to == endpoint,
+            (_, None) => push.kind() == kind,
+            _ => false,
+        };
+        let (back, keep): (VecDeque<_>, VecDeque<_>) = ready.drain(..).partition(held);
+        *ready = keep;
+        settled.extend(back.into_iter().map(|(_, push)| Settle::Retry {
+            seq: push.seq,
+            attempts: push.attempts,
+            not_before: until,
+            payload: None,
+        }));
+    }
+}
+
+/// Whether this round goes to the store: when fewer than `concurrency` rows wait
+/// claimed ahead (so the trip claims a batch, not a row per finished send), when
+/// outcomes wait and nothing is left to send, or when outcomes pile up (a bound:
+/// [`AHEAD`] × `concurrency`; with fewer than that ahead a trip comes first
+/// anyway).
+pub(super) fn trip_due(concurrency: usize, ready: usize, inflight: usize, settled: usize) -> bool {
+    ready < concurrency
+        || (settled > 0 && ready == 0 && inflight == 0)
+        || settled >= AHEAD * concurrency
+}
+
+/// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].
+pub(super) fn until(next_due: Option<i64>) -> Duration {
+    match next_due {
+        Some(at) => {
+            let ms = at.saturating_sub(unix_now_ms()).max(0);
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(POLL)
+        }
+        None => POLL,
+    }
+}
+
+/// Counts an attempt's outcome in its kind's metric.
+pub(super) fn count(recorder: &Recorder, kind: PushKind, outcome: Outcome) {
+    match kind {
+        PushKind::WebPush => recorder.push_outcome(outcome.into()),
+        PushKind::DeltaChat => recorder.deltachat_outcome(outcome.into()),
+    }
+}

@@ -1,0 +1,117 @@
+//! The push worker's own OS thread, with a current-thread tokio runtime of its own
+//! and, if configured, a lower CPU priority (`[push] worker_nice`, default 0).
+//!
+//! Why: Web Push costs about 250 µs of CPU per push (a fresh ECDH key agreement per
+//! message, RFC 8291 §3.1, and an ES256 VAPID signature, RFC 8292 §2), Delta Chat
+//! notifications far less but not nothing. On the sessions' runtime that work took
+//! turns with mail on the same threads (`[service] worker_threads`: one on a 2-CPU
+//! host), so a busy push queue slowed delivery: a session's next step waited behind
+//! encryptions. On a thread of its own the kernel's scheduler shares the CPUs between
+//! the two. At a higher nice value it gives the CPU to mail (coid's sessions, Postfix,
+//! Dovecot) first and to pushes in what is left; on an idle host pushes still run at
+//! once, on a saturated one they lag (measured on 2 CPUs: push p99 35–128 ms at nice
+//! 10, against 15–105 ms at 0, and no clear gain for mail), hence the default 0.
+//! Pushes never block mail either way: they wait in the durable queue.
+//!
+//! On Linux `setpriority(PRIO_PROCESS, tid)` changes one thread (and the threads it
+//! starts: the runtime's blocking pool, which runs the worker's store trips). It goes
+//! through `rustix` (a safe API over the system call; coid forbids `unsafe`). A nice
+//! value that cannot be set (a container that refuses it) is logged and the worker
+//! runs at the process's priority.
+//!
+//! Shutdown is unchanged: the worker stops when the service's stop signal turns true,
+//! lets pushes in flight finish within its send limit, records them, and
+//! [`PushThread::finished`] resolves.
+
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use super::worker::Worker;
+
+/// The thread's name (`ps -L`, `top -H`).
+const NAME: &str = "coid-push";
+
+/// How long the runtime may take to end what the worker left on its blocking pool
+/// (a name lookup of a send that timed out) after the worker returned.
+const RUNTIME_END: Duration = Duration::from_secs(1);
+
+/// The running worker thread.
+pub struct PushThread {
+    /// Sent when the worker has returned (its outcomes recorded).
+    done: oneshot::Receiver<()>,
+}
+
+impl PushThread {
+    /// Starts `worker` on a thread of its own at nice value `nice` (0: the process's
+    /// own priority), until `stop` turns true.
+    ///
+    /// # Errors
+    /// The runtime or the thread could not be made.
+    pub fn spawn(worker: Worker, stop: watch::Receiver<bool>, nice: u8) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name(NAME)
+            .build()?;
+        let (tx, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(NAME.to_owned())
+            .spawn(move || {
+                lower_priority(nice);
+                runtime.block_on(worker.run(stop));
+                runtime.shutdown_timeout(RUNTIME_END);
+                let _ = tx.send(());
+            })?;
+        Ok(PushThread { done })
+    }
+
+    /// Resolves once the worker has stopped (after the stop signal and its drain).
+    pub async fn finished(self) {
+        // An Err: the thread died without sending (a panic, logged by the hook).
+        let _ = self.done.await;
+    }
+}
+
+/// Sets the calling thread's nice value to `nice`, if above 0.
+fn lower_priority(nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), i32::from(nice)) {
+        Ok(()) => tracing::debug!(nice, "push worker thread priority lowered"),
+        Err(err) => tracing::warn!(
+            nice,
+            error = %err,
+            "cannot lower the push worker thread's priority; it runs at the process's"
+        ),
+    }
+}
+
+/// The calling thread's nice value.
+#[cfg(test)]
+fn current_nice() -> i32 {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("getpriority")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nice_value_applies_to_the_calling_thread_only() {
+        let before = current_nice();
+        let lowered = std::thread::spawn(|| {
+            lower_priority(7);
+            current_nice()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(lowered, 7);
+        assert_eq!(
+            current_nice(),
+            before,
+            "the caller's thread keeps its priority"
+        );
+    }
+}
