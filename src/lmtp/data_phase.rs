@@ -270,7 +270,7 @@ mod tests {
         for (input, want) in [
             (&b"A: 1\r\nB: 2\r\n\r\nbody\r\n"[..], 14),
             (b"A: 1\n\nbody", 6),
-            (b"\r\nbody", 2),
+            (b"A: 1\r\n\r\n", 8),
         ] {
             for n in [1, 2, 3, 4, 5, 1000] {
                 assert_eq!(len_after(input, n, false), Some(want), "{input:?} by {n}");
