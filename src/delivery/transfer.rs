@@ -185,6 +185,9 @@ impl Transfer {
     /// (or the deadline) ends the transaction here: the connection is dropped and
     /// later bytes are ignored; [`Transfer::finish`] then reports it.
     pub async fn push(&mut self, bytes: &[u8]) {
+        if Instant::now() >= self.deadline {
+            self.expire();
+        }
         let Some(lease) = self.lease.as_mut() else {
             return;
         };
@@ -196,15 +199,27 @@ impl Transfer {
         }
     }
 
-    /// True while the store connection is still good.
-    pub fn is_open(&self) -> bool {
-        self.lease.is_some()
+    /// When the transaction's deadline passes, while the store connection is still
+    /// good; `None` once it failed.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.lease.as_ref().map(|_| self.deadline)
+    }
+
+    /// The deadline passed while the client was still sending: the store connection
+    /// is dropped now, not at the client's next byte.
+    pub fn expire(&mut self) {
+        if self.lease.is_some() {
+            self.fail(&ClientError::Timeout);
+        }
     }
 
     /// Sends the end mark, reads one reply per accepted recipient and puts the
     /// connection back in the pool; returns the copies with their outcomes. Copies the
     /// store did not answer (it failed, stalled past the deadline) are temporary.
     pub async fn finish(mut self) -> Vec<Delivery> {
+        if Instant::now() >= self.deadline {
+            self.expire();
+        }
         if let Some(mut lease) = self.lease.take() {
             let deadline = self.deadline;
             let end = self.end(&mut lease.client);

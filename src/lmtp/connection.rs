@@ -112,6 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Read::Eof => return Ok(()),
                 Read::Error(err) => return Err(err),
                 Read::Idle => self.session.close_with(Reply::IDLE_TIMEOUT, &mut events),
+                Read::StoreDeadline => self.data.expire(),
                 Read::Shutdown => {}
             }
             self.handle(events).await?;
@@ -120,6 +121,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     async fn read(&mut self, buf: &mut [u8]) -> Read {
         let in_tx = self.session.in_transaction();
+        let store_deadline = self.data.store_deadline();
         tokio::select! {
             r = tokio::time::timeout(self.ctx.idle_timeout, self.stream.read(buf)) => match r {
                 Err(_) => Read::Idle,
@@ -128,6 +130,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Ok(Err(err)) => Read::Error(err),
             },
             _ = self.shutdown.changed(), if !in_tx && !*self.shutdown.borrow() => Read::Shutdown,
+            () = sleep_until(store_deadline), if store_deadline.is_some() => Read::StoreDeadline,
         }
     }
 
@@ -206,7 +209,17 @@ enum Read {
     Eof,
     Error(std::io::Error),
     Idle,
+    /// The open store transaction's deadline passed while waiting for the client.
+    StoreDeadline,
     Shutdown,
+}
+
+/// Sleeps until `at`; forever without one (the `select!` branch is off then anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `250-first` ... `250 last` (RFC 5321 §4.2.1).

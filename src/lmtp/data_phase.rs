@@ -122,6 +122,24 @@ impl DataPhase {
         self.state = State::Idle;
     }
 
+    /// The open store transaction's deadline (`transaction_timeout_secs`), which also
+    /// bounds how long the client may take to send the rest of its DATA.
+    pub fn store_deadline(&self) -> Option<tokio::time::Instant> {
+        match &self.state {
+            State::Stream { transfer, .. } => transfer.deadline(),
+            _ => None,
+        }
+    }
+
+    /// The store deadline passed while waiting for the client: the store connection
+    /// is dropped without the end mark; the rest of DATA is still read, and its
+    /// recipients get 4xx at its end.
+    pub fn expire(&mut self) {
+        if let State::Stream { transfer, .. } = &mut self.state {
+            transfer.expire();
+        }
+    }
+
     /// Takes body bytes; the header section's end decides the message and opens the
     /// store transaction (`envelope`: the transaction's, while DATA runs).
     pub async fn write(
