@@ -269,3 +269,40 @@ fn the_transaction_deadline_covers_a_slow_client() {
     dovecot.wait_for_message("alice", &next.id(), WAIT);
     assert_eq!(dovecot.count_message("alice", &msg.id()), 0);
 }
+
+/// A 1 MiB message with lines that need dot-stuffing streams through to Dovecot and is
+/// stored byte for byte, and a sender's `X-Coid-*` field is still removed (the header
+/// filter runs on the stream as it did on the spool).
+#[test]
+fn a_large_message_streams_through_byte_for_byte() {
+    let (dovecot, proxy, coid) = setup(Vec::new(), |_| {});
+    let mut body = String::new();
+    let mut n = 0;
+    while body.len() < 1024 * 1024 {
+        body.push_str(&format!(
+            ".line {n} starts with a dot\r\n..and two\r\nplain {n}\r\n"
+        ));
+        n += 1;
+    }
+    let msg = MessageBuilder::new()
+        .subject("large, streamed")
+        .header("X-Coid-Folder", "Hijacked")
+        .body("");
+    let mut raw = msg.build();
+    raw.extend_from_slice(body.as_bytes());
+    let outcome = send_lmtp(
+        LmtpTarget::Tcp(coid.lmtp_addr()),
+        "bob@example.net",
+        &["alice@example.org"],
+        &raw,
+    );
+    assert_eq!(outcome.data.first().map(|r| r.0), Some(250), "{outcome:?}");
+    let stored = dovecot.wait_for_message("alice", &msg.id(), WAIT);
+    assert_eq!(stored.mailbox, "INBOX");
+    let text = String::from_utf8_lossy(&stored.raw);
+    let (header, stored_body) = text.split_once("\r\n\r\n").expect("a header section");
+    assert!(!header.contains("X-Coid-"), "{header}");
+    assert_eq!(stored_body.len(), body.len(), "body length");
+    assert!(stored_body == body, "the body was changed on its way");
+    assert_eq!(proxy.connections(), 1);
+}
