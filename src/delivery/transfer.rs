@@ -78,7 +78,12 @@ impl DovecotLmtp {
         match opened {
             Ok(Some((lease, accepted))) => {
                 let target = group.target().cloned().unwrap_or_else(Target::inbox);
-                let mut body = Body::new(CHUNK);
+                // Buffers no bigger than the message, when the client declared its size
+                // (Postfix sends SIZE=, RFC 1870).
+                let size = env.declared_size.map_or(CHUNK, |n| {
+                    usize::try_from(n).unwrap_or(CHUNK).saturating_add(1024)
+                });
+                let mut body = Body::new(size);
                 body.stuffer
                     .push(&route_headers(&target, self.separator), &mut body.out);
                 Opened::Stream(Box::new(Transfer {
