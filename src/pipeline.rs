@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::answer::{self, Answer, Own};
 use crate::classify::{Class, Classification, classify};
 use crate::config::Config;
-use crate::delivery::{Backend, Delivery, Job, Message, Outcome};
+use crate::delivery::{Backend, Message, Outcome};
 use crate::lmtp::{Envelope, PerRcpt, Reply};
 use crate::metrics::{DeliveryOutcome, MessageClass, Recorder};
 use crate::parsed;
@@ -156,6 +156,19 @@ impl Pipeline {
         body: &Spooled,
     ) -> Result<Decisions, PipelineError> {
         let header = body.header_block(MAX_HEADER).await?;
+        self.decide_header(envelope, header).await
+    }
+
+    /// Classifies and runs the policy for every recipient on `header`, the message's
+    /// header section (at most [`MAX_HEADER`] bytes of it).
+    ///
+    /// # Errors
+    /// State store trouble, or a panic while parsing or in the policy.
+    pub async fn decide_header(
+        &self,
+        envelope: &Envelope,
+        header: Vec<u8>,
+    ) -> Result<Decisions, PipelineError> {
         let users = envelope.per_rcpt(|_, r| self.users.resolve(&r.address));
         let settings = self.settings_of(&users).await?;
         let (classification, message_id, recipients) =
@@ -260,7 +273,7 @@ impl Pipeline {
                     span.record("class", decisions.classification.class.as_str());
                     let answers = self.deliver(envelope, body, &decisions).await;
                     let class = decisions.classification.class;
-                    self.queue_pushes(body, decisions, &answers);
+                    self.queue_pushes(body.as_bytes(), decisions, &answers);
                     (Some(class), answers)
                 }
                 Err(err) => {
@@ -280,39 +293,13 @@ impl Pipeline {
         body: &Spooled,
         decisions: &Decisions,
     ) -> PerRcpt<Answer> {
-        let mut copies = Vec::new();
-        let mut owners = Vec::new();
-        for (i, d) in decisions.recipients.iter().enumerate() {
-            if let Verdict::Deliver(targets) = &d.evaluation.verdict {
-                for target in targets {
-                    copies.push(Delivery::new(Job {
-                        rcpt: d.rcpt.clone(),
-                        user: d.user.clone(),
-                        target: target.clone(),
-                    }));
-                    owners.push(i);
-                }
-            }
-        }
+        let (mut copies, owners) = copies_of(decisions);
         if !copies.is_empty() {
             let message = Message { envelope, body };
             let delivery = self.backend.deliver(&message, &mut copies);
             self.recorder.time_delivery(delivery).await;
         }
-        copies.iter().for_each(log_outcome);
-        decisions
-            .recipients
-            .map_ref(|i, d| match &d.evaluation.verdict {
-                Verdict::Reject(reason) => Answer::Rejected(reason.clone()),
-                Verdict::Discard => Answer::Discarded,
-                Verdict::Deliver(_) => Answer::Delivery(Outcome::combine(
-                    owners
-                        .iter()
-                        .zip(&copies)
-                        .filter(|(owner, _)| **owner == i)
-                        .map(|(_, copy)| &copy.outcome),
-                )),
-            })
+        answers_of(decisions, &copies, &owners)
     }
 
     /// Hands the pushes for the recipients the store took the message for to the push
@@ -320,7 +307,9 @@ impl Pipeline {
     ///
     /// A delivered answer means every copy was stored (see [`Outcome::combine`]); the
     /// push names the first copy's folder.
-    fn queue_pushes(&self, body: &Spooled, decisions: Decisions, answers: &PerRcpt<Answer>) {
+    ///
+    /// `body` is the whole message when it was held in memory (small ones), else `None`.
+    fn queue_pushes(&self, body: Option<&[u8]>, decisions: Decisions, answers: &PerRcpt<Answer>) {
         let Some(hook) = &self.push else {
             return;
         };
@@ -346,12 +335,9 @@ impl Pipeline {
             return;
         }
         let class = decisions.classification.class;
-        let message = DeliveredMessage::new(
-            decisions.header,
-            body.as_bytes(),
-            decisions.classification.group_id,
-        )
-        .with_class(class);
+        let message =
+            DeliveredMessage::new(decisions.header, body, decisions.classification.group_id)
+                .with_class(class);
         hook.after_delivery(message, recipients);
     }
 }
@@ -383,17 +369,6 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-fn log_outcome(copy: &Delivery) {
-    let job = &copy.job;
-    let folder = job.target.folder.as_deref().unwrap_or("INBOX");
-    if copy.outcome.is_delivered() {
-        tracing::info!(rcpt = %job.rcpt, folder, flags = ?job.target.flags, "delivered");
-    } else {
-        let reply = answer::reply(&Answer::Delivery(copy.outcome.clone()));
-        tracing::warn!(rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, outcome = ?copy.outcome, "not delivered");
-    }
-}
-
 /// The message's class as the metrics label it is counted under.
 fn class_label(class: Option<Class>) -> MessageClass {
     match class {
@@ -417,6 +392,11 @@ fn outcome_label(reply: &Reply) -> DeliveryOutcome {
         DeliveryOutcome::Deferred
     }
 }
+
+#[path = "pipeline_early.rs"]
+mod early;
+pub use early::{Early, Plan};
+use early::{answers_of, copies_of};
 
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]

@@ -96,3 +96,35 @@ fn a_panic_in_parsing_or_the_policy_becomes_an_error_for_that_message() {
     );
     assert_eq!(isolate(|| 7).ok(), Some(7));
 }
+
+/// Decided from the header section before the body is complete (cut-through), a
+/// message gets the same replies as decided after it: with a backend that cannot
+/// stream, it is spooled and delivered with the decisions already made.
+#[tokio::test]
+async fn deciding_early_answers_as_deciding_late() {
+    let f = fixture();
+    let rcpts = ["alice@example.org", "bob@example.org"];
+    let raw = b"Subject: early\r\nChat-Version: 1.0\r\n\r\nbody\r\n";
+    let body = spool(raw, false, f.dir.path()).await;
+    let late = f.pipeline.process(&envelope(&rcpts), &body).await;
+    let header = raw.get(..37).unwrap_or_default().to_vec();
+    let (early, plan) = f.pipeline.decide_early(&envelope(&rcpts), header).await;
+    assert!(
+        matches!(plan, Plan::Spool),
+        "the memory backend cannot stream"
+    );
+    assert!(!f.pipeline.streams());
+    let replies = f
+        .pipeline
+        .finish_spooled(&envelope(&rcpts), early, &body)
+        .await;
+    assert_eq!(replies, late);
+    let jobs = f.backend.jobs();
+    assert_eq!(jobs.len(), 2 * rcpts.len());
+    let targets: Vec<_> = jobs.iter().map(|j| (&j.rcpt, &j.target)).collect();
+    assert_eq!(
+        targets.get(..2),
+        targets.get(2..),
+        "the same copies both ways"
+    );
+}

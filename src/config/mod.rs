@@ -289,8 +289,9 @@ pub struct DovecotConfig {
     /// Seconds to wait for each reply (well under Postfix's 600 s).
     pub reply_timeout_secs: u64,
     /// Seconds one whole transaction to Dovecot may take (connection, envelope, body,
-    /// every reply): recipients not answered by then get 4xx and the connection is
-    /// dropped. Well under Postfix's `lmtp_data_done_timeout` (600 s).
+    /// every reply; with cut-through also the time the client takes to send DATA while
+    /// the transaction is open): recipients not answered by then get 4xx and the
+    /// connection is dropped. Well under Postfix's `lmtp_data_done_timeout` (600 s).
     pub transaction_timeout_secs: u64,
     /// Name in our LHLO to Dovecot.
     pub lhlo_name: String,

@@ -7,6 +7,7 @@
 //! errors are temporary outcomes; Dovecot's replies (unknown user, over quota) become
 //! outcomes that carry them, so `crate::answer` can pass them on as given.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -14,15 +15,17 @@ use tokio::io::AsyncReadExt;
 use super::lmtp_client::{Client, ClientError};
 use super::pool::{Lease, Pool, Settings};
 use super::route::route_headers;
-use super::stream::{DotStuffer, HeaderFilter, Transform};
-use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Permanent, Temporary};
-use crate::config::DovecotConfig;
-use crate::lmtp::Reply;
-use crate::metrics::{BackendError, Recorder};
-use crate::policy::Target;
+use super::stream::Transform as _;
+use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Permanent, Streaming, Temporary};
+use transfer::{Body, CHUNK};
+pub use transfer::{Opened, Transfer};
 
-/// Bytes read from the spool per step while streaming DATA.
-const CHUNK: usize = 64 * 1024;
+#[path = "transfer.rs"]
+mod transfer;
+use crate::config::DovecotConfig;
+use crate::lmtp::{Envelope, Reply};
+use crate::metrics::Recorder;
+use crate::policy::Target;
 
 /// A transaction that failed, and whether it got as far as DATA (after which a
 /// retry could store the message twice).
@@ -71,7 +74,7 @@ impl Failure {
 
 /// Delivers over LMTP to Dovecot.
 pub struct DovecotLmtp {
-    pool: Pool,
+    pool: Arc<Pool>,
     separator: char,
     /// The most one transaction (checkout, envelope, DATA, every reply) may take: a
     /// store that answers each read just in time cannot hold a message for longer.
@@ -83,7 +86,7 @@ impl DovecotLmtp {
     /// From `[delivery.dovecot]`.
     pub fn new(config: &DovecotConfig) -> DovecotLmtp {
         DovecotLmtp {
-            pool: Pool::new(Settings {
+            pool: Arc::new(Pool::new(Settings {
                 addr: config.lmtp.clone(),
                 lhlo: config.lhlo_name.clone(),
                 connect_timeout: Duration::from_secs(config.connect_timeout_secs),
@@ -91,7 +94,7 @@ impl DovecotLmtp {
                 max_open: config.max_connections,
                 max_idle: config.max_idle_connections,
                 idle_limit: Duration::from_secs(config.idle_secs),
-            }),
+            })),
             separator: config.hierarchy_separator,
             transaction_timeout: Duration::from_secs(config.transaction_timeout_secs),
             recorder: Recorder::off(),
@@ -122,16 +125,7 @@ impl DovecotLmtp {
                     .await
                     .unwrap_or_else(|_| Err(Failure::past_deadline()));
             if let Err(failure) = result {
-                let err = &failure.error;
-                let cause = if failure.connecting {
-                    tracing::warn!(backend = "dovecot", addr = %self.pool.addr(), error = %err, "cannot reach the store");
-                    Temporary::Unreachable
-                } else {
-                    tracing::warn!(backend = "dovecot", error = %err, "delivery transaction failed");
-                    Temporary::Broken
-                };
-                group.fail_unanswered(&cause);
-                self.recorder.backend_error(BackendError::from(err));
+                self.failed(&failure, &mut group);
                 lease = None;
             }
         }
@@ -234,15 +228,8 @@ impl DovecotLmtp {
         message: &Message<'_>,
         target: &Target,
     ) -> Result<(), ClientError> {
-        let size = usize::try_from(message.body.len())
-            .unwrap_or(CHUNK)
-            .min(CHUNK);
-        let mut body = Body {
-            filter: HeaderFilter::new(),
-            stuffer: DotStuffer::default(),
-            filtered: Vec::with_capacity(size),
-            out: Vec::with_capacity(size + size / 32 + 1024),
-        };
+        let size = usize::try_from(message.body.len()).unwrap_or(CHUNK);
+        let mut body = Body::new(size);
         body.stuffer
             .push(&route_headers(target, self.separator), &mut body.out);
         match message.body.as_bytes() {
@@ -264,36 +251,6 @@ impl DovecotLmtp {
             }
         }
         body.finish(c).await
-    }
-}
-
-/// The message on its way out: filtered, stuffed, and written once [`CHUNK`] bytes
-/// are ready (or at the end).
-struct Body {
-    filter: HeaderFilter,
-    stuffer: DotStuffer,
-    filtered: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl Body {
-    async fn push(&mut self, c: &mut Client, bytes: &[u8]) -> Result<(), ClientError> {
-        self.filtered.clear();
-        self.filter.push(bytes, &mut self.filtered);
-        self.stuffer.push(&self.filtered, &mut self.out);
-        if self.out.len() >= CHUNK {
-            c.send(&self.out).await?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self, c: &mut Client) -> Result<(), ClientError> {
-        self.filtered.clear();
-        self.filter.finish(&mut self.filtered);
-        self.stuffer.push(&self.filtered, &mut self.out);
-        self.stuffer.finish(&mut self.out);
-        c.send(&self.out).await
     }
 }
 
@@ -448,5 +405,15 @@ impl Backend for DovecotLmtp {
         copies: &'a mut [Delivery],
     ) -> BoxFuture<'a, ()> {
         Box::pin(self.deliver_all(message, copies))
+    }
+
+    fn streaming(&self) -> Option<&dyn Streaming> {
+        Some(self)
+    }
+}
+
+impl Streaming for DovecotLmtp {
+    fn open<'a>(&'a self, envelope: &'a Envelope, copies: Vec<Delivery>) -> BoxFuture<'a, Opened> {
+        Box::pin(self.open_transfer(envelope, copies))
     }
 }

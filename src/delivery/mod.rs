@@ -8,6 +8,9 @@
 //! Backends know nothing of LMTP replies: `crate::answer` turns outcomes into them.
 //!
 //! Backends: [`dovecot::DovecotLmtp`] (production) and [`maildir::Maildir`] (embedded).
+//! Dovecot's can also take a message while it is still arriving ([`Streaming`], its
+//! `transfer` module): the cut-through path for a message whose copies share one
+//! target.
 
 pub mod dovecot;
 pub mod lmtp_client;
@@ -64,4 +67,21 @@ pub trait Backend: Send + Sync {
         message: &'a Message<'a>,
         copies: &'a mut [Delivery],
     ) -> BoxFuture<'a, ()>;
+
+    /// The cut-through side of the store, if it has one: a transaction opened before
+    /// the body is complete. `None` (the default): every message is stored and
+    /// forwarded through [`Backend::deliver`].
+    fn streaming(&self) -> Option<&dyn Streaming> {
+        None
+    }
 }
+
+/// A store that takes a message while it is still arriving (cut-through delivery).
+pub trait Streaming: Send + Sync {
+    /// Opens one transaction for `copies`, which all share one target; the body then
+    /// goes through [`Transfer::push`] and [`Transfer::finish`]. Outcomes follow the
+    /// same rules as [`Backend::deliver`]'s.
+    fn open<'a>(&'a self, envelope: &'a Envelope, copies: Vec<Delivery>) -> BoxFuture<'a, Opened>;
+}
+
+pub use dovecot::{Opened, Transfer};

@@ -1,8 +1,9 @@
-//! The I/O side of one LMTP session: reads bytes into the sans-IO [`Session`], spools
-//! message bodies, runs the pipeline after DATA and writes replies. Replies are
+//! The I/O side of one LMTP session: reads bytes into the sans-IO [`Session`], hands
+//! message bodies to the DATA phase ([`super::data_phase`]: cut-through to the store,
+//! or spooled) and writes replies. Replies are
 //! buffered while pipelined input is pending and flushed before waiting (RFC 2920).
 //!
-//! Bounded: one read buffer, a spool that moves to disk past its threshold, an idle
+//! Bounded: one read buffer, bodies held in memory only up to the spool threshold, an idle
 //! timeout that ends the session with 421, and a shutdown signal that ends idle
 //! sessions with 421 while a transaction in flight is allowed to finish.
 
@@ -13,10 +14,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
+use super::data_phase::DataPhase;
 use super::{Envelope, Event, Limits, Reply, Session};
-use crate::answer::{self, Answer, Own};
 use crate::pipeline::Pipeline;
-use crate::spool::SpoolWriter;
 
 /// Size of the read buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -48,13 +48,12 @@ where
     let mut conn = Connection {
         stream,
         session: Session::new(ctx.hostname.clone(), ctx.limits.clone()),
-        ctx,
         shutdown,
         pending: Vec::new(),
         out: Vec::new(),
-        spool: None,
-        spool_failed: false,
+        data: DataPhase::new(ctx.spool_threshold),
         busy_at_stop: false,
+        ctx,
     };
     if let Err(err) = conn.run().await {
         tracing::debug!(error = %err, "session ended by i/o error");
@@ -70,8 +69,8 @@ struct Connection<S> {
     pending: Vec<u8>,
     /// Replies not yet written.
     out: Vec<u8>,
-    spool: Option<SpoolWriter>,
-    spool_failed: bool,
+    /// Where the body of the DATA being received goes.
+    data: DataPhase,
     /// A transaction was still running when the stop came.
     busy_at_stop: bool,
 }
@@ -113,6 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Read::Eof => return Ok(()),
                 Read::Error(err) => return Err(err),
                 Read::Idle => self.session.close_with(Reply::IDLE_TIMEOUT, &mut events),
+                Read::StoreDeadline => self.data.expire(),
                 Read::Shutdown => {}
             }
             self.handle(events).await?;
@@ -121,6 +121,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     async fn read(&mut self, buf: &mut [u8]) -> Read {
         let in_tx = self.session.in_transaction();
+        let store_deadline = self.data.store_deadline();
         tokio::select! {
             r = tokio::time::timeout(self.ctx.idle_timeout, self.stream.read(buf)) => match r {
                 Err(_) => Read::Idle,
@@ -129,6 +130,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Ok(Err(err)) => Read::Error(err),
             },
             _ = self.shutdown.changed(), if !in_tx && !*self.shutdown.borrow() => Read::Shutdown,
+            () = sleep_until(store_deadline), if store_deadline.is_some() => Read::StoreDeadline,
         }
     }
 
@@ -148,49 +150,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             match event {
                 Event::Reply(reply) => reply.write_to(&mut self.out),
                 Event::Replies(lines) => write_multiline(&lines, &mut self.out),
-                Event::BeginData => {
-                    self.spool = Some(SpoolWriter::new(
-                        self.ctx.spool_threshold,
-                        &self.ctx.spool_dir,
-                    ));
-                    self.spool_failed = false;
-                }
-                Event::AbortData => self.spool = None,
+                Event::BeginData => self.data.begin(&self.ctx.pipeline, &self.ctx.spool_dir),
+                // Too big, or the session ends (idle, shutdown) in the middle of DATA:
+                // an open store transaction is dropped without its end mark.
+                Event::AbortData | Event::Close => self.data.abort(),
                 Event::EndOfData(envelope) => self.deliver(envelope).await?,
-                Event::Close => {}
             }
         }
-        self.spool_body().await;
+        self.pass_body().await;
         Ok(())
     }
 
-    async fn spool_body(&mut self) {
+    /// Hands the body bytes the session has to the DATA phase.
+    async fn pass_body(&mut self) {
         let body = self.session.take_body();
-        if body.is_empty() || self.spool_failed {
+        if body.is_empty() {
             return;
         }
-        if let Some(spool) = self.spool.as_mut()
-            && let Err(err) = spool.write(&body).await
-        {
-            tracing::error!(error = %err, dir = %self.ctx.spool_dir.display(), "cannot spool message");
-            self.spool_failed = true;
-        }
+        let (pipeline, dir) = (&self.ctx.pipeline, &self.ctx.spool_dir);
+        self.data
+            .write(&body, pipeline, self.session.envelope(), dir)
+            .await;
     }
 
     async fn deliver(&mut self, envelope: Envelope) -> std::io::Result<()> {
-        self.spool_body().await;
+        // The session handed its envelope out with the end of DATA.
+        let body = self.session.take_body();
+        let ctx = Arc::clone(&self.ctx);
+        let (pipeline, dir) = (&ctx.pipeline, &ctx.spool_dir);
+        if !body.is_empty() {
+            self.data.write(&body, pipeline, Some(&envelope), dir).await;
+        }
         self.flush().await?;
-        let spool_failed = envelope.per_rcpt(|_, _| answer::reply(&Answer::Own(Own::Spool)));
-        let replies = match (self.spool.take(), self.spool_failed) {
-            (Some(spool), false) => match spool.finish().await {
-                Ok(body) => self.ctx.pipeline.process(&envelope, &body).await,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot finish spool file");
-                    spool_failed
-                }
-            },
-            _ => spool_failed,
-        };
+        let replies = self.data.finish(pipeline, &envelope, dir).await;
         self.busy_at_stop |= *self.shutdown.borrow();
         let mut events = Vec::new();
         self.session.finish_data(replies, &mut events);
@@ -217,7 +209,17 @@ enum Read {
     Eof,
     Error(std::io::Error),
     Idle,
+    /// The open store transaction's deadline passed while waiting for the client.
+    StoreDeadline,
     Shutdown,
+}
+
+/// Sleeps until `at`; forever without one (the `select!` branch is off then anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `250-first` ... `250 last` (RFC 5321 §4.2.1).

@@ -114,6 +114,12 @@ impl Session {
         matches!(self.state, State::AwaitDelivery)
     }
 
+    /// The transaction's envelope, from MAIL until its DATA ends: cut-through delivery
+    /// decides the message before [`Event::EndOfData`] hands the envelope out.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        self.envelope.as_ref()
+    }
+
     /// True after QUIT or a fatal condition.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)

@@ -26,6 +26,8 @@ pub struct CoidOpts {
     pub message_filter: String,
     /// Seconds coid waits for each store reply.
     pub reply_timeout_secs: u64,
+    /// More `[lmtp]` keys, one `key = value` per line (e.g. `idle_timeout_secs = 1`).
+    pub lmtp_extra: String,
     /// `[delivery.dovecot] transaction_timeout_secs`; `None`: coid's default.
     pub transaction_timeout_secs: Option<u64>,
     /// `[service] shutdown_grace_secs` (5: tests that stop coid do not wait long).
@@ -68,6 +70,7 @@ impl CoidOpts {
             coi_enabled: false,
             message_filter: "none".into(),
             reply_timeout_secs: 20,
+            lmtp_extra: String::new(),
             transaction_timeout_secs: None,
             shutdown_grace_secs: 5,
             extra_toml: String::new(),
@@ -127,7 +130,7 @@ impl Coid {
             .map(|url| format!("database = \"postgresql\"\n[state.postgresql]\nurl = \"{url}\"\n"))
             .unwrap_or_default();
         let config = format!(
-            "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n\
+            "[lmtp]\ntcp = [\"127.0.0.1:{port}\"]\nunix_socket = \"{sock}\"\nunix_socket_mode = \"0666\"\n{lmtp_extra}\
              [state]\ndir = \"{state}\"\n{database}[policy]\nscript = \"{policy}\"\n\
              [coi]\nenabled = {enabled}\nmessage_filter = \"{filter}\"\n\
              [delivery]\nbackend = \"{backend}\"\n\
@@ -137,6 +140,7 @@ impl Coid {
              [service]\nuser = \"{user}\"\nshutdown_grace_secs = {grace}\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{deltachat}{extra}",
             deltachat = quiet_deltachat(&opts.extra_toml),
+            lmtp_extra = opts.lmtp_extra,
             metrics = metrics_port.port(),
             user = opts.service_user,
             grace = opts.shutdown_grace_secs,

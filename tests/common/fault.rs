@@ -57,6 +57,8 @@ struct Ends {
     read: AtomicUsize,
     passed: AtomicUsize,
     answered: AtomicUsize,
+    /// Connections coid closed (its side reached end of file or was reset).
+    closed_by_coid: AtomicUsize,
 }
 
 impl FaultProxy {
@@ -126,6 +128,20 @@ impl FaultProxy {
             (self.ends.answered.load(Ordering::SeqCst) >= passed).then_some(())
         })
         .is_some()
+    }
+
+    /// Waits until coid has closed `n` of its connections to the hop; false if not
+    /// within `timeout`.
+    pub fn wait_closed_by_coid(&self, n: usize, timeout: Duration) -> bool {
+        super::wait_until(timeout, || {
+            (self.ends.closed_by_coid.load(Ordering::SeqCst) >= n).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Ends of message data the hop has read from coid so far (passed on or not).
+    pub fn data_ends_read(&self) -> usize {
+        self.ends.read.load(Ordering::SeqCst)
     }
 
     /// Cuts every connection made so far, as a store that restarts does.
@@ -293,7 +309,10 @@ fn relay(client: TcpStream, link: &Link, hop: Hop) -> Ended {
     let mut ended = Ended::Closed;
     loop {
         let n = match c_read.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => {
+                link.ends.closed_by_coid.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -306,7 +325,10 @@ fn relay(client: TcpStream, link: &Link, hop: Hop) -> Ended {
                 let _ = server.shutdown(Shutdown::Both);
                 break;
             }
-            Err(_) => break,
+            Err(_) => {
+                link.ends.closed_by_coid.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
         };
         seen.extend_from_slice(buf.get(..n).unwrap_or_default());
         let in_data = seen
