@@ -153,7 +153,7 @@ impl Pipeline {
                     (Some(class), answers)
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, "cannot process message; deferring");
+                    tracing::error!(target: "coid::pipeline", error = %err, "cannot process message; deferring");
                     (None, envelope.per_rcpt(|_, _| err.answer()))
                 }
             }
@@ -209,13 +209,15 @@ pub(super) fn answers_of(
         })
 }
 
+/// The one info line per copy. Logged under `coid::pipeline`, the target this line
+/// always had: operators and the booted install check grep `pipeline: delivered`.
 fn log_outcome(copy: &Delivery) {
     let job = &copy.job;
     let folder = job.target.folder.as_deref().unwrap_or("INBOX");
     if copy.outcome.is_delivered() {
-        tracing::info!(rcpt = %job.rcpt, folder, flags = ?job.target.flags, "delivered");
+        tracing::info!(target: "coid::pipeline", rcpt = %job.rcpt, folder, flags = ?job.target.flags, "delivered");
     } else {
         let reply = answer::reply(&Answer::Delivery(copy.outcome.clone()));
-        tracing::warn!(rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, outcome = ?copy.outcome, "not delivered");
+        tracing::warn!(target: "coid::pipeline", rcpt = %job.rcpt, folder, code = reply.code, reply = %reply, outcome = ?copy.outcome, "not delivered");
     }
 }

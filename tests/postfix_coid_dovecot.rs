@@ -37,6 +37,21 @@ fn plain_mail_arrives_in_inbox_unchanged() {
         stored.text()
     );
     assert!(stored.header("X-Coid-Folder").is_none());
+    // One info line per message and recipient, under the target operators grep for
+    // (`pipeline: delivered`), whichever path the message took through coid.
+    let line = common::wait_until(Duration::from_secs(10), || {
+        let log = stack.coid.plain_log();
+        log.lines()
+            .find(|l| {
+                l.contains("coid::pipeline: delivered") && l.contains("rcpt=alice@example.org")
+            })
+            .map(str::to_owned)
+    });
+    assert!(
+        line.is_some(),
+        "no delivered line: {}",
+        stack.coid.plain_log()
+    );
 }
 
 #[test]
