@@ -12,12 +12,11 @@
 use std::sync::Arc;
 
 use mail_parser::Message as Parsed;
-use tracing::Instrument;
 
-use crate::answer::{self, Answer, Own};
+use crate::answer::{Answer, Own};
 use crate::classify::{Class, Classification, classify};
 use crate::config::Config;
-use crate::delivery::{Backend, Message, Outcome};
+use crate::delivery::{Backend, Outcome};
 use crate::lmtp::{Envelope, PerRcpt, Reply};
 use crate::metrics::{DeliveryOutcome, MessageClass, Recorder};
 use crate::parsed;
@@ -241,14 +240,12 @@ impl Pipeline {
         Ok(users.map_ref(|_, _| stored.next().unwrap_or_default().over(defaults)))
     }
 
-    /// Decides and delivers one message; returns one reply per recipient, in order
-    /// ([`Pipeline::answers`] made replies by [`answer::reply`]).
+    /// Decides and delivers one spooled message (store-and-forward); returns one reply
+    /// per recipient, in order. The same path as cut-through from the decision on
+    /// ([`Pipeline::finish_spooled`]).
     pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> PerRcpt<Reply> {
-        let (class, answers) = self.answers(envelope, body).await;
-        let replies = answers.map(|a| answer::reply(&a));
-        let outcomes = replies.iter().map(outcome_label);
-        self.recorder.message_done(class_label(class), outcomes);
-        replies
+        let early = Early::new(self.decide(envelope, body).await);
+        self.finish_spooled(envelope, early, body).await
     }
 
     /// Decides and delivers one message; returns its class (`None`: it could not be
@@ -258,48 +255,9 @@ impl Pipeline {
         envelope: &Envelope,
         body: &Spooled,
     ) -> (Option<Class>, PerRcpt<Answer>) {
-        let span = tracing::info_span!(
-            "message",
-            size = body.len(),
-            rcpts = envelope.recipients.len(),
-            msg_id = tracing::field::Empty,
-            class = tracing::field::Empty
-        );
-        async {
-            match self.decide(envelope, body).await {
-                Ok(decisions) => {
-                    let span = tracing::Span::current();
-                    span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
-                    span.record("class", decisions.classification.class.as_str());
-                    let answers = self.deliver(envelope, body, &decisions).await;
-                    let class = decisions.classification.class;
-                    self.queue_pushes(body.as_bytes(), decisions, &answers);
-                    (Some(class), answers)
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot process message; deferring");
-                    (None, envelope.per_rcpt(|_, _| err.answer()))
-                }
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Delivers every copy the policy asked for; one answer per recipient, in order.
-    async fn deliver(
-        &self,
-        envelope: &Envelope,
-        body: &Spooled,
-        decisions: &Decisions,
-    ) -> PerRcpt<Answer> {
-        let (mut copies, owners) = copies_of(decisions);
-        if !copies.is_empty() {
-            let message = Message { envelope, body };
-            let delivery = self.backend.deliver(&message, &mut copies);
-            self.recorder.time_delivery(delivery).await;
-        }
-        answers_of(decisions, &copies, &owners)
+        let mut early = Early::new(self.decide(envelope, body).await);
+        self.deliver_spooled(envelope, &mut early, body).await;
+        self.conclude_answers(envelope, early, body.as_bytes(), body.len())
     }
 
     /// Hands the pushes for the recipients the store took the message for to the push
@@ -396,7 +354,6 @@ fn outcome_label(reply: &Reply) -> DeliveryOutcome {
 #[path = "pipeline_early.rs"]
 mod early;
 pub use early::{Early, Plan};
-use early::{answers_of, copies_of};
 
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]

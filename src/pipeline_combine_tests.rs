@@ -4,6 +4,7 @@
 //! backend never answered, and coid's own failures.
 
 use super::*;
+use crate::answer;
 use crate::delivery::memory::{Behaviour, Memory};
 use crate::delivery::{Permanent, Temporary};
 use crate::lmtp::Recipient;

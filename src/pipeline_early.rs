@@ -16,10 +16,9 @@
 //! one [`Answer`] per recipient (a [`PerRcpt`]) and `crate::answer::reply` makes them
 //! replies, exactly as on the store-and-forward path.
 
-use tracing::Instrument as _;
-
 use super::{Decisions, Pipeline, PipelineError, class_label, outcome_label};
 use crate::answer::{self, Answer};
+use crate::classify::Class;
 use crate::delivery::{Delivery, Job, Message, Opened, Outcome, Transfer};
 use crate::lmtp::{Envelope, PerRcpt, Reply};
 use crate::policy::Verdict;
@@ -44,6 +43,18 @@ pub enum Plan {
     Drop,
 }
 
+impl Early {
+    /// The copies the decision asks for (none if it failed).
+    pub(super) fn new(decided: Result<Decisions, PipelineError>) -> Early {
+        let (copies, owners) = decided.as_ref().map(copies_of).unwrap_or_default();
+        Early {
+            decided,
+            copies,
+            owners,
+        }
+    }
+}
+
 impl Pipeline {
     /// Whether the backend can take a message while it is still arriving; if not, the
     /// I/O side keeps to store-and-forward ([`Pipeline::process`]).
@@ -55,13 +66,7 @@ impl Pipeline {
     /// its copies share one target and the backend can stream, opens the store
     /// transaction.
     pub async fn decide_early(&self, envelope: &Envelope, header: Vec<u8>) -> (Early, Plan) {
-        let decided = self.decide_header(envelope, header).await;
-        let (copies, owners) = decided.as_ref().map(copies_of).unwrap_or_default();
-        let mut early = Early {
-            decided,
-            copies,
-            owners,
-        };
+        let mut early = Early::new(self.decide_header(envelope, header).await);
         if early.copies.is_empty() {
             return (early, Plan::Drop);
         }
@@ -106,13 +111,23 @@ impl Pipeline {
         mut early: Early,
         body: &Spooled,
     ) -> PerRcpt<Reply> {
+        self.deliver_spooled(envelope, &mut early, body).await;
+        self.conclude(envelope, early, body.as_bytes(), body.len())
+            .await
+    }
+
+    /// Stores the copies of a decided message from its spooled body.
+    pub(super) async fn deliver_spooled(
+        &self,
+        envelope: &Envelope,
+        early: &mut Early,
+        body: &Spooled,
+    ) {
         if early.decided.is_ok() && !early.copies.is_empty() {
             let message = Message { envelope, body };
             let delivery = self.backend.deliver(&message, &mut early.copies);
             self.recorder.time_delivery(delivery).await;
         }
-        self.conclude(envelope, early, body.as_bytes(), body.len())
-            .await
     }
 
     /// The end of a message with nothing (more) to store.
@@ -125,8 +140,8 @@ impl Pipeline {
         self.conclude(envelope, early, None, size).await
     }
 
-    /// One answer per recipient from the decisions and the copies' outcomes; queues
-    /// the pushes, counts the message, and makes the replies.
+    /// One reply per recipient from the decisions and the copies' outcomes; queues
+    /// the pushes and counts the message.
     async fn conclude(
         &self,
         envelope: &Envelope,
@@ -134,6 +149,22 @@ impl Pipeline {
         body: Option<&[u8]>,
         size: u64,
     ) -> PerRcpt<Reply> {
+        let (class, answers) = self.conclude_answers(envelope, early, body, size);
+        let replies = answers.map(|a| answer::reply(&a));
+        self.recorder
+            .message_done(class_label(class), replies.iter().map(outcome_label));
+        replies
+    }
+
+    /// One answer per recipient, and the message's class (`None`: it could not be
+    /// decided); queues the pushes.
+    pub(super) fn conclude_answers(
+        &self,
+        envelope: &Envelope,
+        early: Early,
+        body: Option<&[u8]>,
+        size: u64,
+    ) -> (Option<Class>, PerRcpt<Answer>) {
         let span = tracing::info_span!(
             "message",
             size,
@@ -141,34 +172,27 @@ impl Pipeline {
             msg_id = tracing::field::Empty,
             class = tracing::field::Empty
         );
-        let work = async {
-            match early.decided {
-                Ok(decisions) => {
-                    let span = tracing::Span::current();
-                    span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
-                    span.record("class", decisions.classification.class.as_str());
-                    let answers = answers_of(&decisions, &early.copies, &early.owners);
-                    let class = decisions.classification.class;
-                    self.queue_pushes(body, decisions, &answers);
-                    (Some(class), answers)
-                }
-                Err(err) => {
-                    tracing::error!(target: "coid::pipeline", error = %err, "cannot process message; deferring");
-                    (None, envelope.per_rcpt(|_, _| err.answer()))
-                }
+        let _entered = span.enter();
+        match early.decided {
+            Ok(decisions) => {
+                span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
+                span.record("class", decisions.classification.class.as_str());
+                let answers = answers_of(&decisions, &early.copies, &early.owners);
+                let class = decisions.classification.class;
+                self.queue_pushes(body, decisions, &answers);
+                (Some(class), answers)
             }
-        };
-        let (class, answers) = work.instrument(span).await;
-        let replies = answers.map(|a| answer::reply(&a));
-        self.recorder
-            .message_done(class_label(class), replies.iter().map(outcome_label));
-        replies
+            Err(err) => {
+                tracing::error!(target: "coid::pipeline", error = %err, "cannot process message; deferring");
+                (None, envelope.per_rcpt(|_, _| err.answer()))
+            }
+        }
     }
 }
 
 /// One copy per (recipient, target) the policy asked for, and each copy's recipient
 /// index.
-pub(super) fn copies_of(decisions: &Decisions) -> (Vec<Delivery>, Vec<usize>) {
+fn copies_of(decisions: &Decisions) -> (Vec<Delivery>, Vec<usize>) {
     let mut copies = Vec::new();
     let mut owners = Vec::new();
     for (i, d) in decisions.recipients.iter().enumerate() {

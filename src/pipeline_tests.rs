@@ -2,6 +2,7 @@
 //! backend that records what it was asked to store.
 
 use super::*;
+use crate::answer;
 use crate::delivery::memory::Memory;
 use crate::lmtp::Recipient;
 use crate::policy::Target;
