@@ -16,7 +16,7 @@ use super::lmtp_client::{Client, ClientError};
 use super::pool::{Lease, Pool, Settings};
 use super::route::route_headers;
 use super::stream::Transform as _;
-use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Permanent, Streaming, Temporary};
+use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Streaming, Temporary};
 use transfer::{Body, CHUNK};
 pub use transfer::{Opened, Transfer};
 
@@ -179,41 +179,17 @@ impl DovecotLmtp {
         };
         let reset = lease.reused;
         let c = &mut lease.client;
-        let env = message.envelope;
-        if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, group) {
-            // Dovecot 2.3 would store such a sender as `Return-Path: <>`; Postfix
-            // bounces the same way when it talks to the store directly.
-            group.fill(&Outcome::Permanent(Permanent::Utf8AddressUnsupported));
-            return Ok(());
-        }
-        let answered = envelope(c, env, group, reset)
-            .await
-            .map_err(Failure::before_data)?;
-        let rcpt_replies = match answered {
-            Answered::Rcpts(replies) => replies,
-            Answered::MailRefused(mail) => {
-                group.fill(&Outcome::from_store(mail));
-                return Ok(());
-            }
-        };
-        for (k, rcpt) in rcpt_replies.iter().enumerate() {
-            if !rcpt.is_success() {
-                group.set(k, Outcome::from_store(rcpt.clone()));
-            }
-        }
-        if !rcpt_replies.iter().any(Reply::is_success) {
-            // DATA was refused too (no valid recipient): the transaction is over.
-            reset_transaction(c).await.map_err(Failure::before_data)?;
+        // The envelope exchange is the streaming path's (`transfer::start_on`).
+        let accepted = self.start_on(c, message.envelope, group, reset).await?;
+        if accepted.is_empty() {
             return Ok(());
         }
         self.data(c, message, &target)
             .await
             .map_err(Failure::in_data)?;
-        for (k, rcpt) in rcpt_replies.iter().enumerate() {
-            if rcpt.is_success() {
-                let reply = c.read_reply().await.map_err(Failure::in_data)?;
-                group.set(k, Outcome::from_store(reply));
-            }
+        for k in accepted {
+            let reply = c.read_reply().await.map_err(Failure::in_data)?;
+            group.set(k, Outcome::from_store(reply));
         }
         Ok(())
     }

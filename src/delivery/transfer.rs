@@ -149,7 +149,7 @@ impl DovecotLmtp {
 
     /// The envelope of one transaction; the accepted copies' indexes (empty: the
     /// transaction is over, every outcome set).
-    async fn start_on(
+    pub(super) async fn start_on(
         &self,
         c: &mut Client,
         env: &Envelope,
@@ -157,6 +157,8 @@ impl DovecotLmtp {
         reset: bool,
     ) -> Result<Vec<usize>, Failure> {
         if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, group) {
+            // Dovecot 2.3 would store such a sender as `Return-Path: <>`; Postfix
+            // bounces the same way when it talks to the store directly.
             group.fill(&Outcome::Permanent(Permanent::Utf8AddressUnsupported));
             return Ok(Vec::new());
         }
