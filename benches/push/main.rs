@@ -13,7 +13,8 @@
 //!
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
 //! `benches/run.sh --bench push`. `COID_BENCH_QUICK=1` runs a tenth of the work;
-//! `COID_BENCH_ONLY=worker` only the in-process queue → worker runs (for profiling).
+//! `COID_BENCH_ONLY=worker` only the in-process queue → worker runs (for profiling);
+//! `COID_BENCH_ONLY=mail` only the mail rounds through the real stack.
 
 mod coid_log;
 #[path = "../../tests/common/mod.rs"]
@@ -83,11 +84,19 @@ fn main() {
 
     let pushes = PUSHES / scale;
     let tokens = receiver::device_tokens(SUBSCRIPTIONS);
-    if let Ok(only) = std::env::var("COID_BENCH_ONLY") {
-        assert_eq!(only, "worker", "COID_BENCH_ONLY: only `worker` is known");
-        let chats = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
-        in_process_only(&receiver, &endpoints, &tokens, &chats);
-        return;
+    match std::env::var("COID_BENCH_ONLY").as_deref() {
+        Ok("worker") => {
+            let chats = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
+            in_process_only(&receiver, &endpoints, &tokens, &chats);
+            return;
+        }
+        Ok("mail") => {
+            flow::run(&receiver, Mode::DeltaChat, 100 / scale, "warmdc");
+            report::mail(&mail_rounds(&receiver, MESSAGES / scale));
+            return;
+        }
+        Ok(other) => panic!("COID_BENCH_ONLY={other}: only `worker` and `mail` are known"),
+        Err(_) => {}
     }
     let all = send::Threads::All;
     send::sender(&receiver, &endpoints, &payload, pushes / 10, all); // warm-up

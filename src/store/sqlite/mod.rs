@@ -24,6 +24,7 @@ mod transfer;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
@@ -88,6 +89,13 @@ impl Sqlite {
         // and the push worker use together, so they evicted each other and SQLite
         // compiled them again (a few per cent of coid's CPU with Web Push on).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Plans fixed at prepare time (the query planner stability guarantee):
+        // otherwise SQLite compiles a cached statement again whenever a parameter
+        // its plan looked at is bound to a new value, and the push claim, whose
+        // `now` changes every time, was parsed and planned at every trip (a tenth of
+        // coid's CPU with push on; `queue_rows::tests`).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(named)?;
         migrate(&mut conn).map_err(|err| match err {
             StoreError::Sqlite(err) => named(err),
             other => other,
