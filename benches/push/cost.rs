@@ -1,16 +1,18 @@
 //! CPU per push, in a loop without I/O: what coid's `Sender` does for each push before
-//! it POSTs (RFC 8291 aes128gcm encryption with web-push-native, as `Sender` calls it:
-//! a fresh P-256 key, ECDH, HKDF, AES-GCM; and the RFC 8292 VAPID JWT, one ECDSA
-//! P-256 signature, which `Sender` signs once per push service origin and reuses,
-//! `VapidTokens`), and what a push service does to read it (decryption: ECDH,
-//! HKDF, AES-GCM). Timed like `benches/classify.rs` ([`crate::timing`]), in µs per
-//! operation.
+//! it POSTs (RFC 8291 aes128gcm encryption with `coid::push::webpush::ece`, as
+//! `Sender` calls it: a fresh P-256 key, ECDH, HKDF, AES-GCM, all with ring; and the
+//! RFC 8292 VAPID JWT, one ECDSA P-256 signature, which `Sender` signs once per push
+//! service origin and reuses, `VapidTokens`), and what a push service does to read it
+//! (decryption with web-push-native: ECDH, HKDF, AES-GCM). Timed like
+//! `benches/classify.rs` ([`crate::timing`]), in µs per operation.
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use coid::push::webpush::ece;
 use coid::push::webpush::vapid::VapidKey;
 use coid::push::webpush::vapid_tokens::VapidTokens;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 
 use crate::receiver::Endpoint;
 use crate::timing::{micros, per_call};
@@ -36,19 +38,15 @@ pub struct Cost {
 /// Measures each step for `payload` sent to `endpoint`.
 pub fn measure(endpoint: &Endpoint, payload: &[u8]) -> Cost {
     let target = endpoint.target();
-    let uri: http::Uri = endpoint.url.parse().expect("endpoint URI");
-    let auth = web_push_native::Auth::clone_from_slice(&target.auth);
     let vapid = VapidKey::generate();
     let encrypt = || {
-        web_push_native::WebPushBuilder::new(uri.clone(), target.p256dh, auth)
-            .with_valid_duration(TTL)
-            .build(payload.to_vec())
-            .expect("encrypts")
+        let p256dh = target.p256dh.to_encoded_point(false);
+        ece::encrypt(payload, p256dh.as_bytes(), &target.auth).expect("encrypts")
     };
     let sign = || vapid.authorization(&target.endpoint, SUBJECT, 1_700_000_000, TTL);
     let tokens = VapidTokens::new(vapid.clone(), SUBJECT);
     let cached = || tokens.authorization(&target.endpoint, 1_700_000_000, TTL);
-    let body = encrypt().into_body();
+    let body = encrypt();
     Cost {
         encrypt: per_op(|| drop(black_box(encrypt()))),
         sign: per_op(|| drop(black_box(sign()))),

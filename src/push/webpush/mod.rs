@@ -8,10 +8,12 @@
 //! - [`vapid`]: the server's P-256 key and RFC 8292 `Authorization: vapid` headers.
 //! - [`vapid_tokens`]: signed tokens reused per push service origin until half their
 //!   lifetime is gone.
+//! - [`ece`]: RFC 8291 encryption of one push (aes128gcm, RFC 8188), with `ring`.
 //! - [`sender`]: encrypt, sign and POST one push.
 //!
-//! [`payload`], [`subscription`] and [`vapid`] are pure.
+//! [`ece`], [`payload`], [`subscription`] and [`vapid`] are pure.
 
+pub mod ece;
 pub mod payload;
 pub mod sender;
 pub mod subscription;

@@ -1,5 +1,5 @@
-//! Sends one Web Push message: RFC 8291 aes128gcm encryption (web-push-native), an
-//! RFC 8292 VAPID header (signed once per push service origin and lifetime,
+//! Sends one Web Push message: RFC 8291 aes128gcm encryption ([`super::ece`], with
+//! `ring`), an RFC 8292 VAPID header (signed once per push service origin and lifetime,
 //! [`super::vapid_tokens`]), RFC 8030 `TTL`, `Urgency` and `Topic` (and
 //! the WebPush spec's `WebPush-Validation` on validation pushes), POSTed with the
 //! shared push client (`crate::push::http`: no redirects, no proxies, names resolved
@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 use url::Url;
 
+use super::ece;
 use super::subscription::{decode_auth, decode_p256dh};
 use super::vapid::VapidKey;
 use super::vapid_tokens::VapidTokens;
@@ -131,27 +133,28 @@ impl Sender {
         Ok(client::execute(&self.client, request, Outcome::from_response).await)
     }
 
+    /// The POST of one push: the RFC 8291 body ([`super::ece`]) with the headers
+    /// web-push-native's builder set before (`TTL`, `Content-Encoding: aes128gcm`,
+    /// `Content-Type`, `Content-Length`), VAPID and the RFC 8030 options.
     fn build(
         &self,
         target: &Target,
         plaintext: &[u8],
         options: &Options,
     ) -> Result<reqwest::Request, SendError> {
-        let uri: http::Uri = target
-            .endpoint
-            .as_str()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| SendError::Build(e.to_string()))?;
-        let auth = web_push_native::Auth::clone_from_slice(&target.auth);
-        let mut request = web_push_native::WebPushBuilder::new(uri, target.p256dh, auth)
-            .with_valid_duration(options.ttl)
-            .build(plaintext.to_vec())
+        let p256dh = target.p256dh.to_encoded_point(false);
+        let body = ece::encrypt(plaintext, p256dh.as_bytes(), &target.auth)
             .map_err(|e| SendError::Build(e.to_string()))?;
         let now = u64::try_from(unix_now_ms() / 1000).unwrap_or(0);
         let vapid = self
             .vapid
             .authorization(&target.endpoint, now, jwt_validity(options.ttl));
+        let mut request = reqwest::Request::new(reqwest::Method::POST, target.endpoint.clone());
         let headers = request.headers_mut();
+        insert(headers, "ttl", &options.ttl.as_secs().to_string())?;
+        insert(headers, "content-encoding", "aes128gcm")?;
+        insert(headers, "content-type", "application/octet-stream")?;
+        insert(headers, "content-length", &body.len().to_string())?;
         insert(headers, "authorization", &vapid)?;
         insert(headers, "urgency", options.urgency.as_str())?;
         if let Some(topic) = &options.topic {
@@ -160,7 +163,8 @@ impl Sender {
         if options.validation {
             insert(headers, "webpush-validation", "")?;
         }
-        reqwest::Request::try_from(request).map_err(|e| SendError::Build(e.to_string()))
+        *request.body_mut() = Some(body.into());
+        Ok(request)
     }
 }
 
