@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::outcome::Outcome;
-use super::worker::{AHEAD, POLL};
+use super::worker::{AHEAD, LINGER, POLL};
 use crate::metrics::Recorder;
 use crate::store::{Destination, PushKind, QueuedPush, Settle, unix_now_ms};
 
@@ -65,6 +65,37 @@ pub(super) fn trip_due(concurrency: usize, ready: usize, inflight: usize, settle
     ready < concurrency
         || (settled > 0 && ready == 0 && inflight == 0)
         || settled >= AHEAD * concurrency
+}
+
+/// What the last trip to the store found: when it was, and whether it claimed as
+/// many rows as it had room for (a backlog: more wait).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LastTrip {
+    pub at: Instant,
+    pub full: bool,
+}
+
+/// How long a due trip waits so that rows trickling in share it: while mail flows,
+/// each message's pushes arrive on their own, and a trip per message and another per
+/// finished batch (each a transaction, several pages written to the WAL) cost more
+/// than the pushes. After a trip that found less than it had room for, the next one
+/// waits until [`LINGER`] after it; outcomes wait with it (their rows stay leased).
+/// No wait after a full trip (a backlog), when outcomes pile up (the bound of
+/// [`trip_due`]), or when the last trip is older than [`LINGER`] (a push after a
+/// quiet spell goes at once).
+pub(super) fn linger(
+    last: Option<LastTrip>,
+    concurrency: usize,
+    settled: usize,
+    now: Instant,
+) -> Option<Duration> {
+    let last = last.filter(|last| !last.full)?;
+    if settled >= AHEAD * concurrency {
+        return None;
+    }
+    LINGER
+        .checked_sub(now.saturating_duration_since(last.at))
+        .filter(|left| !left.is_zero())
 }
 
 /// How long to wait for a row due at `next_due` (unix ms), within [`POLL`].

@@ -14,7 +14,9 @@
 //! It keeps rows claimed ahead of those in flight (up to [`AHEAD`] × `concurrency`
 //! in all), so a finished send is replaced at once rather than after the next trip to
 //! the store, and goes to the store only when fewer than `concurrency` wait ahead:
-//! one trip per batch of pushes, not one per finished push; a 429
+//! one trip per batch of pushes, not one per finished push. While pushes trickle in,
+//! trips are at least [`LINGER`] apart ([`super::rounds::linger`]), so several
+//! messages' pushes and outcomes share a transaction; a 429
 //! sends the rows it holds back, of that endpoint or kind, back to the queue.
 //!
 //! A claimed row is leased (its `not_before` moves past the longest a send may take,
@@ -36,7 +38,7 @@ use super::outcome::{Attempt, Backoff};
 use super::queue::{PushQueue, blocking};
 use super::record::{log, settlement};
 use super::retry::{self, Action, Row, Rules};
-use super::rounds::{count, finished, hold_back, trip_due, until};
+use super::rounds::{LastTrip, count, finished, hold_back, linger, trip_due, until};
 use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
@@ -55,6 +57,10 @@ const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
 /// A trip claims when fewer than `concurrency` wait ahead, so under load each trip
 /// settles and claims about `(AHEAD - 1) × concurrency` rows at once.
 pub(super) const AHEAD: usize = 4;
+/// While pushes trickle in, trips to the store are at least this far apart
+/// ([`super::rounds::linger`]): a push waits at most this much longer, and the
+/// pushes of several messages share one transaction.
+pub const LINGER: Duration = Duration::from_millis(10);
 /// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -159,6 +165,7 @@ impl Worker {
         let mut ready = VecDeque::new();
         let mut settled = Vec::new();
         let mut last_sweep: Option<tokio::time::Instant> = None;
+        let mut last_trip: Option<LastTrip> = None;
         this.queue
             .recorder()
             .watch_push_queue(this.queue.store().clone());
@@ -176,9 +183,17 @@ impl Worker {
             this.start(&mut inflight, &mut ready, &mut settled);
             let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
-            if trip_due(this.concurrency, ready.len(), inflight.len(), settled.len()) {
+            let due = trip_due(this.concurrency, ready.len(), inflight.len(), settled.len());
+            let lingering = || linger(last_trip, this.concurrency, settled.len(), Instant::now());
+            if let Some(left) = due.then(lingering).flatten() {
+                wait = left;
+            } else if due {
                 let claimed = this.trip(std::mem::take(&mut settled), room).await;
                 let at = Instant::now();
+                last_trip = Some(LastTrip {
+                    at,
+                    full: room > 0 && claimed.pushes.len() >= room,
+                });
                 ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
                 this.start(&mut inflight, &mut ready, &mut settled);
                 if inflight.len() < this.concurrency {

@@ -1,6 +1,7 @@
 //! The worker's pure parts: holding back rows claimed ahead, the topic per folder.
 
 use super::*;
+use crate::push::rounds::{LastTrip, linger};
 
 fn queued(seq: i64, to: Destination) -> QueuedPush {
     QueuedPush {
@@ -96,4 +97,47 @@ fn the_store_is_visited_per_batch_not_per_finished_push() {
     assert!(trip_due(c, 0, 0, 3));
     // Outcomes are bounded even with rows ahead.
     assert!(trip_due(c, 3 * c, c, AHEAD * c));
+}
+
+/// While pushes trickle in, a due trip waits until [`LINGER`] after the last one, so
+/// the pushes of several messages and the outcomes of several sends share one
+/// transaction; a backlog, piled-up outcomes or a quiet spell never wait.
+#[test]
+fn a_trickle_shares_trips_and_a_backlog_does_not_wait() {
+    let c = 8;
+    let now = Instant::now();
+    let ago = |ms| now.checked_sub(Duration::from_millis(ms)).expect("clock");
+    let trickle = |ms| {
+        Some(LastTrip {
+            at: ago(ms),
+            full: false,
+        })
+    };
+    assert_eq!(linger(None, c, 0, now), None, "the first trip goes at once");
+    assert_eq!(
+        linger(trickle(4), c, 1, now),
+        Some(LINGER - Duration::from_millis(4))
+    );
+    assert_eq!(linger(trickle(0), c, 0, now), Some(LINGER));
+    let backlog = Some(LastTrip {
+        at: ago(1),
+        full: true,
+    });
+    assert_eq!(
+        linger(backlog, c, 0, now),
+        None,
+        "more rows wait: claim at once"
+    );
+    assert_eq!(
+        linger(trickle(1), c, AHEAD * c, now),
+        None,
+        "outcomes pile up"
+    );
+    let quiet = LINGER.as_millis() as u64;
+    assert_eq!(
+        linger(trickle(quiet), c, 0, now),
+        None,
+        "after a quiet spell"
+    );
+    assert_eq!(linger(trickle(quiet + 50), c, 2, now), None);
 }
