@@ -17,8 +17,9 @@
 //! is not current it takes the path below, which reads it again.
 //!
 //! Never on the reply path: [`PushHook::after_delivery`] hands the work to one
-//! blocking job and returns; the job queues every message waiting when it looks,
-//! all of them in one transaction, until none waits. Whatever goes wrong there is only logged, so mail never waits for push
+//! blocking job and returns; the job waits [`GATHER`] and then queues every message
+//! waiting when it looks, all of them in one transaction, until none waits. Whatever
+//! goes wrong there is only logged, so mail never waits for push
 //! work and no reply changes because of it. At most [`MAX_PENDING`] messages wait for
 //! their pushes to be queued; past that (the state store is that far behind) a
 //! message's pushes are dropped with a warning, so memory stays bounded.
@@ -45,6 +46,14 @@ use crate::store::{NewPush, PushKind, Store, StoreError, TargetUsers, dedupe_key
 /// Most messages whose pushes wait to be queued at once (each holds its header
 /// section and at most [`MAX_PLAINTEXT`] bytes of body).
 pub const MAX_PENDING: usize = 256;
+
+/// How long a new blocking job waits before its first transaction: with mail
+/// flowing, messages are delivered a few milliseconds apart, and each transaction
+/// writes about ten pages to SQLite's WAL whatever it holds (`benches/push`), so
+/// messages that share one cost far less than one each. A push waits that much
+/// longer, and a crash right after a `250` could lose that much more of them (they
+/// are queued after the reply in any case; README "Push").
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Waits before queueing a batch again after the state store failed (e.g. another
 /// process held its write lock past SQLite's 5 s busy timeout): about 15 s in all,
@@ -319,6 +328,8 @@ struct Job {
 struct Batch {
     jobs: Vec<Job>,
     running: bool,
+    /// Transactions the blocking jobs have made so far (one per round).
+    rounds: u64,
 }
 
 impl PushHook {
@@ -370,10 +381,13 @@ impl PushHook {
         }
     }
 
-    /// The blocking job: queues what waits, round after round, until nothing does.
+    /// The blocking job: first waits [`GATHER`], so that messages delivered meanwhile
+    /// share its first transaction, then queues what waits, round after round, until
+    /// nothing does.
     fn drain(&self) {
         // Should queueing ever panic, the next message starts a new job.
         let _idle = Idle(&self.batch);
+        std::thread::sleep(GATHER);
         loop {
             let jobs = {
                 let mut batch = lock(&self.batch);
@@ -382,6 +396,7 @@ impl PushHook {
                     batch.running = false;
                     return;
                 }
+                batch.rounds += 1;
                 std::mem::take(&mut batch.jobs)
             };
             self.queue_with_retries(&jobs);

@@ -433,3 +433,41 @@ fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
         "chat and all"
     );
 }
+
+/// Messages delivered within [`GATHER`] of each other share one transaction: the
+/// blocking job waits that long before it takes what waits.
+#[test]
+fn messages_delivered_close_together_share_a_transaction() {
+    let (_dir, store) = store();
+    let hook = PushHook::new(
+        PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
+        HookKinds {
+            webpush: true,
+            deltachat: None,
+        },
+    );
+    let nth = |n: u8| DeliveredMessage {
+        header: String::from_utf8_lossy(HEADER)
+            .replace(".x@", &format!(".g{n}@"))
+            .into_bytes(),
+        ..message(None)
+    };
+    let before = store.queue_len().expect("count");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for n in 0..3 {
+            hook.after_delivery(nth(n), delivered(true));
+            tokio::time::sleep(GATHER / 10).await;
+        }
+        hook.flush().await;
+    });
+    assert_eq!(
+        store.queue_len().expect("count"),
+        before + 6,
+        "chat and all, 3 messages"
+    );
+    assert_eq!(lock(&hook.batch).rounds, 1, "one transaction for the three");
+}
