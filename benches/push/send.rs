@@ -281,9 +281,10 @@ fn drain(receiver: &Receiver, store: &Store, worker: Worker, total: usize) -> (R
     let rt = runtime();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (cpu, began, connections) = (Cpu::now(), Instant::now(), receiver.connections());
-    // As `coid serve` runs it: a thread of its own (`coid::push::thread`).
-    let nice = PushConfig::default().worker_nice;
-    let running = PushThread::spawn(worker, stopped, nice).expect("push thread");
+    // As `coid serve` runs it: threads of its own (`coid::push::thread`).
+    let push = PushConfig::default();
+    let running = PushThread::spawn(worker, stopped, push.worker_nice, push.worker_threads)
+        .expect("push thread");
     assert!(
         receiver.wait_for(total, DRAIN_LIMIT),
         "worker: {} of {total} requests arrived",

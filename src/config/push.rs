@@ -33,6 +33,10 @@ pub struct PushConfig {
     /// sends pushes with what is left, so they can lag under load
     /// (`crate::push::thread`).
     pub worker_nice: u8,
+    /// OS threads of the push worker's runtime (1 to 16; default 2). Each send's
+    /// RFC 8291 encryption is CPU work, so on a 2-CPU host two threads encrypt on
+    /// both CPUs; 1 is one thread with every send on it (`crate::push::thread`).
+    pub worker_threads: usize,
     /// Most pushes waiting in the queue; more are dropped with a warning.
     pub max_queue: usize,
     /// Seconds a push is retried before it is dropped.
@@ -88,6 +92,7 @@ impl Default for PushConfig {
             timeout_secs: 10,
             concurrency: 8,
             worker_nice: 0,
+            worker_threads: 2,
             max_queue: 10_000,
             deadline_secs: 3600,
             backoff_max_secs: 300,
@@ -115,6 +120,7 @@ impl PushConfig {
         check_range(p, "push.timeout_secs", self.timeout_secs, 1, 120);
         check_range(p, "push.concurrency", self.concurrency as u64, 1, 1000);
         check_range(p, "push.worker_nice", u64::from(self.worker_nice), 0, 19);
+        check_range(p, "push.worker_threads", self.worker_threads as u64, 1, 16);
         check_range(p, "push.max_queue", self.max_queue as u64, 1, 10_000_000);
         check_range(
             p,
@@ -179,5 +185,25 @@ mod tests {
         };
         empty.validate(&mut p);
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn worker_threads_is_read_and_bounded() {
+        let (config, p) = crate::config::Config::check(
+            "[push]\nworker_threads = 3\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("parses");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(config.push.worker_threads, 3);
+        for (threads, problems) in [(0, 1), (1, 0), (16, 0), (17, 1)] {
+            let mut p = Vec::new();
+            let config = PushConfig {
+                worker_threads: threads,
+                ..PushConfig::default()
+            };
+            config.validate(&mut p);
+            assert_eq!(p.len(), problems, "{threads}: {p:?}");
+        }
     }
 }
