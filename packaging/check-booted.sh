@@ -758,6 +758,15 @@ grep -q "rcpt=$user folder=\"COI/Chats\" flags=\[\"\\\$Chat\"\]" <<<"$delivered"
 n=$(grep -c "rcpt=$local_user@$host" <<<"$delivered" || true)
 ((n == 2)) || fail "coid's journal has $n deliveries to $local_user@$host, want 2"
 ok "coid's journal: a 'delivered' line per message and recipient"
+# The push threads run at [push] worker_nice (10 by default): the unit's system call
+# filter lets coid lower its own threads' priority (setpriority is in @resources).
+threads=$(ct bash -c 'for t in /proc/'"$pid"'/task/*; do s=$(cat "$t/stat"); s=${s##*) }; set -- $s; echo "$(cat "$t/comm") ${17}"; done')
+nices=$(awk '$1 == "coid-push" {print $2}' <<<"$threads" | sort -u)
+[[ "$nices" == 10 ]] || fail "coid-push threads at nice '${nices//$'\n'/,}', want 10: $threads"
+if journal_since "$c" -u coid -o cat | grep -q "cannot lower the push worker"; then
+  fail "coid could not lower its push threads' priority: $(journal_since "$c" -u coid -o cat | grep 'cannot lower')"
+fi
+ok "the push threads (coid-push) run at nice 10"
 # Delta Chat: one notification per token and message for alice (notify = "all").
 for ((i = 0; i < 100; i++)); do
   (($(grep -c '"/notify"' "$root/root/push-record.jsonl" || true) >= 4)) && break

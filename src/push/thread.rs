@@ -1,17 +1,19 @@
 //! The push worker's own OS thread and a multi-thread tokio runtime of its own
 //! (`[push] worker_threads` threads, default 2), at, if configured, a lower CPU
-//! priority (`[push] worker_nice`, default 0).
+//! priority (`[push] worker_nice`, default 10).
 //!
-//! Why: Web Push costs about 250 µs of CPU per push (a fresh ECDH key agreement per
-//! message, RFC 8291 §3.1, and an ES256 VAPID signature, RFC 8292 §2), Delta Chat
+//! Why: Web Push costs about 65 µs of CPU per push (a fresh ECDH key agreement per
+//! message, RFC 8291 §3.1, with ring; the ES256 VAPID signature, RFC 8292 §2, is
+//! cached per push service), Delta Chat
 //! notifications far less but not nothing. On the sessions' runtime that work took
 //! turns with mail on the same threads (`[service] worker_threads`: one on a 2-CPU
 //! host), so a busy push queue slowed delivery: a session's next step waited behind
 //! encryptions. On threads of their own the kernel's scheduler shares the CPUs between
 //! the two. At a higher nice value it gives the CPU to mail (coid's sessions, Postfix,
 //! Dovecot) first and to pushes in what is left; on an idle host pushes still run at
-//! once, on a saturated one they lag (measured on 2 CPUs: push p99 35–128 ms at nice
-//! 10, against 15–105 ms at 0, and no clear gain for mail), hence the default 0.
+//! once, on a saturated one they lag. Measured on 2 CPUs saturated by mail
+//! (`benches/push`): mail throughput push on/off 0.92 at nice 0, 0.95 at 10; push p99
+//! 23 ms at 0, 37 ms at 10, 70 ms at 19; hence the default 10.
 //! Pushes never block mail either way: they wait in the durable queue.
 //!
 //! Why several threads: the worker's sends run as tasks of this runtime, and each
@@ -103,13 +105,21 @@ fn lower_priority(nice: u8) {
     let tid = rustix::thread::gettid();
     match rustix::process::setpriority_process(Some(tid), i32::from(nice)) {
         Ok(()) => tracing::debug!(nice, "push worker thread priority lowered"),
-        Err(err) => tracing::warn!(
-            nice,
-            error = %err,
-            "cannot lower the push worker thread's priority; it runs at the process's"
-        ),
+        // Once per process: every runtime thread (the blocking pool's come and go)
+        // would say the same.
+        Err(err) if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) => {
+            tracing::warn!(
+                nice,
+                error = %err,
+                "cannot lower the push worker threads' priority; they run at the process's"
+            );
+        }
+        Err(_) => {}
     }
 }
+
+/// The warning that the nice value cannot be set was logged.
+static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The calling thread's nice value.
 #[cfg(test)]
