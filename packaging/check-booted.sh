@@ -562,8 +562,9 @@ said=$(grep -i coid <<<"$out" || true)
 [[ -z $said ]] || fail "systemd-analyze verify complained about coid's units: $said"
 ok "systemd-analyze verify coid.service coid.socket${out:+ (said: $(tr '\n' ' ' <<<"$out"))}"
 
-# The operator's look at coid.toml (a real contact), and the test's two changes: push
-# targets on loopback (the stand-in below), as nothing may leave the container.
+# The operator's look at coid.toml (a real contact), and the test's changes: push
+# targets on loopback (the stand-in below), as nothing may leave the container, and
+# a nice value for the push threads (checked after the mail step).
 ct systemd-run --quiet --unit=push-stand-in --property=WorkingDirectory=/root \
   python3 /root/check-dovecot24-live.py stand-in /root/push-port /root/push-record.jsonl
 for ((i = 0; i < 100; i++)); do [[ -s $root/root/push-port ]] && break; sleep 0.1; done
@@ -571,9 +572,10 @@ for ((i = 0; i < 100; i++)); do [[ -s $root/root/push-port ]] && break; sleep 0.
 stand_in="http://127.0.0.1:$(cat "$root/root/push-port")"
 ct sed -i -e 's|^vapid_subject = .*|vapid_subject = "mailto:postmaster@example.net"|' \
   -e "s|^notify_url = .*|notify_url = \"$stand_in/notify\"|" \
-  -e 's|^allow_private_endpoints = .*|allow_private_endpoints = true|' /etc/coid/coid.toml
+  -e 's|^allow_private_endpoints = .*|allow_private_endpoints = true|' \
+  -e 's|^worker_nice = .*|worker_nice = 10|' /etc/coid/coid.toml
 ct coid check-config --config /etc/coid/coid.toml >/dev/null || fail "coid check-config refused coid.toml"
-ok "coid.toml: vapid_subject; the test's push stand-in at $stand_in (notify_url, allow_private_endpoints)"
+ok "coid.toml: vapid_subject; the test's push stand-in at $stand_in (notify_url, allow_private_endpoints); worker_nice = 10"
 
 step "README: the three edits, start, verify"
 readme dovecot
@@ -758,8 +760,8 @@ grep -q "rcpt=$user folder=\"COI/Chats\" flags=\[\"\\\$Chat\"\]" <<<"$delivered"
 n=$(grep -c "rcpt=$local_user@$host" <<<"$delivered" || true)
 ((n == 2)) || fail "coid's journal has $n deliveries to $local_user@$host, want 2"
 ok "coid's journal: a 'delivered' line per message and recipient"
-# The push threads run at [push] worker_nice (10 by default): the unit's system call
-# filter lets coid lower its own threads' priority (setpriority is in @resources).
+# The push threads run at [push] worker_nice (10 here): the unit's system call filter
+# lets coid lower its own threads' priority (setpriority is in @resources).
 threads=$(ct bash -c 'for t in /proc/'"$pid"'/task/*; do s=$(cat "$t/stat"); s=${s##*) }; set -- $s; echo "$(cat "$t/comm") ${17}"; done')
 nices=$(awk '$1 == "coid-push" {print $2}' <<<"$threads" | sort -u)
 [[ "$nices" == 10 ]] || fail "coid-push threads at nice '${nices//$'\n'/,}', want 10: $threads"

@@ -28,7 +28,7 @@ pub struct PushConfig {
     pub timeout_secs: u64,
     /// Pushes in flight at once.
     pub concurrency: usize,
-    /// The nice value of the push worker's threads (0 to 19; default 10; 0: the
+    /// The nice value of the push worker's threads (0 to 19; 0, the default: the
     /// process's priority). Above 0 the scheduler gives the CPU to mail first and
     /// sends pushes with what is left, so they can lag under load
     /// (`crate::push::thread`).
@@ -91,7 +91,7 @@ impl Default for PushConfig {
             coalesce: false,
             timeout_secs: 10,
             concurrency: 8,
-            worker_nice: 10,
+            worker_nice: 0,
             worker_threads: 2,
             max_queue: 10_000,
             deadline_secs: 3600,

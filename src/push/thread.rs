@@ -1,6 +1,6 @@
 //! The push worker's own OS thread and a multi-thread tokio runtime of its own
 //! (`[push] worker_threads` threads, default 2), at, if configured, a lower CPU
-//! priority (`[push] worker_nice`, default 10).
+//! priority (`[push] worker_nice`, default 0).
 //!
 //! Why: Web Push costs about 65 µs of CPU per push (a fresh ECDH key agreement per
 //! message, RFC 8291 §3.1, with ring; the ES256 VAPID signature, RFC 8292 §2, is
@@ -12,8 +12,8 @@
 //! the two. At a higher nice value it gives the CPU to mail (coid's sessions, Postfix,
 //! Dovecot) first and to pushes in what is left; on an idle host pushes still run at
 //! once, on a saturated one they lag. Measured on 2 CPUs saturated by mail
-//! (`benches/push`): mail throughput push on/off 0.92 at nice 0, 0.95 at 10; push p99
-//! 23 ms at 0, 37 ms at 10, 70 ms at 19; hence the default 10.
+//! (`benches/push`, Web Push): mail throughput push on/off 0.92 at nice 0, 0.91–0.93
+//! at 10; push p99 24 ms at 0, 33–51 ms at 10: hence the default 0.
 //! Pushes never block mail either way: they wait in the durable queue.
 //!
 //! Why several threads: the worker's sends run as tasks of this runtime, and each
