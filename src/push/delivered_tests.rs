@@ -394,19 +394,24 @@ fn users_without_targets_cost_no_task_until_they_subscribe() {
     });
 }
 
+/// A hook over `store` that queues Web Push only.
+fn webpush_hook(store: &Store) -> PushHook {
+    PushHook::new(
+        PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
+        HookKinds {
+            webpush: true,
+            deltachat: None,
+        },
+    )
+}
+
 /// Another process holds the state store's write lock past SQLite's 5 s busy
 /// timeout while a message is delivered: its pushes are queued once the lock is gone,
 /// not dropped.
 #[test]
 fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
     let (_dir, store) = store();
-    let hook = PushHook::new(
-        PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
-        HookKinds {
-            webpush: true,
-            deltachat: None,
-        },
-    );
+    let hook = webpush_hook(&store);
     let before = store.queue_len().expect("count");
     let locker =
         rusqlite::Connection::open(store.path().expect("sqlite")).expect("second connection");
@@ -439,13 +444,7 @@ fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
 #[test]
 fn messages_delivered_close_together_share_a_transaction() {
     let (_dir, store) = store();
-    let hook = PushHook::new(
-        PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
-        HookKinds {
-            webpush: true,
-            deltachat: None,
-        },
-    );
+    let hook = webpush_hook(&store);
     let nth = |n: u8| DeliveredMessage {
         header: String::from_utf8_lossy(HEADER)
             .replace(".x@", &format!(".g{n}@"))
