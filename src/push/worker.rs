@@ -184,20 +184,22 @@ impl Worker {
             let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
             let due = trip_due(this.concurrency, ready.len(), inflight.len(), settled.len());
-            let lingering = || linger(last_trip, this.concurrency, settled.len(), Instant::now());
-            if let Some(left) = due.then(lingering).flatten() {
-                wait = left;
-            } else if due {
-                let claimed = this.trip(std::mem::take(&mut settled), room).await;
-                let at = Instant::now();
-                last_trip = Some(LastTrip {
-                    at,
-                    full: room > 0 && claimed.pushes.len() >= room,
-                });
-                ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
-                this.start(&mut inflight, &mut ready, &mut settled);
-                if inflight.len() < this.concurrency {
-                    wait = until(claimed.next_due);
+            if due {
+                match linger(last_trip, this.concurrency, settled.len(), Instant::now()) {
+                    Some(left) => wait = left,
+                    None => {
+                        let claimed = this.trip(std::mem::take(&mut settled), room).await;
+                        let at = Instant::now();
+                        last_trip = Some(LastTrip {
+                            at,
+                            full: room > 0 && claimed.pushes.len() >= room,
+                        });
+                        ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
+                        this.start(&mut inflight, &mut ready, &mut settled);
+                        if inflight.len() < this.concurrency {
+                            wait = until(claimed.next_due);
+                        }
+                    }
                 }
             }
             tokio::select! {
