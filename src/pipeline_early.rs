@@ -19,7 +19,7 @@
 use super::{Decisions, Pipeline, PipelineError, class_label, outcome_label};
 use crate::answer::{self, Answer};
 use crate::classify::Class;
-use crate::delivery::{Delivery, Job, Message, Opened, Outcome, Transfer};
+use crate::delivery::{Announced, Delivery, Job, Message, Opened, Outcome, Transfer};
 use crate::lmtp::{Envelope, PerRcpt, Reply};
 use crate::policy::Verdict;
 use crate::spool::Spooled;
@@ -62,10 +62,21 @@ impl Pipeline {
         self.backend.streaming().is_some()
     }
 
+    /// At DATA, when the backend streams: the envelope sent to the store ahead of the
+    /// decision (`crate::delivery::Streaming::announce`), or `None`.
+    pub async fn announce(&self, envelope: &Envelope) -> Option<Announced> {
+        self.backend.streaming()?.announce(envelope).await
+    }
+
     /// Decides the message from `header` (as [`Pipeline::decide`] does) and, when all
     /// its copies share one target and the backend can stream, opens the store
-    /// transaction.
-    pub async fn decide_early(&self, envelope: &Envelope, header: Vec<u8>) -> (Early, Plan) {
+    /// transaction (on `announced` when its envelope fits; otherwise it is dropped).
+    pub async fn decide_early(
+        &self,
+        envelope: &Envelope,
+        header: Vec<u8>,
+        announced: Option<Announced>,
+    ) -> (Early, Plan) {
         let mut early = Early::new(self.decide_header(envelope, header).await);
         if early.copies.is_empty() {
             return (early, Plan::Drop);
@@ -79,7 +90,7 @@ impl Pipeline {
             return (early, Plan::Spool);
         };
         let copies = std::mem::take(&mut early.copies);
-        match streaming.open(envelope, copies).await {
+        match streaming.open(envelope, copies, announced).await {
             Opened::Stream(transfer) => (early, Plan::Stream(transfer)),
             Opened::Done(copies) => {
                 early.copies = copies;

@@ -109,7 +109,10 @@ async fn deciding_early_answers_as_deciding_late() {
     let body = spool(raw, false, f.dir.path()).await;
     let late = f.pipeline.process(&envelope(&rcpts), &body).await;
     let header = raw.get(..37).unwrap_or_default().to_vec();
-    let (early, plan) = f.pipeline.decide_early(&envelope(&rcpts), header).await;
+    let (early, plan) = f
+        .pipeline
+        .decide_early(&envelope(&rcpts), header, None)
+        .await;
     assert!(
         matches!(plan, Plan::Spool),
         "the memory backend cannot stream"

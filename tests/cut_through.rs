@@ -17,12 +17,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::coid::{Coid, CoidOpts};
 use common::fault::{Fault, FaultProxy};
+use common::raw_lmtp::Client;
 use common::smtp::data_payload;
 use common::stack::dovecot_opts;
 use common::{Dovecot, LmtpTarget, MessageBuilder, send_lmtp, try_send_lmtp_each};
@@ -49,61 +48,6 @@ fn big_message(subject: &str, size: usize) -> MessageBuilder {
     MessageBuilder::new()
         .subject(subject)
         .body(&line.repeat(size / line.len() + 1))
-}
-
-/// A raw LMTP client that stops where the test says.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connecting to coid");
-        stream
-            .set_read_timeout(Some(WAIT))
-            .expect("read timeout on the client");
-        let writer = stream.try_clone().expect("clone");
-        let mut client = Client {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        assert_eq!(client.reply(), 220);
-        client
-    }
-
-    /// The code of the next reply (multi-line replies read whole).
-    fn reply(&mut self) -> u16 {
-        let line = self.line();
-        if line.as_bytes().get(3) == Some(&b'-') {
-            return self.reply();
-        }
-        line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
-    }
-
-    /// The next reply line; empty once coid closed the connection.
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        let _ = self.reader.read_line(&mut line);
-        line
-    }
-
-    fn command(&mut self, command: &str) -> u16 {
-        self.send(format!("{command}\r\n").as_bytes());
-        self.reply()
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("writing to coid");
-    }
-
-    /// LHLO, MAIL, RCPT alice and DATA, each answered as it must be.
-    fn start_data(&mut self) {
-        assert_eq!(self.command("LHLO client.example.net"), 250);
-        assert_eq!(self.command("MAIL FROM:<bob@example.net>"), 250);
-        assert_eq!(self.command("RCPT TO:<alice@example.org>"), 250);
-        assert_eq!(self.command("DATA"), 354);
-    }
 }
 
 /// The first `len` bytes of `message`'s DATA payload: its header section and part of

@@ -17,9 +17,12 @@ use super::pool::{Lease, Pool, Settings};
 use super::route::route_headers;
 use super::stream::Transform as _;
 use super::{Backend, BoxFuture, Delivery, Job, Message, Outcome, Streaming, Temporary};
+pub use announce::Announced;
 use transfer::{Body, CHUNK};
 pub use transfer::{Opened, Transfer};
 
+#[path = "announce.rs"]
+mod announce;
 #[path = "transfer.rs"]
 mod transfer;
 use crate::config::DovecotConfig;
@@ -241,16 +244,25 @@ enum Answered {
 /// Sends (RSET,) MAIL, every RCPT and DATA in one write (RFC 2920: DATA may end a
 /// pipelined group; LMTP servers must support PIPELINING, RFC 2033 §5) and reads
 /// their replies. One round trip to the store before the body instead of two.
-///
-/// DATA's reply must fit the recipients': 354 when some RCPT was accepted, a
-/// refusal when none was (the transaction then ends, and an RSET clears it). A store
-/// that says otherwise is out of protocol: the connection is not used again.
 async fn envelope(
     c: &mut Client,
     env: &crate::lmtp::Envelope,
     group: &Group<'_>,
     reset: bool,
 ) -> Result<Answered, ClientError> {
+    let rcpts = group.jobs().map(|job| job.rcpt.as_str());
+    c.send(envelope_commands(c, env, rcpts, reset).as_bytes())
+        .await?;
+    envelope_replies(c, group.len(), reset).await
+}
+
+/// The pipelined group (RSET,) MAIL, one RCPT per address in `rcpts`, DATA.
+fn envelope_commands<'a>(
+    c: &Client,
+    env: &crate::lmtp::Envelope,
+    rcpts: impl Iterator<Item = &'a str>,
+    reset: bool,
+) -> String {
     let mut cmd = String::new();
     if reset {
         cmd.push_str("RSET\r\n");
@@ -263,11 +275,23 @@ async fn envelope(
         cmd.push_str(" SMTPUTF8");
     }
     cmd.push_str("\r\n");
-    for job in group.jobs() {
-        cmd.push_str(&format!("RCPT TO:<{}>\r\n", job.rcpt));
+    for rcpt in rcpts {
+        cmd.push_str(&format!("RCPT TO:<{rcpt}>\r\n"));
     }
     cmd.push_str("DATA\r\n");
-    c.send(cmd.as_bytes()).await?;
+    cmd
+}
+
+/// The replies to [`envelope_commands`] for `rcpts` recipients.
+///
+/// DATA's reply must fit the recipients': 354 when some RCPT was accepted, a
+/// refusal when none was (the transaction then ends, and an RSET clears it). A store
+/// that says otherwise is out of protocol: the connection is not used again.
+async fn envelope_replies(
+    c: &mut Client,
+    rcpts: usize,
+    reset: bool,
+) -> Result<Answered, ClientError> {
     if reset {
         let rset = c.read_reply().await?;
         if !rset.is_success() {
@@ -275,8 +299,8 @@ async fn envelope(
         }
     }
     let mail = c.read_reply().await?;
-    let mut rcpt_replies = Vec::with_capacity(group.len());
-    for _ in group.jobs() {
+    let mut rcpt_replies = Vec::with_capacity(rcpts);
+    for _ in 0..rcpts {
         rcpt_replies.push(c.read_reply().await?);
     }
     let data = c.read_reply().await?;
@@ -389,7 +413,16 @@ impl Backend for DovecotLmtp {
 }
 
 impl Streaming for DovecotLmtp {
-    fn open<'a>(&'a self, envelope: &'a Envelope, copies: Vec<Delivery>) -> BoxFuture<'a, Opened> {
-        Box::pin(self.open_transfer(envelope, copies))
+    fn announce<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Option<Announced>> {
+        Box::pin(self.announce_envelope(envelope))
+    }
+
+    fn open<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        copies: Vec<Delivery>,
+        announced: Option<Announced>,
+    ) -> BoxFuture<'a, Opened> {
+        Box::pin(self.open_transfer(envelope, copies, announced))
     }
 }

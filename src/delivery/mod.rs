@@ -78,10 +78,21 @@ pub trait Backend: Send + Sync {
 
 /// A store that takes a message while it is still arriving (cut-through delivery).
 pub trait Streaming: Send + Sync {
-    /// Opens one transaction for `copies`, which all share one target; the body then
-    /// goes through [`Transfer::push`] and [`Transfer::finish`]. Outcomes follow the
-    /// same rules as [`Backend::deliver`]'s.
-    fn open<'a>(&'a self, envelope: &'a Envelope, copies: Vec<Delivery>) -> BoxFuture<'a, Opened>;
+    /// At DATA, before anything is decided: sends the envelope ahead on an idle
+    /// connection, if there is one, so that [`Streaming::open`] finds its replies
+    /// waiting. Dropping the result drops that connection, and the store keeps nothing.
+    fn announce<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Option<Announced>>;
+
+    /// Opens one transaction for `copies`, which all share one target (on `announced`
+    /// when its envelope fits them); the body then goes through [`Transfer::push`]
+    /// and [`Transfer::finish`]. Outcomes follow the same rules as
+    /// [`Backend::deliver`]'s.
+    fn open<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        copies: Vec<Delivery>,
+        announced: Option<Announced>,
+    ) -> BoxFuture<'a, Opened>;
 }
 
-pub use dovecot::{Opened, Transfer};
+pub use dovecot::{Announced, Opened, Transfer};

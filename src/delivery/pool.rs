@@ -79,14 +79,19 @@ impl Pool {
     /// # Errors
     /// No slot or no connection within the connect timeout, or the store refused.
     pub async fn checkout(&self) -> Result<Lease, ClientError> {
-        if let Some(idle) = self.take_idle() {
-            return Ok(Lease {
-                client: idle.client,
-                reused: true,
-                permit: idle.permit,
-            });
+        match self.idle() {
+            Some(lease) => Ok(lease),
+            None => self.fresh().await,
         }
-        self.fresh().await
+    }
+
+    /// An idle connection if one is fresh enough; never connects.
+    pub fn idle(&self) -> Option<Lease> {
+        self.take_idle().map(|idle| Lease {
+            client: idle.client,
+            reused: true,
+            permit: idle.permit,
+        })
     }
 
     /// A new connection, never an idle one.

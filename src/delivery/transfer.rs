@@ -19,8 +19,10 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::Answered;
-use super::{DovecotLmtp, Failure, Group, envelope, envelope_is_ascii, reset_transaction};
+use super::announce::Announced;
+use super::{
+    Answered, DovecotLmtp, Failure, Group, envelope, envelope_is_ascii, reset_transaction,
+};
 use crate::delivery::lmtp_client::{Client, ClientError};
 use crate::delivery::pool::{Lease, Pool};
 use crate::delivery::route::route_headers;
@@ -61,18 +63,29 @@ pub struct Transfer {
 }
 
 impl DovecotLmtp {
-    /// Opens one transaction for `copies` (all with the same target): checkout,
-    /// (RSET,) MAIL, RCPT*, DATA in one write, and their replies. A pooled connection
+    /// Opens one transaction for `copies` (all with the same target): the envelope
+    /// sent ahead at DATA when it fits the copies ([`Announced`]), else checkout,
+    /// (RSET,) MAIL, RCPT*, DATA in one write; then their replies. A pooled connection
     /// that turns out dead is replaced and the envelope sent again: nothing of the
     /// message went out yet.
-    pub(super) async fn open_transfer(&self, env: &Envelope, mut copies: Vec<Delivery>) -> Opened {
-        let deadline = Instant::now() + self.transaction_timeout;
+    pub(super) async fn open_transfer(
+        &self,
+        env: &Envelope,
+        mut copies: Vec<Delivery>,
+        announced: Option<Announced>,
+    ) -> Opened {
+        let announced = announced.filter(|a| a.fits(env, &copies));
+        let deadline = announced.as_ref().map_or_else(
+            || Instant::now() + self.transaction_timeout,
+            Announced::deadline,
+        );
         let members: Vec<usize> = (0..copies.len()).collect();
         let mut group = Group {
             copies: &mut copies,
             members: &members,
         };
-        let opened = tokio::time::timeout_at(deadline, self.start(env, &mut group))
+        let started = self.start(env, &mut group, announced);
+        let opened = tokio::time::timeout_at(deadline, started)
             .await
             .unwrap_or_else(|_| Err(Failure::past_deadline()));
         match opened {
@@ -118,19 +131,26 @@ impl DovecotLmtp {
         self.recorder.backend_error(BackendError::from(err));
     }
 
-    /// The envelope on a pooled connection, on a fresh one if the pooled one is dead.
-    /// `Some`: DATA got its 354, with the accepted copies' indexes; `None`: the
-    /// transaction is over, outcomes set, the connection back in the pool.
+    /// The envelope's replies (on the announced connection, or sent now on a pooled
+    /// one), and again on a fresh connection if the pooled one is dead. `Some`: DATA
+    /// got its 354, with the accepted copies' indexes; `None`: the transaction is
+    /// over, outcomes set, the connection back in the pool.
     async fn start(
         &self,
         env: &Envelope,
         group: &mut Group<'_>,
+        announced: Option<Announced>,
     ) -> Result<Option<(Lease, Vec<usize>)>, Failure> {
-        let mut lease = self.pool.checkout().await.map_err(Failure::connecting)?;
-        let started = match self
-            .start_on(&mut lease.client, env, group, lease.reused)
-            .await
-        {
+        let (mut lease, started) = match announced {
+            Some(announced) => announced.replies(group).await,
+            None => {
+                let mut lease = self.pool.checkout().await.map_err(Failure::connecting)?;
+                let reused = lease.reused;
+                let started = self.start_on(&mut lease.client, env, group, reused).await;
+                (lease, started)
+            }
+        };
+        let started = match started {
             Err(failure) if lease.reused => {
                 tracing::debug!(backend = "dovecot", error = %failure.error, "pooled connection is gone; trying a new one");
                 group.reset();
@@ -165,26 +185,37 @@ impl DovecotLmtp {
         let answered = envelope(c, env, group, reset)
             .await
             .map_err(Failure::before_data)?;
-        let replies = match answered {
-            Answered::Rcpts(replies) => replies,
-            Answered::MailRefused(mail) => {
-                group.fill(&Outcome::from_store(mail));
-                return Ok(Vec::new());
-            }
-        };
-        let mut accepted = Vec::new();
-        for (k, rcpt) in replies.into_iter().enumerate() {
-            if rcpt.is_success() {
-                accepted.push(k);
-            } else {
-                group.set(k, Outcome::from_store(rcpt));
-            }
-        }
-        if accepted.is_empty() {
-            reset_transaction(c).await.map_err(Failure::before_data)?;
-        }
-        Ok(accepted)
+        accepted_copies(c, group, answered).await
     }
+}
+
+/// The store's answers to the envelope set the refused copies' outcomes; returns the
+/// accepted copies' indexes (empty: the transaction is over, every outcome set, the
+/// connection reset for the next one).
+pub(super) async fn accepted_copies(
+    c: &mut Client,
+    group: &mut Group<'_>,
+    answered: Answered,
+) -> Result<Vec<usize>, Failure> {
+    let replies = match answered {
+        Answered::Rcpts(replies) => replies,
+        Answered::MailRefused(mail) => {
+            group.fill(&Outcome::from_store(mail));
+            return Ok(Vec::new());
+        }
+    };
+    let mut accepted = Vec::new();
+    for (k, rcpt) in replies.into_iter().enumerate() {
+        if rcpt.is_success() {
+            accepted.push(k);
+        } else {
+            group.set(k, Outcome::from_store(rcpt));
+        }
+    }
+    if accepted.is_empty() {
+        reset_transaction(c).await.map_err(Failure::before_data)?;
+    }
+    Ok(accepted)
 }
 
 impl Transfer {

@@ -150,7 +150,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             match event {
                 Event::Reply(reply) => reply.write_to(&mut self.out),
                 Event::Replies(lines) => write_multiline(&lines, &mut self.out),
-                Event::BeginData => self.data.begin(&self.ctx.pipeline, &self.ctx.spool_dir),
+                Event::BeginData => {
+                    let envelope = self.session.envelope();
+                    let (pipeline, dir) = (&self.ctx.pipeline, &self.ctx.spool_dir);
+                    self.data.begin(pipeline, envelope, dir).await;
+                }
                 // Too big, or the session ends (idle, shutdown) in the middle of DATA:
                 // an open store transaction is dropped without its end mark.
                 Event::AbortData | Event::Close => self.data.abort(),

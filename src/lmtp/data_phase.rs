@@ -4,6 +4,7 @@
 //! asks [`DataPhase::finish`] for the replies at the end of DATA.
 //!
 //! ```text
+//! (DATA: the envelope sent ahead to the store, when a pooled connection is idle)
 //! Header ──header section complete──▶ Stream (one store transaction open, body goes on as it arrives)
 //!    │                                Spool  (several targets: store-and-forward, decisions kept)
 //!    │                                Drop   (nothing to store: read and dropped)
@@ -18,6 +19,7 @@
 use std::path::Path;
 
 use crate::answer::{self, Answer, Own};
+use crate::delivery::Announced;
 use crate::lmtp::{Envelope, PerRcpt, Reply};
 use crate::pipeline::{Early, MAX_HEADER, Pipeline, Plan};
 use crate::spool::{SpoolWriter, header_end};
@@ -64,8 +66,12 @@ enum State {
     /// No DATA in progress (or it was aborted).
     #[default]
     Idle,
-    /// Collecting the header section; nothing decided yet.
-    Header(HeaderCollector),
+    /// Collecting the header section; nothing decided yet. `announced`: the envelope
+    /// already sent to the store, its replies not read.
+    Header {
+        collector: HeaderCollector,
+        announced: Option<Box<Announced>>,
+    },
     /// Decided; the store transaction is open and the body goes on as it arrives.
     /// `kept`: the body so far while it is within the spool threshold.
     Stream {
@@ -102,11 +108,24 @@ impl DataPhase {
         }
     }
 
-    /// DATA was accepted: cut-through when the backend can stream, else spooled.
-    pub fn begin(&mut self, pipeline: &Pipeline, spool_dir: &Path) {
+    /// DATA was accepted: cut-through when the backend can stream (the transaction's
+    /// `envelope` sent ahead to the store), else spooled.
+    pub async fn begin(
+        &mut self,
+        pipeline: &Pipeline,
+        envelope: Option<&Envelope>,
+        spool_dir: &Path,
+    ) {
         self.size = 0;
         self.state = if pipeline.streams() {
-            State::Header(HeaderCollector::default())
+            let announced = match envelope {
+                Some(envelope) => pipeline.announce(envelope).await.map(Box::new),
+                None => None,
+            };
+            State::Header {
+                collector: HeaderCollector::default(),
+                announced,
+            }
         } else {
             State::Spool {
                 early: None,
@@ -127,16 +146,23 @@ impl DataPhase {
     pub fn store_deadline(&self) -> Option<tokio::time::Instant> {
         match &self.state {
             State::Stream { transfer, .. } => transfer.deadline(),
+            State::Header {
+                announced: Some(announced),
+                ..
+            } => Some(announced.deadline()),
             _ => None,
         }
     }
 
     /// The store deadline passed while waiting for the client: the store connection
     /// is dropped without the end mark; the rest of DATA is still read, and its
-    /// recipients get 4xx at its end.
+    /// recipients get 4xx at its end. An envelope sent ahead is dropped: the message
+    /// opens its transaction once decided, as without one.
     pub fn expire(&mut self) {
-        if let State::Stream { transfer, .. } = &mut self.state {
-            transfer.expire();
+        match &mut self.state {
+            State::Stream { transfer, .. } => transfer.expire(),
+            State::Header { announced, .. } => *announced = None,
+            _ => {}
         }
     }
 
@@ -150,7 +176,7 @@ impl DataPhase {
         spool_dir: &Path,
     ) {
         self.size = self.size.saturating_add(bytes.len() as u64);
-        if let State::Header(collector) = &mut self.state {
+        if let State::Header { collector, .. } = &mut self.state {
             collector.push(bytes);
             if let Some(len) = collector.header_len(false) {
                 self.decide(len, pipeline, envelope, spool_dir).await;
@@ -167,7 +193,7 @@ impl DataPhase {
         envelope: &Envelope,
         spool_dir: &Path,
     ) -> PerRcpt<Reply> {
-        if let State::Header(collector) = &mut self.state {
+        if let State::Header { collector, .. } = &mut self.state {
             let len = collector.header_len(true).unwrap_or_default();
             self.decide(len, pipeline, Some(envelope), spool_dir).await;
         }
@@ -198,7 +224,7 @@ impl DataPhase {
                 }
             },
             State::Drop(early) => pipeline.finish_dropped(envelope, *early, self.size).await,
-            State::Spool { .. } | State::Header(_) | State::Idle => spool_failed(),
+            State::Spool { .. } | State::Header { .. } | State::Idle => spool_failed(),
         }
     }
 
@@ -211,7 +237,11 @@ impl DataPhase {
         envelope: Option<&Envelope>,
         spool_dir: &Path,
     ) {
-        let State::Header(collector) = std::mem::take(&mut self.state) else {
+        let State::Header {
+            collector,
+            announced,
+        } = std::mem::take(&mut self.state)
+        else {
             return;
         };
         let collected = collector.into_bytes();
@@ -223,7 +253,10 @@ impl DataPhase {
                 spool: spool(),
                 failed: false,
             },
-            Some(envelope) => match pipeline.decide_early(envelope, header).await {
+            Some(envelope) => match pipeline
+                .decide_early(envelope, header, announced.map(|a| *a))
+                .await
+            {
                 (early, Plan::Stream(transfer)) => State::Stream {
                     early: Box::new(early),
                     transfer,
@@ -263,7 +296,7 @@ impl DataPhase {
                     *failed = true;
                 }
             }
-            State::Spool { .. } | State::Drop(_) | State::Header(_) | State::Idle => {}
+            State::Spool { .. } | State::Drop(_) | State::Header { .. } | State::Idle => {}
         }
     }
 }

@@ -59,6 +59,8 @@ struct Ends {
     answered: AtomicUsize,
     /// Connections coid closed (its side reached end of file or was reset).
     closed_by_coid: AtomicUsize,
+    /// `DATA` command lines the hop has read from coid.
+    data_commands: AtomicUsize,
 }
 
 impl FaultProxy {
@@ -126,6 +128,15 @@ impl FaultProxy {
         super::wait_until(timeout, || {
             let passed = self.ends.passed.load(Ordering::SeqCst);
             (self.ends.answered.load(Ordering::SeqCst) >= passed).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Waits until the hop has read `n` `DATA` commands from coid; false if not within
+    /// `timeout`.
+    pub fn wait_data_commands(&self, n: usize, timeout: Duration) -> bool {
+        super::wait_until(timeout, || {
+            (self.ends.data_commands.load(Ordering::SeqCst) >= n).then_some(())
         })
         .is_some()
     }
@@ -305,6 +316,8 @@ fn relay(client: TcpStream, link: &Link, hop: Hop) -> Ended {
         let _ = s_read.shutdown(Shutdown::Both);
     });
     let mut seen: Vec<u8> = Vec::new();
+    // How far `seen` was searched for DATA commands.
+    let mut searched: usize = 0;
     let mut buf = [0u8; 16];
     let mut ended = Ended::Closed;
     loop {
@@ -331,6 +344,17 @@ fn relay(client: TcpStream, link: &Link, hop: Hop) -> Ended {
             }
         };
         seen.extend_from_slice(buf.get(..n).unwrap_or_default());
+        let from = searched.saturating_sub(7);
+        let commands = seen
+            .get(from..)
+            .unwrap_or_default()
+            .windows(8)
+            .filter(|w| w == b"\r\nDATA\r\n")
+            .count();
+        link.ends
+            .data_commands
+            .fetch_add(commands, Ordering::SeqCst);
+        searched = seen.len();
         let in_data = seen
             .windows(6)
             .position(|w| w == b"DATA\r\n")

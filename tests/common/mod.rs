@@ -49,6 +49,7 @@ pub mod process;
 pub mod push_flow;
 pub mod push_receiver;
 pub mod raw_imap;
+pub mod raw_lmtp;
 pub mod smtp;
 pub mod stack;
 pub mod user_sieve;
