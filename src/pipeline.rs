@@ -241,9 +241,9 @@ impl Pipeline {
     }
 
     /// Decides and delivers one spooled message (store-and-forward); returns one reply
-    /// per recipient, in order. The same path as cut-through from the decision on
+    /// per recipient, in order, and what follows them. The same path as cut-through from the decision on
     /// ([`Pipeline::finish_spooled`]).
-    pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> PerRcpt<Reply> {
+    pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> (PerRcpt<Reply>, After) {
         let early = Early::new(self.decide(envelope, body).await);
         self.finish_spooled(envelope, early, body).await
     }
@@ -257,22 +257,28 @@ impl Pipeline {
     ) -> (Option<Class>, PerRcpt<Answer>) {
         let mut early = Early::new(self.decide(envelope, body).await);
         self.deliver_spooled(envelope, &mut early, body).await;
-        self.conclude_answers(envelope, early, body.as_bytes(), body.len())
+        let (class, answers, _after) =
+            self.conclude_answers(envelope, early, body.as_bytes(), body.len());
+        (class, answers)
     }
 
-    /// Hands the pushes for the recipients the store took the message for to the push
-    /// hook, which queues them in its own task. Read receipts never push.
+    /// The pushes for the recipients the store took the message for, for the push
+    /// hook, which queues them in its own task (once the replies are out: [`After`]).
+    /// Read receipts never push.
     ///
     /// A delivered answer means every copy was stored (see [`Outcome::combine`]); the
     /// push names the first copy's folder.
     ///
     /// `body` is the whole message when it was held in memory (small ones), else `None`.
-    fn queue_pushes(&self, body: Option<&[u8]>, decisions: Decisions, answers: &PerRcpt<Answer>) {
-        let Some(hook) = &self.push else {
-            return;
-        };
+    fn pushes_of(
+        &self,
+        body: Option<&[u8]>,
+        decisions: Decisions,
+        answers: &PerRcpt<Answer>,
+    ) -> Option<Pushes> {
+        let hook = self.push.as_ref()?;
         if decisions.classification.class == Class::Mdn {
-            return;
+            return None;
         }
         let recipients: Vec<Delivered> = decisions
             .recipients
@@ -290,13 +296,17 @@ impl Pipeline {
             })
             .collect();
         if recipients.is_empty() {
-            return;
+            return None;
         }
         let class = decisions.classification.class;
         let message =
             DeliveredMessage::new(decisions.header, body, decisions.classification.group_id)
                 .with_class(class);
-        hook.after_delivery(message, recipients);
+        Some(Pushes {
+            hook: hook.clone(),
+            message,
+            recipients,
+        })
     }
 }
 
@@ -351,8 +361,12 @@ fn outcome_label(reply: &Reply) -> DeliveryOutcome {
     }
 }
 
+#[path = "pipeline_after.rs"]
+mod after;
 #[path = "pipeline_early.rs"]
 mod early;
+pub use after::After;
+use after::Pushes;
 pub use early::{Early, Plan};
 
 #[cfg(test)]

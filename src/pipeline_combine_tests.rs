@@ -214,7 +214,7 @@ async fn coids_own_failure_defers_every_recipient_and_stores_nothing() {
         ]
     );
     assert!(f.backend.jobs().is_empty());
-    let replies = f.pipeline.process(&envelope(&rcpts), &body).await;
+    let (replies, _) = f.pipeline.process(&envelope(&rcpts), &body).await;
     assert!(
         replies
             .iter()
@@ -241,7 +241,7 @@ async fn the_pipeline_counts_each_recipient_by_its_reply_class() {
     let mut writer = SpoolWriter::new(MAIL.len() + 1, f.dir.path());
     writer.write(MAIL).await.expect("spool");
     let body = writer.finish().await.expect("spooled");
-    let replies = f.pipeline.process(&envelope(&rcpts), &body).await;
+    let (replies, _) = f.pipeline.process(&envelope(&rcpts), &body).await;
     assert_eq!(replies.len(), rcpts.len());
     let d =
         |outcome: &str| format!(r#"coid_deliveries_total{{class="email",outcome="{outcome}"}}"#);

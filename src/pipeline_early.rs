@@ -14,9 +14,10 @@
 //!
 //! All three end in one place, [`Pipeline::conclude`]: the copies' typed outcomes become
 //! one [`Answer`] per recipient (a [`PerRcpt`]) and `crate::answer::reply` makes them
-//! replies, exactly as on the store-and-forward path.
+//! replies, exactly as on the store-and-forward path; the log lines and the pushes
+//! follow the replies ([`After`]).
 
-use super::{Decisions, Pipeline, PipelineError, class_label, outcome_label};
+use super::{After, Decisions, Pipeline, PipelineError, class_label, outcome_label};
 use crate::answer::{self, Answer};
 use crate::classify::Class;
 use crate::delivery::{Announced, Delivery, Job, Message, Opened, Outcome, Transfer};
@@ -109,7 +110,7 @@ impl Pipeline {
         transfer: Box<Transfer>,
         body: Option<&[u8]>,
         size: u64,
-    ) -> PerRcpt<Reply> {
+    ) -> (PerRcpt<Reply>, After) {
         // Delivery time here is what the client waits for after its end of DATA.
         early.copies = self.recorder.time_delivery(transfer.finish()).await;
         self.conclude(envelope, early, body, size).await
@@ -121,7 +122,7 @@ impl Pipeline {
         envelope: &Envelope,
         mut early: Early,
         body: &Spooled,
-    ) -> PerRcpt<Reply> {
+    ) -> (PerRcpt<Reply>, After) {
         self.deliver_spooled(envelope, &mut early, body).await;
         self.conclude(envelope, early, body.as_bytes(), body.len())
             .await
@@ -147,35 +148,35 @@ impl Pipeline {
         envelope: &Envelope,
         early: Early,
         size: u64,
-    ) -> PerRcpt<Reply> {
+    ) -> (PerRcpt<Reply>, After) {
         self.conclude(envelope, early, None, size).await
     }
 
-    /// One reply per recipient from the decisions and the copies' outcomes; queues
-    /// the pushes and counts the message.
+    /// One reply per recipient from the decisions and the copies' outcomes, and what
+    /// follows them (the log lines, the pushes); counts the message.
     async fn conclude(
         &self,
         envelope: &Envelope,
         early: Early,
         body: Option<&[u8]>,
         size: u64,
-    ) -> PerRcpt<Reply> {
-        let (class, answers) = self.conclude_answers(envelope, early, body, size);
+    ) -> (PerRcpt<Reply>, After) {
+        let (class, answers, after) = self.conclude_answers(envelope, early, body, size);
         let replies = answers.map(|a| answer::reply(&a));
         self.recorder
             .message_done(class_label(class), replies.iter().map(outcome_label));
-        replies
+        (replies, after)
     }
 
-    /// One answer per recipient, and the message's class (`None`: it could not be
-    /// decided); queues the pushes.
+    /// One answer per recipient, the message's class (`None`: it could not be
+    /// decided), and what follows the replies.
     pub(super) fn conclude_answers(
         &self,
         envelope: &Envelope,
         early: Early,
         body: Option<&[u8]>,
         size: u64,
-    ) -> (Option<Class>, PerRcpt<Answer>) {
+    ) -> (Option<Class>, PerRcpt<Answer>, After) {
         let span = tracing::info_span!(
             "message",
             size,
@@ -183,19 +184,20 @@ impl Pipeline {
             msg_id = tracing::field::Empty,
             class = tracing::field::Empty
         );
-        let _entered = span.enter();
         match early.decided {
             Ok(decisions) => {
                 span.record("msg_id", decisions.message_id.as_deref().unwrap_or(""));
                 span.record("class", decisions.classification.class.as_str());
                 let answers = answers_of(&decisions, &early.copies, &early.owners);
                 let class = decisions.classification.class;
-                self.queue_pushes(body, decisions, &answers);
-                (Some(class), answers)
+                let pushes = self.pushes_of(body, decisions, &answers);
+                (Some(class), answers, After::new(span, early.copies, pushes))
             }
             Err(err) => {
+                let _entered = span.enter();
                 tracing::error!(target: "coid::pipeline", error = %err, "cannot process message; deferring");
-                (None, envelope.per_rcpt(|_, _| err.answer()))
+                let answers = envelope.per_rcpt(|_, _| err.answer());
+                (None, answers, After::default())
             }
         }
     }
@@ -222,13 +224,12 @@ fn copies_of(decisions: &Decisions) -> (Vec<Delivery>, Vec<usize>) {
 }
 
 /// One answer per recipient: the policy's verdict, or its copies' combined outcome
-/// (`owners[k]` is copy `k`'s recipient). Logs each copy's outcome.
+/// (`owners[k]` is copy `k`'s recipient).
 pub(super) fn answers_of(
     decisions: &Decisions,
     copies: &[Delivery],
     owners: &[usize],
 ) -> PerRcpt<Answer> {
-    copies.iter().for_each(log_outcome);
     decisions
         .recipients
         .map_ref(|i, d| match &d.evaluation.verdict {
@@ -246,7 +247,7 @@ pub(super) fn answers_of(
 
 /// The one info line per copy. Logged under `coid::pipeline`, the target this line
 /// always had: operators and the booted install check grep `pipeline: delivered`.
-fn log_outcome(copy: &Delivery) {
+pub(super) fn log_outcome(copy: &Delivery) {
     let job = &copy.job;
     let folder = job.target.folder.as_deref().unwrap_or("INBOX");
     if copy.outcome.is_delivered() {

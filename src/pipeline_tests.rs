@@ -63,7 +63,7 @@ async fn a_headerless_message_is_delivered_as_plain_mail() {
     for raw in HEADERLESS {
         for to_file in [false, true] {
             let body = spool(raw, to_file, f.dir.path()).await;
-            let replies = f.pipeline.process(&envelope(&rcpts), &body).await;
+            let (replies, _) = f.pipeline.process(&envelope(&rcpts), &body).await;
             assert_eq!(
                 replies.as_slice(),
                 vec![answer::DELIVERED; rcpts.len()],
@@ -107,7 +107,7 @@ async fn deciding_early_answers_as_deciding_late() {
     let rcpts = ["alice@example.org", "bob@example.org"];
     let raw = b"Subject: early\r\nChat-Version: 1.0\r\n\r\nbody\r\n";
     let body = spool(raw, false, f.dir.path()).await;
-    let late = f.pipeline.process(&envelope(&rcpts), &body).await;
+    let (late, _) = f.pipeline.process(&envelope(&rcpts), &body).await;
     let header = raw.get(..37).unwrap_or_default().to_vec();
     let (early, plan) = f
         .pipeline
@@ -118,7 +118,7 @@ async fn deciding_early_answers_as_deciding_late() {
         "the memory backend cannot stream"
     );
     assert!(!f.pipeline.streams());
-    let replies = f
+    let (replies, _) = f
         .pipeline
         .finish_spooled(&envelope(&rcpts), early, &body)
         .await;

@@ -123,7 +123,8 @@ async fn deliver_async(config: &Config, envelope: &Envelope) -> u8 {
         Ok(body) => body,
         Err(code) => return code,
     };
-    let replies = pipeline.process(envelope, &body).await;
+    let (replies, after) = pipeline.process(envelope, &body).await;
+    drop(after);
     // The pushes go to the queue; `coid serve` sends them (within its poll interval).
     pipeline.flush_pushes().await;
     for (rcpt, reply) in envelope.recipients.iter().zip(&replies) {

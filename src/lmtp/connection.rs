@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::data_phase::DataPhase;
 use super::{Envelope, Event, Limits, Reply, Session};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{After, Pipeline};
 
 /// Size of the read buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -53,6 +53,7 @@ where
         out: Vec::new(),
         data: DataPhase::new(ctx.spool_threshold),
         busy_at_stop: false,
+        after: None,
         ctx,
     };
     if let Err(err) = conn.run().await {
@@ -73,6 +74,9 @@ struct Connection<S> {
     data: DataPhase,
     /// A transaction was still running when the stop came.
     busy_at_stop: bool,
+    /// What follows the last message's replies (log lines, pushes): dropped, and so
+    /// done, once those replies are written (or the session ends).
+    after: Option<After>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -186,7 +190,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.data.write(&body, pipeline, Some(&envelope), dir).await;
         }
         self.flush().await?;
-        let replies = self.data.finish(pipeline, &envelope, dir).await;
+        let (replies, after) = self.data.finish(pipeline, &envelope, dir).await;
+        // A message before it whose replies are still unwritten has its work done now.
+        self.after = Some(after);
         self.busy_at_stop |= *self.shutdown.borrow();
         let mut events = Vec::new();
         self.session.finish_data(replies, &mut events);
@@ -198,12 +204,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 
+    /// Writes the pending replies, then does what follows them.
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out).await?;
             self.stream.flush().await?;
             self.out.clear();
         }
+        self.after = None;
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ use std::path::Path;
 use crate::answer::{self, Answer, Own};
 use crate::delivery::Announced;
 use crate::lmtp::{Envelope, PerRcpt, Reply};
-use crate::pipeline::{Early, MAX_HEADER, Pipeline, Plan};
+use crate::pipeline::{After, Early, MAX_HEADER, Pipeline, Plan};
 use crate::spool::{SpoolWriter, header_end};
 
 /// The header section so far, and how far it was searched for its end.
@@ -186,18 +186,21 @@ impl DataPhase {
         self.pass_on(bytes).await;
     }
 
-    /// The end of DATA: the replies, one per recipient.
+    /// The end of DATA: the replies, one per recipient, and what follows them.
     pub async fn finish(
         &mut self,
         pipeline: &Pipeline,
         envelope: &Envelope,
         spool_dir: &Path,
-    ) -> PerRcpt<Reply> {
+    ) -> (PerRcpt<Reply>, After) {
         if let State::Header { collector, .. } = &mut self.state {
             let len = collector.header_len(true).unwrap_or_default();
             self.decide(len, pipeline, Some(envelope), spool_dir).await;
         }
-        let spool_failed = || envelope.per_rcpt(|_, _| answer::reply(&Answer::Own(Own::Spool)));
+        let spool_failed = || {
+            let replies = envelope.per_rcpt(|_, _| answer::reply(&Answer::Own(Own::Spool)));
+            (replies, After::default())
+        };
         match std::mem::take(&mut self.state) {
             State::Stream {
                 early,

@@ -470,3 +470,38 @@ fn messages_delivered_close_together_share_a_transaction() {
     );
     assert_eq!(lock(&hook.batch).rounds, 1, "one transaction for the three");
 }
+
+/// The pipeline hands a message's pushes to the hook only once its replies are out:
+/// when the [`crate::pipeline::After`] that comes with them is dropped (the LMTP
+/// connection drops it after writing the replies).
+#[tokio::test]
+async fn pushes_go_to_the_hook_once_the_replies_are_out() {
+    let (dir, store) = store();
+    let mut config = crate::config::Config::default();
+    config.coi.enabled = true;
+    let policy = crate::policy::Policy::load("", 10_000).expect("built-in policy");
+    let backend = Arc::new(crate::delivery::memory::Memory::default());
+    let pipeline =
+        crate::pipeline::Pipeline::new(&config, Arc::new(policy), store.clone(), backend)
+            .with_push(webpush_hook(&store));
+    let envelope = crate::lmtp::Envelope {
+        mail_from: "bob@example.net".into(),
+        recipients: vec![crate::lmtp::Recipient::new(ALICE)],
+        ..crate::lmtp::Envelope::default()
+    };
+    let mut writer = crate::spool::SpoolWriter::new(1 << 16, dir.path());
+    writer.write(HEADER).await.expect("spool");
+    let body = writer.finish().await.expect("spooled");
+    let before = store.queue_len().expect("count");
+    let (replies, after) = pipeline.process(&envelope, &body).await;
+    assert_eq!(replies.as_slice(), [crate::answer::DELIVERED]);
+    pipeline.flush_pushes().await;
+    assert_eq!(
+        store.queue_len().expect("count"),
+        before,
+        "queued before the replies"
+    );
+    drop(after);
+    pipeline.flush_pushes().await;
+    assert!(store.queue_len().expect("count") > before, "never queued");
+}
