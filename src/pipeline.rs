@@ -241,8 +241,8 @@ impl Pipeline {
     }
 
     /// Decides and delivers one spooled message (store-and-forward); returns one reply
-    /// per recipient, in order, and what follows them. The same path as cut-through from the decision on
-    /// ([`Pipeline::finish_spooled`]).
+    /// per recipient, in order, and what follows them ([`After`]). The same path as
+    /// cut-through from the decision on ([`Pipeline::finish_spooled`]).
     pub async fn process(&self, envelope: &Envelope, body: &Spooled) -> (PerRcpt<Reply>, After) {
         let early = Early::new(self.decide(envelope, body).await);
         self.finish_spooled(envelope, early, body).await

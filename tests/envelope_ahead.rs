@@ -50,6 +50,15 @@ fn warm_stack(policy: &str) -> (Dovecot, FaultProxy, Coid, tempfile::TempDir) {
     (dovecot, proxy, coid, dir)
 }
 
+/// coid closed its announced store connection (with DATA open, so the store keeps
+/// nothing of it).
+fn announced_connection_dropped(proxy: &FaultProxy) {
+    assert!(
+        proxy.wait_closed_by_coid(1, WAIT),
+        "coid kept the announced store connection"
+    );
+}
+
 /// Sends `msg` to `rcpts` in one transaction; every recipient must get 250.
 fn deliver(coid: &Coid, rcpts: &[&str], msg: &MessageBuilder) {
     let outcome = send_lmtp(
@@ -91,10 +100,7 @@ fn a_client_gone_before_its_header_leaves_nothing_in_the_store() {
     let payload = data_payload(&msg.build());
     client.send(payload.get(..20).unwrap_or_default());
     drop(client);
-    assert!(
-        proxy.wait_closed_by_coid(1, WAIT),
-        "coid kept the announced store connection"
-    );
+    announced_connection_dropped(&proxy);
     let next = MessageBuilder::new().subject("after the abort");
     deliver(&coid, &["alice@example.org"], &next);
     dovecot.wait_for_message("alice", &next.id(), WAIT);
@@ -139,11 +145,8 @@ fn a_recipient_the_policy_discards_gets_nothing_from_the_announced_transaction()
     let (dovecot, proxy, coid, _dir) = warm_stack(discard);
     let msg = MessageBuilder::new().subject("not for carol");
     deliver(&coid, &["carol@example.org"], &msg);
-    assert!(
-        proxy.wait_closed_by_coid(1, WAIT),
-        "the announced connection was not dropped"
-    );
-    let next = MessageBuilder::new().subject("for carol");
+    announced_connection_dropped(&proxy);
+    let next = MessageBuilder::new().subject("after the discard");
     deliver(&coid, &["alice@example.org"], &next);
     dovecot.wait_for_message("alice", &next.id(), WAIT);
     assert_eq!(dovecot.count_message("carol", &msg.id()), 0, "carol got it");
@@ -161,10 +164,7 @@ fn a_recipient_filed_into_two_folders_gets_one_copy_in_each() {
     let (dovecot, proxy, coid, _dir) = warm_stack(two);
     let msg = MessageBuilder::new().subject("two folders, one recipient");
     deliver(&coid, &["alice@example.org"], &msg);
-    assert!(
-        proxy.wait_closed_by_coid(1, WAIT),
-        "the announced connection was not dropped"
-    );
+    announced_connection_dropped(&proxy);
     assert!(proxy.wait_store_answered(WAIT));
     let mut folders: Vec<String> = dovecot
         .imap("alice")

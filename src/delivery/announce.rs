@@ -25,7 +25,7 @@
 use tokio::time::Instant;
 
 use super::transfer::accepted_copies;
-use super::{DovecotLmtp, Failure, envelope_commands, envelope_replies};
+use super::{DovecotLmtp, Failure, envelope_commands, envelope_is_ascii, envelope_replies};
 use crate::delivery::Delivery;
 use crate::delivery::pool::Lease;
 use crate::lmtp::Envelope;
@@ -79,14 +79,13 @@ impl DovecotLmtp {
             return None;
         }
         let mut lease = self.pool.idle()?;
-        let ascii = env.mail_from.is_ascii() && env.recipients.iter().all(|r| r.address.is_ascii());
-        if !ascii && !lease.client.smtputf8 {
+        let rcpts = || env.recipients.iter().map(|r| r.address.as_str());
+        if !lease.client.smtputf8 && !envelope_is_ascii(&env.mail_from, rcpts()) {
             self.pool.checkin(lease);
             return None;
         }
         let deadline = Instant::now() + self.transaction_timeout;
-        let rcpts = env.recipients.iter().map(|r| r.address.as_str());
-        let cmd = envelope_commands(&lease.client, env, rcpts, true);
+        let cmd = envelope_commands(&lease.client, env, rcpts(), true);
         let sent = tokio::time::timeout_at(deadline, lease.client.send(cmd.as_bytes())).await;
         match sent {
             Ok(Ok(())) => Some(Announced { lease, deadline }),

@@ -331,8 +331,8 @@ async fn reset_transaction(c: &mut Client) -> Result<(), ClientError> {
 /// Whether the sender and every recipient are ASCII, so a store without SMTPUTF8
 /// (RFC 6531) can take the envelope unchanged. UTF-8 in header fields (RFC 6532) is
 /// passed through either way: the store keeps the bytes as they are.
-fn envelope_is_ascii(mail_from: &str, group: &Group<'_>) -> bool {
-    mail_from.is_ascii() && group.jobs().all(|j| j.rcpt.is_ascii())
+fn envelope_is_ascii<'a>(mail_from: &str, mut rcpts: impl Iterator<Item = &'a str>) -> bool {
+    mail_from.is_ascii() && rcpts.all(str::is_ascii)
 }
 
 /// Copy indexes grouped by identical target, groups in order of first appearance.

@@ -176,7 +176,8 @@ impl DovecotLmtp {
         group: &mut Group<'_>,
         reset: bool,
     ) -> Result<Vec<usize>, Failure> {
-        if !c.smtputf8 && !envelope_is_ascii(&env.mail_from, group) {
+        let ascii = envelope_is_ascii(&env.mail_from, group.jobs().map(|j| j.rcpt.as_str()));
+        if !c.smtputf8 && !ascii {
             // Dovecot 2.3 would store such a sender as `Return-Path: <>`; Postfix
             // bounces the same way when it talks to the store directly.
             group.fill(&Outcome::Permanent(Permanent::Utf8AddressUnsupported));

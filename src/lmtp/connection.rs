@@ -155,6 +155,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Event::Reply(reply) => reply.write_to(&mut self.out),
                 Event::Replies(lines) => write_multiline(&lines, &mut self.out),
                 Event::BeginData => {
+                    // The envelope goes to the store before the 354 is flushed to the
+                    // client: the store's lookup then overlaps the client's turnaround.
                     let envelope = self.session.envelope();
                     let (pipeline, dir) = (&self.ctx.pipeline, &self.ctx.spool_dir);
                     self.data.begin(pipeline, envelope, dir).await;
@@ -191,7 +193,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         self.flush().await?;
         let (replies, after) = self.data.finish(pipeline, &envelope, dir).await;
-        // A message before it whose replies are still unwritten has its work done now.
+        // The flush above did the previous message's `After`; this one waits for the
+        // flush of its own replies.
         self.after = Some(after);
         self.busy_at_stop |= *self.shutdown.borrow();
         let mut events = Vec::new();
