@@ -135,12 +135,13 @@ async fn run(
     };
     let mut metrics_task = tokio::task::JoinSet::new();
     let health = metrics_listener(sockets.metrics, &fixed.recorder, &mut metrics_task);
+    // `/health` says so before the log does: whoever read "coid serving" finds it.
+    health.set(Health::Serving);
     tracing::info!(
         lmtp = ?config.lmtp.tcp, unix = %config.lmtp.unix_socket.display(),
         dict = %config.dict.socket.display(),
         backend = %config.delivery.backend, metrics = ?config.metrics.listen, "coid serving"
     );
-    health.set(Health::Serving);
     tasks.spawn(super::store_health::watch_store(
         fixed.store.clone(),
         health.health.clone(),

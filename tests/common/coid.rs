@@ -178,6 +178,7 @@ impl Coid {
     }
 
     fn spawn(&mut self) {
+        let served_before = self.serving_lines();
         let log = process::output_file(&self.log_path());
         let err = log.try_clone().expect("cloning the coid log handle");
         let meta = log.metadata().expect("the coid log's metadata");
@@ -218,6 +219,24 @@ impl Coid {
                 tail_file(&self.log_path(), 40)
             );
         }
+        // Its sockets listen before it serves (they are bound before its runtime
+        // starts, and a wrapper may hold them): wait for its "coid serving" line, after
+        // which `/health` says "ok".
+        let serving = || (self.serving_lines() > served_before).then_some(());
+        if wait_until(Duration::from_secs(15), serving).is_none() {
+            panic!(
+                "coid did not report serving\n{}",
+                tail_file(&self.log_path(), 40)
+            );
+        }
+    }
+
+    /// How many times the log says "coid serving" (it is appended to across restarts).
+    fn serving_lines(&self) -> usize {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .matches("coid serving")
+            .count()
     }
 
     /// Starts coid again after [`Coid::stop`], same config and port.
