@@ -1,5 +1,6 @@
 //! The SQLite engine, coid's default: one embedded database (WAL) under the state
-//! directory, one connection behind a mutex, for a single coid host. The schema grows
+//! directory, one connection behind a mutex, for a single coid host, and a thread
+//! that checkpoints the WAL so that no writer waits for it (`checkpoint`). The schema grows
 //! by numbered migrations (`schema`, `PRAGMA user_version`), never losing data; a
 //! database written by a later coid is refused at open
 //! ([`StoreError::SchemaTooNew`]).
@@ -7,6 +8,7 @@
 //! The files here hold the SQL of each part of the store; the value types they read
 //! and write are the store's (`crate::store`), shared with the other engines.
 
+mod checkpoint;
 mod coi;
 mod commit;
 mod dict;
@@ -35,6 +37,11 @@ const STATEMENT_CACHE: usize = 128;
 
 /// The SQLite engine.
 pub struct Sqlite {
+    /// Held for its `Drop`, which comes first: its thread stops before the writer's
+    /// connection closes (the last one to close checkpoints what is left, as SQLite
+    /// does).
+    #[cfg_attr(not(test), allow(dead_code))]
+    checkpointer: Option<checkpoint::Checkpointer>,
     conn: Mutex<Connection>,
     /// A read-only connection that only reads the caches' counters, so that read
     /// never waits for `conn`.
@@ -70,6 +77,12 @@ impl Sqlite {
     /// The directory or database cannot be created or migrated, or it was written by
     /// a later coid.
     pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        Sqlite::open_with(path, checkpoint::BUSY)
+    }
+
+    /// [`Sqlite::open`], its checkpoint thread looking every `busy` while the log
+    /// grows.
+    fn open_with(path: &Path, busy: std::time::Duration) -> Result<Sqlite, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
                 path: dir.display().to_string(),
@@ -102,11 +115,22 @@ impl Sqlite {
         })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let probe = Connection::open_with_flags(path, flags).map_err(named)?;
+        let checkpointer = checkpoints_apart(&conn, path, busy).map_err(named)?;
         Ok(Sqlite {
+            checkpointer,
             conn: Mutex::new(conn),
             probe: Mutex::new(probe),
             path: path.to_owned(),
         })
+    }
+
+    /// Looks the checkpoint thread ended; `None`: there is no such thread (it could
+    /// not start).
+    #[cfg(test)]
+    fn checkpoint_looks(&self) -> Option<u64> {
+        self.checkpointer
+            .as_ref()
+            .map(checkpoint::Checkpointer::looks)
     }
 
     /// The database file.
@@ -140,6 +164,31 @@ impl Sqlite {
                 Ok(())
             }
             Err(err) => Err(StoreError::from_sqlite(&self.path, err)),
+        }
+    }
+}
+
+/// Starts the checkpoint thread for the database at `path` (looking every `busy`
+/// while the log grows) and leaves the writer `conn` only the backstop of its own
+/// checkpoints; if the thread cannot start, the writer keeps SQLite's default ones
+/// and this says so.
+///
+/// # Errors
+/// The writer's pragmas could not be set.
+fn checkpoints_apart(
+    conn: &Connection,
+    path: &Path,
+    busy: std::time::Duration,
+) -> rusqlite::Result<Option<checkpoint::Checkpointer>> {
+    match checkpoint::Checkpointer::start(path, busy) {
+        Ok(checkpointer) => {
+            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+            conn.pragma_update(None, "journal_size_limit", checkpoint::JOURNAL_LIMIT)?;
+            Ok(Some(checkpointer))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "state store: no checkpoint thread; writers checkpoint the WAL themselves");
+            Ok(None)
         }
     }
 }
@@ -197,6 +246,10 @@ fn temp_sqlite() -> (tempfile::TempDir, Sqlite) {
     let db = Sqlite::open(&dir.path().join("s.sqlite")).expect("open");
     (dir, db)
 }
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod checkpoint_tests;
 
 #[cfg(test)]
 mod tests {
