@@ -64,7 +64,8 @@ impl Fixed {
         };
         let queue = push.queue().clone();
         let lifetime = Duration::from_secs(config.deltachat.token_expire_days * 86_400);
-        let mut worker = Worker::new(queue.clone(), &config.push, lifetime);
+        // The worker queues the hook's pushes with its own rounds (one transaction).
+        let mut worker = Worker::new(queue.clone(), &config.push, lifetime).with_hook(push.clone());
         let mut webpush = None;
         if config.push.enabled {
             let vapid = load_vapid(&store)?;

@@ -18,7 +18,11 @@
 //!
 //! Never on the reply path: [`PushHook::after_delivery`] hands the work to one
 //! blocking job and returns; the job waits [`GATHER`] and then queues every message
-//! waiting when it looks, all of them in one transaction, until none waits. Whatever
+//! waiting when it looks, all of them in one transaction, until none waits. In
+//! `coid serve` the push worker takes that work instead ([`PushHook::hand_to_worker`]):
+//! its next round queues the waiting messages' pushes in the transaction that also
+//! records its outcomes and claims, and claims them there, so a message's pushes cost
+//! no transaction and no thread of their own. Whatever
 //! goes wrong there is only logged, so mail never waits for push
 //! work and no reply changes because of it. At most [`MAX_PENDING`] messages wait for
 //! their pushes to be queued; past that (the state store is that far behind) a
@@ -315,6 +319,23 @@ pub struct PushHook {
     batch: Arc<Mutex<Batch>>,
 }
 
+/// Messages the push worker took for its round; their places under
+/// [`MAX_PENDING`] are given back when this is dropped (after the round).
+#[derive(Default)]
+pub(crate) struct Handed(Vec<Job>);
+
+impl Handed {
+    /// Messages in it.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// None.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// One delivered message waiting to have its pushes queued.
 struct Job {
     message: DeliveredMessage,
@@ -323,11 +344,14 @@ struct Job {
     _permit: OwnedSemaphorePermit,
 }
 
-/// What waits for the blocking job, and whether one runs.
+/// What waits for the blocking job (or the worker), and whether one runs.
 #[derive(Default)]
 struct Batch {
     jobs: Vec<Job>,
     running: bool,
+    /// The push worker of this process takes the jobs with its rounds
+    /// ([`PushHook::hand_to_worker`]); no blocking job of the hook's starts.
+    handoff: bool,
     /// Transactions the blocking jobs have made so far (one per round).
     rounds: u64,
 }
@@ -374,11 +398,57 @@ impl PushHook {
         };
         let mut batch = lock(&self.batch);
         batch.jobs.push(job);
-        if !batch.running {
-            batch.running = true;
-            let this = self.clone();
-            self.tasks.spawn_blocking(move || this.drain());
+        if batch.handoff {
+            // The first one wakes the worker; its round takes all that came since.
+            if batch.jobs.len() == 1 {
+                self.queue.wake();
+            }
+        } else if !batch.running {
+            self.start_drain(&mut batch);
         }
+    }
+
+    /// Starts the blocking job; `batch` is locked, and no job runs.
+    fn start_drain(&self, batch: &mut Batch) {
+        batch.running = true;
+        let this = self.clone();
+        self.tasks.spawn_blocking(move || this.drain());
+    }
+
+    /// Whether the push worker of this process takes what waits, with its rounds
+    /// (`super::worker`): then a message's pushes are queued in the same transaction
+    /// as the worker's outcomes and claim, which claims them too, and no blocking job
+    /// of the hook's runs. The worker turns this on as it starts and off as it stops;
+    /// what waits then goes with its last round, and what comes after is queued the
+    /// usual way.
+    pub(crate) fn hand_to_worker(&self, on: bool) {
+        lock(&self.batch).handoff = on;
+    }
+
+    /// Messages wait for the worker's next round.
+    pub(crate) fn waiting(&self) -> bool {
+        !lock(&self.batch).jobs.is_empty()
+    }
+
+    /// Takes every message waiting, for the worker's round.
+    pub(crate) fn take(&self) -> Handed {
+        Handed(std::mem::take(&mut lock(&self.batch).jobs))
+    }
+
+    /// The pushes of `handed`, for the worker's round. Blocking (reads targets).
+    pub(crate) fn pushes_of_handed(&self, handed: &Handed, now: i64) -> Vec<NewPush> {
+        self.pushes_of_all(&handed.0, now)
+    }
+
+    /// The worker's round failed: `handed` is queued the usual way, by a blocking
+    /// job that tries again after each of [`REQUEUE_WAITS`].
+    pub(crate) fn requeue(&self, handed: Handed) {
+        if handed.0.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        self.tasks
+            .spawn_blocking(move || this.queue_with_retries(&handed.0));
     }
 
     /// The blocking job: first waits [`GATHER`], so that messages delivered meanwhile
@@ -430,10 +500,17 @@ impl PushHook {
 
     /// The pushes of every job in `jobs`, queued in one transaction. Blocking.
     fn queue_all(&self, jobs: &[Job]) -> Result<usize, StoreError> {
+        let now = unix_now_ms();
+        let pushes = self.pushes_of_all(jobs, now);
+        self.queue.enqueue(&pushes, now)
+    }
+
+    /// The pushes of every job in `jobs`; a job whose targets cannot be read has
+    /// none, and says so. Blocking.
+    fn pushes_of_all(&self, jobs: &[Job], now: i64) -> Vec<NewPush> {
         if let Err(err) = self.targets.refresh() {
             tracing::warn!(error = %err, "cannot read which users have push targets");
         }
-        let now = unix_now_ms();
         let mut pushes = Vec::new();
         for job in jobs {
             match self.pushes_of(job, now) {
@@ -441,7 +518,7 @@ impl PushHook {
                 Err(err) => tracing::error!(error = %err, "cannot queue a message's pushes"),
             }
         }
-        self.queue.enqueue(&pushes, now)
+        pushes
     }
 
     /// One job's pushes of every kind on. Blocking (reads targets).
@@ -474,7 +551,15 @@ impl PushHook {
     }
 
     /// Waits until every push started so far is queued (shutdown, `coid deliver`).
+    /// Messages left waiting for a worker that is gone are queued here.
     pub async fn flush(&self) {
+        {
+            let mut batch = lock(&self.batch);
+            batch.handoff = false;
+            if !batch.jobs.is_empty() && !batch.running {
+                self.start_drain(&mut batch);
+            }
+        }
         self.tasks.close();
         self.tasks.wait().await;
         self.tasks.reopen();

@@ -162,18 +162,10 @@ fn a_message_past_the_pending_bound_pushes_nothing() {
             .expect("count")
     };
     let before = pending();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = current_thread();
     // Three different messages (one Message-ID each: the same one twice would be
     // queued once, see `a_message_delivered_again_queues_its_pushes_once`).
-    let nth = |n: u8| DeliveredMessage {
-        header: String::from_utf8_lossy(HEADER)
-            .replace(".x@", &format!(".{n}@"))
-            .into_bytes(),
-        ..message(None)
-    };
+    let nth = |n: u8| numbered(&n.to_string());
     rt.block_on(async {
         hook.after_delivery(nth(1), delivered(true));
         // The first message still holds the only permit: this one is dropped.
@@ -351,10 +343,7 @@ fn users_without_targets_cost_no_task_until_they_subscribe() {
         }]
     };
     let queued = || store.queue_len().expect("count");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = current_thread();
     rt.block_on(async {
         // Nothing read yet: unknown, so the slow path, which reads the set.
         let bob_has_targets = || hook.targets.any([BOB].into_iter());
@@ -395,6 +384,24 @@ fn users_without_targets_cost_no_task_until_they_subscribe() {
 }
 
 /// A hook over `store` that queues Web Push only.
+/// [`message`] (no body) with its own Message-ID, told apart by `tag`.
+fn numbered(tag: &str) -> DeliveredMessage {
+    DeliveredMessage {
+        header: String::from_utf8_lossy(HEADER)
+            .replace(".x@", &format!(".{tag}@"))
+            .into_bytes(),
+        ..message(None)
+    }
+}
+
+/// A runtime for a test that blocks on the hook's work.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 fn webpush_hook(store: &Store) -> PushHook {
     PushHook::new(
         PushQueue::new(store.clone(), &crate::config::PushConfig::default()),
@@ -423,10 +430,7 @@ fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
         locker.execute_batch("COMMIT").expect("unlock");
     });
     locked_rx.recv().expect("locked");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = current_thread();
     rt.block_on(async {
         hook.after_delivery(message(None), delivered(true));
         hook.flush().await;
@@ -445,17 +449,9 @@ fn pushes_wait_out_a_write_lock_longer_than_the_busy_timeout() {
 fn messages_delivered_close_together_share_a_transaction() {
     let (_dir, store) = store();
     let hook = webpush_hook(&store);
-    let nth = |n: u8| DeliveredMessage {
-        header: String::from_utf8_lossy(HEADER)
-            .replace(".x@", &format!(".g{n}@"))
-            .into_bytes(),
-        ..message(None)
-    };
+    let nth = |n: u8| numbered(&format!("g{n}"));
     let before = store.queue_len().expect("count");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = current_thread();
     rt.block_on(async {
         for n in 0..3 {
             hook.after_delivery(nth(n), delivered(true));
@@ -504,4 +500,37 @@ async fn pushes_go_to_the_hook_once_the_replies_are_out() {
     drop(after);
     pipeline.flush_pushes().await;
     assert!(store.queue_len().expect("count") > before, "never queued");
+}
+
+/// Handed to the worker, the hook queues nothing itself: a message waits, with no
+/// blocking job, until the worker's round takes it and builds its pushes; once the
+/// worker is gone, `flush` queues what it left.
+#[test]
+fn handed_to_the_worker_the_hook_starts_no_job() {
+    let (_dir, store) = store();
+    let hook = webpush_hook(&store);
+    let nth = |n: u8| numbered(&format!("h{n}"));
+    let before = store.queue_len().expect("count");
+    let rt = current_thread();
+    rt.block_on(async {
+        hook.hand_to_worker(true);
+        hook.after_delivery(nth(1), delivered(true));
+        assert!(hook.waiting());
+        assert!(hook.tasks.is_empty(), "no blocking job");
+        let handed = hook.take();
+        assert_eq!(handed.len(), 1);
+        assert!(!hook.waiting());
+        let pushes = hook.pushes_of_handed(&handed, unix_now_ms());
+        assert_eq!(ids(&pushes), ["all", "chat"]);
+
+        hook.after_delivery(nth(2), delivered(true));
+        assert!(hook.tasks.is_empty());
+        hook.flush().await;
+    });
+    assert!(!hook.waiting());
+    assert_eq!(
+        store.queue_len().expect("count"),
+        before + 2,
+        "the message left behind, queued by flush (chat and all)"
+    );
 }

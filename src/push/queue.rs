@@ -151,6 +151,21 @@ impl PushQueue {
             return Ok(0);
         }
         let stored = self.store.enqueue(pushes, self.settings.max_queue, now)?;
+        self.count_dropped(pushes, stored);
+        if stored > 0 {
+            self.wake();
+        }
+        Ok(stored)
+    }
+
+    /// Most rows in the queue (`[push] max_queue`).
+    pub fn max_queue(&self) -> usize {
+        self.settings.max_queue
+    }
+
+    /// Of `pushes`, those past the first `stored` found the queue full: counted and
+    /// said so.
+    pub(crate) fn count_dropped(&self, pushes: &[NewPush], stored: usize) {
         if stored < pushes.len() {
             let dropped = pushes.get(stored..).unwrap_or_default();
             let deltachat = dropped
@@ -167,10 +182,6 @@ impl PushQueue {
                 "push queue full: pushes dropped"
             );
         }
-        if stored > 0 {
-            self.wake();
-        }
-        Ok(stored)
     }
 }
 

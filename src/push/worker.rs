@@ -3,9 +3,11 @@
 //! [`Notifier`]), at most `concurrency` at once, and has what each answer means
 //! ([`super::retry`], by the kind's rules) carried out on the queue
 //! ([`super::record`]). The outcomes of every send that finished since its last trip
-//! to the store go there with the next claim and the next-due check: one blocking
-//! hop and one transaction per round (`Store::settle_and_claim`), however many
-//! pushes finished. It wakes when something is queued ([`PushQueue::wake`]), when a
+//! to the store go there with the next claim and the next-due check, and in `coid
+//! serve` so do the pushes of the messages delivered since ([`PushHook::hand_to_worker`]),
+//! queued and claimed there: one blocking hop and one transaction per round
+//! (`Store::queue_settle_and_claim`), however many pushes finished or came. It wakes
+//! when something is queued or handed over ([`PushQueue::wake`]), when a
 //! send finishes, when the next retry is due, and at least every [`POLL`] (pushes
 //! queued by another process, e.g. `coid deliver`). Every [`SWEEP`] it deletes
 //! unvalidated subscriptions past their window, Delta Chat tokens not set again
@@ -33,6 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::delivered::{Handed, PushHook};
 use super::deltachat::notifier::{Notifier, NotifyError};
 use super::outcome::{Attempt, Backoff};
 use super::queue::{PushQueue, blocking};
@@ -43,7 +46,9 @@ use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
 use crate::metrics::{DeltaChatOutcome, PushOutcome};
-use crate::store::{Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, unix_now_ms};
+use crate::store::{
+    Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, StoreError, unix_now_ms,
+};
 
 /// Longest sleep without a wake-up.
 pub const POLL: Duration = Duration::from_secs(5);
@@ -95,6 +100,8 @@ enum Unsent {
 /// The push worker.
 pub struct Worker {
     queue: PushQueue,
+    /// The hook of this process, whose messages' pushes its rounds queue.
+    hook: Option<PushHook>,
     webpush: Option<WebPushSide>,
     deltachat: Option<DeltaChatSide>,
     concurrency: usize,
@@ -110,12 +117,20 @@ impl Worker {
     pub fn new(queue: PushQueue, config: &PushConfig, token_lifetime: Duration) -> Worker {
         Worker {
             queue,
+            hook: None,
             webpush: None,
             deltachat: None,
             concurrency: config.concurrency.max(1),
             send_limit: Duration::from_secs(1),
             token_lifetime,
         }
+    }
+
+    /// Queues the pushes of the messages `hook` is given with its own rounds, while
+    /// it runs ([`PushHook::hand_to_worker`]).
+    pub fn with_hook(mut self, hook: PushHook) -> Worker {
+        self.hook = Some(hook);
+        self
     }
 
     /// Sends Web Push rows with `sender`, by `[push]`'s rules.
@@ -170,6 +185,9 @@ impl Worker {
             .recorder()
             .watch_push_queue(this.queue.store().clone());
         this.queue.watch_other_writers();
+        if let Some(hook) = &this.hook {
+            hook.hand_to_worker(true);
+        }
         tracing::info!("push worker running");
         while !*stop.borrow() {
             if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP) {
@@ -183,7 +201,9 @@ impl Worker {
             this.start(&mut inflight, &mut ready, &mut settled);
             let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
-            let due = trip_due(this.concurrency, ready.len(), inflight.len(), settled.len());
+            let handed = this.hook.as_ref().is_some_and(PushHook::waiting);
+            let due =
+                handed || trip_due(this.concurrency, ready.len(), inflight.len(), settled.len());
             if due {
                 match linger(last_trip, this.concurrency, settled.len(), Instant::now()) {
                     Some(left) => wait = left,
@@ -227,7 +247,12 @@ impl Worker {
         if tokio::time::timeout(send_limit, drain).await.is_err() {
             tracing::warn!("push worker: pushes still in flight at shutdown are retried later");
         }
-        if !settled.is_empty() {
+        // From here on the hook queues by itself; what waits goes with the last round.
+        let handed = this.hook.as_ref().is_some_and(|hook| {
+            hook.hand_to_worker(false);
+            hook.waiting()
+        });
+        if handed || !settled.is_empty() {
             this.trip(settled, 0).await;
         }
         tracing::info!("push worker stopped");
@@ -267,39 +292,62 @@ impl Worker {
         }
     }
 
-    /// One trip to the store: the outcomes since the last one, up to `room` due rows
-    /// leased, and when the next row is due, in one blocking hop and one transaction.
-    /// If it fails, the outcomes' rows stay leased and are sent again after the
-    /// lease (as if coid had died before recording them).
+    /// One trip to the store: the pushes of the messages the hook handed over, the
+    /// outcomes since the last one, up to `room` due rows leased (new ones among
+    /// them), and when the next row is due, in one blocking hop and one transaction
+    /// (SQLite). If it fails, the outcomes' rows stay leased and are sent again after
+    /// the lease (as if coid had died before recording them), and the handed
+    /// messages go back to the hook, which queues them by itself.
     async fn trip(&self, settled: Vec<Settle>, room: usize) -> Claimed {
-        let store = self.queue.store().clone();
+        let queue = self.queue.clone();
         let lease = i64::try_from(self.send_limit.as_millis())
             .unwrap_or(i64::MAX)
             .saturating_add(LEASE_SLACK.as_millis() as i64);
         let kinds = self.kinds();
         let outcomes = settled.len();
-        let result = blocking(move || {
+        let hook = self.hook.clone();
+        let handed = hook.as_ref().map(PushHook::take).unwrap_or_default();
+        let joined = tokio::task::spawn_blocking(move || {
             let now = unix_now_ms();
+            let new = match &hook {
+                Some(hook) if !handed.is_empty() => hook.pushes_of_handed(&handed, now),
+                _ => Vec::new(),
+            };
             let claim = Claim {
                 now,
                 lease_until: now.saturating_add(lease),
                 limit: room,
                 kinds,
             };
-            store.settle_and_claim(&settled, claim)
+            let store = queue.store();
+            let result = store.queue_settle_and_claim(&new, queue.max_queue(), &settled, claim);
+            if let Ok((taken, _)) = &result {
+                queue.count_dropped(&new, *taken);
+            }
+            (handed, result)
         })
         .await;
-        result.unwrap_or_else(|err| {
-            tracing::error!(
-                error = %err,
-                outcomes,
-                "push queue: cannot record results or claim pushes; they are retried after their lease"
-            );
-            Claimed {
-                pushes: Vec::new(),
-                next_due: None,
+        // A panic in the round (a bug) loses what it held, and says so.
+        let (handed, result) = joined
+            .unwrap_or_else(|join| (Handed::default(), Err(StoreError::Worker(join.to_string()))));
+        match result {
+            Ok((_, claimed)) => claimed,
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    outcomes,
+                    messages = handed.len(),
+                    "push queue: cannot queue pushes, record results or claim; results are retried after their lease, pushes queued again"
+                );
+                if let Some(hook) = &self.hook {
+                    hook.requeue(handed);
+                }
+                Claimed {
+                    pushes: Vec::new(),
+                    next_due: None,
+                }
             }
-        })
+        }
     }
 
     async fn sweep(&self) {

@@ -190,6 +190,19 @@ impl Engine for Counted {
         self.count(self.inner.settle_and_claim(settled, claim))
     }
 
+    fn queue_settle_and_claim(
+        &self,
+        new: &[NewPush],
+        max_queue: usize,
+        settled: &[Settle],
+        claim: Claim,
+    ) -> Result<(usize, Claimed), StoreError> {
+        self.count(
+            self.inner
+                .queue_settle_and_claim(new, max_queue, settled, claim),
+        )
+    }
+
     fn subscriptions(&self, username: &str) -> Result<Vec<Subscription>, StoreError> {
         self.count(self.inner.subscriptions(username))
     }

@@ -207,6 +207,32 @@ pub trait Engine: Send + Sync {
     /// The database failed; nothing was settled or claimed.
     fn settle_and_claim(&self, settled: &[Settle], claim: Claim) -> Result<Claimed, StoreError>;
 
+    /// Queues `new` (as [`Engine::enqueue`], within `max_queue`, at `claim.now`),
+    /// then applies `settled` and claims by `claim`: the push worker's round when the
+    /// pushes of messages delivered in its own process come with it. Returns how many
+    /// of `new` were taken, and the claim (which may hold rows of `new`).
+    ///
+    /// By default two transactions, the queueing and then the round; SQLite makes it
+    /// one.
+    ///
+    /// # Errors
+    /// The database failed: nothing was settled or claimed, and (in one transaction)
+    /// nothing queued. By default `new` may be queued all the same; the dedupe keys
+    /// of a delivered message's pushes keep a second try from queueing them twice.
+    fn queue_settle_and_claim(
+        &self,
+        new: &[NewPush],
+        max_queue: usize,
+        settled: &[Settle],
+        claim: Claim,
+    ) -> Result<(usize, Claimed), StoreError> {
+        let taken = match new {
+            [] => 0,
+            new => self.enqueue(new, max_queue, claim.now)?,
+        };
+        Ok((taken, self.settle_and_claim(settled, claim)?))
+    }
+
     /// A user's subscriptions, by id.
     ///
     /// # Errors

@@ -173,3 +173,57 @@ fn a_failed_trip_changes_nothing(#[case] kind: Kind) {
         .expect("claim");
     assert_eq!(again.pushes.len(), 2, "both sent again after the lease");
 }
+
+/// The pushes of messages just delivered come with a round: queued within the bound,
+/// then claimed by that same round along with the rows already due, after its
+/// outcomes; queued again (Postfix delivering the message again), their dedupe keys
+/// keep them out.
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_round_queues_and_claims_new_pushes(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
+    let validations = store.settle_and_claim(&[], claim(T, 10)).expect("claim");
+    assert_eq!(validations.pushes.len(), 2);
+    let done: Vec<Settle> = validations
+        .pushes
+        .iter()
+        .map(|p| Settle::Done { seq: p.seq })
+        .collect();
+    let delivered = |id: &str| NewPush {
+        dedupe: Some(format!("message-1-{id}")),
+        ..push(id)
+    };
+    let new = [delivered("a"), delivered("b")];
+    let (taken, round) = store
+        .queue_settle_and_claim(&new, 100, &done, claim(T + 1, 10))
+        .expect("round");
+    assert_eq!(taken, 2);
+    let mut claimed: Vec<(&str, bool)> = round
+        .pushes
+        .iter()
+        .map(|p| (p.target.as_str(), p.validation))
+        .collect();
+    claimed.sort_unstable();
+    assert_eq!(
+        claimed,
+        [("a", false), ("b", false)],
+        "the new pushes, claimed"
+    );
+    assert_eq!(
+        store.queue_len().expect("count"),
+        2,
+        "the validations are done"
+    );
+
+    let (_, again) = store
+        .queue_settle_and_claim(&new, 100, &[], claim(T + 2, 10))
+        .expect("round");
+    assert!(again.pushes.is_empty(), "leased, and not queued twice");
+    assert_eq!(store.queue_len().expect("count"), 2);
+
+    let (taken, full) = store
+        .queue_settle_and_claim(&[delivered("c")], 2, &[], claim(T + 3, 10))
+        .expect("round");
+    assert_eq!((taken, full.pushes.len()), (0, 0), "the bound holds");
+}

@@ -137,6 +137,16 @@ impl Engine for Sqlite {
         Sqlite::settle_and_claim(self, settled, claim)
     }
 
+    fn queue_settle_and_claim(
+        &self,
+        new: &[NewPush],
+        max_queue: usize,
+        settled: &[Settle],
+        claim: Claim,
+    ) -> Result<(usize, Claimed), StoreError> {
+        Sqlite::queue_settle_and_claim(self, new, max_queue, settled, claim)
+    }
+
     fn subscriptions(&self, username: &str) -> Result<Vec<Subscription>, StoreError> {
         Sqlite::subscriptions(self, username)
     }

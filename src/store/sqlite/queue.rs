@@ -139,28 +139,7 @@ impl Sqlite {
     ) -> Result<usize, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
-        // Counted once: the queue only grows by what this loop puts.
-        let mut room = max_queue.saturating_sub(queue_len(&tx)?);
-        let mut shared = Shared::of(pushes);
-        let mut taken = 0;
-        for push in pushes {
-            if room == 0 {
-                break;
-            }
-            let payload_id = shared.id(&tx, &push.payload)?;
-            if put_shared(&tx, push, payload_id, now)? {
-                room -= 1;
-            }
-            taken += 1;
-        }
-        // A shared payload whose every row was a duplicate is carried by none.
-        for id in shared.ids.values() {
-            tx.prepare_cached(
-                "DELETE FROM push_payloads WHERE id = ?1
-                   AND NOT EXISTS (SELECT 1 FROM push_queue WHERE payload_id = ?1)",
-            )?
-            .execute(params![id])?;
-        }
+        let taken = enqueue_in(&tx, pushes, max_queue, now)?;
         tx.commit()?;
         Ok(taken)
     }
@@ -291,4 +270,37 @@ impl Sqlite {
         tx.commit()?;
         Ok((dropped[0], dropped[1]))
     }
+}
+
+/// Queues `pushes` within `max_queue` in the open transaction `tx`; returns how
+/// many were taken (the rest found the queue full). See [`Sqlite::enqueue`].
+pub(super) fn enqueue_in(
+    tx: &Transaction<'_>,
+    pushes: &[NewPush],
+    max_queue: usize,
+    now: i64,
+) -> Result<usize, StoreError> {
+    // Counted once: the queue only grows by what this loop puts.
+    let mut room = max_queue.saturating_sub(queue_len(tx)?);
+    let mut shared = Shared::of(pushes);
+    let mut taken = 0;
+    for push in pushes {
+        if room == 0 {
+            break;
+        }
+        let payload_id = shared.id(tx, &push.payload)?;
+        if put_shared(tx, push, payload_id, now)? {
+            room -= 1;
+        }
+        taken += 1;
+    }
+    // A shared payload whose every row was a duplicate is carried by none.
+    for id in shared.ids.values() {
+        tx.prepare_cached(
+            "DELETE FROM push_payloads WHERE id = ?1
+               AND NOT EXISTS (SELECT 1 FROM push_queue WHERE payload_id = ?1)",
+        )?
+        .execute(params![id])?;
+    }
+    Ok(taken)
 }

@@ -1,13 +1,15 @@
-//! The push worker's one trip per round over SQLite: outcomes, then the claim and
-//! the next due time, in one transaction (see `crate::store::settle`).
+//! The push worker's one trip per round over SQLite: the pushes of messages just
+//! delivered in its process, the outcomes, then the claim and the next due time, in
+//! one transaction (see `crate::store::settle`).
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
 
+use super::queue::enqueue_in;
 use super::queue_rows::{
     claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
 };
 use super::{Sqlite, subscriptions, tokens};
-use crate::store::{Claim, Claimed, Settle, StoreError};
+use crate::store::{Claim, Claimed, NewPush, Settle, StoreError};
 
 impl Sqlite {
     /// Applies `settled` in order, then claims by `claim`, in one transaction.
@@ -21,17 +23,47 @@ impl Sqlite {
     ) -> Result<Claimed, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
-        for change in settled {
-            apply(&tx, change)?;
-        }
-        let pushes = match claim.limit {
-            0 => Vec::new(),
-            limit => claim_in(&tx, claim.now, claim.lease_until, limit, claim.kinds)?,
-        };
-        let next_due = next_due_in(&tx, claim.kinds)?;
+        let claimed = settle_and_claim_in(&tx, settled, claim)?;
         tx.commit()?;
-        Ok(Claimed { pushes, next_due })
+        Ok(claimed)
     }
+
+    /// Queues `new`, applies `settled` and claims by `claim`, all in one
+    /// transaction (see [`crate::store::Engine::queue_settle_and_claim`]).
+    ///
+    /// # Errors
+    /// SQLite failed; nothing was queued, settled or claimed.
+    pub(super) fn queue_settle_and_claim(
+        &self,
+        new: &[NewPush],
+        max_queue: usize,
+        settled: &[Settle],
+        claim: Claim,
+    ) -> Result<(usize, Claimed), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let taken = enqueue_in(&tx, new, max_queue, claim.now)?;
+        let claimed = settle_and_claim_in(&tx, settled, claim)?;
+        tx.commit()?;
+        Ok((taken, claimed))
+    }
+}
+
+/// Applies `settled` in order, then claims by `claim`, in the open transaction `tx`.
+fn settle_and_claim_in(
+    tx: &Transaction<'_>,
+    settled: &[Settle],
+    claim: Claim,
+) -> Result<Claimed, StoreError> {
+    for change in settled {
+        apply(tx, change)?;
+    }
+    let pushes = match claim.limit {
+        0 => Vec::new(),
+        limit => claim_in(tx, claim.now, claim.lease_until, limit, claim.kinds)?,
+    };
+    let next_due = next_due_in(tx, claim.kinds)?;
+    Ok(Claimed { pushes, next_due })
 }
 
 fn apply(conn: &Connection, change: &Settle) -> Result<(), StoreError> {
