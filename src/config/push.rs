@@ -35,7 +35,8 @@ pub struct PushConfig {
     pub worker_nice: u8,
     /// OS threads of the push worker's runtime (1 to 16; default 2). Each send's
     /// RFC 8291 encryption is CPU work, so on a 2-CPU host two threads encrypt on
-    /// both CPUs; 1 is one thread with every send on it (`crate::push::thread`).
+    /// both CPUs; 1 is one thread with the worker and every send on it, which costs
+    /// less CPU per message while pushes trickle in (`crate::push::thread`).
     pub worker_threads: usize,
     /// Most pushes waiting in the queue; more are dropped with a warning.
     pub max_queue: usize,

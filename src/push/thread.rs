@@ -1,6 +1,7 @@
-//! The push worker's own OS thread and a multi-thread tokio runtime of its own
-//! (`[push] worker_threads` threads, default 2), at, if configured, a lower CPU
-//! priority (`[push] worker_nice`, default 0).
+//! The push worker's own OS thread and a tokio runtime of its own (`[push]
+//! worker_threads`: default 2, a multi-thread runtime; 1, a current-thread runtime on
+//! the `coid-push` thread itself), at, if configured, a lower CPU priority (`[push]
+//! worker_nice`, default 0).
 //!
 //! Why: Web Push costs about 65 µs of CPU per push (a fresh ECDH key agreement per
 //! message, RFC 8291 §3.1, with ring; the ES256 VAPID signature, RFC 8292 §2, is
@@ -17,11 +18,18 @@
 //! Pushes never block mail either way: they wait in the durable queue.
 //!
 //! Why several threads: the worker's sends run as tasks of this runtime, and each
-//! one's encryption is CPU work; on one thread (a current-thread runtime) they took
-//! turns and the worker reached about 0.57× of what the sender alone reaches on both
-//! CPUs of a 2-CPU host. With `worker_threads` runtime threads (default 2) the sends'
-//! encryption runs in parallel; 1 gives the single-thread shape back. The worker's own
-//! loop stays on the `coid-push` thread that runs [`tokio::runtime::Runtime::block_on`].
+//! one's encryption is CPU work; with `worker_threads` runtime threads (default 2)
+//! the sends' encryption runs in parallel, and the worker's own loop stays on the
+//! `coid-push` thread that runs [`tokio::runtime::Runtime::block_on`]. With 1, the
+//! loop, the sends and their connections all run on that one thread: no hand-offs
+//! between threads (each a futex wake-up), so while mail flows and pushes trickle in
+//! it costs less CPU per message, but a backlog of Web Push encrypts on one CPU.
+//! Measured on 2 CPUs (`benches/push`, one run each, alternating): coid's CPU per
+//! message with mail flowing, Web Push 875 µs at 1 against 950–955 at 2 (push off:
+//! 310–318), Delta Chat 650 against 682–722; a backlog of Web Push, 8.7–9.5k/s at 1
+//! against 9.5–11.4k/s at 2 (Delta Chat: the same, 28k/s). The default stays 2: the
+//! backlog is what the queue is for, and the mail's share was within the rounds'
+//! noise either way.
 //!
 //! On Linux `setpriority(PRIO_PROCESS, tid)` changes one thread, so the nice value is
 //! set in each thread: the `coid-push` thread itself and, through the runtime's
@@ -86,11 +94,18 @@ impl PushThread {
     }
 }
 
-/// A multi-thread runtime of `threads` worker threads (at least one), each of its
-/// threads (workers and blocking pool) at nice value `nice`.
+/// A multi-thread runtime of `threads` worker threads, or with 1 (or 0) a
+/// current-thread one, each of its threads (workers and blocking pool) at nice value
+/// `nice`.
 fn runtime(threads: usize, nice: u8) -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder
         .thread_name(NAME)
         .on_thread_start(move || lower_priority(nice))
         .enable_all()
@@ -146,6 +161,18 @@ mod tests {
             before,
             "the caller's thread keeps its priority"
         );
+    }
+
+    #[test]
+    fn one_thread_runs_the_tasks_on_the_thread_that_blocks_on_the_runtime() {
+        let runtime = runtime(1, 0).expect("runtime");
+        let here = std::thread::current().id();
+        let ran_on = runtime.block_on(async {
+            tokio::spawn(async { std::thread::current().id() })
+                .await
+                .expect("task")
+        });
+        assert_eq!(ran_on, here, "a current-thread runtime");
     }
 
     #[test]
