@@ -419,10 +419,14 @@ impl PushHook {
     /// (`super::worker`): then a message's pushes are queued in the same transaction
     /// as the worker's outcomes and claim, which claims them too, and no blocking job
     /// of the hook's runs. The worker turns this on as it starts and off as it stops;
-    /// what waits then goes with its last round, and what comes after is queued the
-    /// usual way.
+    /// turned off, what waits and what comes after is queued the usual way, by a
+    /// blocking job started at once. Must be called inside a tokio runtime.
     pub(crate) fn hand_to_worker(&self, on: bool) {
-        lock(&self.batch).handoff = on;
+        let mut batch = lock(&self.batch);
+        batch.handoff = on;
+        if !on && !batch.jobs.is_empty() && !batch.running {
+            self.start_drain(&mut batch);
+        }
     }
 
     /// Messages wait for the worker's next round.
@@ -553,13 +557,7 @@ impl PushHook {
     /// Waits until every push started so far is queued (shutdown, `coid deliver`).
     /// Messages left waiting for a worker that is gone are queued here.
     pub async fn flush(&self) {
-        {
-            let mut batch = lock(&self.batch);
-            batch.handoff = false;
-            if !batch.jobs.is_empty() && !batch.running {
-                self.start_drain(&mut batch);
-            }
-        }
+        self.hand_to_worker(false);
         self.tasks.close();
         self.tasks.wait().await;
         self.tasks.reopen();

@@ -231,6 +231,11 @@ impl Worker {
                 _ = stop.changed() => {}
             }
         }
+        // From here on the hook queues by itself, what waits included: messages
+        // delivered while the sends in flight finish do not wait for them.
+        if let Some(hook) = &this.hook {
+            hook.hand_to_worker(false);
+        }
         // Claimed but not started: due again at once, for the next start.
         let now = unix_now_ms();
         settled.extend(ready.drain(..).map(|(_, push)| Settle::Retry {
@@ -247,12 +252,7 @@ impl Worker {
         if tokio::time::timeout(send_limit, drain).await.is_err() {
             tracing::warn!("push worker: pushes still in flight at shutdown are retried later");
         }
-        // From here on the hook queues by itself; what waits goes with the last round.
-        let handed = this.hook.as_ref().is_some_and(|hook| {
-            hook.hand_to_worker(false);
-            hook.waiting()
-        });
-        if handed || !settled.is_empty() {
+        if !settled.is_empty() {
             this.trip(settled, 0).await;
         }
         tracing::info!("push worker stopped");
