@@ -252,6 +252,10 @@ fn temp_sqlite() -> (tempfile::TempDir, Sqlite) {
 mod checkpoint_tests;
 
 #[cfg(test)]
+#[path = "queue_pages_tests.rs"]
+mod queue_pages_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{ENTRY_ENABLED, SCHEMA_VERSION, Store, Table, Write};

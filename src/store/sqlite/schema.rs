@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(in crate::store) const MIGRATIONS: [&str; 11] = [
+pub(in crate::store) const MIGRATIONS: [&str; 12] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -185,4 +185,11 @@ pub(in crate::store) const MIGRATIONS: [&str; 11] = [
     INSERT INTO push_dedupe_11 (key, keep_until) SELECT key, keep_until FROM push_dedupe;
     DROP TABLE push_dedupe;
     ALTER TABLE push_dedupe_11 RENAME TO push_dedupe;",
+    // 12: the queue's index of targets becomes one of users. Keyed by (user, target),
+    // a message's rows for a user with several devices landed on one index page per
+    // device once the queue held a few hundred rows of that user, so queueing them
+    // wrote that many pages; keyed by user alone (then seq), they append to one. The
+    // rare lookups by target (a subscription or token removed) read the user's rows.
+    "DROP INDEX IF EXISTS push_queue_subscription;
+    CREATE INDEX IF NOT EXISTS push_queue_user ON push_queue (username);",
 ];
