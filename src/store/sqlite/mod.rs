@@ -93,6 +93,13 @@ impl Sqlite {
         let mut conn = Connection::open(path).map_err(named)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(named)?;
+        // A transaction takes the write lock as it begins, waiting for it (the busy
+        // timeout above) if another process holds it. A deferred one that read
+        // first and wrote then got SQLITE_BUSY at once instead: SQLite calls no busy
+        // handler for a read transaction that turns into a write one, as it could
+        // deadlock. A worker round failed that way while `coid deliver` or `coid
+        // user` wrote, and the pushes it had sent were sent again after their lease.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(named)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -297,6 +304,37 @@ mod tests {
                 }],
             )
             .expect("new table usable");
+    }
+
+    /// A transaction that reads before it writes (queueing reads the queue's length
+    /// first) waits for another process's write lock instead of failing at once.
+    #[test]
+    fn a_write_waits_for_another_processs_lock() {
+        let (dir, db) = temp_sqlite();
+        let other = Connection::open(dir.path().join("s.sqlite")).expect("other");
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("the write lock");
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            other.execute_batch("COMMIT").expect("let go");
+        });
+        let push = crate::store::NewPush {
+            kind: crate::store::PushKind::DeltaChat,
+            username: "a@x".into(),
+            target: "t".into(),
+            payload: String::new(),
+            with_content: false,
+            validation: false,
+            not_before: 0,
+            deadline: 1,
+            dedupe: None,
+        };
+        assert_eq!(
+            db.enqueue(&[push], 10, 0).expect("queued after the wait"),
+            1
+        );
+        holder.join().expect("holder");
     }
 
     /// A database written by a later coid is refused at open, and left as it is.
