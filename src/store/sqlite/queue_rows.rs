@@ -38,17 +38,49 @@ pub(super) fn claim_in(
         rows.collect::<Result<Vec<_>, _>>()?
     };
     let mut claimed = Vec::new();
+    let mut gone = Vec::new();
     for (seq, push) in rows {
-        let Some(push) = push.filter(|p| p.deadline >= now) else {
-            tx.prepare_cached("DELETE FROM push_queue WHERE seq = ?1")?
-                .execute(params![seq])?;
-            continue;
-        };
-        tx.prepare_cached("UPDATE push_queue SET not_before = ?2 WHERE seq = ?1")?
-            .execute(params![push.seq, lease_until])?;
-        claimed.push(push);
+        match push.filter(|p| p.deadline >= now) {
+            Some(push) => claimed.push(push),
+            None => gone.push(seq),
+        }
+    }
+    done_all_in(tx, &gone)?;
+    let seqs: Vec<i64> = claimed.iter().map(|push| push.seq).collect();
+    if !seqs.is_empty() {
+        tx.prepare_cached(
+            "UPDATE push_queue SET not_before = ?2
+              WHERE seq IN (SELECT value FROM json_each(?1))",
+        )?
+        .execute(params![seq_list(&seqs), lease_until])?;
     }
     Ok(claimed)
+}
+
+/// Deletes the rows `seqs` (sent, given up, or past saving), in one statement:
+/// one row at a time, each statement's own work (binding, its journal, the
+/// triggers' setup) cost more than the row.
+pub(super) fn done_all_in(conn: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    conn.prepare_cached("DELETE FROM push_queue WHERE seq IN (SELECT value FROM json_each(?1))")?
+        .execute(params![seq_list(seqs)])?;
+    Ok(())
+}
+
+/// `seqs` as a JSON array, for `json_each` (SQLite's JSON functions, built in).
+fn seq_list(seqs: &[i64]) -> String {
+    let mut list = String::with_capacity(seqs.len() * 8 + 2);
+    list.push('[');
+    for (i, seq) in seqs.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(&seq.to_string());
+    }
+    list.push(']');
+    list
 }
 
 /// See [`crate::store::Engine::next_due`].

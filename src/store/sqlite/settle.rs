@@ -6,7 +6,7 @@ use rusqlite::{Connection, Transaction};
 
 use super::queue::enqueue_in;
 use super::queue_rows::{
-    claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
+    claim_in, delay_endpoint_in, delay_kind_in, done_all_in, done_in, next_due_in, retry_in,
 };
 use super::{Sqlite, subscriptions, tokens};
 use crate::store::{Claim, Claimed, NewPush, Settle, StoreError};
@@ -55,9 +55,18 @@ fn settle_and_claim_in(
     settled: &[Settle],
     claim: Claim,
 ) -> Result<Claimed, StoreError> {
+    // Each run of rows sent is deleted in one statement, before the next other
+    // change: the order stays the same.
+    let mut done = Vec::new();
     for change in settled {
+        if let Settle::Done { seq } = change {
+            done.push(*seq);
+            continue;
+        }
+        done_all_in(tx, &std::mem::take(&mut done))?;
         apply(tx, change)?;
     }
+    done_all_in(tx, &done)?;
     let pushes = match claim.limit {
         0 => Vec::new(),
         limit => claim_in(tx, claim.now, claim.lease_until, limit, claim.kinds)?,
