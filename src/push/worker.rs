@@ -16,7 +16,9 @@
 //! It keeps rows claimed ahead of those in flight (up to [`AHEAD`] × `concurrency`
 //! in all), so a finished send is replaced at once rather than after the next trip to
 //! the store, and goes to the store only when fewer than `concurrency` wait ahead:
-//! one trip per batch of pushes, not one per finished push. While pushes trickle in,
+//! one trip per batch of pushes, not one per finished push. A trip runs beside the
+//! sends (at most one at a time): while it waits for the store, finished sends are
+//! replaced from the rows claimed ahead. While pushes trickle in,
 //! trips are at least [`LINGER`] apart ([`super::rounds::linger`]), so several
 //! messages' pushes and outcomes share a transaction; a 429
 //! sends the rows it holds back, of that endpoint or kind, back to the queue.
@@ -28,6 +30,8 @@
 //! ahead are due again at once.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +99,18 @@ enum Unsent {
     Refused(String),
     /// The request could not be built.
     Build(String),
+}
+
+/// A trip to the store under way ([`Worker::trip`]).
+type Trip = Pin<Box<dyn Future<Output = Claimed> + Send>>;
+
+/// What the trip under way claimed, and the room it claimed for; pending while no
+/// trip is under way.
+async fn back(trip: &mut Option<(Trip, usize)>) -> (Claimed, usize) {
+    match trip {
+        Some((pending, room)) => (pending.as_mut().await, *room),
+        None => std::future::pending().await,
+    }
 }
 
 /// The push worker.
@@ -181,6 +197,11 @@ impl Worker {
         let mut settled = Vec::new();
         let mut last_sweep: Option<tokio::time::Instant> = None;
         let mut last_trip: Option<LastTrip> = None;
+        // The trip to the store under way, if any (at most one), and the room it
+        // claims for; sends keep starting from `ready` while it runs.
+        let mut trip: Option<(Trip, usize)> = None;
+        // Set when a trip just came back: when its next row is due.
+        let mut tripped: Option<Option<i64>> = None;
         this.queue
             .recorder()
             .watch_push_queue(this.queue.store().clone());
@@ -199,25 +220,25 @@ impl Worker {
             }
             hold_back(&mut ready, &mut settled);
             this.start(&mut inflight, &mut ready, &mut settled);
-            let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
             let mut wait = POLL;
-            let handed = this.hook.as_ref().is_some_and(PushHook::waiting);
-            let due =
-                handed || trip_due(this.concurrency, ready.len(), inflight.len(), settled.len());
-            if due {
-                match linger(last_trip, this.concurrency, settled.len(), Instant::now()) {
-                    Some(left) => wait = left,
-                    None => {
-                        let claimed = this.trip(std::mem::take(&mut settled), room).await;
-                        let at = Instant::now();
-                        last_trip = Some(LastTrip {
-                            at,
-                            full: room > 0 && claimed.pushes.len() >= room,
-                        });
-                        ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
-                        this.start(&mut inflight, &mut ready, &mut settled);
-                        if inflight.len() < this.concurrency {
-                            wait = until(claimed.next_due);
+            if let Some(next_due) = tripped.take() {
+                // Right after a trip: the next waits for something to happen (a row
+                // due, a send finished, a wake-up), as a trip that found little
+                // would otherwise be followed by another at once.
+                if inflight.len() < this.concurrency {
+                    wait = until(next_due);
+                }
+            } else if trip.is_none() {
+                let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
+                let handed = this.hook.as_ref().is_some_and(PushHook::waiting);
+                let due = handed
+                    || trip_due(this.concurrency, ready.len(), inflight.len(), settled.len());
+                if due {
+                    match linger(last_trip, this.concurrency, settled.len(), Instant::now()) {
+                        Some(left) => wait = left,
+                        None => {
+                            let outcomes = std::mem::take(&mut settled);
+                            trip = Some((Box::pin(Arc::clone(&this).trip(outcomes, room)), room));
                         }
                     }
                 }
@@ -228,6 +249,16 @@ impl Worker {
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                     finished(done, &mut settled);
                 }
+                (claimed, room) = back(&mut trip), if trip.is_some() => {
+                    trip = None;
+                    let at = Instant::now();
+                    last_trip = Some(LastTrip {
+                        at,
+                        full: room > 0 && claimed.pushes.len() >= room,
+                    });
+                    ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
+                    tripped = Some(claimed.next_due);
+                }
                 _ = stop.changed() => {}
             }
         }
@@ -235,6 +266,16 @@ impl Worker {
         // delivered while the sends in flight finish do not wait for them.
         if let Some(hook) = &this.hook {
             hook.hand_to_worker(false);
+        }
+        // A trip under way finishes; what it claimed goes back below.
+        if let Some((pending, _)) = trip.take() {
+            let claimed = pending.await;
+            ready.extend(
+                claimed
+                    .pushes
+                    .into_iter()
+                    .map(|push| (Instant::now(), push)),
+            );
         }
         // Claimed but not started: due again at once, for the next start.
         let now = unix_now_ms();
@@ -253,7 +294,7 @@ impl Worker {
             tracing::warn!("push worker: pushes still in flight at shutdown are retried later");
         }
         if !settled.is_empty() {
-            this.trip(settled, 0).await;
+            Arc::clone(&this).trip(settled, 0).await;
         }
         tracing::info!("push worker stopped");
     }
@@ -298,7 +339,7 @@ impl Worker {
     /// (SQLite). If it fails, the outcomes' rows stay leased and are sent again after
     /// the lease (as if coid had died before recording them), and the handed
     /// messages go back to the hook, which queues them by itself.
-    async fn trip(&self, settled: Vec<Settle>, room: usize) -> Claimed {
+    async fn trip(self: Arc<Self>, settled: Vec<Settle>, room: usize) -> Claimed {
         let queue = self.queue.clone();
         let lease = i64::try_from(self.send_limit.as_millis())
             .unwrap_or(i64::MAX)
@@ -481,3 +522,7 @@ impl Worker {
 #[cfg(test)]
 #[path = "worker_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "worker_trip_tests.rs"]
+mod trip_tests;
