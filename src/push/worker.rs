@@ -200,8 +200,12 @@ impl Worker {
         // The trip to the store under way, if any (at most one), and the room it
         // claims for; sends keep starting from `ready` while it runs.
         let mut trip: Option<(Trip, usize)> = None;
-        // Set when a trip just came back: when its next row is due.
+        // Set when a trip just came back and nothing woke the loop while it ran:
+        // when its next row is due.
         let mut tripped: Option<Option<i64>> = None;
+        // Something woke the loop while a trip ran (a wake-up, a send finished): it
+        // is looked at once the trip is back, not slept through.
+        let mut stirred = false;
         this.queue
             .recorder()
             .watch_push_queue(this.queue.store().clone());
@@ -222,9 +226,10 @@ impl Worker {
             this.start(&mut inflight, &mut ready, &mut settled);
             let mut wait = POLL;
             if let Some(next_due) = tripped.take() {
-                // Right after a trip: the next waits for something to happen (a row
-                // due, a send finished, a wake-up), as a trip that found little
-                // would otherwise be followed by another at once.
+                // Right after a trip, if nothing happened while it ran: the next
+                // waits for something to happen (a row due, a send finished, a
+                // wake-up), as a trip that found little would otherwise be followed
+                // by another at once.
                 if inflight.len() < this.concurrency {
                     wait = until(next_due);
                 }
@@ -243,13 +248,15 @@ impl Worker {
                     }
                 }
             }
+            let tripping = trip.is_some();
             tokio::select! {
-                () = this.queue.notify().notified() => {}
+                () = this.queue.notify().notified() => stirred |= tripping,
                 () = tokio::time::sleep(wait) => {}
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                     finished(done, &mut settled);
+                    stirred |= tripping;
                 }
-                (claimed, room) = back(&mut trip), if trip.is_some() => {
+                (claimed, room) = back(&mut trip), if tripping => {
                     trip = None;
                     let at = Instant::now();
                     last_trip = Some(LastTrip {
@@ -257,7 +264,7 @@ impl Worker {
                         full: room > 0 && claimed.pushes.len() >= room,
                     });
                     ready.extend(claimed.pushes.into_iter().map(|push| (at, push)));
-                    tripped = Some(claimed.next_due);
+                    tripped = (!std::mem::take(&mut stirred)).then_some(claimed.next_due);
                 }
                 _ = stop.changed() => {}
             }

@@ -1,8 +1,9 @@
 //! The worker's trips to the store run beside its sends: while a trip waits for the
 //! store (here another connection holds SQLite's write lock), the rows it claimed
-//! before keep being sent, and none beyond them. Over a real SQLite file and real
-//! HTTP to a notification service stand-in on loopback that answers 200 after a
-//! pause (so the test sees where each trip falls).
+//! before keep being sent, and none beyond them; what happened while it waited is
+//! looked at as soon as it is back. Over a real SQLite file and real HTTP to a
+//! notification service stand-in on loopback that answers 200 after a pause (so
+//! the test sees where each trip falls).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{AHEAD, Worker};
-use crate::config::{DeltaChatConfig, PushConfig};
+use crate::classify::Class;
+use crate::config::{DeltaChatConfig, NotifyFor, PushConfig};
+use crate::push::delivered::{Delivered, DeliveredMessage, HookKinds, PushHook};
+use crate::push::deltachat::DeltaChatRules;
 use crate::push::deltachat::notifier::Notifier;
 use crate::push::endpoint::EndpointPolicy;
 use crate::push::queue::PushQueue;
@@ -86,30 +90,84 @@ fn reaches(answered: &AtomicUsize, count: usize, limit: Duration) -> bool {
     true
 }
 
+/// A state store with one Delta Chat token of [`USER`], the stand-in, and a runtime
+/// for the worker.
+struct Rig {
+    dir: tempfile::TempDir,
+    store: Store,
+    queue: PushQueue,
+    answered: Arc<AtomicUsize>,
+    config: PushConfig,
+    deltachat: DeltaChatConfig,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("coid.sqlite")).expect("store");
+        let (url, answered) = stand_in();
+        let config = PushConfig {
+            allow_private_endpoints: true,
+            concurrency: CONCURRENCY,
+            ..PushConfig::default()
+        };
+        let deltachat = DeltaChatConfig {
+            push: true,
+            notify_url: url,
+            ..DeltaChatConfig::default()
+        };
+        let token = Op::AddToken {
+            id: "t".into(),
+            token: "openpgp:x".into(),
+            max: 4,
+        };
+        store.commit(USER, &[token], unix_now_ms()).expect("token");
+        let queue = PushQueue::new(store.clone(), &config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Rig {
+            dir,
+            store,
+            queue,
+            answered,
+            config,
+            deltachat,
+            runtime,
+        }
+    }
+
+    /// A worker over the queue that sends Delta Chat notifications to the stand-in.
+    fn worker(&self) -> Worker {
+        let policy = EndpointPolicy {
+            allow_private: true,
+        };
+        let notifier = Notifier::new(&self.deltachat, policy, CONCURRENCY).expect("notifier");
+        Worker::new(self.queue.clone(), &self.config, Duration::from_secs(3600))
+            .with_deltachat(notifier, &self.deltachat)
+    }
+
+    /// Another connection, holding the store's write lock.
+    fn lock(&self) -> rusqlite::Connection {
+        let lock = rusqlite::Connection::open(self.dir.path().join("coid.sqlite"))
+            .expect("another connection");
+        lock.execute_batch("BEGIN IMMEDIATE")
+            .expect("the write lock");
+        lock
+    }
+
+    fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
+    }
+}
+
 #[test]
 fn sends_go_on_while_a_trip_waits_for_the_store() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("coid.sqlite");
-    let store = Store::open(&path).expect("store");
-    let (url, answered) = stand_in();
-    let config = PushConfig {
-        allow_private_endpoints: true,
-        concurrency: CONCURRENCY,
-        ..PushConfig::default()
-    };
-    let deltachat = DeltaChatConfig {
-        push: true,
-        notify_url: url,
-        ..DeltaChatConfig::default()
-    };
-    let token = Op::AddToken {
-        id: "t".into(),
-        token: "openpgp:x".into(),
-        max: 4,
-    };
+    let rig = Rig::new();
     let now = unix_now_ms();
-    store.commit(USER, &[token], now).expect("token");
-    let queue = PushQueue::new(store.clone(), &config);
     let rows: Vec<NewPush> = (0..QUEUED)
         .map(|_| NewPush {
             kind: PushKind::DeltaChat,
@@ -123,61 +181,102 @@ fn sends_go_on_while_a_trip_waits_for_the_store() {
             dedupe: None,
         })
         .collect();
-    assert_eq!(queue.enqueue(&rows, now).expect("queued"), QUEUED);
-
-    let policy = EndpointPolicy {
-        allow_private: true,
-    };
-    let notifier = Notifier::new(&deltachat, policy, CONCURRENCY).expect("notifier");
-    let worker =
-        Worker::new(queue, &config, Duration::from_secs(3600)).with_deltachat(notifier, &deltachat);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    assert_eq!(rig.queue.enqueue(&rows, now).expect("queued"), QUEUED);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let running = runtime.spawn(worker.run(stopped));
+    let running = rig.runtime.spawn(rig.worker().run(stopped));
 
     // The first trip claimed AHEAD × CONCURRENCY rows; the next one is due when
     // fewer than CONCURRENCY of them wait, about three pauses later. Before then,
     // the store's write lock goes to another connection.
     assert!(
-        reaches(&answered, 1, Duration::from_secs(10)),
+        reaches(&rig.answered, 1, Duration::from_secs(10)),
         "a first send"
     );
-    let lock = rusqlite::Connection::open(&path).expect("another connection");
-    lock.execute_batch("BEGIN IMMEDIATE")
-        .expect("the write lock");
+    let lock = rig.lock();
     assert!(
-        answered.load(Ordering::SeqCst) < AHEAD * CONCURRENCY - CONCURRENCY,
+        rig.answered() < AHEAD * CONCURRENCY - CONCURRENCY,
         "the lock came before the second trip"
     );
     // Every row claimed before is sent though the second trip waits: with the trip
     // in the worker's loop, the last one waited for it.
     let claimed = AHEAD * CONCURRENCY;
     assert!(
-        reaches(&answered, claimed, 20 * PAUSE),
+        reaches(&rig.answered, claimed, 20 * PAUSE),
         "{} of the {claimed} claimed rows sent while the store was locked",
-        answered.load(Ordering::SeqCst)
+        rig.answered()
     );
     std::thread::sleep(5 * PAUSE);
-    assert_eq!(
-        answered.load(Ordering::SeqCst),
-        claimed,
-        "nothing beyond them"
-    );
+    assert_eq!(rig.answered(), claimed, "nothing beyond them");
 
     lock.execute_batch("COMMIT").expect("the lock let go");
     assert!(
-        reaches(&answered, QUEUED, Duration::from_secs(30)),
+        reaches(&rig.answered, QUEUED, Duration::from_secs(30)),
         "{} of {QUEUED} sent after the lock",
-        answered.load(Ordering::SeqCst)
+        rig.answered()
     );
     let _ = stop.send(true);
-    runtime.block_on(running).expect("the worker stops");
+    rig.runtime.block_on(running).expect("the worker stops");
     // The round that waited for the lock recorded its outcomes: nothing is left
     // leased to be sent twice.
-    assert_eq!(store.queue_len().expect("queue"), 0);
-    assert_eq!(answered.load(Ordering::SeqCst), QUEUED);
+    assert_eq!(rig.store.queue_len().expect("queue"), 0);
+    assert_eq!(rig.answered(), QUEUED);
+}
+
+/// A delivered message of `class` for [`USER`], Message-ID `<id@example.net>`.
+fn message(id: &str, class: Class) -> (DeliveredMessage, Vec<Delivered>) {
+    let header = format!(
+        "From: bob@example.net\r\nMessage-ID: <{id}@example.net>\r\nChat-Version: 1.0\r\n\r\n"
+    );
+    let message = DeliveredMessage::new(header.into_bytes(), None, None).with_class(class);
+    let copy = Delivered {
+        username: USER.into(),
+        address: USER.into(),
+        folder: "INBOX".into(),
+        chat: class == Class::Chat,
+    };
+    (message, vec![copy])
+}
+
+/// A message handed over while the worker's round waits for the store is queued by
+/// the round right after, not after the worker's longest sleep ([`super::POLL`],
+/// 5 s): its wake-up came while the round was under way.
+#[test]
+fn a_message_handed_while_a_trip_waits_goes_with_the_next_one() {
+    let rig = Rig::new();
+    let rules = DeltaChatRules {
+        notify: NotifyFor::Chat,
+        token_lifetime: Duration::from_secs(90 * 86_400),
+        deadline: Duration::from_secs(60),
+    };
+    let kinds = HookKinds {
+        webpush: false,
+        deltachat: Some(rules),
+    };
+    let hook = PushHook::new(rig.queue.clone(), kinds);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = rig
+        .runtime
+        .spawn(rig.worker().with_hook(hook.clone()).run(stopped));
+    let _entered = rig.runtime.enter();
+    // Its sweep and first round are done: it sleeps.
+    std::thread::sleep(3 * PAUSE);
+    let lock = rig.lock();
+    // An email notifies nobody (notify = chat), but its round waits for the lock.
+    let (email, to) = message("email", Class::Email);
+    hook.after_delivery(email, to);
+    std::thread::sleep(2 * PAUSE);
+    let (chat, to) = message("chat", Class::Chat);
+    hook.after_delivery(chat, to);
+    std::thread::sleep(2 * PAUSE);
+    assert!(hook.waiting(), "the chat waits for the next round");
+
+    lock.execute_batch("COMMIT").expect("the lock let go");
+    assert!(
+        reaches(&rig.answered, 1, Duration::from_secs(2)),
+        "the chat's notification, 2 s after the lock went"
+    );
+    let _ = stop.send(true);
+    rig.runtime.block_on(running).expect("the worker stops");
+    assert_eq!(rig.answered(), 1, "the chat's, not the email's");
+    assert_eq!(rig.store.queue_len().expect("queue"), 0);
 }
