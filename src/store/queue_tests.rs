@@ -301,7 +301,7 @@ fn the_kept_length_is_the_row_count(#[case] kind: Kind) {
     conn.execute_batch(
         "DROP INDEX IF EXISTS push_queue_dedupe; ALTER TABLE push_queue DROP COLUMN dedupe;
          DROP TRIGGER push_payloads_delete; DROP TRIGGER push_payloads_detach;
-         DROP INDEX push_queue_payload; ALTER TABLE push_queue DROP COLUMN payload_id;
+         DROP TRIGGER push_payloads_attach; ALTER TABLE push_queue DROP COLUMN payload_id;
          DROP TABLE push_payloads;
          DROP TABLE push_queue_size; DROP TRIGGER push_queue_size_insert;
          DROP TRIGGER push_queue_size_delete; PRAGMA user_version = 6;",

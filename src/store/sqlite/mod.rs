@@ -263,6 +263,10 @@ mod checkpoint_tests;
 mod queue_pages_tests;
 
 #[cfg(test)]
+#[path = "schema_tests.rs"]
+mod schema_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{ENTRY_ENABLED, SCHEMA_VERSION, Store, Table, Write};

@@ -1,6 +1,7 @@
 //! The durable push queue over SQLite (see `crate::store::queue` for the model): the
 //! bound kept by a trigger-maintained counter (schema 7), payloads shared by several
-//! rows stored once (schema 8), and the `Sqlite` methods around `super::queue_rows`.
+//! rows stored once (schema 8) with a trigger-kept count of those rows (schema 13),
+//! and the `Sqlite` methods around `super::queue_rows`.
 
 use std::collections::HashMap;
 
@@ -319,11 +320,8 @@ pub(super) fn enqueue_in(
     }
     // A shared payload whose every row was a duplicate is carried by none.
     for id in shared.ids.values() {
-        tx.prepare_cached(
-            "DELETE FROM push_payloads WHERE id = ?1
-               AND NOT EXISTS (SELECT 1 FROM push_queue WHERE payload_id = ?1)",
-        )?
-        .execute(params![id])?;
+        tx.prepare_cached("DELETE FROM push_payloads WHERE id = ?1 AND refs = 0")?
+            .execute(params![id])?;
     }
     Ok(taken)
 }

@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(in crate::store) const MIGRATIONS: [&str; 12] = [
+pub(in crate::store) const MIGRATIONS: [&str; 13] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -192,4 +192,29 @@ pub(in crate::store) const MIGRATIONS: [&str; 12] = [
     // rare lookups by target (a subscription or token removed) read the user's rows.
     "DROP INDEX IF EXISTS push_queue_subscription;
     CREATE INDEX IF NOT EXISTS push_queue_user ON push_queue (username);",
+    // 13: a shared payload counts the rows that carry it (`refs`, kept by triggers)
+    // instead of the queue keeping an index of `payload_id` for the triggers to look
+    // in: that index was one more B-tree to write for every row queued or deleted,
+    // and appending to an index moves entries among up to three leaves when one
+    // fills. The payload still goes with the last row that carries it, in the same
+    // transaction.
+    "ALTER TABLE push_payloads ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
+    UPDATE push_payloads
+       SET refs = (SELECT count(*) FROM push_queue WHERE payload_id = push_payloads.id);
+    DELETE FROM push_payloads WHERE refs = 0;
+    DROP TRIGGER IF EXISTS push_payloads_delete;
+    DROP TRIGGER IF EXISTS push_payloads_detach;
+    DROP INDEX IF EXISTS push_queue_payload;
+    CREATE TRIGGER push_payloads_attach AFTER INSERT ON push_queue
+    WHEN new.payload_id IS NOT NULL
+    BEGIN UPDATE push_payloads SET refs = refs + 1 WHERE id = new.payload_id; END;
+    CREATE TRIGGER push_payloads_delete AFTER DELETE ON push_queue
+    WHEN old.payload_id IS NOT NULL
+    BEGIN UPDATE push_payloads SET refs = refs - 1 WHERE id = old.payload_id;
+          DELETE FROM push_payloads WHERE id = old.payload_id AND refs <= 0; END;
+    CREATE TRIGGER push_payloads_detach AFTER UPDATE OF payload_id ON push_queue
+    WHEN old.payload_id IS NOT NULL AND new.payload_id IS NOT old.payload_id
+    BEGIN UPDATE push_payloads SET refs = refs - 1 WHERE id = old.payload_id;
+          DELETE FROM push_payloads WHERE id = old.payload_id AND refs <= 0;
+          UPDATE push_payloads SET refs = refs + 1 WHERE id = new.payload_id; END;",
 ];
