@@ -304,6 +304,10 @@ pub(super) fn enqueue_in(
     max_queue: usize,
     now: i64,
 ) -> Result<usize, StoreError> {
+    if pushes.is_empty() {
+        // Most worker rounds bring nothing new: no read of the queue's length.
+        return Ok(0);
+    }
     // Counted once: the queue only grows by what this loop puts.
     let mut room = max_queue.saturating_sub(queue_len(tx)?);
     let mut shared = Shared::of(pushes);

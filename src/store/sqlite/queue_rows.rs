@@ -71,16 +71,8 @@ pub(super) fn done_all_in(conn: &Connection, seqs: &[i64]) -> Result<(), StoreEr
 
 /// `seqs` as a JSON array, for `json_each` (SQLite's JSON functions, built in).
 fn seq_list(seqs: &[i64]) -> String {
-    let mut list = String::with_capacity(seqs.len() * 8 + 2);
-    list.push('[');
-    for (i, seq) in seqs.iter().enumerate() {
-        if i > 0 {
-            list.push(',');
-        }
-        list.push_str(&seq.to_string());
-    }
-    list.push(']');
-    list
+    let items: Vec<String> = seqs.iter().map(i64::to_string).collect();
+    format!("[{}]", items.join(","))
 }
 
 /// See [`crate::store::Engine::next_due`].

@@ -12,7 +12,8 @@ use super::{Sqlite, subscriptions, tokens};
 use crate::store::{Claim, Claimed, NewPush, Settle, StoreError};
 
 impl Sqlite {
-    /// Applies `settled` in order, then claims by `claim`, in one transaction.
+    /// Applies `settled` in order, then claims by `claim`, in one transaction: a
+    /// round with nothing new to queue.
     ///
     /// # Errors
     /// SQLite failed; nothing was settled or claimed.
@@ -21,10 +22,7 @@ impl Sqlite {
         settled: &[Settle],
         claim: Claim,
     ) -> Result<Claimed, StoreError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        let claimed = settle_and_claim_in(&tx, settled, claim)?;
-        tx.commit()?;
+        let (_, claimed) = self.queue_settle_and_claim(&[], 0, settled, claim)?;
         Ok(claimed)
     }
 
