@@ -349,7 +349,7 @@ fn add_tokens(store: &Store, deltachat: &DeltaChatConfig, tokens: &[String]) {
 
 /// Queues the Delta Chat notifications for `messages` deliveries of `message` to
 /// [`USER`], one transaction per message as the delivery hook does; returns µs per
-/// message.
+/// message in a store in use ([`in_halves`]).
 fn fill_notifications(
     queue: &PushQueue,
     rules: &DeltaChatRules,
@@ -361,15 +361,56 @@ fn fill_notifications(
         .map(|chat| delivered(chat).with_class(Class::Chat))
         .collect();
     let rcpt = [recipient()];
-    let began = Instant::now();
-    for delivered in &delivered {
+    in_halves("fill (delta chat)", &delivered, |delivered| {
         let now = unix_now_ms();
         let notifications = notifications_for(queue.store(), delivered, &rcpt, rules, now)
             .expect("notifications for a message");
         assert_eq!(notifications.len(), tokens);
+        let at = Instant::now();
         queue.enqueue(&notifications, now).expect("queued");
-    }
-    began.elapsed().as_secs_f64() * 1e6 / chats.len() as f64
+        at.elapsed()
+    })
+}
+
+/// How long the bench waits between the two halves of [`in_halves`]: a few of the
+/// checkpoint thread's looks (every 100 ms while others write), so that it has
+/// copied the log back and the next write starts the log over, as between two
+/// bursts of mail in service.
+const CHECKPOINTED: Duration = Duration::from_millis(400);
+
+/// Queues each of `delivered` with `queue_one` (which returns its time in `enqueue`),
+/// in two halves: the first into the fresh store, whose write-ahead log file grows
+/// from nothing (new file blocks, zeroed pages), the second, after [`CHECKPOINTED`],
+/// into a store in use, whose log file is there from the first half, as it is in a
+/// service that has run a while. Prints both; returns the second's µs per message,
+/// the figure of the table.
+fn in_halves(
+    what: &str,
+    delivered: &[DeliveredMessage],
+    mut queue_one: impl FnMut(&DeliveredMessage) -> Duration,
+) -> f64 {
+    let (fresh, in_use) = delivered.split_at(delivered.len() / 2);
+    let mut timed = |half: &[DeliveredMessage]| -> (f64, f64, f64) {
+        let began = Instant::now();
+        let sched = schedstat();
+        let in_enqueue: Duration = half.iter().map(&mut queue_one).sum();
+        let on_cpu = schedstat().0 - sched.0;
+        let per = |total: f64| total / half.len().max(1) as f64;
+        (
+            per(began.elapsed().as_secs_f64() * 1e6),
+            per(in_enqueue.as_secs_f64() * 1e6),
+            per(on_cpu as f64 / 1e3),
+        )
+    };
+    let first = timed(fresh);
+    std::thread::sleep(CHECKPOINTED);
+    let second = timed(in_use);
+    eprintln!(
+        "[bench] {what}: µs per message (of it enqueue; the thread on a CPU): fresh store \
+         {:.0} ({:.0}; {:.0}), store in use {:.0} ({:.0}; {:.0})",
+        first.0, first.1, first.2, second.0, second.1, second.2
+    );
+    second.0
 }
 
 /// The calling thread's time on a CPU and waiting for one (ns, Linux schedstat).
@@ -396,14 +437,12 @@ fn recipient() -> Delivered {
 }
 
 /// Queues the pushes for `messages` deliveries of `message` to [`USER`], one
-/// transaction per message as the delivery hook does; returns µs per message.
+/// transaction per message as the delivery hook does, each to `subscriptions`
+/// devices; returns µs per message in a store in use ([`in_halves`]).
 fn fill(queue: &PushQueue, chats: &[Vec<u8>], subscriptions: usize) -> f64 {
     let delivered: Vec<DeliveredMessage> = chats.iter().map(|chat| delivered(chat)).collect();
     let rcpt = [recipient()];
-    let began = Instant::now();
-    let sched = schedstat();
-    let mut in_enqueue = Duration::ZERO;
-    for delivered in &delivered {
+    in_halves("fill (web push)", &delivered, |delivered| {
         let now = unix_now_ms();
         let pushes = pushes_for(
             queue.store(),
@@ -416,17 +455,8 @@ fn fill(queue: &PushQueue, chats: &[Vec<u8>], subscriptions: usize) -> f64 {
         assert_eq!(pushes.len(), subscriptions);
         let at = Instant::now();
         queue.enqueue(&pushes, now).expect("queued");
-        in_enqueue += at.elapsed();
-    }
-    let (on_cpu, runnable) = schedstat();
-    eprintln!(
-        "[bench] fill: of it enqueue {:.0} µs/message; the thread on a CPU {:.0} µs, \
-         waiting for one {:.0} µs per message",
-        in_enqueue.as_secs_f64() * 1e6 / chats.len() as f64,
-        (on_cpu - sched.0) as f64 / 1e3 / chats.len() as f64,
-        (runnable - sched.1) as f64 / 1e3 / chats.len() as f64,
-    );
-    began.elapsed().as_secs_f64() * 1e6 / chats.len() as f64
+        at.elapsed()
+    })
 }
 
 /// Subscribes every endpoint (msgtype `all`) and validates it with its token, as the
