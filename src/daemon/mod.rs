@@ -45,6 +45,8 @@ use privileges::Account;
 pub fn run(config_path: &Path) -> Result<(), AppError> {
     let config = load_config(config_path)?;
     let sockets = prepare(&config)?;
+    // Multi-thread even with one thread: a current-thread runtime measured no better
+    // (README, Threads).
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(config.service.threads());
     let runtime = runtime(builder)?;
