@@ -53,16 +53,9 @@ fn settle_and_claim_in(
     settled: &[Settle],
     claim: Claim,
 ) -> Result<Claimed, StoreError> {
-    // Each run of rows sent is deleted in one statement, before the next other
-    // change: the order stays the same.
     let mut done = Vec::new();
     for change in settled {
-        if let Settle::Done { seq } = change {
-            done.push(*seq);
-            continue;
-        }
-        done_all_in(tx, &std::mem::take(&mut done))?;
-        apply(tx, change)?;
+        apply(tx, change, &mut done)?;
     }
     done_all_in(tx, &done)?;
     let pushes = match claim.limit {
@@ -73,9 +66,18 @@ fn settle_and_claim_in(
     Ok(Claimed { pushes, next_due })
 }
 
-fn apply(conn: &Connection, change: &Settle) -> Result<(), StoreError> {
+/// Applies one outcome. Rows sent (`Done`) gather in `done`, and each run of them is
+/// deleted in one statement before the next other change (the caller deletes the last
+/// run), so the order of changes stays the same.
+fn apply(conn: &Connection, change: &Settle, done: &mut Vec<i64>) -> Result<(), StoreError> {
+    if !matches!(change, Settle::Done { .. }) {
+        done_all_in(conn, &std::mem::take(done))?;
+    }
     match change {
-        Settle::Done { seq } => done_in(conn, *seq),
+        Settle::Done { seq } => {
+            done.push(*seq);
+            Ok(())
+        }
         Settle::Retry {
             seq,
             attempts,
