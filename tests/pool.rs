@@ -3,13 +3,16 @@
 //! store restarted, or closed it as idle) costs nothing: coid notices before any byte
 //! of the message went out and sends on a new connection, so Postfix gets its 250
 //! without a deferral and the message is stored once. Real Postfix and Dovecot, with
-//! the fault hop between coid and Dovecot.
+//! the fault hop between coid and Dovecot. With every connection coid may open in
+//! use, a delivery waits for one to come back instead of failing.
 
 mod common;
 
 use std::time::Duration;
 
 use common::fault::{Fault, FaultProxy};
+use common::raw_lmtp::Client;
+use common::smtp::data_payload;
 use common::stack::{Stack, dovecot_opts};
 use common::{Dovecot, MessageBuilder, wait_until};
 
@@ -18,13 +21,24 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Dovecot behind the hop (`faults` for its first connections), coid keeping idle
 /// connections (30 s by default, far longer than these tests wait), Postfix in front.
 fn stack(faults: Vec<Fault>) -> (Stack, FaultProxy) {
+    stack_with(faults, "")
+}
+
+/// [`stack`] with more `[delivery.dovecot]` keys for coid.
+fn stack_with(faults: Vec<Fault>, dovecot_extra: &str) -> (Stack, FaultProxy) {
     let dovecot = Dovecot::start(dovecot_opts("/"));
     let proxy = FaultProxy::start(dovecot.lmtp_tcp(), faults);
     let stack = Stack::start_with(dovecot, |_, opts| {
         opts.dovecot_lmtp = proxy.addr();
+        opts.dovecot_extra = dovecot_extra.to_owned();
     });
     (stack, proxy)
 }
+
+/// One connection at most, and a wait for it far shorter than the tests' (a
+/// delivery that waited in vain would get its 451 within it).
+const ONE_CONNECTION: &str =
+    "max_connections = 1\nmax_idle_connections = 1\nconnect_timeout_secs = 3\n";
 
 /// Sends one message through Postfix and waits until it is stored and Postfix has
 /// its 250 (the store can hold the message a moment before its reply reached coid:
@@ -90,4 +104,55 @@ fn a_connection_the_store_closed_as_idle_is_replaced() {
     let second = deliver(&stack, "after the idle close");
     delivered_once_without_deferral(&stack, &[first, second]);
     assert_eq!(proxy.connections(), 2);
+}
+
+/// The only connection coid may open dies while idle: its replacement takes its
+/// place, rather than waiting for a place the dead one still holds.
+#[test]
+fn a_dead_connection_is_replaced_in_its_place() {
+    let (stack, proxy) = stack_with(Vec::new(), ONE_CONNECTION);
+    let first = deliver(&stack, "before the restart");
+    proxy.cut_all();
+    let second = deliver(&stack, "after the restart");
+    delivered_once_without_deferral(&stack, &[first, second]);
+    assert_eq!(
+        proxy.connections(),
+        2,
+        "one dead pooled connection, one new"
+    );
+}
+
+/// Four LMTP sessions hand coid their messages at once, and coid may open one
+/// connection to the store: each delivery waits for the connection the one before
+/// put back, and every session gets its 250 over that one connection.
+#[test]
+fn sessions_beyond_max_connections_take_turns_on_one() {
+    let (stack, proxy) = stack_with(Vec::new(), ONE_CONNECTION);
+    let messages: Vec<MessageBuilder> = (0..4)
+        .map(|n| MessageBuilder::new().subject(&format!("session {n}")))
+        .collect();
+    let mut clients: Vec<Client> = messages
+        .iter()
+        .map(|_| {
+            let mut client = Client::connect(stack.coid.lmtp_addr());
+            client.start_data();
+            client
+        })
+        .collect();
+    for (client, msg) in clients.iter_mut().zip(&messages) {
+        client.send(&data_payload(&msg.build()));
+    }
+    let replies: Vec<String> = clients.iter_mut().map(Client::line).collect();
+    for (n, reply) in replies.iter().enumerate() {
+        assert!(reply.starts_with("250"), "session {n}: {reply}");
+    }
+    for msg in &messages {
+        stack.dovecot.wait_for_message("alice", &msg.id(), WAIT);
+        assert_eq!(stack.dovecot.count_message("alice", &msg.id()), 1);
+    }
+    assert_eq!(
+        proxy.connections(),
+        1,
+        "more than one connection to the store"
+    );
 }

@@ -157,7 +157,11 @@ impl DovecotLmtp {
             Err(failure) if reused && !failure.data_sent => {
                 tracing::debug!(backend = "dovecot", error = %failure.error, "pooled connection is gone; trying a new one");
                 group.reset();
-                current = self.pool.fresh().await.map_err(Failure::connecting)?;
+                current = self
+                    .pool
+                    .reconnect(current)
+                    .await
+                    .map_err(Failure::connecting)?;
                 self.transaction(&mut current, message, group).await?;
             }
             Err(failure) => return Err(failure),

@@ -3,18 +3,22 @@
 //! that per message. The pool keeps connections that ended a transaction cleanly
 //! and hands them out again, newest first.
 //!
-//! Bounds: at most `max_open` connections exist at once (idle and in use; a delivery
-//! waits up to the connect timeout for one, then fails as the store being
-//! unreachable would), at most `max_idle` wait idle, and an idle one is closed once
-//! it waited `idle_limit`, well below the store's own idle timeout (Dovecot's LMTP
-//! server drops idle clients after minutes). A connection that failed is never put
-//! back. Whether a reused connection may be retried on a fresh one is the backend's
+//! Bounds: at most `max_open` connections exist at once (idle and in use), at most
+//! `max_idle` wait idle, and an idle one is closed once it waited `idle_limit`, well
+//! below the store's own idle timeout (Dovecot's LMTP server drops idle clients after
+//! minutes). A connection that failed is never put back.
+//!
+//! With all `max_open` in use, a delivery waits up to the connect timeout for
+//! whichever comes first: a connection put back idle (its slot goes with it), or a
+//! slot freed by a connection that closed; then it fails as the store being
+//! unreachable would. A reused connection found dead is replaced in its own slot, so
+//! replacing never waits for another. Whether it may be replaced is the backend's
 //! rule (`super::dovecot`): only before any byte of the message went out.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::lmtp_client::{Client, ClientError};
 
@@ -57,6 +61,14 @@ pub struct Pool {
     settings: Settings,
     open: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
+    /// Told when a connection goes back idle: a checkout waiting for a slot takes it.
+    returned: Notify,
+}
+
+/// What a checkout waited for.
+enum Slot {
+    Idle(Lease),
+    Free(OwnedSemaphorePermit),
 }
 
 impl Pool {
@@ -65,6 +77,7 @@ impl Pool {
         Pool {
             open: Arc::new(Semaphore::new(settings.max_open.max(1))),
             idle: Mutex::new(Vec::new()),
+            returned: Notify::new(),
             settings,
         }
     }
@@ -74,14 +87,19 @@ impl Pool {
         &self.settings.addr
     }
 
-    /// An idle connection if one is fresh enough, else a new one.
+    /// An idle connection if one is fresh enough, else a new one; with `max_open`
+    /// in use, the first to be put back or a slot freed meanwhile.
     ///
     /// # Errors
     /// No slot or no connection within the connect timeout, or the store refused.
     pub async fn checkout(&self) -> Result<Lease, ClientError> {
-        match self.idle() {
-            Some(lease) => Ok(lease),
-            None => self.fresh().await,
+        let s = &self.settings;
+        let slot = tokio::time::timeout(s.connect_timeout, self.slot())
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        match slot {
+            Slot::Idle(lease) => Ok(lease),
+            Slot::Free(permit) => self.connect(permit).await,
         }
     }
 
@@ -94,17 +112,36 @@ impl Pool {
         })
     }
 
-    /// A new connection, never an idle one.
+    /// A new connection in the slot of `dead`, a reused one that turned out dead
+    /// (closed here); never waits for another slot.
     ///
     /// # Errors
-    /// As [`Pool::checkout`].
-    pub async fn fresh(&self) -> Result<Lease, ClientError> {
+    /// No connection within the connect timeout, or the store refused.
+    pub async fn reconnect(&self, dead: Lease) -> Result<Lease, ClientError> {
+        let Lease { client, permit, .. } = dead;
+        drop(client);
+        self.connect(permit).await
+    }
+
+    /// An idle connection, else a free slot, whichever there is first. Waiting for
+    /// the notice of a connection put back cannot miss one: `notify_one` keeps its
+    /// notice for the next waiter when nobody waits yet.
+    async fn slot(&self) -> Result<Slot, ClientError> {
+        loop {
+            if let Some(lease) = self.idle() {
+                return Ok(Slot::Idle(lease));
+            }
+            tokio::select! {
+                permit = Arc::clone(&self.open).acquire_owned() => {
+                    return permit.map(Slot::Free).map_err(|_| ClientError::Timeout);
+                }
+                () = self.returned.notified() => {}
+            }
+        }
+    }
+
+    async fn connect(&self, permit: OwnedSemaphorePermit) -> Result<Lease, ClientError> {
         let s = &self.settings;
-        let permit =
-            tokio::time::timeout(s.connect_timeout, Arc::clone(&self.open).acquire_owned())
-                .await
-                .map_err(|_| ClientError::Timeout)?
-                .map_err(|_| ClientError::Timeout)?;
         let client = Client::connect(&s.addr, &s.lhlo, s.connect_timeout, s.reply_timeout).await?;
         Ok(Lease {
             client,
@@ -123,6 +160,8 @@ impl Pool {
                 permit: lease.permit,
                 since: Instant::now(),
             });
+            drop(idle);
+            self.returned.notify_one();
         }
     }
 

@@ -154,7 +154,11 @@ impl DovecotLmtp {
             Err(failure) if lease.reused => {
                 tracing::debug!(backend = "dovecot", error = %failure.error, "pooled connection is gone; trying a new one");
                 group.reset();
-                lease = self.pool.fresh().await.map_err(Failure::connecting)?;
+                lease = self
+                    .pool
+                    .reconnect(lease)
+                    .await
+                    .map_err(Failure::connecting)?;
                 self.start_on(&mut lease.client, env, group, false).await?
             }
             other => other?,

@@ -30,6 +30,9 @@ pub struct CoidOpts {
     pub lmtp_extra: String,
     /// `[delivery.dovecot] transaction_timeout_secs`; `None`: coid's default.
     pub transaction_timeout_secs: Option<u64>,
+    /// More `[delivery.dovecot]` keys, one `key = value` per line (e.g.
+    /// `max_connections = 1`).
+    pub dovecot_extra: String,
     /// `[service] shutdown_grace_secs` (5: tests that stop coid do not wait long).
     pub shutdown_grace_secs: u64,
     /// Appended to the generated TOML (may add whole tables).
@@ -72,6 +75,7 @@ impl CoidOpts {
             reply_timeout_secs: 20,
             lmtp_extra: String::new(),
             transaction_timeout_secs: None,
+            dovecot_extra: String::new(),
             shutdown_grace_secs: 5,
             extra_toml: String::new(),
             log_level: "debug".into(),
@@ -157,7 +161,8 @@ impl Coid {
             transaction = opts
                 .transaction_timeout_secs
                 .map(|t| format!("transaction_timeout_secs = {t}\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &opts.dovecot_extra,
             dict = dict_socket.display(),
             extra = opts.extra_toml,
         );
