@@ -19,6 +19,7 @@ use crate::common::{
     Dovecot, LmtpTarget, MessageBuilder, Postfix, PostfixOpts, send_smtp, tail_file,
 };
 use crate::postfix_log::{Delays, LogTail};
+use crate::relay::Relay;
 use crate::store::{Running, Store, postfix_transport, source_addr};
 
 /// Parallel SMTP clients submitting to Postfix; enough to keep a backlog in its queue.
@@ -33,6 +34,8 @@ pub enum Hop {
     Direct,
     /// Postfix → coid → Dovecot LMTP.
     Proxied,
+    /// The client → a relay that does nothing ([`crate::relay`]) → the store.
+    Relay,
 }
 
 impl Hop {
@@ -41,6 +44,7 @@ impl Hop {
         match self {
             Hop::Direct => "direct",
             Hop::Proxied => "proxied",
+            Hop::Relay => "relay",
         }
     }
 }
@@ -117,7 +121,11 @@ pub fn run(scenario: Scenario) -> Outcome {
     settle_disk();
     let store = Running::start(scenario.store);
     let coid = (scenario.hop == Hop::Proxied).then(|| Coid::start(store.coid_opts()));
-    let next_hop = store.next_hop(coid.as_ref());
+    let relay = (scenario.hop == Hop::Relay).then(|| Relay::start(store.next_hop(None)));
+    let next_hop = match &relay {
+        Some(relay) => relay.target(),
+        None => store.next_hop(coid.as_ref()),
+    };
     let what = format!("{scenario:?}");
     let (elapsed, injected, delays) = match scenario.load {
         Load::Source => {
@@ -132,8 +140,10 @@ pub fn run(scenario: Scenario) -> Outcome {
         "{what}: the store does not hold exactly the delivered messages"
     );
     let coid_problems = coid.as_ref().map(problems).unwrap_or_default();
-    // coid closes its pooled connections to the store when it stops.
+    // coid closes its pooled connections to the store when it stops, the relay its
+    // connections.
     drop(coid);
+    drop(relay);
     Outcome {
         scenario,
         elapsed,

@@ -11,12 +11,15 @@
 //! 3. throughput without Postfix: `smtp-source -L -d` straight to the store or to coid,
 //!    1 and 8 sessions, the same sizes; its summary has the shape of issue 10's table;
 //! 4. coid's peak RSS with 1 and 16 concurrent LMTP sessions of one 20 MB message
-//!    ([`rss`]).
+//!    ([`rss`]);
+//! 5. the floor: parts 1 and 3 at 5 KB with a relay that does nothing in coid's place
+//!    ([`relay`]), against direct, so coid's figures can be read against what any
+//!    process in between costs on the same host in the same run.
 //!
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
 //! `benches/run.sh`. `COID_BENCH_QUICK=1` runs a tenth of the messages (a smoke run;
 //! its figures are noisy). `COID_BENCH_PARTS=source,memory` (any of `latency`,
-//! `throughput`, `source`, `memory`) runs only those parts, for a quicker look while
+//! `throughput`, `source`, `memory`, `relay`) runs only those parts, for a quicker look while
 //! working on one of them; the default is all.
 
 #[path = "../../tests/common/mod.rs"]
@@ -25,6 +28,7 @@ mod delivery;
 #[path = "../shared/machine.rs"]
 mod machine;
 mod postfix_log;
+mod relay;
 mod report;
 mod rss;
 #[path = "../shared/stats.rs"]
@@ -102,10 +106,21 @@ fn main() {
     };
     let throughput = sessions(Load::Saturated, |c| c.saturated);
     let source = sessions(Load::Source, |c| c.source);
+    // The floor: a relay that does nothing in coid's place, at 5 KB.
+    let small = || CASES.iter().filter(|c| c.size == 5 * KB);
+    let relay_latency: Vec<Scenario> = small()
+        .flat_map(|c| c.pair_with(Hop::Relay, Load::OneAtATime, 1, c.one_at_a_time / scale))
+        .collect();
+    let relayed: Vec<Scenario> = small()
+        .flat_map(|c| SESSIONS.map(|s| c.pair_with(Hop::Relay, Load::Source, s, c.source / scale)))
+        .flatten()
+        .collect();
     let parts = Parts::from_env();
     let latency = parts.run("latency", || measure(&latency));
     let throughput = parts.run("throughput", || measure(&throughput));
     let source = parts.run("source", || measure(&source));
+    let relay_latency = parts.run("relay", || measure(&relay_latency));
+    let relayed = parts.run("relay", || measure(&relayed));
     let memory: Vec<rss::Rss> = parts.run("memory", || {
         RSS_SESSIONS
             .iter()
@@ -113,10 +128,15 @@ fn main() {
             .collect()
     });
 
-    report::latency(&latency);
+    report::latency(&latency, "latency", "coid");
+    report::latency(&relay_latency, "the floor's latency", "the relay");
     report::throughput(&throughput);
-    report::source(&source);
-    report::summary(&source, &throughput);
+    report::source(&source, "throughput without Postfix");
+    report::source(
+        &relayed,
+        "the floor, a relay that does nothing in coid's place",
+    );
+    report::summary(&source, &throughput, &relayed);
     report::memory(&memory);
     println!(
         "\nbenchmark took {:.0} s; load average at the end: {}",
@@ -186,7 +206,12 @@ struct Case {
 impl Case {
     /// Direct, then proxied.
     fn pair(&self, load: Load, sessions: usize, messages: usize) -> [Scenario; 2] {
-        [Hop::Direct, Hop::Proxied].map(|hop| Scenario {
+        self.pair_with(Hop::Proxied, load, sessions, messages)
+    }
+
+    /// Direct, then through `hop`.
+    fn pair_with(&self, hop: Hop, load: Load, sessions: usize, messages: usize) -> [Scenario; 2] {
+        [Hop::Direct, hop].map(|hop| Scenario {
             store: self.store,
             hop,
             load,

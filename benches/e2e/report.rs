@@ -49,8 +49,11 @@ pub const KB: usize = 1024;
 pub const MB: usize = 1024 * 1024;
 
 /// Latency without queueing: pairs of one-at-a-time runs.
-pub fn latency(outcomes: &[Figures]) {
-    println!("\nlatency, one message at a time (ms; d = Postfix → next hop until its reply)");
+pub fn latency(outcomes: &[Figures], what: &str, by: &str) {
+    if outcomes.is_empty() {
+        return;
+    }
+    println!("\n{what}, one message at a time (ms; d = Postfix → next hop until its reply)");
     println!("store      path     size     msgs   d p50   d p95  delay p50  delay p95");
     for o in outcomes {
         let (d, total) = o.latencies();
@@ -66,7 +69,7 @@ pub fn latency(outcomes: &[Figures]) {
             ms(quantile(&total, 0.95)),
         );
     }
-    println!("added by coid (proxied − direct, ms; ratio proxied/direct)");
+    println!("added by {by} (through it − direct, ms; ratio through it/direct)");
     println!(
         "store      size   d p50 added (ratio)  d p95 added  delay p50 added  delay p95 added"
     );
@@ -166,9 +169,12 @@ pub fn progress(o: &Outcome) -> String {
 }
 
 /// Throughput without Postfix: pairs of `smtp-source` runs.
-pub fn source(outcomes: &[Figures]) {
+pub fn source(outcomes: &[Figures], what: &str) {
+    if outcomes.is_empty() {
+        return;
+    }
     println!(
-        "\nthroughput without Postfix: smtp-source -L -d, N messages over 1 or 8 LMTP sessions \
+        "\n{what}: smtp-source -L -d, N messages over 1 or 8 LMTP sessions \
          (connections = LMTP connections the store served, median of the rounds)"
     );
     println!(
@@ -203,14 +209,15 @@ pub fn source(outcomes: &[Figures]) {
 /// (1/B − 1/A, as the issue computed its last column), and the median latency coid
 /// adds to each message (`d` p50, proxied − direct) in the Postfix runs of the same
 /// store, size and sessions.
-pub fn summary(source: &[Figures], postfix: &[Figures]) {
+pub fn summary(source: &[Figures], postfix: &[Figures], relayed: &[Figures]) {
     println!(
-        "\nsummary (issue 10's table): smtp-source -L -d msgs/s; latency added from the Postfix runs"
+        "\nsummary (issue 10's table): smtp-source -L -d msgs/s; latency added from the Postfix runs; \
+         the floor: B/A of a relay that does nothing in coid's place"
     );
     println!(
-        "| path | size | sessions | direct msg/s | through coid | B/A | 1/B − 1/A | added d p50 (Postfix) |"
+        "| path | size | sessions | direct msg/s | through coid | B/A | 1/B − 1/A | added d p50 (Postfix) | relay B/A |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for [direct, proxied] in pairs(source) {
         let s = &direct.scenario;
         let (a, b) = (direct.rate(), proxied.rate());
@@ -222,8 +229,16 @@ pub fn summary(source: &[Figures], postfix: &[Figures]) {
             .map_or("-".to_owned(), |[d, p]| {
                 format!("{:+.2} ms", Comparison::new(d, p).added_d(0.5))
             });
+        let floor = pairs(relayed)
+            .find(|[d, _]| {
+                let r = &d.scenario;
+                (r.store, r.size, r.sessions) == (s.store, s.size, s.sessions)
+            })
+            .map_or("-".to_owned(), |[d, r]| {
+                format!("{:.2}", r.rate() / d.rate())
+            });
         println!(
-            "| → {} LMTP | {} | {} | {a:.0} | {b:.0} | {:.2} | {:+.2} ms | {added} |",
+            "| → {} LMTP | {} | {} | {a:.0} | {b:.0} | {:.2} | {:+.2} ms | {added} | {floor} |",
             s.store.name(),
             size_name(s.size),
             s.sessions,

@@ -37,6 +37,9 @@ mod queue;
 #[allow(dead_code)]
 #[path = "../push/receiver.rs"]
 mod receiver;
+#[allow(dead_code)]
+#[path = "../e2e/relay.rs"]
+mod relay;
 mod report;
 #[path = "../shared/stats.rs"]
 mod stats;

@@ -37,6 +37,9 @@ mod send;
 #[path = "../shared/stats.rs"]
 mod stats;
 #[allow(dead_code)]
+#[path = "../e2e/relay.rs"]
+mod relay;
+#[allow(dead_code)]
 #[path = "../e2e/store.rs"]
 mod store;
 #[path = "../shared/timing.rs"]
