@@ -51,6 +51,15 @@ const DEVICES: [&str; 2] = ["chat", "all"];
 pub const TOKENS: usize = 2;
 const PUSH_WAIT: Duration = Duration::from_secs(60);
 
+/// The mail runs of the bench: one `Vec` per round, and each round's control, push
+/// off once more after it. The control is the same code run twice: its ratio to the
+/// round's push-off run is what the rounds' noise alone gives, to read the on/off
+/// ratios against.
+pub struct MailRounds {
+    pub rounds: Vec<Vec<Outcome>>,
+    pub control: Vec<Outcome>,
+}
+
 /// What a stack run pushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

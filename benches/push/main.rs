@@ -32,13 +32,13 @@ mod machine;
 #[path = "../e2e/postfix_log.rs"]
 mod postfix_log;
 mod receiver;
+#[allow(dead_code)]
+#[path = "../e2e/relay.rs"]
+mod relay;
 mod report;
 mod send;
 #[path = "../shared/stats.rs"]
 mod stats;
-#[allow(dead_code)]
-#[path = "../e2e/relay.rs"]
-mod relay;
 #[allow(dead_code)]
 #[path = "../e2e/store.rs"]
 mod store;
@@ -184,7 +184,7 @@ fn main() {
         deltachat: &deltachat,
         enqueue_us: stats::median(enqueue.clone()),
         enqueue_deltachat_us: stats::median(enqueue_dc.clone()),
-        rounds: &mail,
+        mail: &mail,
     });
     println!(
         "\nbenchmark took {:.0} s; load average at the end: {}",
@@ -227,15 +227,17 @@ fn in_process_chats(pushed: usize, notified: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8
     (chats("inprocess", pushed), chats("inprocess-dc", notified))
 }
 
-/// A round of every mode, in the [`ORDERS`]; one `Vec` per round. A run of full size
+/// A round of every mode, in the [`ORDERS`], then the round's control (push off once
+/// more, see [`flow::MailRounds`]). A run of full size
 /// with push off goes first and is not counted: in every run of this bench the first
 /// full-size run was 10–20% faster than any later one, whatever followed, so the
 /// mode that opened round 1 (off) looked faster and round 1's ratios fell to
 /// 0.79–0.88 while the other rounds' did not.
-fn mail_rounds(receiver: &Receiver, messages: usize) -> Vec<Vec<flow::Outcome>> {
+fn mail_rounds(receiver: &Receiver, messages: usize) -> flow::MailRounds {
     let first = flow::run(receiver, Mode::Off, messages, "warmfull");
     eprintln!("{} (not counted)", report::progress(0, &first));
     let mut rounds = Vec::new();
+    let mut control = Vec::new();
     for (round, order) in ORDERS.iter().enumerate() {
         let mut outcomes = Vec::new();
         for &push in order {
@@ -249,6 +251,9 @@ fn mail_rounds(receiver: &Receiver, messages: usize) -> Vec<Vec<flow::Outcome>> 
             outcomes.push(outcome);
         }
         rounds.push(outcomes);
+        let again = flow::run(receiver, Mode::Off, messages, &format!("r{round}control"));
+        eprintln!("{} (control)", report::progress(round + 1, &again));
+        control.push(again);
     }
-    rounds
+    flow::MailRounds { rounds, control }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::cost::Cost;
-use crate::flow::{CHAT_SIZE, Mode, Outcome, SESSIONS, TOKENS};
+use crate::flow::{CHAT_SIZE, MailRounds, Mode, Outcome, SESSIONS, TOKENS};
 use crate::send::Rate;
 use crate::stats::{median, quantile, range};
 
@@ -75,9 +75,9 @@ pub fn rates(
 }
 
 /// The stack runs, one `Vec` per round with one outcome of each mode.
-pub fn mail(rounds: &[Vec<Outcome>]) {
+pub fn mail(mail: &MailRounds) {
     let of = |push: Mode| -> Vec<&Outcome> {
-        rounds
+        mail.rounds
             .iter()
             .flat_map(|round| round.iter().filter(move |o| o.push == push))
             .collect()
@@ -143,6 +143,23 @@ pub fn mail(rounds: &[Vec<Outcome>]) {
             per_round.join(" ")
         );
     }
+    let again: Vec<&Outcome> = mail.control.iter().collect();
+    let per_round: Vec<String> = control_ratios(&off, &again)
+        .iter()
+        .map(|r| format!("{r:.2}"))
+        .collect();
+    println!(
+        "control, push off again/off (the same code twice: the rounds' own noise; {} µs/msg \
+         coid CPU): per round: {}",
+        median(
+            again
+                .iter()
+                .map(|o| o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64)
+                .collect()
+        )
+        .round(),
+        per_round.join(" ")
+    );
 
     println!(
         "\ndelivery-to-push latency while mail flows (ms; coid's `delivered` log line → push \
@@ -180,6 +197,14 @@ pub fn mail(rounds: &[Vec<Outcome>]) {
     }
 }
 
+/// Each round's control run against its push-off run.
+fn control_ratios(off: &[&Outcome], again: &[&Outcome]) -> Vec<f64> {
+    off.iter()
+        .zip(again)
+        .map(|(off, again)| again.rate() / off.rate())
+        .collect()
+}
+
 /// One line per stack run, on stderr while the bench runs.
 pub fn progress(round: usize, o: &Outcome) -> String {
     format!(
@@ -208,7 +233,7 @@ pub struct Summary<'a> {
     pub deltachat: &'a [Rate],
     pub enqueue_us: f64,
     pub enqueue_deltachat_us: f64,
-    pub rounds: &'a [Vec<Outcome>],
+    pub mail: &'a MailRounds,
 }
 
 /// Issue 14's table: each figure of this run against its goal.
@@ -218,7 +243,8 @@ pub fn summary(s: &Summary<'_>) {
     let (notifier, deltachat) = (rate(s.notifier), rate(s.deltachat));
     let (sender_one, notifier_one) = (rate(s.sender_one), rate(s.notifier_one));
     let of = |push: Mode| -> Vec<&Outcome> {
-        s.rounds
+        s.mail
+            .rounds
             .iter()
             .flat_map(|round| round.iter().filter(move |o| o.push == push))
             .collect()
@@ -246,6 +272,14 @@ pub fn summary(s: &Summary<'_>) {
     };
     let (wp_ratio, wp_rounds) = ratios(Mode::WebPush);
     let (dc_ratio, dc_rounds) = ratios(Mode::DeltaChat);
+    let again: Vec<&Outcome> = s.mail.control.iter().collect();
+    let control = control_ratios(&off, &again);
+    let control_median = median(again.iter().map(|o| o.rate()).collect())
+        / median(off.iter().map(|o| o.rate()).collect());
+    let (low, high) = (
+        control.iter().copied().fold(f64::INFINITY, f64::min),
+        control.iter().copied().fold(0.0, f64::max),
+    );
     println!("\nissue 14: where push stands (this run)");
     println!("{:<58} {:>22}  goal", "what", "now");
     let rows = [
@@ -285,6 +319,11 @@ pub fn summary(s: &Summary<'_>) {
             "mail throughput web push on/off (rounds)".to_owned(),
             format!("{wp_ratio:.2} ({wp_rounds})"),
             "≥ 0.95 in every round",
+        ),
+        (
+            "control: push off again/off, the rounds' noise (rounds)".to_owned(),
+            format!("{control_median:.2} ({low:.2}–{high:.2})"),
+            "",
         ),
         (
             "delivery → push p99 while mail flows".to_owned(),
