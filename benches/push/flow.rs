@@ -104,6 +104,9 @@ pub struct Outcome {
     /// CPU coid used from the first submission until every push or notification
     /// arrived.
     pub coid_cpu: Duration,
+    /// CPU the stand-in push service used in the same time (its thread in this
+    /// process): on the same CPUs as the mail here, on other hosts in production.
+    pub receiver_cpu: Duration,
     /// coid's `delivered` → push or notification received, ms, one per push or
     /// notification (Delta Chat: matched by rank, see [`match_notifications`]).
     pub latencies: Vec<f64>,
@@ -182,7 +185,7 @@ pub fn run_on(
         let pid = stack.coid.pid().expect("coid runs");
         crate::cpu::process(pid).expect("coid's /proc/<pid>/stat")
     };
-    let cpu_before = coid_cpu();
+    let (cpu_before, receiver_before) = (coid_cpu(), crate::cpu::Cpu::now());
     let (began, began_us) = (Instant::now(), now_us());
     let injection = inject_chats(stack.postfix.smtp_port(), tag, messages);
     while poll_sent(&mut log, &stack.postfix, began, messages, tag) < messages {
@@ -197,6 +200,7 @@ pub fn run_on(
     };
     let arrived = receiver.wait_for(expected, PUSH_WAIT);
     let cpu_used = coid_cpu().saturating_sub(cpu_before);
+    let receiver_cpu = crate::cpu::Cpu::now().since(receiver_before).receiver;
     let coid_tail = || tail_file(&stack.coid.log_path(), 20);
     assert!(
         arrived,
@@ -224,6 +228,7 @@ pub fn run_on(
         injected,
         drained: (push != Mode::Off).then_some(drained),
         coid_cpu: cpu_used,
+        receiver_cpu,
         latencies,
     }
 }

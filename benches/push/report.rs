@@ -91,7 +91,7 @@ pub fn mail(mail: &MailRounds) {
     );
     println!(
         "push        msgs  rounds  submit s  total s   msgs/s  (min–max)    pushes  push drain s  \
-         coid CPU µs/msg"
+         coid CPU µs/msg  stand-in CPU µs/msg"
     );
     for mode in modes {
         let runs = of(mode);
@@ -108,13 +108,17 @@ pub fn mail(mail: &MailRounds) {
                 format!("{:.2}", median(values))
             }
         };
-        let cpu = median(
-            runs.iter()
-                .map(|o| o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64)
-                .collect(),
-        );
+        let per_message = |of: fn(&Outcome) -> Duration| {
+            median(
+                runs.iter()
+                    .map(|o| of(o).as_secs_f64() * 1e6 / o.messages as f64)
+                    .collect(),
+            )
+        };
+        let cpu = per_message(|o| o.coid_cpu);
+        let stand_in = per_message(|o| o.receiver_cpu);
         println!(
-            "{:<10}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}  {:>15.0}",
+            "{:<10}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}  {:>15.0}  {:>19.0}",
             mode.name(),
             runs.first().map_or(0, |o| o.messages),
             runs.len(),
@@ -125,6 +129,7 @@ pub fn mail(mail: &MailRounds) {
             runs.iter().map(|o| o.latencies.len()).sum::<usize>(),
             secs(|o| o.drained),
             cpu,
+            stand_in,
         );
     }
     let median_rate = |runs: &[&Outcome]| median(runs.iter().map(|o| o.rate()).collect());
