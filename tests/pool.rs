@@ -76,9 +76,11 @@ fn messages_share_one_connection() {
     assert_eq!(proxy.connections(), 1, "each message opened a connection");
 }
 
-#[test]
-fn a_store_restart_between_messages_costs_no_deferral() {
-    let (stack, proxy) = stack(Vec::new());
+/// A message, a restart of the store (every connection through the hop cut), a
+/// message: both delivered once without a deferral, over two connections. Returns
+/// the stack, for more checks.
+fn restart_between_messages(dovecot_extra: &str) -> Stack {
+    let (stack, proxy) = stack_with(Vec::new(), dovecot_extra);
     let first = deliver(&stack, "before the restart");
     proxy.cut_all();
     let second = deliver(&stack, "after the restart");
@@ -88,6 +90,12 @@ fn a_store_restart_between_messages_costs_no_deferral() {
         2,
         "one dead pooled connection, one new"
     );
+    stack
+}
+
+#[test]
+fn a_store_restart_between_messages_costs_no_deferral() {
+    let stack = restart_between_messages("");
     assert!(
         stack.coid.log().contains("pooled connection is gone"),
         "coid did not find the pooled connection dead"
@@ -110,16 +118,7 @@ fn a_connection_the_store_closed_as_idle_is_replaced() {
 /// place, rather than waiting for a place the dead one still holds.
 #[test]
 fn a_dead_connection_is_replaced_in_its_place() {
-    let (stack, proxy) = stack_with(Vec::new(), ONE_CONNECTION);
-    let first = deliver(&stack, "before the restart");
-    proxy.cut_all();
-    let second = deliver(&stack, "after the restart");
-    delivered_once_without_deferral(&stack, &[first, second]);
-    assert_eq!(
-        proxy.connections(),
-        2,
-        "one dead pooled connection, one new"
-    );
+    restart_between_messages(ONE_CONNECTION);
 }
 
 /// Four LMTP sessions hand coid their messages at once, and coid may open one
