@@ -6,7 +6,9 @@
 //! RCPT itself and sends the envelope in one write, so it makes fewer hops, but does
 //! all of its own work on top.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
@@ -33,13 +35,13 @@ impl Relay {
             .enable_all()
             .build()
             .expect("the relay's runtime");
-        let listener = runtime.block_on(Listener::bind(&store, &dir));
+        let listener = runtime.block_on(Listener::bind(store, &dir));
         let front = listener.target();
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
                 tokio::select! {
-                    () = listener.serve(store) => {}
+                    () = listener.serve() => {}
                     _ = stopped => {}
                 }
             });
@@ -69,35 +71,48 @@ impl Drop for Relay {
     }
 }
 
+/// Where the relay listens, and the store it relays to: a socket to a socket, or a
+/// port to a port, as the store is reached.
 enum Listener {
-    Unix(UnixListener, std::path::PathBuf),
-    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        front: PathBuf,
+        store: PathBuf,
+    },
+    Tcp {
+        listener: TcpListener,
+        store: SocketAddr,
+    },
 }
 
 impl Listener {
-    async fn bind(store: &LmtpTarget, dir: &tempfile::TempDir) -> Listener {
+    async fn bind(store: LmtpTarget, dir: &tempfile::TempDir) -> Listener {
         match store {
-            LmtpTarget::Unix(_) => {
-                let path = dir.path().join("relay.sock");
-                let listener = UnixListener::bind(&path).expect("the relay's socket");
+            LmtpTarget::Unix(store) => {
+                let front = dir.path().join("relay.sock");
+                let listener = UnixListener::bind(&front).expect("the relay's socket");
                 // Postfix's lmtp client runs as its own user.
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))
+                std::fs::set_permissions(&front, std::fs::Permissions::from_mode(0o666))
                     .expect("the relay's socket mode");
-                Listener::Unix(listener, path)
+                Listener::Unix {
+                    listener,
+                    front,
+                    store,
+                }
             }
-            LmtpTarget::Tcp(_) => {
+            LmtpTarget::Tcp(store) => {
                 let listener = TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("the relay's port");
-                Listener::Tcp(listener)
+                Listener::Tcp { listener, store }
             }
         }
     }
 
     fn target(&self) -> LmtpTarget {
         match self {
-            Listener::Unix(_, path) => LmtpTarget::Unix(path.clone()),
-            Listener::Tcp(listener) => {
+            Listener::Unix { front, .. } => LmtpTarget::Unix(front.clone()),
+            Listener::Tcp { listener, .. } => {
                 LmtpTarget::Tcp(listener.local_addr().expect("the relay's address"))
             }
         }
@@ -105,31 +120,30 @@ impl Listener {
 
     /// Accepts until the runtime stops; a connection the store refuses is closed, and
     /// the client in front (which must not fail) then fails the run.
-    async fn serve(self, store: LmtpTarget) {
-        loop {
-            match (&self, &store) {
-                (Listener::Unix(listener, _), LmtpTarget::Unix(path)) => {
-                    let (client, _) = listener.accept().await.expect("relay accept");
-                    let path = path.clone();
-                    tokio::spawn(async move {
-                        if let Ok(upstream) = UnixStream::connect(&path).await {
-                            pipe(client, upstream).await;
-                        }
-                    });
-                }
-                (Listener::Tcp(listener), LmtpTarget::Tcp(addr)) => {
-                    let (client, _) = listener.accept().await.expect("relay accept");
-                    client.set_nodelay(true).expect("TCP_NODELAY");
-                    let addr = *addr;
-                    tokio::spawn(async move {
-                        if let Ok(upstream) = TcpStream::connect(addr).await {
-                            upstream.set_nodelay(true).expect("TCP_NODELAY");
-                            pipe(client, upstream).await;
-                        }
-                    });
-                }
-                _ => unreachable!("the listener is of the store's kind"),
-            }
+    async fn serve(self) {
+        match self {
+            Listener::Unix {
+                listener, store, ..
+            } => loop {
+                let (client, _) = listener.accept().await.expect("relay accept");
+                let store = store.clone();
+                tokio::spawn(async move {
+                    if let Ok(upstream) = UnixStream::connect(&store).await {
+                        pipe(client, upstream).await;
+                    }
+                });
+            },
+            Listener::Tcp { listener, store } => loop {
+                let (client, _) = listener.accept().await.expect("relay accept");
+                tokio::spawn(async move {
+                    if let Ok(upstream) = TcpStream::connect(store).await {
+                        // As coid's own connection to the store; the client side too,
+                        // so a relayed reply never waits for an ACK.
+                        let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+                        pipe(client, upstream).await;
+                    }
+                });
+            },
         }
     }
 }
