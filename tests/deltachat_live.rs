@@ -140,7 +140,10 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
     assert_eq!(
         inbox.len(),
         plain_mails().len(),
-        "dave's INBOX: plain mail only"
+        "dave's INBOX: plain mail only; it holds:\n{}\ncoid on these:\n{}\nDovecot's errors: {:?}",
+        outer_headers(&inbox),
+        coid_lines(stack, &inbox),
+        stack.dovecot.log_errors()
     );
     let chats = imap.fetch_all(CHATS);
     let untagged: Vec<Option<String>> = chats
@@ -164,6 +167,36 @@ fn real_delta_chat_messages_are_tagged_and_filed() {
         "[coid-test] dave: {} Delta Chat messages in {CHATS}; {total:?}",
         chats.len()
     );
+}
+
+/// The outer headers that decide a message's class, one message per line, for an
+/// assertion to name the message that went astray.
+fn outer_headers(messages: &[StoredMessage]) -> String {
+    let names = [
+        "Message-ID",
+        "Subject",
+        "To",
+        "Cc",
+        "Content-Type",
+        "Chat-Version",
+    ];
+    let line = |m: &StoredMessage| {
+        let fields = names.map(|n| format!("{n}: {:?}", m.header(n)));
+        format!("  uid {}: {}", m.uid, fields.join("; "))
+    };
+    messages.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
+/// coid's log lines about these messages (by Message-ID), for an assertion message.
+fn coid_lines(stack: &Stack, messages: &[StoredMessage]) -> String {
+    let log = stack.coid.plain_log();
+    let ids: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m.header("Message-ID"))
+        .map(|id| id.trim().trim_matches(['<', '>']).to_owned())
+        .collect();
+    let about = |l: &&str| ids.iter().any(|id| l.contains(id.as_str()));
+    log.lines().filter(about).collect::<Vec<_>>().join("\n")
 }
 
 /// The clients' GETMETADATA of the server entries went through coid and found
