@@ -3,12 +3,19 @@
 //! `Sender` calls it: a fresh P-256 key, ECDH, HKDF, AES-GCM, all with ring; and the
 //! RFC 8292 VAPID JWT, one ECDSA P-256 signature, which `Sender` signs once per push
 //! service origin and reuses, `VapidTokens`), and what a push service does to read it
-//! (decryption with web-push-native: ECDH, HKDF, AES-GCM). Timed like
+//! (decryption with web-push-native: ECDH, HKDF, AES-GCM). Also the check of a push
+//! service's name before each push (`coid::push::client::check_resolved`): a lookup of
+//! `localhost` (from /etc/hosts, the cheapest lookup there is; a real push service's
+//! name is a DNS query on a host without a caching resolver), against a name that
+//! passed lately, which coid no longer looks up (`coid::push::names`). Timed like
 //! `benches/classify.rs` ([`crate::timing`]), in µs per operation.
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use coid::push::client::check_resolved;
+use coid::push::endpoint::EndpointPolicy;
+use coid::push::names::CheckedNames;
 use coid::push::webpush::ece;
 use coid::push::webpush::vapid::VapidKey;
 use coid::push::webpush::vapid_tokens::VapidTokens;
@@ -29,6 +36,9 @@ pub struct Cost {
     pub sign_cached: f64,
     pub encrypt_and_sign: f64,
     pub decrypt: f64,
+    /// The name check before a push: a lookup, and a name that passed lately.
+    pub name_lookup: f64,
+    pub name_remembered: f64,
     /// Plaintext bytes of the payload measured.
     pub plaintext: usize,
     /// Body bytes on the wire (aes128gcm header, record, tag).
@@ -53,9 +63,31 @@ pub fn measure(endpoint: &Endpoint, payload: &[u8]) -> Cost {
         sign_cached: per_op(|| drop(black_box(cached()))),
         encrypt_and_sign: per_op(|| drop(black_box((encrypt(), cached())))),
         decrypt: per_op(|| drop(black_box(endpoint.decrypt(&body).expect("decrypts")))),
+        name_lookup: name_check(false),
+        name_remembered: name_check(true),
         plaintext: payload.len(),
         body: body.len(),
     }
+}
+
+/// µs per check of `https://localhost/` before a push, on a runtime like the push
+/// worker's, with the name remembered as passed or not. Without, every check looks the
+/// name up (and refuses it: loopback; the lookup is the cost).
+fn name_check(remembered: bool) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = url::Url::parse("https://localhost/push/1").expect("url");
+    let names = CheckedNames::new();
+    if remembered {
+        names.remember("localhost", std::time::Instant::now());
+    }
+    let policy = EndpointPolicy::default();
+    per_op(|| {
+        let verdict = rt.block_on(check_resolved(policy, &names, &url));
+        assert_eq!(verdict.is_ok(), remembered, "{verdict:?}");
+    })
 }
 
 /// µs per call of `op`.

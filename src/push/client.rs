@@ -7,12 +7,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
 use super::endpoint::{EndpointPolicy, Refused};
+use super::names::CheckedNames;
 use super::outcome::{Attempt, Outcome};
 
 /// How a kind of push reads an answer: status, `Retry-After`, now.
@@ -62,21 +63,36 @@ pub fn build(
 }
 
 /// Refuses up front a name that resolves only to non-public addresses, so that is a
-/// refusal and not a retry; the resolver enforces it again at connect time.
+/// refusal and not a retry; the resolver enforces it again at connect time. A name
+/// that passed less than [`super::names::CHECKED_FOR`] ago is not looked up again.
 ///
 /// # Errors
 /// [`Refused::NotPublic`].
-pub async fn check_resolved(policy: EndpointPolicy, url: &Url) -> Result<(), Refused> {
+pub async fn check_resolved(
+    policy: EndpointPolicy,
+    names: &CheckedNames,
+    url: &Url,
+) -> Result<(), Refused> {
     let Some(url::Host::Domain(host)) = url.host() else {
         return Ok(());
     };
-    if policy.allow_private {
+    if policy.allow_private || names.passed(host, Instant::now()) {
         return Ok(());
     }
     let Ok(addrs) = tokio::net::lookup_host((host, 0)).await else {
         return Ok(()); // a resolver failure may pass: retried as temporary
     };
     let addrs: Vec<SocketAddr> = addrs.collect();
+    let verdict = resolved_verdict(policy, &addrs);
+    if verdict.is_ok() && !addrs.is_empty() {
+        names.remember(host, Instant::now());
+    }
+    verdict
+}
+
+/// What the addresses a name resolved to mean: refused when there is at least one and
+/// none is allowed.
+fn resolved_verdict(policy: EndpointPolicy, addrs: &[SocketAddr]) -> Result<(), Refused> {
     match addrs.first() {
         Some(first) if addrs.iter().all(|a| policy.check_addr(a.ip()).is_err()) => {
             Err(Refused::NotPublic(first.ip()))
@@ -123,5 +139,51 @@ impl Resolve for CheckedResolver {
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).expect("url")
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("socket address")
+    }
+
+    #[test]
+    fn a_name_is_refused_only_when_every_address_is_private() {
+        let policy = EndpointPolicy::default();
+        let private = [addr("127.0.0.1:0"), addr("[::1]:0")];
+        let refused = resolved_verdict(policy, &private);
+        assert_eq!(refused, Err(Refused::NotPublic(addr("127.0.0.1:0").ip())));
+        let mixed = [addr("10.0.0.1:0"), addr("192.0.43.10:0")];
+        assert_eq!(resolved_verdict(policy, &mixed), Ok(()));
+        assert_eq!(resolved_verdict(policy, &[]), Ok(()), "nothing resolved");
+    }
+
+    // `localhost` resolves through /etc/hosts, never DNS, to loopback only.
+    #[tokio::test]
+    async fn a_refused_name_is_looked_up_again_and_never_remembered() {
+        let names = CheckedNames::new();
+        let endpoint = url("https://localhost/push/1");
+        for _ in 0..2 {
+            let verdict = check_resolved(EndpointPolicy::default(), &names, &endpoint).await;
+            assert!(matches!(verdict, Err(Refused::NotPublic(_))), "{verdict:?}");
+        }
+        assert!(names.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_name_that_passed_lately_is_not_looked_up() {
+        let names = CheckedNames::new();
+        names.remember("localhost", Instant::now());
+        let endpoint = url("https://localhost/push/1");
+        // A lookup would find loopback and refuse it: passing shows there was none.
+        let verdict = check_resolved(EndpointPolicy::default(), &names, &endpoint).await;
+        assert_eq!(verdict, Ok(()));
     }
 }

@@ -14,7 +14,8 @@
 //! - [`retry`]: what an attempt's outcome means for the queued push.
 //! - [`record`]: carrying that out on the queue, and logging it.
 //! - [`client`]: the HTTP client every kind sends with (no redirects, no proxies).
-//! - [`endpoint`]: which URLs coid may contact (https, public addresses).
+//! - [`endpoint`]: which URLs coid may contact (https, public addresses);
+//!   [`names`]: push service names that passed that check lately.
 //! - [`webpush`]: subscriptions, payload, VAPID and the RFC 8291 sender.
 //! - [`deltachat`]: device tokens and the notification-proxy sender.
 //!
@@ -24,6 +25,7 @@ pub mod client;
 pub mod delivered;
 pub mod deltachat;
 pub mod endpoint;
+pub mod names;
 pub mod outcome;
 pub mod queue;
 pub mod record;

@@ -5,6 +5,7 @@
 //! 200 delivered (or debounced by the proxy), 410 the token is dead or cannot be
 //! decrypted, 429 wait, 5xx and 408 retry, anything else dropped.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use url::Url;
@@ -12,6 +13,7 @@ use url::Url;
 use crate::config::DeltaChatConfig;
 use crate::push::client;
 use crate::push::endpoint::{EndpointPolicy, Refused};
+use crate::push::names::CheckedNames;
 use crate::push::outcome::{Attempt, Outcome, parse_retry_after};
 
 /// Why a notification was not even attempted.
@@ -31,6 +33,8 @@ pub struct Notifier {
     client: reqwest::Client,
     url: Url,
     policy: EndpointPolicy,
+    /// Whether the proxy's name resolved to a public address lately.
+    names: Arc<CheckedNames>,
 }
 
 impl Notifier {
@@ -50,6 +54,7 @@ impl Notifier {
             client,
             url,
             policy,
+            names: Arc::new(CheckedNames::new()),
         })
     }
 
@@ -60,7 +65,7 @@ impl Notifier {
     /// is an [`Attempt`].
     pub async fn notify(&self, token: &str) -> Result<Attempt, NotifyError> {
         self.policy.check_url(&self.url)?;
-        client::check_resolved(self.policy, &self.url).await?;
+        client::check_resolved(self.policy, &self.names, &self.url).await?;
         let request = self
             .client
             .post(self.url.clone())

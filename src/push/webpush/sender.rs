@@ -6,6 +6,7 @@
 //! through the endpoint rules). The answer becomes an
 //! [`Outcome`]; no answer at all (connect failure, timeout) is [`Outcome::Temporary`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -18,6 +19,7 @@ use super::vapid_tokens::VapidTokens;
 use crate::config::PushConfig;
 use crate::push::client;
 use crate::push::endpoint::{EndpointPolicy, Refused};
+use crate::push::names::CheckedNames;
 use crate::push::outcome::{Attempt, Outcome};
 use crate::store::unix_now_ms;
 
@@ -92,6 +94,8 @@ pub struct Sender {
     /// Signed tokens, one per push service origin while it lasts (RFC 8292 §2).
     vapid: VapidTokens,
     policy: EndpointPolicy,
+    /// Push service names that resolved to a public address lately.
+    names: Arc<CheckedNames>,
 }
 
 impl Sender {
@@ -113,6 +117,7 @@ impl Sender {
             client,
             vapid: VapidTokens::new(vapid, subject),
             policy,
+            names: Arc::new(CheckedNames::new()),
         })
     }
 
@@ -128,7 +133,7 @@ impl Sender {
         options: &Options,
     ) -> Result<Attempt, SendError> {
         self.policy.check_url(&target.endpoint)?;
-        client::check_resolved(self.policy, &target.endpoint).await?;
+        client::check_resolved(self.policy, &self.names, &target.endpoint).await?;
         let request = self.build(target, plaintext, options)?;
         Ok(client::execute(&self.client, request, Outcome::from_response).await)
     }
