@@ -17,10 +17,12 @@ use coid::push::client::check_resolved;
 use coid::push::endpoint::EndpointPolicy;
 use coid::push::names::CheckedNames;
 use coid::push::webpush::ece;
+use coid::push::webpush::sender::Target;
 use coid::push::webpush::vapid::VapidKey;
 use coid::push::webpush::vapid_tokens::VapidTokens;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 
+use crate::common::push_receiver::EndpointKeys;
 use crate::receiver::Endpoint;
 use crate::timing::{micros, per_call};
 
@@ -36,6 +38,9 @@ pub struct Cost {
     pub sign_cached: f64,
     pub encrypt_and_sign: f64,
     pub decrypt: f64,
+    /// Decoding a queued push's subscription (URL, P-256 key, auth secret), as the
+    /// worker does for each push.
+    pub decode: f64,
     /// The name check before a push: a lookup, and a name that passed lately.
     pub name_lookup: f64,
     pub name_remembered: f64,
@@ -57,12 +62,15 @@ pub fn measure(endpoint: &Endpoint, payload: &[u8]) -> Cost {
     let tokens = VapidTokens::new(vapid.clone(), SUBJECT);
     let cached = || tokens.authorization(&target.endpoint, 1_700_000_000, TTL);
     let body = encrypt();
+    let stored = endpoint.keys();
+    let decode = |k: &EndpointKeys| Target::decode(&k.url, &k.p256dh, &k.auth).expect("decodes");
     Cost {
         encrypt: per_op(|| drop(black_box(encrypt()))),
         sign: per_op(|| drop(black_box(sign()))),
         sign_cached: per_op(|| drop(black_box(cached()))),
         encrypt_and_sign: per_op(|| drop(black_box((encrypt(), cached())))),
         decrypt: per_op(|| drop(black_box(endpoint.decrypt(&body).expect("decrypts")))),
+        decode: per_op(|| drop(black_box(decode(&stored)))),
         name_lookup: name_check(false),
         name_remembered: name_check(true),
         plaintext: payload.len(),

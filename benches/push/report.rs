@@ -23,6 +23,7 @@ pub fn cost(c: &Cost) {
         ("sign, cached per origin (coid)", c.sign_cached),
         ("encrypt + cached sign (per push)", c.encrypt_and_sign),
         ("decrypt (push service side)", c.decrypt),
+        ("decode the queued subscription", c.decode),
         ("name check, looked up (localhost)", c.name_lookup),
         ("name check, passed lately (coid)", c.name_remembered),
     ] {
