@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
+use super::create_gate::CreateGate;
 use super::lmtp_client::{Client, ClientError};
 use super::pool::{Lease, Pool, Settings};
 use super::route::route_headers;
@@ -83,6 +84,8 @@ pub struct DovecotLmtp {
     /// store that answers each read just in time cannot hold a message for longer.
     transaction_timeout: Duration,
     recorder: Recorder,
+    /// First creations of a folder, one at a time per user ([`CreateGate`]).
+    gate: Arc<CreateGate>,
 }
 
 impl DovecotLmtp {
@@ -101,6 +104,7 @@ impl DovecotLmtp {
             separator: config.hierarchy_separator,
             transaction_timeout: Duration::from_secs(config.transaction_timeout_secs),
             recorder: Recorder::off(),
+            gate: Arc::new(CreateGate::new()),
         }
     }
 
@@ -116,20 +120,36 @@ impl DovecotLmtp {
             // Outcomes are set as Dovecot answers: when the connection fails half way,
             // the recipients it already answered keep theirs (a 250 must stay a 250,
             // or Postfix delivers to them twice); the rest become temporary failures.
+            let keys = CreateGate::keys(
+                members
+                    .iter()
+                    .filter_map(|&i| copies.get(i).map(|c| &c.job)),
+            );
             let mut group = Group {
                 copies: &mut *copies,
                 members: &members,
             };
             // On the deadline the transaction's future is dropped, and with it the
             // connection it held: a connection left mid-transaction is never pooled.
+            // The wait at the gate counts against the same deadline.
             let deadline = self.transaction_timeout;
-            let result =
-                tokio::time::timeout(deadline, self.group(&mut lease, message, &mut group))
-                    .await
-                    .unwrap_or_else(|_| Err(Failure::past_deadline()));
+            let gated = async {
+                let pass = self.gate.enter(keys).await;
+                (pass, self.group(&mut lease, message, &mut group).await)
+            };
+            let (pass, result) = match tokio::time::timeout(deadline, gated).await {
+                Ok((pass, result)) => (Some(pass), result),
+                Err(_) => (None, Err(Failure::past_deadline())),
+            };
             if let Err(failure) = result {
                 self.failed(&failure, &mut group);
                 lease = None;
+            }
+            if let Some(pass) = pass {
+                self.gate.leave(
+                    pass,
+                    group.members.iter().filter_map(|&i| group.copies.get(i)),
+                );
             }
         }
         if let Some(lease) = lease {

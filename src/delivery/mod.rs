@@ -12,6 +12,7 @@
 //! `transfer` module): the cut-through path for a message whose copies share one
 //! target.
 
+pub mod create_gate;
 pub mod dovecot;
 pub mod lmtp_client;
 pub mod maildir;

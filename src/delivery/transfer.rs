@@ -23,6 +23,7 @@ use super::announce::Announced;
 use super::{
     Answered, DovecotLmtp, Failure, Group, envelope, envelope_is_ascii, reset_transaction,
 };
+use crate::delivery::create_gate::{CreateGate, Key};
 use crate::delivery::lmtp_client::{Client, ClientError};
 use crate::delivery::pool::{Lease, Pool};
 use crate::delivery::route::route_headers;
@@ -60,6 +61,11 @@ pub struct Transfer {
     body: Body,
     deadline: Instant,
     recorder: Recorder,
+    /// Where the end mark waits its turn when the target creates its folder
+    /// ([`CreateGate`]: Dovecot creates it once the message is complete), and for
+    /// which (user, folder) pairs.
+    gate: Arc<CreateGate>,
+    keys: Vec<Key>,
 }
 
 impl DovecotLmtp {
@@ -99,6 +105,7 @@ impl DovecotLmtp {
                 let mut body = Body::new(size);
                 body.stuffer
                     .push(&route_headers(&target, self.separator), &mut body.out);
+                let keys = CreateGate::keys(copies.iter().map(|c| &c.job));
                 Opened::Stream(Box::new(Transfer {
                     lease: Some(lease),
                     pool: Arc::clone(&self.pool),
@@ -107,6 +114,8 @@ impl DovecotLmtp {
                     body,
                     deadline,
                     recorder: self.recorder.clone(),
+                    gate: Arc::clone(&self.gate),
+                    keys,
                 }))
             }
             Ok(None) => Opened::Done(copies),
@@ -265,12 +274,19 @@ impl Transfer {
         }
         if let Some(mut lease) = self.lease.take() {
             let deadline = self.deadline;
+            let gate = Arc::clone(&self.gate);
+            let entered = gate.enter(std::mem::take(&mut self.keys));
+            let Ok(pass) = tokio::time::timeout_at(deadline, entered).await else {
+                self.fail(&ClientError::Timeout);
+                return self.copies;
+            };
             let end = self.end(&mut lease.client);
             match tokio::time::timeout_at(deadline, end).await {
                 Ok(Ok(())) => self.pool.checkin(lease),
                 Ok(Err(err)) => self.fail(&err),
                 Err(_) => self.fail(&ClientError::Timeout),
             }
+            gate.leave(pass, &self.copies);
         }
         self.copies
     }
