@@ -5,7 +5,9 @@
 //! folder (Dovecot 2.3: "Mailbox doesn't exist: COI"). coid lets one first delivery
 //! per user and folder through at a time (`src/delivery/create_gate.rs`); without
 //! that, this test failed in 5 runs of 6. Eight LMTP sessions per user hand coid a
-//! chat each at once, for 12 fresh users.
+//! chat each at once, for 12 fresh users. For half of them each chat goes to alice
+//! too, whose copy stays in INBOX: two targets, so coid takes the store-and-forward
+//! path (one transaction per target) instead of cut-through (one target).
 
 mod common;
 
@@ -36,8 +38,13 @@ fn first_chats_at_once_all_land_in_coi_chats() {
             .coid
             .user_set(&user(n), &["enabled=yes", "message-filter=active"]);
     }
+    // alice keeps chats in INBOX: a second target next to a fresh user's COI/Chats.
+    stack
+        .coid
+        .user_set("alice@example.org", &["enabled=yes", "message-filter=none"]);
     for n in 0..USERS {
         let to = user(n);
+        let with_alice = n % 2 == 1;
         let messages: Vec<MessageBuilder> = (0..AT_ONCE)
             .map(|i| {
                 MessageBuilder::chat()
@@ -52,6 +59,9 @@ fn first_chats_at_once_all_land_in_coi_chats() {
                 assert_eq!(client.command("LHLO client.example.net"), 250);
                 assert_eq!(client.command("MAIL FROM:<bob@example.net>"), 250);
                 assert_eq!(client.command(&format!("RCPT TO:<{to}>")), 250);
+                if with_alice {
+                    assert_eq!(client.command("RCPT TO:<alice@example.org>"), 250);
+                }
                 assert_eq!(client.command("DATA"), 354);
                 client
             })
@@ -59,9 +69,12 @@ fn first_chats_at_once_all_land_in_coi_chats() {
         for (client, msg) in clients.iter_mut().zip(&messages) {
             client.send(&data_payload(&msg.build()));
         }
+        let replies = if with_alice { 2 } else { 1 };
         for (i, client) in clients.iter_mut().enumerate() {
-            let reply = client.line();
-            assert!(reply.starts_with("250"), "{to} message {i}: {reply}");
+            for _ in 0..replies {
+                let reply = client.line();
+                assert!(reply.starts_with("250"), "{to} message {i}: {reply}");
+            }
         }
         let local = to.split('@').next().expect("local part").to_owned();
         for msg in &messages {
@@ -74,7 +87,7 @@ fn first_chats_at_once_all_land_in_coi_chats() {
             assert_eq!(
                 placed,
                 vec![("COI/Chats".to_owned(), true)],
-                "{local}: {}\nDovecot errors: {:?}",
+                "{local} (with alice: {with_alice}): {}\nDovecot errors: {:?}",
                 msg.id(),
                 stack.dovecot.log_errors()
             );
