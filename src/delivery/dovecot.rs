@@ -120,36 +120,21 @@ impl DovecotLmtp {
             // Outcomes are set as Dovecot answers: when the connection fails half way,
             // the recipients it already answered keep theirs (a 250 must stay a 250,
             // or Postfix delivers to them twice); the rest become temporary failures.
-            let keys = CreateGate::keys(
-                members
-                    .iter()
-                    .filter_map(|&i| copies.get(i).map(|c| &c.job)),
-            );
             let mut group = Group {
                 copies: &mut *copies,
                 members: &members,
             };
             // On the deadline the transaction's future is dropped, and with it the
             // connection it held: a connection left mid-transaction is never pooled.
-            // The wait at the gate counts against the same deadline.
+            // A wait at the gate counts against the same deadline.
             let deadline = self.transaction_timeout;
-            let gated = async {
-                let pass = self.gate.enter(keys).await;
-                (pass, self.group(&mut lease, message, &mut group).await)
-            };
-            let (pass, result) = match tokio::time::timeout(deadline, gated).await {
-                Ok((pass, result)) => (Some(pass), result),
-                Err(_) => (None, Err(Failure::past_deadline())),
-            };
+            let result =
+                tokio::time::timeout(deadline, self.group(&mut lease, message, &mut group))
+                    .await
+                    .unwrap_or_else(|_| Err(Failure::past_deadline()));
             if let Err(failure) = result {
                 self.failed(&failure, &mut group);
                 lease = None;
-            }
-            if let Some(pass) = pass {
-                self.gate.leave(
-                    pass,
-                    group.members.iter().filter_map(|&i| group.copies.get(i)),
-                );
             }
         }
         if let Some(lease) = lease {
@@ -158,19 +143,38 @@ impl DovecotLmtp {
     }
 
     /// One group's transaction on the connection in `lease` (taken from the pool if
-    /// there is none). A connection from the pool that turns out dead before DATA is
-    /// replaced by a fresh one and the transaction tried again; after DATA never.
+    /// there is none), through the [`CreateGate`] when its target creates its folder.
     /// On success the connection is left in `lease` for the next group.
+    ///
+    /// The gate is entered with a connection in hand: a transaction holding the gate
+    /// never waits for the pool, so it cannot wait for a connection held by one that
+    /// waits at the gate.
     async fn group(
         &self,
         lease: &mut Option<Lease>,
         message: &Message<'_>,
         group: &mut Group<'_>,
     ) -> Result<(), Failure> {
-        let mut current = match lease.take() {
+        let current = match lease.take() {
             Some(current) => current,
             None => self.pool.checkout().await.map_err(Failure::connecting)?,
         };
+        let pass = self.gate.enter(CreateGate::keys(group.jobs())).await;
+        let result = self.transaction_on(current, message, group).await;
+        self.gate.leave(pass, group.deliveries());
+        *lease = Some(result?);
+        Ok(())
+    }
+
+    /// The group's transaction on `current`. A connection from the pool that turns out
+    /// dead before DATA is replaced by a fresh one (in its own pool slot) and the
+    /// transaction tried again; after DATA never.
+    async fn transaction_on(
+        &self,
+        mut current: Lease,
+        message: &Message<'_>,
+        group: &mut Group<'_>,
+    ) -> Result<Lease, Failure> {
         let reused = current.reused;
         match self.transaction(&mut current, message, group).await {
             Ok(()) => {}
@@ -187,8 +191,7 @@ impl DovecotLmtp {
             Err(failure) => return Err(failure),
         }
         current.reused = false;
-        *lease = Some(current);
-        Ok(())
+        Ok(current)
     }
 
     /// One MAIL/RCPT*/DATA transaction for copies sharing a target; each copy's
@@ -386,6 +389,10 @@ impl Group<'_> {
         self.members
             .iter()
             .filter_map(|&i| self.copies.get(i).map(|c| &c.job))
+    }
+
+    fn deliveries(&self) -> impl Iterator<Item = &Delivery> {
+        self.members.iter().filter_map(|&i| self.copies.get(i))
     }
 
     fn target(&self) -> Option<&Target> {
