@@ -17,11 +17,25 @@
 //! transactions pass without waiting (a folder deleted later is created again by the
 //! next delivery, unguarded: only a burst right after a deletion could race again).
 //!
+//! A 250 is taken as the folder being there. Dovecot answers 250 for the fallback to
+//! INBOX too, so a creation that failed for another reason (another coid process
+//! creating it at the same moment) is remembered as done; only that one message is
+//! misfiled, as before. A transaction whose deadline passed while Dovecot worked
+//! leaves the gate without an answer, and the next one may go in while Dovecot is
+//! still creating the folder: that takes a store slower than the deadline.
+//!
+//! No waiting in a cycle: locks are taken in sorted order, so two transactions sharing
+//! several users cannot wait for each other; and a transaction enters the gate only
+//! with its store connection in hand (the callers' rule), so one holding the gate
+//! never waits for a connection held by one waiting at the gate. A transaction waiting
+//! here holds its connection, and Dovecot its LMTP process, meanwhile: only the first
+//! deliveries of a user into a folder wait, each for one transaction.
+//!
 //! Bounds: at most [`MAX_KNOWN`] remembered pairs (when full, forgotten all at once:
 //! the next first deliveries wait again, nothing worse); waiting is bounded by the
-//! caller's transaction deadline. Locks are taken in sorted order, so two transactions
-//! sharing several users cannot wait for each other. Per process: coid nodes that
-//! deliver to the same Dovecot backend do not see each other's gates.
+//! caller's transaction deadline. Per backend, so per coid process and per
+//! configuration: coid nodes that deliver to the same Dovecot do not see each other's
+//! gates, nor do sessions of the old configuration and the new one during a reload.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

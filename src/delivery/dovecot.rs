@@ -80,8 +80,9 @@ impl Failure {
 pub struct DovecotLmtp {
     pool: Arc<Pool>,
     separator: char,
-    /// The most one transaction (checkout, envelope, DATA, every reply) may take: a
-    /// store that answers each read just in time cannot hold a message for longer.
+    /// The most one transaction (checkout, a wait at the [`CreateGate`], envelope,
+    /// DATA, every reply) may take: a store that answers each read just in time cannot
+    /// hold a message for longer.
     transaction_timeout: Duration,
     recorder: Recorder,
     /// First creations of a folder, one at a time per user ([`CreateGate`]).

@@ -268,6 +268,8 @@ impl Transfer {
     /// Sends the end mark, reads one reply per accepted recipient and puts the
     /// connection back in the pool; returns the copies with their outcomes. Copies the
     /// store did not answer (it failed, stalled past the deadline) are temporary.
+    /// When the target creates its folder, the end mark first waits its turn at the
+    /// [`CreateGate`], within the transaction's deadline.
     pub async fn finish(mut self) -> Vec<Delivery> {
         if Instant::now() >= self.deadline {
             self.expire();

@@ -4,12 +4,13 @@
 //! sleep, counting outcomes. Apart so that the loop's file stays readable.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::outcome::Outcome;
-use super::worker::{AHEAD, LINGER, POLL};
+use super::worker::{AHEAD, AHEAD_WAIT, LINGER, POLL};
 use crate::metrics::Recorder;
 use crate::store::{Destination, PushKind, QueuedPush, Settle, unix_now_ms};
 
@@ -65,6 +66,50 @@ pub(super) fn trip_due(concurrency: usize, ready: usize, inflight: usize, settle
     ready < concurrency
         || (settled > 0 && ready == 0 && inflight == 0)
         || settled >= AHEAD * concurrency
+}
+
+/// How many rows a trip claims, with `held` in flight and claimed ahead: up to
+/// [`AHEAD`] × `concurrency` held, but no more than the sends get through in half of
+/// [`AHEAD_WAIT`] at `per_send` each (zero: not known yet), and room for two batches
+/// at least. A fast push service gets large batches (fewer trips to the store); a
+/// slow one gets no more rows than are sent before their wait runs out (with 8 in
+/// flight and 360 ms a send, the last of 56 rows ahead would wait past it and go back
+/// to the queue unsent).
+pub(super) fn claim_room(concurrency: usize, held: usize, per_send: Duration) -> usize {
+    let in_time = match (AHEAD_WAIT / 2)
+        .as_micros()
+        .checked_div(per_send.as_micros())
+    {
+        Some(sends) => concurrency.saturating_mul(usize::try_from(sends).unwrap_or(usize::MAX)),
+        None => usize::MAX,
+    };
+    let most = (AHEAD * concurrency).min(in_time.max(2 * concurrency));
+    most.saturating_sub(held)
+}
+
+/// How long sends took lately: a moving average (each new send weighs 1/8), in µs.
+#[derive(Debug, Default)]
+pub(super) struct SendTime(AtomicU64);
+
+impl SendTime {
+    /// Counts one send that took `took`.
+    pub(super) fn record(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    took
+                } else {
+                    old - old / 8 + took / 8
+                })
+            });
+    }
+
+    /// The average; zero before the first send.
+    pub(super) fn average(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
 }
 
 /// What the last trip to the store found: when it was, and whether it claimed as

@@ -45,7 +45,9 @@ use super::outcome::{Attempt, Backoff};
 use super::queue::{PushQueue, blocking};
 use super::record::{log, settlement};
 use super::retry::{self, Action, Row, Rules};
-use super::rounds::{LastTrip, count, finished, hold_back, linger, trip_due, until};
+use super::rounds::{
+    LastTrip, SendTime, claim_room, count, finished, hold_back, linger, trip_due, until,
+};
 use super::webpush::payload::Payload;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
@@ -61,7 +63,7 @@ const LEASE_SLACK: Duration = Duration::from_secs(5);
 /// Longest a row claimed ahead may wait for a free slot; then it goes back to the
 /// queue (and is claimed again with a fresh lease), so every send starts with at
 /// least the send limit and half the slack of its lease left.
-const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
+pub(super) const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
 /// Rows in flight and claimed ahead together: at most this many times `concurrency`.
 /// A trip claims when fewer than `concurrency` wait ahead, so under load each trip
 /// settles and claims about `(AHEAD - 1) × concurrency` rows at once. Measured
@@ -69,7 +71,8 @@ const AHEAD_WAIT: Duration = Duration::from_millis(2_500);
 /// 13.5–14.7k to 14.1–15.5k/s and Delta Chat from 30–34k to 38–40k/s, with less CPU
 /// per push; 16 gained no more for Web Push and 5% for Delta Chat; claiming earlier
 /// (at 4 × `concurrency` ahead, so a trip overlaps the sends) gained nothing over 8.
-/// A slow push service only makes rows ahead wait [`AHEAD_WAIT`] and be claimed again.
+/// With a slow push service fewer are claimed ([`super::rounds::claim_room`]), so
+/// that rows ahead do not wait past [`AHEAD_WAIT`] and go back unsent.
 pub(super) const AHEAD: usize = 8;
 /// While pushes trickle in, trips to the store are at least this far apart
 /// ([`super::rounds::linger`]): a push waits at most this much longer, and the
@@ -130,6 +133,8 @@ pub struct Worker {
     send_limit: Duration,
     /// Delta Chat tokens not set again within this are deleted by the sweep.
     token_lifetime: Duration,
+    /// How long sends took lately, for how many rows to claim ahead.
+    send_time: SendTime,
 }
 
 impl Worker {
@@ -144,6 +149,7 @@ impl Worker {
             concurrency: config.concurrency.max(1),
             send_limit: Duration::from_secs(1),
             token_lifetime,
+            send_time: SendTime::default(),
         }
     }
 
@@ -239,7 +245,8 @@ impl Worker {
                     wait = until(next_due);
                 }
             } else if trip.is_none() {
-                let room = (AHEAD * this.concurrency).saturating_sub(inflight.len() + ready.len());
+                let held = inflight.len() + ready.len();
+                let room = claim_room(this.concurrency, held, this.send_time.average());
                 let handed = this.hook.as_ref().is_some_and(PushHook::waiting);
                 let due = handed
                     || trip_due(this.concurrency, ready.len(), inflight.len(), settled.len());
@@ -436,7 +443,9 @@ impl Worker {
 
     /// Sends one push; returns what its answer does to the queue.
     async fn send_one(self: Arc<Self>, push: QueuedPush) -> Vec<Settle> {
+        let began = std::time::Instant::now();
         let sent = tokio::time::timeout(self.send_limit, self.attempt(&push)).await;
+        self.send_time.record(began.elapsed());
         let attempt = match sent {
             Ok(Ok(attempt)) => attempt,
             Ok(Err(unsent)) => return self.unsent(&push, unsent),

@@ -1,7 +1,7 @@
 //! The worker's pure parts: holding back rows claimed ahead, the topic per folder.
 
 use super::*;
-use crate::push::rounds::{LastTrip, linger};
+use crate::push::rounds::{LastTrip, SendTime, claim_room, linger};
 
 fn queued(seq: i64, to: Destination) -> QueuedPush {
     QueuedPush {
@@ -140,4 +140,48 @@ fn a_trickle_shares_trips_and_a_backlog_does_not_wait() {
         "after a quiet spell"
     );
     assert_eq!(linger(trickle(quiet + 50), c, 2, now), None);
+}
+
+/// A trip claims up to [`AHEAD`] × concurrency rows held for a fast push service,
+/// fewer for a slow one (no more than are sent within half of [`AHEAD_WAIT`]), and
+/// always room for two batches.
+#[test]
+fn slow_sends_claim_fewer_rows_ahead() {
+    let c = 8;
+    let ms = Duration::from_millis;
+    assert_eq!(
+        claim_room(c, 0, Duration::ZERO),
+        AHEAD * c,
+        "nothing known yet"
+    );
+    assert_eq!(claim_room(c, 0, ms(1)), AHEAD * c);
+    assert_eq!(
+        claim_room(c, c + 3, ms(1)),
+        AHEAD * c - c - 3,
+        "held rows count"
+    );
+    // 1.25 s at 400 ms a send: 3 rounds of 8.
+    assert_eq!(claim_room(c, 0, ms(400)), 3 * c);
+    assert_eq!(claim_room(c, 0, ms(5_000)), 2 * c, "two batches at least");
+    assert_eq!(claim_room(c, 3 * c, ms(5_000)), 0);
+}
+
+#[test]
+fn the_send_time_follows_recent_sends() {
+    let time = SendTime::default();
+    assert_eq!(time.average(), Duration::ZERO);
+    time.record(Duration::from_millis(80));
+    assert_eq!(
+        time.average(),
+        Duration::from_millis(80),
+        "the first counts whole"
+    );
+    for _ in 0..100 {
+        time.record(Duration::from_millis(400));
+    }
+    let average = time.average();
+    assert!(
+        average > Duration::from_millis(395) && average <= Duration::from_millis(400),
+        "{average:?}"
+    );
 }

@@ -186,7 +186,7 @@ fn sends_go_on_while_a_trip_waits_for_the_store() {
     let running = rig.runtime.spawn(rig.worker().run(stopped));
 
     // The first trip claimed AHEAD × CONCURRENCY rows; the next one is due when
-    // fewer than CONCURRENCY of them wait, about three pauses later. Before then,
+    // fewer than CONCURRENCY of them wait, about AHEAD - 1 pauses later. Before then,
     // the store's write lock goes to another connection.
     assert!(
         reaches(&rig.answered, 1, Duration::from_secs(10)),
