@@ -127,3 +127,13 @@ async fn remembered_pairs_are_bounded() {
     let state = gate.lock();
     assert_eq!(state.known.len(), 1, "forgotten at once when full");
 }
+
+#[tokio::test]
+async fn a_transaction_that_creates_nothing_leaves_no_trace() {
+    let gate = CreateGate::new();
+    let pass = gate.enter(CreateGate::keys(&[job("c", false)])).await;
+    assert!(pass.keys.is_empty() && pass.guards.is_empty());
+    gate.leave(pass, &[copy("c", Outcome::Delivered)]);
+    let state = gate.lock();
+    assert!(state.known.is_empty() && state.busy.is_empty());
+}
