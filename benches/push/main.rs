@@ -9,12 +9,15 @@
 //!    rounds of push off, Web Push on and Delta Chat push on taking turns
 //!    ([`ORDERS`]): mail throughput with each kind of push on against off, and the time
 //!    from coid's delivery of each message to its push or notification arriving
-//!    ([`flow`], [`coid_log`]).
+//!    ([`flow`], [`coid_log`]);
+//! 5. the worker against a push service 50 ms away, at several `[push] concurrency`
+//!    values ([`far`]).
 //!
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
 //! `benches/run.sh --bench push`. `COID_BENCH_QUICK=1` runs a tenth of the work;
 //! `COID_BENCH_ONLY=worker` only the in-process queue → worker runs (for profiling);
-//! `COID_BENCH_ONLY=mail` only the mail rounds through the real stack.
+//! `COID_BENCH_ONLY=mail` only the mail rounds through the real stack;
+//! `COID_BENCH_ONLY=far` only the runs against a push service far away.
 
 mod coid_log;
 #[path = "../../tests/common/mod.rs"]
@@ -25,6 +28,7 @@ mod cpu;
 #[allow(dead_code)]
 #[path = "../e2e/delivery.rs"]
 mod delivery;
+mod far;
 mod flow;
 #[path = "../shared/machine.rs"]
 mod machine;
@@ -86,11 +90,16 @@ fn main() {
     let cost = cost::measure(&endpoints[0], &payload);
 
     let pushes = PUSHES / scale;
+    let concurrency = PushConfig::default().concurrency;
     let tokens = receiver::device_tokens(SUBSCRIPTIONS);
     match std::env::var("COID_BENCH_ONLY").as_deref() {
         Ok("worker") => {
             let chats = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
-            in_process_only(&receiver, &endpoints, &tokens, &chats);
+            in_process_only(&receiver, &endpoints, &tokens, &chats, concurrency);
+            return;
+        }
+        Ok("far") => {
+            report::far(&far::measure(distinct_chats), concurrency);
             return;
         }
         Ok("mail") => {
@@ -98,7 +107,7 @@ fn main() {
             report::mail(&mail_rounds(&receiver, MESSAGES / scale));
             return;
         }
-        Ok(other) => panic!("COID_BENCH_ONLY={other}: only `worker` and `mail` are known"),
+        Ok(other) => panic!("COID_BENCH_ONLY={other}: only `worker`, `mail` and `far` are known"),
         Err(_) => {}
     }
     let all = send::Threads::All;
@@ -127,8 +136,13 @@ fn main() {
     let mut worker = Vec::new();
     let mut deltachat = Vec::new();
     for _ in 0..PUSH_RUNS {
-        worker.push(send::worker(&receiver, &endpoints, &pushed));
-        deltachat.push(send::deltachat_worker(&receiver, &tokens, &notified));
+        worker.push(send::worker(&receiver, &endpoints, &pushed, concurrency));
+        deltachat.push(send::deltachat_worker(
+            &receiver,
+            &tokens,
+            &notified,
+            concurrency,
+        ));
     }
     let (worker, enqueue): (Vec<send::Rate>, Vec<f64>) = worker.into_iter().unzip();
     let (deltachat, enqueue_dc): (Vec<send::Rate>, Vec<f64>) = deltachat.into_iter().unzip();
@@ -156,9 +170,9 @@ fn main() {
     flow::run(&receiver, Mode::WebPush, 100 / scale, "warm");
     flow::run(&receiver, Mode::DeltaChat, 100 / scale, "warmdc");
     let mail = mail_rounds(&receiver, MESSAGES / scale);
+    let far = far::measure(distinct_chats);
 
     report::cost(&cost);
-    let concurrency = PushConfig::default().concurrency;
     report::rates(
         concurrency,
         SUBSCRIPTIONS,
@@ -174,6 +188,7 @@ fn main() {
         stats::median(enqueue_dc.clone()),
     );
     report::mail(&mail);
+    report::far(&far, concurrency);
     report::summary(&report::Summary {
         cost: &cost,
         sender: &sender,
@@ -201,10 +216,11 @@ fn in_process_only(
     endpoints: &[receiver::Endpoint],
     tokens: &[String],
     (pushed, notified): &(Vec<Vec<u8>>, Vec<Vec<u8>>),
+    concurrency: usize,
 ) {
     for _ in 0..PUSH_RUNS {
-        let (rate, enqueue) = send::worker(receiver, endpoints, pushed);
-        let (dc, enqueue_dc) = send::deltachat_worker(receiver, tokens, notified);
+        let (rate, enqueue) = send::worker(receiver, endpoints, pushed, concurrency);
+        let (dc, enqueue_dc) = send::deltachat_worker(receiver, tokens, notified, concurrency);
         println!(
             "worker {:.0}/s (CPU {:?}), queued {enqueue:.0} µs/message; deltachat worker \
              {:.0}/s (CPU {:?}), queued {enqueue_dc:.0} µs/message",
@@ -220,11 +236,16 @@ fn in_process_only(
 /// its own Message-ID, as real mail has (the queue drops a push of a message it
 /// queued already: its dedupe key is made of the Message-ID).
 fn in_process_chats(pushed: usize, notified: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    (
+        distinct_chats("inprocess", pushed),
+        distinct_chats("inprocess-dc", notified),
+    )
+}
+
+/// `n` chats tagged `tag`, each with its own Message-ID.
+fn distinct_chats(tag: &str, n: usize) -> Vec<Vec<u8>> {
     let filler = delivery::filler(flow::CHAT_SIZE);
-    let chats = |tag: &str, n: usize| -> Vec<Vec<u8>> {
-        (0..n).map(|i| flow::chat(tag, i, &filler).0).collect()
-    };
-    (chats("inprocess", pushed), chats("inprocess-dc", notified))
+    (0..n).map(|i| flow::chat(tag, i, &filler).0).collect()
 }
 
 /// A round of every mode, in the [`ORDERS`], then the round's control (push off once

@@ -103,8 +103,15 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Listens on an ephemeral loopback port.
+    /// Listens on an ephemeral loopback port and answers at once.
     pub fn start() -> Receiver {
+        Receiver::answering_after(Duration::ZERO)
+    }
+
+    /// Listens on an ephemeral loopback port and answers each request `delay` after
+    /// its body arrived: a push service that far away (its round trip and its own
+    /// work), one request at a time per connection as HTTP/1.1 has it.
+    pub fn answering_after(delay: Duration) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("push-receiver")
@@ -121,6 +128,7 @@ impl Receiver {
             listener,
             Arc::clone(&seen),
             Arc::clone(&connections),
+            delay,
         ));
         Receiver {
             origin: format!("http://127.0.0.1:{port}"),
@@ -241,16 +249,18 @@ async fn accept(
     listener: TcpListener,
     seen: Arc<Mutex<Vec<Arrival>>>,
     connections: Arc<AtomicUsize>,
+    delay: Duration,
 ) {
     while let Ok((stream, _)) = listener.accept().await {
         connections.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, Arc::clone(&seen)));
+        tokio::spawn(connection(stream, Arc::clone(&seen), delay));
     }
 }
 
-/// Serves requests on one connection until the client closes it.
-async fn connection(mut stream: TcpStream, seen: Arc<Mutex<Vec<Arrival>>>) {
+/// Serves requests on one connection until the client closes it, each answered
+/// `delay` after it arrived.
+async fn connection(mut stream: TcpStream, seen: Arc<Mutex<Vec<Arrival>>>, delay: Duration) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     loop {
         let head_len = loop {
@@ -282,6 +292,9 @@ async fn connection(mut stream: TcpStream, seen: Arc<Mutex<Vec<Arrival>>>) {
         };
         seen.lock().unwrap_or_else(|e| e.into_inner()).push(arrival);
         buf.drain(..head_len + head.content_length);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if stream.write_all(answer).await.is_err() || head.close {
             return;
         }

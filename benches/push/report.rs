@@ -7,9 +7,43 @@
 use std::time::Duration;
 
 use crate::cost::Cost;
+use crate::far::{ANSWER_AFTER, Far};
 use crate::flow::{CHAT_SIZE, MailRounds, Mode, Outcome, SESSIONS, TOKENS};
 use crate::send::Rate;
 use crate::stats::{median, quantile, range};
+
+/// The worker against a push service [`ANSWER_AFTER`] away, by `[push] concurrency`
+/// (`default` marked).
+pub fn far(runs: &[Far], default: usize) {
+    println!(
+        "\nqueue → worker against a push service {} ms away (one run each; bound: \
+         concurrency / answer time)",
+        ANSWER_AFTER.as_millis()
+    );
+    println!(
+        "concurrency   bound/s   web push/s  (× bound)  delta chat/s  (× bound)  CPU µs/push wp | dc"
+    );
+    for f in runs {
+        let (wp, dc) = (f.webpush.per_second(), f.deltachat.per_second());
+        let per_push = |r: &Rate| r.cpu.rest.as_secs_f64() * 1e6 / r.pushes.max(1) as f64;
+        let mark = if f.concurrency == default {
+            " (default)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<13} {:>7.0} {:>12.0}  ({:>5.2})  {:>12.0}  ({:>5.2})  {:>8.0} | {:.0}{mark}",
+            f.concurrency,
+            f.bound(),
+            wp,
+            wp / f.bound(),
+            dc,
+            dc / f.bound(),
+            per_push(&f.webpush),
+            per_push(&f.deltachat),
+        );
+    }
+}
 
 pub fn cost(c: &Cost) {
     println!(

@@ -224,14 +224,21 @@ where
 
 /// `messages` delivered messages (`message`), each pushing to every one of
 /// `endpoints` (subscriptions of one user, msgtype `all`), queued, then sent by the
-/// real worker; also returns the µs per message that queueing took.
-pub fn worker(receiver: &Receiver, endpoints: &[Endpoint], chats: &[Vec<u8>]) -> (Rate, f64) {
+/// real worker with `concurrency` in flight; also returns the µs per message that
+/// queueing took.
+pub fn worker(
+    receiver: &Receiver,
+    endpoints: &[Endpoint],
+    chats: &[Vec<u8>],
+    concurrency: usize,
+) -> (Rate, f64) {
     let messages = chats.len();
     let dir = tempfile::tempdir().expect("state dir");
     let store = Store::open(&dir.path().join("coid.sqlite")).expect("state store");
     let config = PushConfig {
         allow_private_endpoints: true,
         max_queue: 10 * messages * endpoints.len() + 100,
+        concurrency,
         ..PushConfig::default()
     };
     let queue = PushQueue::new(store.clone(), &config);
@@ -256,12 +263,19 @@ pub fn worker(receiver: &Receiver, endpoints: &[Endpoint], chats: &[Vec<u8>]) ->
 
 /// `messages` delivered messages (`message`, a chat from bob), each notifying every
 /// one of `tokens` (device tokens of [`USER`]), queued, then sent by the real worker
-/// with only its Delta Chat side; also returns the µs per message that queueing took.
-pub fn deltachat_worker(receiver: &Receiver, tokens: &[String], chats: &[Vec<u8>]) -> (Rate, f64) {
+/// with only its Delta Chat side and `concurrency` in flight; also returns the µs per
+/// message that queueing took.
+pub fn deltachat_worker(
+    receiver: &Receiver,
+    tokens: &[String],
+    chats: &[Vec<u8>],
+    concurrency: usize,
+) -> (Rate, f64) {
     let messages = chats.len();
     let dir = tempfile::tempdir().expect("state dir");
     let store = Store::open(&dir.path().join("coid.sqlite")).expect("state store");
-    let (config, deltachat) = deltachat_configs(receiver, messages * tokens.len());
+    let (mut config, deltachat) = deltachat_configs(receiver, messages * tokens.len());
+    config.concurrency = concurrency;
     let queue = PushQueue::new(store.clone(), &config);
     add_tokens(&store, &deltachat, tokens);
     let rules = DeltaChatRules::from_config(&deltachat).expect("[deltachat] push is on");
