@@ -326,7 +326,10 @@ pub fn summary(s: &Summary<'_>) {
     println!("{:<58} {:>22}  goal", "what", "now");
     let rows = [
         (
-            "Sender::send alone, 8 in flight".to_owned(),
+            format!(
+                "Sender::send alone, {} in flight",
+                coid::config::PushConfig::default().concurrency
+            ),
             format!("{sender:.0} pushes/s"),
             "≥ 4000/s",
         ),
