@@ -10,6 +10,7 @@
 //! replies never wait for push work and never change because of it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use mail_parser::Message as Parsed;
 
@@ -81,6 +82,9 @@ pub struct Decisions {
     /// The header section classification read (at most [`MAX_HEADER`] bytes); push
     /// payloads are built from it.
     pub header: Vec<u8>,
+    /// When deciding began: the settings it read, and the push targets its pushes
+    /// look for, count every change committed before then.
+    pub began: Instant,
 }
 
 /// The shared per-message machinery.
@@ -168,8 +172,9 @@ impl Pipeline {
         envelope: &Envelope,
         header: Vec<u8>,
     ) -> Result<Decisions, PipelineError> {
+        let began = Instant::now();
         let users = envelope.per_rcpt(|_, r| self.users.resolve(&r.address));
-        let settings = self.settings_of(&users).await?;
+        let settings = self.settings_of(&users, began).await?;
         let (classification, message_id, recipients) =
             isolate(|| self.decide_parsed(envelope, &header, users, settings))?;
         Ok(Decisions {
@@ -177,6 +182,7 @@ impl Pipeline {
             message_id,
             recipients,
             header,
+            began,
         })
     }
 
@@ -220,15 +226,16 @@ impl Pipeline {
         (classification, message_id, recipients)
     }
 
-    /// The recipients' settings: from the cache when every one is there (no SQLite,
-    /// no blocking thread), else read on a blocking thread. A user the store knows
-    /// nothing of has the server's defaults.
+    /// The recipients' settings as of `began` or later: from the cache when every one
+    /// is there (no SQLite, no blocking thread), else read on a blocking thread. A
+    /// user the store knows nothing of has the server's defaults.
     async fn settings_of(
         &self,
         users: &PerRcpt<UserAddress>,
+        began: Instant,
     ) -> Result<PerRcpt<CoiSettings>, PipelineError> {
         let names: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
-        let stored = match self.coi.cached(&names) {
+        let stored = match self.coi.cached(&names, began) {
             Some(stored) => stored,
             None => {
                 let cache = self.coi.clone();
@@ -301,7 +308,8 @@ impl Pipeline {
         let class = decisions.classification.class;
         let message =
             DeliveredMessage::new(decisions.header, body, decisions.classification.group_id)
-                .with_class(class);
+                .with_class(class)
+                .decided_from(decisions.began);
         Some(Pushes {
             hook: hook.clone(),
             message,

@@ -33,6 +33,7 @@
 //! (Dovecot's LMTP reply does not tell them).
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -110,6 +111,9 @@ pub struct DeliveredMessage {
     pub group_id: Option<String>,
     /// The message's class.
     pub class: Class,
+    /// When coid began deciding it: the push targets looked up for it count every
+    /// change committed before then (a device subscribed before the message came).
+    pub began: Instant,
 }
 
 impl DeliveredMessage {
@@ -127,12 +131,20 @@ impl DeliveredMessage {
             body,
             group_id,
             class: Class::Email,
+            began: Instant::now(),
         }
     }
 
     /// The same, of class `class`.
     pub fn with_class(mut self, class: Class) -> Self {
         self.class = class;
+        self
+    }
+
+    /// The same, decided from `began` on (at most now: a later instant would let a
+    /// target committed before the message came go unseen).
+    pub fn decided_from(mut self, began: Instant) -> Self {
+        self.began = began.min(self.began);
         self
     }
 }
@@ -380,7 +392,7 @@ impl PushHook {
     /// burst of deliveries costs one hop to a blocking thread, not one each.
     pub fn after_delivery(&self, message: DeliveredMessage, recipients: Vec<Delivered>) {
         let names = recipients.iter().map(|r| r.username.as_str());
-        if recipients.is_empty() || self.targets.any(names) == Some(false) {
+        if recipients.is_empty() || self.targets.any(names, message.began) == Some(false) {
             return;
         }
         let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {

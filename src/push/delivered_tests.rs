@@ -62,6 +62,7 @@ fn message(body: Option<&[u8]>) -> DeliveredMessage {
         body: body.map(<[u8]>::to_vec),
         group_id: Some("g1".into()),
         class: Class::Chat,
+        began: Instant::now(),
     }
 }
 
@@ -288,6 +289,7 @@ fn a_message_without_a_header_still_pushes() {
         body: Some(b"\r\nno header, a body\r\n".to_vec()),
         group_id: None,
         class: Class::Email,
+        began: Instant::now(),
     };
     let pushes = pushes_for(&store, &headerless, &delivered(false), 5, 9).expect("pushes");
     assert_eq!(ids(&pushes), ["all", "mail"]);
@@ -346,7 +348,7 @@ fn users_without_targets_cost_no_task_until_they_subscribe() {
     let rt = current_thread();
     rt.block_on(async {
         // Nothing read yet: unknown, so the slow path, which reads the set.
-        let bob_has_targets = || hook.targets.any([BOB].into_iter());
+        let bob_has_targets = || hook.targets.any([BOB].into_iter(), Instant::now());
         assert_eq!(bob_has_targets(), None);
         hook.after_delivery(message(None), to_bob());
         hook.flush().await;

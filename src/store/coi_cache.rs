@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::coi::StoredCoi;
 use super::engine::Counter;
@@ -54,13 +55,21 @@ impl CoiCache {
     }
 
     /// Every user's stored settings if the database has not changed since they were
-    /// read; `None` otherwise (and always `None` when the counter is not local).
-    /// Never waits for the store's connection.
-    pub fn cached(&self, usernames: &[String]) -> Option<Vec<StoredCoi>> {
+    /// read, as a counter read begun at or after `since` sees it (so every change
+    /// committed before `since` counts; [`crate::store::Engine::counter_since`]);
+    /// `None` otherwise (and always `None` when the counter is not local). Never waits
+    /// for the store's connection.
+    pub fn cached(&self, usernames: &[String], since: Instant) -> Option<Vec<StoredCoi>> {
         if !self.store.counters_are_local() {
             return None;
         }
-        let version = self.version()?;
+        let version = match self.store.counter_since(Counter::Settings, since) {
+            Ok(version) => version,
+            Err(err) => {
+                tracing::debug!(error = %err, "settings cache: counter unreadable");
+                return None;
+            }
+        };
         let mut entries = lock(&self.entries);
         if entries.version != Some(version) {
             entries.map.clear();
@@ -140,19 +149,31 @@ mod tests {
         let (dir, store) = temp_store();
         let cache = CoiCache::new(store.clone());
         let names = vec!["a@x".to_owned()];
-        assert_eq!(cache.cached(&names), None, "nothing read yet");
+        assert_eq!(
+            cache.cached(&names, Instant::now()),
+            None,
+            "nothing read yet"
+        );
         let first = cache.load(&names).expect("load");
         assert_eq!(first[0].enabled, None);
-        assert_eq!(cache.cached(&names), Some(first), "a hit");
+        assert_eq!(cache.cached(&names, Instant::now()), Some(first), "a hit");
         store.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
-        assert_eq!(cache.cached(&names), None, "this process wrote");
+        assert_eq!(
+            cache.cached(&names, Instant::now()),
+            None,
+            "this process wrote"
+        );
         let second = cache.load(&names).expect("load");
         assert_eq!(second[0].enabled, Some(true));
-        assert_eq!(cache.cached(&names), Some(second));
+        assert_eq!(cache.cached(&names, Instant::now()), Some(second));
         // Another process: a connection of its own, as `coid user set` has.
         let other = Store::open(&dir.path().join("s.sqlite")).expect("open");
         other.set("a@x", ENTRY_ENABLED, None).expect("unset");
-        assert_eq!(cache.cached(&names), None, "another process wrote");
+        assert_eq!(
+            cache.cached(&names, Instant::now()),
+            None,
+            "another process wrote"
+        );
         let third = cache.load(&names).expect("load");
         assert_eq!(third[0].enabled, None);
         // Writes that are not settings (the push queue, tokens) keep the entries.
@@ -162,7 +183,47 @@ mod tests {
             max: 4,
         };
         other.commit("a@x", &[op], 0).expect("token");
-        assert_eq!(cache.cached(&names), Some(third), "a token is no setting");
+        assert_eq!(
+            cache.cached(&names, Instant::now()),
+            Some(third),
+            "a token is no setting"
+        );
+    }
+
+    /// One counter read serves every message whose deciding began before it; a
+    /// message that began after a change was committed never gets the cache as it was
+    /// before that change. SQLite only (PostgreSQL's counter is never read here).
+    #[test]
+    fn a_read_serves_messages_begun_before_it_not_after_a_change() {
+        let (_dir, store) = temp_store();
+        let cache = CoiCache::new(store.clone());
+        let names = vec!["a@x".to_owned()];
+        let early = Instant::now();
+        let first = cache.load(&names).expect("load");
+        assert_eq!(
+            cache.cached(&names, early),
+            Some(first.clone()),
+            "read after `early`"
+        );
+        store.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
+        // A message begun before the change may be answered by the read before it.
+        assert_eq!(
+            cache.cached(&names, early),
+            Some(first),
+            "the read serves `early`"
+        );
+        // One begun after the change must not be.
+        let late = Instant::now();
+        assert_eq!(
+            cache.cached(&names, late),
+            None,
+            "the change counts for `late`"
+        );
+        let second = cache.load(&names).expect("load");
+        assert_eq!(second[0].enabled, Some(true));
+        assert_eq!(cache.cached(&names, late), Some(second.clone()));
+        // The newer read now serves `early` too: it began after it as well.
+        assert_eq!(cache.cached(&names, early), Some(second));
     }
 
     /// PostgreSQL: nothing is answered on the async thread; every load reads the
@@ -173,7 +234,11 @@ mod tests {
         let cache = CoiCache::new(store);
         let names = vec!["a@x".to_owned()];
         assert_eq!(cache.load(&names).expect("load")[0].enabled, None);
-        assert_eq!(cache.cached(&names), None, "never on the async thread");
+        assert_eq!(
+            cache.cached(&names, Instant::now()),
+            None,
+            "never on the async thread"
+        );
         let node_b = guard.reopen();
         node_b.set("a@x", ENTRY_ENABLED, Some("yes")).expect("set");
         assert_eq!(cache.load(&names).expect("load")[0].enabled, Some(true));

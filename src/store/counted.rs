@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use super::engine::{Counter, Engine};
 use super::transfer::{Row, TransferError};
@@ -83,6 +84,10 @@ impl Engine for Counted {
 
     fn counter(&self, which: Counter) -> Result<i64, StoreError> {
         self.count(self.inner.counter(which))
+    }
+
+    fn counter_since(&self, which: Counter, since: Instant) -> Result<i64, StoreError> {
+        self.count(self.inner.counter_since(which, since))
     }
 
     fn lookup(

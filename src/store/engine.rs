@@ -13,6 +13,7 @@
 //!   store's, not an engine's.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use super::transfer::{Row, TransferError};
 use super::{
@@ -62,6 +63,19 @@ pub trait Engine: Send + Sync {
     /// # Errors
     /// It cannot be read (then callers cache nothing).
     fn counter(&self, which: Counter) -> Result<i64, StoreError>;
+
+    /// The counter as a read that began at or after `since` saw it: it counts every
+    /// change committed before `since`, and may be a read another caller made. The
+    /// delivery path asks with the moment it began deciding a message, so that one
+    /// read serves both caches for that message (and any other message decided
+    /// since it began). Engines that keep no read to share read now.
+    ///
+    /// # Errors
+    /// It cannot be read (then callers cache nothing).
+    fn counter_since(&self, which: Counter, since: Instant) -> Result<i64, StoreError> {
+        let _ = since;
+        self.counter(which)
+    }
 
     /// One key of a user.
     ///

@@ -24,6 +24,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::engine::Counter;
 use super::{Store, StoreError};
@@ -54,20 +55,41 @@ impl TargetUsers {
         }
     }
 
-    /// Whether any of `usernames` has a push target: `Some` if the set is current,
-    /// `None` if unknown (then ask the store; always when the counter is not local).
-    /// Never waits for the store's connection.
-    pub fn any<'a>(&self, usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
+    /// Whether any of `usernames` has a push target: `Some` if the set is current as
+    /// a counter read begun at or after `since` sees it (every change committed
+    /// before `since` counts; [`crate::store::Engine::counter_since`]), `None` if
+    /// unknown (then ask the store; always when the counter is not local). Never
+    /// waits for the store's connection.
+    pub fn any<'a>(
+        &self,
+        usernames: impl Iterator<Item = &'a str>,
+        since: Instant,
+    ) -> Option<bool> {
         if !self.store.counters_are_local() {
             return None;
         }
-        self.any_now(usernames)
+        let version = match self.store.counter_since(Counter::Targets, since) {
+            Ok(version) => version,
+            Err(err) => {
+                tracing::debug!(error = %err, "push target set: counter unreadable");
+                return None;
+            }
+        };
+        self.any_at(version, usernames)
     }
 
-    /// [`TargetUsers::any`] whatever the engine: reads the counter, which may be a
-    /// round trip (PostgreSQL). Blocks.
-    pub fn any_now<'a>(&self, mut usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
-        let version = self.version()?;
+    /// [`TargetUsers::any`] whatever the engine, with a counter read now, which may
+    /// be a round trip (PostgreSQL). Blocks.
+    pub fn any_now<'a>(&self, usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
+        self.any_at(self.version()?, usernames)
+    }
+
+    /// Whether any of `usernames` has a push target, if the set was read at `version`.
+    fn any_at<'a>(
+        &self,
+        version: i64,
+        mut usernames: impl Iterator<Item = &'a str>,
+    ) -> Option<bool> {
         let loaded = lock(&self.loaded);
         if loaded.version != Some(version) {
             return None;

@@ -2,6 +2,7 @@
 //! part of `super` that holds its SQL.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use super::Sqlite;
 use crate::store::engine::{Counter, Engine};
@@ -30,6 +31,10 @@ impl Engine for Sqlite {
 
     fn counter(&self, which: Counter) -> Result<i64, StoreError> {
         Sqlite::counter(self, which)
+    }
+
+    fn counter_since(&self, which: Counter, since: Instant) -> Result<i64, StoreError> {
+        Sqlite::counter_since(self, which, since)
     }
 
     fn lookup(

@@ -44,8 +44,8 @@ pub struct Sqlite {
     checkpointer: Option<checkpoint::Checkpointer>,
     conn: Mutex<Connection>,
     /// A read-only connection that only reads the caches' counters, so that read
-    /// never waits for `conn`.
-    probe: Mutex<Connection>,
+    /// never waits for `conn`, and its latest read of them.
+    probe: Mutex<targets::Probe>,
     path: PathBuf,
 }
 
@@ -126,7 +126,7 @@ impl Sqlite {
         Ok(Sqlite {
             checkpointer,
             conn: Mutex::new(conn),
-            probe: Mutex::new(probe),
+            probe: Mutex::new(targets::Probe::new(probe)),
             path: path.to_owned(),
         })
     }
