@@ -24,6 +24,7 @@ mod coi;
 mod coi_cache;
 mod commit;
 mod counted;
+mod dedupe;
 mod dict;
 pub mod engine;
 mod postgres;

@@ -98,28 +98,29 @@ pub struct NewPush {
     /// Dropped when not sent by this time.
     pub deadline: i64,
     /// Identifies this push of this message ([`dedupe_key`]): for [`DEDUPE_KEEP_MS`]
-    /// after it was first queued (and at least until its `deadline`), queueing it
-    /// again does nothing, whether it is still queued or long sent (Postfix delivers at least once, and retries a message
-    /// whose reply it did not get, minutes later). `None`: never deduplicated
+    /// after the message's pushes of this kind to this user were first queued (and at
+    /// least until its `deadline`), queueing any of them again does nothing, whether
+    /// they are still queued or long sent (Postfix delivers at least once, and
+    /// retries a message whose reply it did not get, minutes later; the store keeps
+    /// one key per such group, `super::dedupe`). `None`: never deduplicated
     /// (validation pushes).
     pub dedupe: Option<String>,
 }
 
-/// How long a dedupe key is kept after its push was first queued: a day, longer than
-/// Postfix's retries of a delivery whose reply was lost take in practice (its backoff
-/// starts at 5 minutes and is at most 4000 s by default), and far shorter than its
-/// queue lifetime. Keys are 43 characters; the push worker's sweep drops expired ones.
+/// How long a dedupe key is kept after its pushes were first queued: a day, longer
+/// than Postfix's retries of a delivery whose reply was lost take in practice (its
+/// backoff starts at 5 minutes and is at most 4000 s by default), and far shorter than
+/// its queue lifetime. The push worker's sweep drops expired ones.
 pub const DEDUPE_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// The dedupe key of one push of a delivered message: a digest of the message's
 /// identity (its Message-ID, or a digest of its header section) and the user, then a
 /// digest of the kind and the target; 43 characters however long the inputs are.
 ///
-/// The message's part comes first so that one message's keys (its pushes to each of
-/// the user's devices) sort next to each other: SQLite's key index then takes them in
-/// one or two pages per message, not one page per push (digests of the whole tuple
-/// scatter, and every page touched is one more page written to the WAL at each
-/// commit). 22 + 21 base64url characters: 132 and 126 bits, far from any collision.
+/// The message's part comes first: it (with the kind) is the key the store's dedupe
+/// table keeps for all of the message's pushes to the user's devices
+/// (`super::dedupe`); the whole key stays on each queued row. 22 + 21 base64url
+/// characters: 132 and 126 bits, far from any collision.
 pub fn dedupe_key(message: &str, kind: PushKind, username: &str, target: &str) -> String {
     use base64::Engine as _;
     use sha2::Digest;

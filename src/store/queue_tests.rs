@@ -134,6 +134,44 @@ fn a_push_queued_again_with_its_dedupe_key_is_a_no_op(#[case] kind: Kind) {
     assert_ne!(prefix(&keys[0]), prefix(&keys[3]), "another user");
 }
 
+/// The dedupe table keeps one key per group (one message's pushes of one kind to one
+/// user, `crate::store::dedupe`): a group queued again is a no-op for every device,
+/// one added since included; the same message queued twice in one batch is queued
+/// once; another kind of the same message is another group.
+#[rstest]
+#[case::sqlite(Kind::Sqlite)]
+#[case::postgresql(Kind::Postgresql)]
+fn a_message_is_deduplicated_per_user_and_kind_not_per_device(#[case] kind: Kind) {
+    let (_guard, store) = store_with(kind, &[("a", "https://p/a"), ("b", "https://p/b")]);
+    let keyed = |message: &str, id: &str| NewPush {
+        dedupe: Some(dedupe_key(message, PushKind::WebPush, ALICE, id)),
+        ..push(id, T)
+    };
+    let before = store.queue_len().expect("len");
+    assert_eq!(store.enqueue(&[keyed("m", "a")], 100, T).expect("m"), 1);
+    assert_eq!(store.queue_len().expect("len"), before + 1);
+    // Delivered again after device b came: nothing more, for b either.
+    let again = [keyed("m", "a"), keyed("m", "b")];
+    assert_eq!(store.enqueue(&again, 100, T).expect("again"), 2, "taken");
+    assert_eq!(store.queue_len().expect("len"), before + 1, "a no-op");
+    // One batch holding a message twice, back to back: its pushes once.
+    let twice = [
+        keyed("n", "a"),
+        keyed("n", "b"),
+        keyed("n", "a"),
+        keyed("n", "b"),
+    ];
+    assert_eq!(store.enqueue(&twice, 100, T).expect("twice"), 4, "taken");
+    assert_eq!(store.queue_len().expect("len"), before + 3);
+    assert_eq!(
+        store
+            .pending_pushes(PushKind::WebPush, ALICE, "b")
+            .expect("b"),
+        2,
+        "b's validation push, and n once"
+    );
+}
+
 /// With the queue's own index of dedupe keys gone (SQLite schema 11), a key outlives
 /// its row even when the row's deadline is further away than a key's day: the same
 /// push queued again while its row waits is still a no-op.

@@ -5,6 +5,7 @@
 use postgres::GenericClient;
 
 use super::{Postgres, as_count};
+use crate::store::dedupe::Runs;
 use crate::store::{DEDUPE_KEEP_MS, NewPush, PushKind, StoreError};
 
 /// The channel enqueue notifies.
@@ -41,24 +42,20 @@ pub(super) fn insert(
     if locked_len(tx)? >= max_queue {
         return Ok(false);
     }
-    put(tx, push, now)?;
+    put(tx, push, now, &mut Runs::default())?;
     Ok(true)
 }
 
-/// Inserts `push`; false if a row with its dedupe key is queued already.
-fn put(tx: &mut impl GenericClient, push: &NewPush, now: i64) -> Result<bool, StoreError> {
-    if let Some(key) = &push.dedupe {
-        // A new key, or one whose time is up, is (re)kept; a live one means this push
-        // was queued already: nothing is written.
-        let kept = tx.execute(
-            "INSERT INTO push_dedupe (key, keep_until) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET keep_until = EXCLUDED.keep_until
-             WHERE push_dedupe.keep_until < $3",
-            &[key, &now.saturating_add(DEDUPE_KEEP_MS), &now],
-        )?;
-        if kept == 0 {
-            return Ok(false);
-        }
+/// Inserts `push`; false if its group was queued already (`crate::store::dedupe`).
+/// `runs` walks the batch `push` is the next of.
+fn put(
+    tx: &mut impl GenericClient,
+    push: &NewPush,
+    now: i64,
+    runs: &mut Runs,
+) -> Result<bool, StoreError> {
+    if !runs.admit(push, |group| keep_group(tx, group, now))? {
+        return Ok(false);
     }
     let inserted = tx.execute(
         "INSERT INTO push_queue (username, target, payload, with_content, validation,
@@ -81,6 +78,18 @@ fn put(tx: &mut impl GenericClient, push: &NewPush, now: i64) -> Result<bool, St
     Ok(inserted > 0)
 }
 
+/// Keeps `group` in the dedupe table if it is new or its time is up (true), or finds
+/// it live (false: the group was queued already).
+fn keep_group(tx: &mut impl GenericClient, group: &str, now: i64) -> Result<bool, StoreError> {
+    let kept = tx.execute(
+        "INSERT INTO push_dedupe (key, keep_until) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET keep_until = EXCLUDED.keep_until
+         WHERE push_dedupe.keep_until < $3",
+        &[&group, &now.saturating_add(DEDUPE_KEEP_MS), &now],
+    )?;
+    Ok(kept > 0)
+}
+
 impl Postgres {
     pub(super) fn enqueue(
         &self,
@@ -94,12 +103,13 @@ impl Postgres {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let mut room = max_queue.saturating_sub(locked_len(&mut tx)?);
+        let mut runs = Runs::default();
         let mut taken = 0;
         for push in pushes {
             if room == 0 {
                 break;
             }
-            if put(&mut tx, push, now)? {
+            if put(&mut tx, push, now, &mut runs)? {
                 room -= 1;
             }
             taken += 1;

@@ -11,6 +11,7 @@ use super::queue_rows::{
     claim_in, delay_endpoint_in, delay_kind_in, done_in, next_due_in, retry_in,
 };
 use super::{Sqlite, count};
+use crate::store::dedupe::Runs;
 use crate::store::{DEDUPE_KEEP_MS, Kinds, NewPush, PushKind, QueuedPush, StoreError};
 
 /// Inserts `push` unless the queue holds `max_queue` rows already; true if stored.
@@ -37,33 +38,21 @@ const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
 
 /// Inserts `push`, whatever the queue holds (a duplicate is no error).
 fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
-    put_shared(tx, push, None, now).map(|_| ())
+    put_shared(tx, push, None, now, &mut Runs::default()).map(|_| ())
 }
 
 /// Inserts `push`, its payload in its row, or the shared payload `payload_id`; false
-/// if a row with its dedupe key is queued already (then nothing was written).
+/// if its group was queued already (`crate::store::dedupe`; then nothing was
+/// written). `runs` walks the batch `push` is the next of.
 fn put_shared(
     tx: &Transaction<'_>,
     push: &NewPush,
     payload_id: Option<i64>,
     now: i64,
+    runs: &mut Runs,
 ) -> Result<bool, StoreError> {
-    if let Some(key) = &push.dedupe {
-        // A new key, or one whose time is up, is (re)kept; a live one means this push
-        // was queued already: nothing is written. The key lives at least as long as
-        // its row may (its deadline), so it alone keeps a duplicate out of the queue
-        // (schema 11 dropped the queue's own index of the keys).
-        let keep_until = now.saturating_add(DEDUPE_KEEP_MS).max(push.deadline);
-        let kept = tx
-            .prepare_cached(
-                "INSERT INTO push_dedupe (key, keep_until) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET keep_until = excluded.keep_until
-                 WHERE push_dedupe.keep_until < ?3",
-            )?
-            .execute(params![key, keep_until, now])?;
-        if kept == 0 {
-            return Ok(false);
-        }
+    if !runs.admit(push, |group| keep_group(tx, group, push.deadline, now))? {
+        return Ok(false);
     }
     let payload = if payload_id.is_some() {
         ""
@@ -91,6 +80,27 @@ fn put_shared(
             push.dedupe
         ])?;
     Ok(inserted > 0)
+}
+
+/// Keeps `group` in the dedupe table if it is new or its time is up (true), or finds
+/// it live (false: the group was queued already). The key lives at least as long as
+/// its rows may (`deadline`), so it alone keeps a duplicate out of the queue (schema
+/// 11 dropped the queue's own index of the keys).
+fn keep_group(
+    tx: &Transaction<'_>,
+    group: &str,
+    deadline: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let keep_until = now.saturating_add(DEDUPE_KEEP_MS).max(deadline);
+    let kept = tx
+        .prepare_cached(
+            "INSERT INTO push_dedupe (key, keep_until) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET keep_until = excluded.keep_until
+             WHERE push_dedupe.keep_until < ?3",
+        )?
+        .execute(params![group, keep_until, now])?;
+    Ok(kept > 0)
 }
 
 /// Payloads that more than one row will carry, each stored once as it is first
@@ -311,13 +321,14 @@ pub(super) fn enqueue_in(
     // Counted once: the queue only grows by what this loop puts.
     let mut room = max_queue.saturating_sub(queue_len(tx)?);
     let mut shared = Shared::of(pushes);
+    let mut runs = Runs::default();
     let mut taken = 0;
     for push in pushes {
         if room == 0 {
             break;
         }
         let payload_id = shared.id(tx, &push.payload)?;
-        if put_shared(tx, push, payload_id, now)? {
+        if put_shared(tx, push, payload_id, now, &mut runs)? {
             room -= 1;
         }
         taken += 1;
