@@ -222,12 +222,15 @@ fn in_process_only(
         let (rate, enqueue) = send::worker(receiver, endpoints, pushed, concurrency);
         let (dc, enqueue_dc) = send::deltachat_worker(receiver, tokens, notified, concurrency);
         println!(
-            "worker {:.0}/s (CPU {:?}), queued {enqueue:.0} µs/message; deltachat worker \
-             {:.0}/s (CPU {:?}), queued {enqueue_dc:.0} µs/message",
+            "worker {:.0}/s (CPU {:?}, {} connections), queued {enqueue:.0} µs/message; \
+             deltachat worker {:.0}/s (CPU {:?}, {} connections), queued {enqueue_dc:.0} \
+             µs/message",
             rate.per_second(),
             rate.cpu.rest,
+            rate.connections,
             dc.per_second(),
-            dc.cpu.rest
+            dc.cpu.rest,
+            dc.connections
         );
     }
 }
