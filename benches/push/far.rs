@@ -9,8 +9,8 @@
 //! the answer time. This part shows that bound and what raising `concurrency` buys.
 //!
 //! The stand-in speaks HTTP/1.1, one request at a time per connection, so the worker
-//! opens `concurrency` connections; the real services speak HTTP/2 and carry them on
-//! one.
+//! opens `concurrency` connections; the real services speak HTTP/2 and share
+//! connections among them.
 
 use std::time::Duration;
 

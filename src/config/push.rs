@@ -28,7 +28,7 @@ pub struct PushConfig {
     pub timeout_secs: u64,
     /// Pushes in flight at once (default 64). Against a push service that answers
     /// in `t`, at most `concurrency / t` pushes go out a second: 64 against one 50 ms
-    /// away is about 1200 (`benches/push`, "a push service far away").
+    /// away sent about 1200 (`benches/push`, "a push service far away").
     pub concurrency: usize,
     /// The nice value of the push worker's threads (0 to 19; 0, the default: the
     /// process's priority). Above 0 the scheduler gives the CPU to mail first and

@@ -71,10 +71,12 @@ pub(super) fn trip_due(concurrency: usize, ready: usize, inflight: usize, settle
 /// How many rows a trip claims, with `held` in flight and claimed ahead: up to
 /// [`AHEAD`] × `concurrency` held, but no more than the sends get through in half of
 /// [`AHEAD_WAIT`] at `per_send` each (zero: not known yet), and room for two batches
-/// at least. A fast push service gets large batches (fewer trips to the store); a
-/// slow one gets no more rows than are sent before their wait runs out (with 8 in
-/// flight and 360 ms a send, the last of 56 rows ahead would wait past it and go back
-/// to the queue unsent).
+/// at least while one send takes less than `AHEAD_WAIT` (the batch ahead waits about
+/// one send), one batch when sends take longer (a batch ahead would wait past it and
+/// go back to the queue unsent). A fast push service gets large batches (fewer trips
+/// to the store); a slow one gets no more rows than are sent before their wait runs
+/// out (with 8 in flight and 360 ms a send, the last of 56 rows ahead would wait past
+/// it and go back to the queue unsent).
 pub(super) fn claim_room(concurrency: usize, held: usize, per_send: Duration) -> usize {
     let in_time = match (AHEAD_WAIT / 2)
         .as_micros()
@@ -83,7 +85,8 @@ pub(super) fn claim_room(concurrency: usize, held: usize, per_send: Duration) ->
         Some(sends) => concurrency.saturating_mul(usize::try_from(sends).unwrap_or(usize::MAX)),
         None => usize::MAX,
     };
-    let most = (AHEAD * concurrency).min(in_time.max(2 * concurrency));
+    let batches = if per_send < AHEAD_WAIT { 2 } else { 1 };
+    let most = (AHEAD * concurrency).min(in_time.max(batches * concurrency));
     most.saturating_sub(held)
 }
 

@@ -11,21 +11,24 @@
 //! one instead of 8 took queueing a message's pushes from 102–122 µs to 89–106 µs
 //! (`benches/push`, SQLite, 6 and 9 runs in one hour).
 //!
-//! A batch lists a group's pushes one after another (`crate::push::delivered` makes
-//! them so), which makes a *run*: the first push of a run asks the table, the rest of
-//! it take that answer. A run ends where the group changes or a push's own key comes
-//! again (the same message delivered twice within one batch: the second run asks the
-//! table, which now knows the group). A group whose pushes were not adjacent asks once
-//! per run, which is correct, only slower.
+//! Within one batch (one transaction) the first push of a group asks the table; the
+//! group's other pushes take that answer without asking, and a push whose own key
+//! came already in the batch (the same message delivered twice, handed over
+//! together) is a duplicate. The batch's groups are remembered while it is queued, in
+//! whatever order their pushes come.
 //!
 //! What changes against a key per push: a message delivered again after its user
 //! added a device pushes to none of them, the new one included; before, the new
 //! device got the push. A redelivery is a duplicate of mail already in the mailbox,
 //! so nothing is missed that mattered. Keys kept per push by earlier versions (43
 //! characters) never match a group's (24): a message delivered before an upgrade and
-//! again after it is pushed twice, once.
+//! again after it is pushed twice, once. And when the queue is full partway through
+//! a group (its bound, `[push] max_queue`), the rest of the group is dropped with a
+//! warning as before, but a later redelivery no longer fills it in: its key is kept.
 //!
 //! [`dedupe_key`]: super::dedupe_key
+
+use std::collections::HashMap;
 
 use super::NewPush;
 
@@ -39,30 +42,23 @@ pub(crate) fn group_key(push: &NewPush) -> Option<String> {
     Some(format!("{message}.{}", push.kind.code()))
 }
 
-/// What the engine does with the dedupe table for one push.
-#[derive(Debug, PartialEq, Eq)]
-enum Dedupe {
-    /// No key: queue it.
-    Free,
-    /// The first of a run: ask the table about this group key.
-    Ask(String),
-    /// In the run of a group the table answered: `true` queue it, `false` a duplicate.
-    Answered(bool),
+/// A group this batch met: the table's answer and the push keys seen in it.
+struct Seen {
+    kept: bool,
+    keys: Vec<String>,
 }
 
-/// Walks one batch's pushes in order.
+/// Walks one batch's pushes, in order.
 #[derive(Default)]
 pub(crate) struct Runs {
-    /// The current run's group key and the push keys in it so far.
-    run: Option<(String, Vec<String>)>,
-    /// The table's answer for the current run.
-    kept: bool,
+    /// Group key → what the batch knows of it. Bounded by the batch.
+    groups: HashMap<String, Seen>,
 }
 
 impl Runs {
     /// Whether to queue `push`, the next of the batch: `ask` keeps a group key in the
     /// dedupe table if it is new or its time is up (true), or finds it live (false: a
-    /// duplicate); it is called once per run.
+    /// duplicate); it is called once per group of the batch.
     ///
     /// # Errors
     /// What `ask` returned.
@@ -71,37 +67,20 @@ impl Runs {
         push: &NewPush,
         ask: impl FnOnce(&str) -> Result<bool, E>,
     ) -> Result<bool, E> {
-        match self.next(push) {
-            Dedupe::Free => Ok(true),
-            Dedupe::Answered(kept) => Ok(kept),
-            Dedupe::Ask(group) => {
-                let kept = ask(&group)?;
-                self.answered(kept);
-                Ok(kept)
-            }
-        }
-    }
-
-    /// What to do for `push`, the next of the batch.
-    fn next(&mut self, push: &NewPush) -> Dedupe {
         let (Some(group), Some(own)) = (group_key(push), push.dedupe.as_ref()) else {
-            return Dedupe::Free;
+            return Ok(true);
         };
-        if let Some((current, keys)) = &mut self.run
-            && *current == group
-            && !keys.contains(own)
-        {
-            keys.push(own.clone());
-            return Dedupe::Answered(self.kept);
+        if let Some(seen) = self.groups.get_mut(&group) {
+            if seen.keys.contains(own) {
+                return Ok(false);
+            }
+            seen.keys.push(own.clone());
+            return Ok(seen.kept);
         }
-        self.run = Some((group.clone(), vec![own.clone()]));
-        self.kept = false;
-        Dedupe::Ask(group)
-    }
-
-    /// The table's answer for the run [`Runs::next`] just opened.
-    fn answered(&mut self, kept: bool) {
-        self.kept = kept;
+        let kept = ask(&group)?;
+        let keys = vec![own.clone()];
+        self.groups.insert(group, Seen { kept, keys });
+        Ok(kept)
     }
 }
 
@@ -127,66 +106,119 @@ mod tests {
     const WP: PushKind = PushKind::WebPush;
     const DC: PushKind = PushKind::DeltaChat;
 
-    #[test]
-    fn a_group_asks_once_and_its_run_shares_the_answer() {
-        let mut runs = Runs::default();
-        let Dedupe::Ask(group) = runs.next(&push("m", WP, "a", "d1")) else {
-            panic!("the first asks");
-        };
-        assert_eq!(group.len(), MESSAGE_PART + 2);
-        runs.answered(true);
-        assert_eq!(runs.next(&push("m", WP, "a", "d2")), Dedupe::Answered(true));
-        assert_eq!(runs.next(&push("m", WP, "a", "d3")), Dedupe::Answered(true));
-        // Another user, message or kind is another group.
-        for other in [push("m", WP, "b", "d1"), push("n", WP, "a", "d1")] {
-            assert!(matches!(runs.next(&other), Dedupe::Ask(_)));
-            runs.answered(false);
-        }
-        let Dedupe::Ask(dc) = runs.next(&push("n", DC, "a", "t1")) else {
-            panic!("another kind asks");
-        };
-        assert_ne!(dc, group_key(&push("n", WP, "a", "t1")).expect("a key"));
-        runs.answered(false);
-        assert_eq!(
-            runs.next(&push("n", DC, "a", "t2")),
-            Dedupe::Answered(false)
-        );
+    /// Admits `push` with a table that answers `table` and counts the questions.
+    fn admit(runs: &mut Runs, push: &NewPush, table: bool, asked: &mut Vec<String>) -> bool {
+        runs.admit(push, |group| {
+            asked.push(group.to_owned());
+            Ok::<_, ()>(table)
+        })
+        .expect("no error")
     }
 
     #[test]
-    fn the_same_push_again_opens_a_new_run() {
-        let mut runs = Runs::default();
-        assert!(matches!(
-            runs.next(&push("m", WP, "a", "d1")),
-            Dedupe::Ask(_)
+    fn a_group_asks_once_and_its_pushes_share_the_answer() {
+        let (mut runs, mut asked) = (Runs::default(), Vec::new());
+        assert!(admit(
+            &mut runs,
+            &push("m", WP, "a", "d1"),
+            true,
+            &mut asked
         ));
-        runs.answered(true);
-        assert_eq!(runs.next(&push("m", WP, "a", "d2")), Dedupe::Answered(true));
-        // The message delivered again, right behind: the table must be asked.
-        assert!(matches!(
-            runs.next(&push("m", WP, "a", "d1")),
-            Dedupe::Ask(_)
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].len(), MESSAGE_PART + 2);
+        // The table would now say "live": the group's other pushes never ask it.
+        assert!(admit(
+            &mut runs,
+            &push("m", WP, "a", "d2"),
+            false,
+            &mut asked
         ));
-        runs.answered(false);
-        assert_eq!(
-            runs.next(&push("m", WP, "a", "d2")),
-            Dedupe::Answered(false)
-        );
+        assert_eq!(asked.len(), 1);
+        // Another user, message or kind is another group, and asks.
+        assert!(!admit(
+            &mut runs,
+            &push("m", WP, "b", "d1"),
+            false,
+            &mut asked
+        ));
+        assert!(!admit(
+            &mut runs,
+            &push("n", WP, "a", "d1"),
+            false,
+            &mut asked
+        ));
+        assert!(admit(
+            &mut runs,
+            &push("m", DC, "a", "t1"),
+            true,
+            &mut asked
+        ));
+        assert_eq!(asked.len(), 4);
+        assert_ne!(asked[3], asked[0], "another kind, another key");
+        // A duplicate group's other pushes are duplicates too.
+        assert!(!admit(
+            &mut runs,
+            &push("n", WP, "a", "d2"),
+            true,
+            &mut asked
+        ));
+        assert_eq!(asked.len(), 4);
     }
 
     #[test]
-    fn pushes_without_a_key_are_free_and_break_no_run() {
-        let mut runs = Runs::default();
-        assert!(matches!(
-            runs.next(&push("m", WP, "a", "d1")),
-            Dedupe::Ask(_)
+    fn a_push_met_twice_in_a_batch_is_queued_once_whatever_the_order() {
+        let (mut runs, mut asked) = (Runs::default(), Vec::new());
+        assert!(admit(
+            &mut runs,
+            &push("m", WP, "a", "d1"),
+            true,
+            &mut asked
         ));
-        runs.answered(true);
+        // Two copies of the message for one user (two addresses), the second wanting a
+        // device the first did not: d1 again is a duplicate, d2 is new and queued.
+        assert!(!admit(
+            &mut runs,
+            &push("m", WP, "a", "d1"),
+            true,
+            &mut asked
+        ));
+        assert!(admit(
+            &mut runs,
+            &push("m", WP, "a", "d2"),
+            false,
+            &mut asked
+        ));
+        // Apart, after another group: the same.
+        assert!(admit(
+            &mut runs,
+            &push("n", WP, "a", "d1"),
+            true,
+            &mut asked
+        ));
+        assert!(admit(
+            &mut runs,
+            &push("m", WP, "a", "d3"),
+            false,
+            &mut asked
+        ));
+        assert!(!admit(
+            &mut runs,
+            &push("m", WP, "a", "d2"),
+            true,
+            &mut asked
+        ));
+        assert_eq!(asked.len(), 2, "once per group");
+    }
+
+    #[test]
+    fn pushes_without_a_key_are_free() {
+        let (mut runs, mut asked) = (Runs::default(), Vec::new());
         let validation = NewPush {
             dedupe: None,
             ..push("m", WP, "a", "d9")
         };
-        assert_eq!(runs.next(&validation), Dedupe::Free);
-        assert_eq!(runs.next(&push("m", WP, "a", "d2")), Dedupe::Answered(true));
+        assert!(admit(&mut runs, &validation, false, &mut asked));
+        assert!(admit(&mut runs, &validation, false, &mut asked));
+        assert!(asked.is_empty());
     }
 }

@@ -54,7 +54,7 @@ fn put(
     now: i64,
     runs: &mut Runs,
 ) -> Result<bool, StoreError> {
-    if !runs.admit(push, |group| keep_group(tx, group, now))? {
+    if !runs.admit(push, |group| keep_group(tx, group, push.deadline, now))? {
         return Ok(false);
     }
     let inserted = tx.execute(
@@ -79,13 +79,20 @@ fn put(
 }
 
 /// Keeps `group` in the dedupe table if it is new or its time is up (true), or finds
-/// it live (false: the group was queued already).
-fn keep_group(tx: &mut impl GenericClient, group: &str, now: i64) -> Result<bool, StoreError> {
+/// it live (false: the group was queued already). The key lives at least as long as
+/// its rows may (`deadline`), as SQLite's does.
+fn keep_group(
+    tx: &mut impl GenericClient,
+    group: &str,
+    deadline: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let keep_until = now.saturating_add(DEDUPE_KEEP_MS).max(deadline);
     let kept = tx.execute(
         "INSERT INTO push_dedupe (key, keep_until) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET keep_until = EXCLUDED.keep_until
          WHERE push_dedupe.keep_until < $3",
-        &[&group, &now.saturating_add(DEDUPE_KEEP_MS), &now],
+        &[&group, &keep_until, &now],
     )?;
     Ok(kept > 0)
 }
