@@ -63,13 +63,7 @@ impl CoiCache {
         if !self.store.counters_are_local() {
             return None;
         }
-        let version = match self.store.counter_since(Counter::Settings, since) {
-            Ok(version) => version,
-            Err(err) => {
-                tracing::debug!(error = %err, "settings cache: counter unreadable");
-                return None;
-            }
-        };
+        let version = self.version(Some(since))?;
         let mut entries = lock(&self.entries);
         if entries.version != Some(version) {
             entries.map.clear();
@@ -89,7 +83,7 @@ impl CoiCache {
     pub fn load(&self, usernames: &[String]) -> Result<Vec<StoredCoi>, StoreError> {
         // Read before the settings: a commit in between makes the next check miss,
         // never a stale hit.
-        let version = self.version();
+        let version = self.version(None);
         if let Some(version) = version {
             let entries = lock(&self.entries);
             if entries.version == Some(version) {
@@ -120,9 +114,14 @@ impl CoiCache {
         Ok(stored)
     }
 
-    /// The settings counter now; `None` if it cannot be read (no caching then).
-    fn version(&self) -> Option<i64> {
-        match self.store.counter(Counter::Settings) {
+    /// The counter as a read begun at or after `since` saw it (`None`: a read now);
+    /// `None` if it cannot be read (no caching then).
+    fn version(&self, since: Option<Instant>) -> Option<i64> {
+        let read = match since {
+            Some(since) => self.store.counter_since(Counter::Settings, since),
+            None => self.store.counter(Counter::Settings),
+        };
+        match read {
             Ok(version) => Some(version),
             Err(err) => {
                 tracing::debug!(error = %err, "settings cache: counter unreadable");

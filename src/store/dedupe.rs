@@ -106,119 +106,82 @@ mod tests {
     const WP: PushKind = PushKind::WebPush;
     const DC: PushKind = PushKind::DeltaChat;
 
-    /// Admits `push` with a table that answers `table` and counts the questions.
-    fn admit(runs: &mut Runs, push: &NewPush, table: bool, asked: &mut Vec<String>) -> bool {
-        runs.admit(push, |group| {
-            asked.push(group.to_owned());
-            Ok::<_, ()>(table)
-        })
-        .expect("no error")
+    /// One push of a batch: (message, kind, user, target), what the table would
+    /// answer if asked, and whether it must be queued.
+    type Step = (
+        &'static str,
+        PushKind,
+        &'static str,
+        &'static str,
+        bool,
+        bool,
+    );
+
+    /// Walks `steps` as one batch; returns the group keys the table was asked about.
+    fn walk(steps: &[Step]) -> Vec<String> {
+        let mut runs = Runs::default();
+        let mut asked = Vec::new();
+        for (i, &(message, kind, user, target, table, queued)) in steps.iter().enumerate() {
+            let admitted = runs
+                .admit(&push(message, kind, user, target), |group| {
+                    asked.push(group.to_owned());
+                    Ok::<_, ()>(table)
+                })
+                .expect("no error");
+            assert_eq!(
+                admitted, queued,
+                "step {i}: {message} {kind:?} {user} {target}"
+            );
+        }
+        asked
     }
 
     #[test]
     fn a_group_asks_once_and_its_pushes_share_the_answer() {
-        let (mut runs, mut asked) = (Runs::default(), Vec::new());
-        assert!(admit(
-            &mut runs,
-            &push("m", WP, "a", "d1"),
-            true,
-            &mut asked
-        ));
-        assert_eq!(asked.len(), 1);
+        let asked = walk(&[
+            ("m", WP, "a", "d1", true, true),
+            // The table would now say "live": the group's other pushes never ask it.
+            ("m", WP, "a", "d2", false, true),
+            // Another user, message or kind is another group, and asks.
+            ("m", WP, "b", "d1", false, false),
+            ("n", WP, "a", "d1", false, false),
+            ("m", DC, "a", "t1", true, true),
+            // A duplicate group's other pushes are duplicates too.
+            ("n", WP, "a", "d2", true, false),
+        ]);
+        assert_eq!(asked.len(), 4, "once per group: {asked:?}");
         assert_eq!(asked[0].len(), MESSAGE_PART + 2);
-        // The table would now say "live": the group's other pushes never ask it.
-        assert!(admit(
-            &mut runs,
-            &push("m", WP, "a", "d2"),
-            false,
-            &mut asked
-        ));
-        assert_eq!(asked.len(), 1);
-        // Another user, message or kind is another group, and asks.
-        assert!(!admit(
-            &mut runs,
-            &push("m", WP, "b", "d1"),
-            false,
-            &mut asked
-        ));
-        assert!(!admit(
-            &mut runs,
-            &push("n", WP, "a", "d1"),
-            false,
-            &mut asked
-        ));
-        assert!(admit(
-            &mut runs,
-            &push("m", DC, "a", "t1"),
-            true,
-            &mut asked
-        ));
-        assert_eq!(asked.len(), 4);
         assert_ne!(asked[3], asked[0], "another kind, another key");
-        // A duplicate group's other pushes are duplicates too.
-        assert!(!admit(
-            &mut runs,
-            &push("n", WP, "a", "d2"),
-            true,
-            &mut asked
-        ));
-        assert_eq!(asked.len(), 4);
     }
 
     #[test]
     fn a_push_met_twice_in_a_batch_is_queued_once_whatever_the_order() {
-        let (mut runs, mut asked) = (Runs::default(), Vec::new());
-        assert!(admit(
-            &mut runs,
-            &push("m", WP, "a", "d1"),
-            true,
-            &mut asked
-        ));
-        // Two copies of the message for one user (two addresses), the second wanting a
-        // device the first did not: d1 again is a duplicate, d2 is new and queued.
-        assert!(!admit(
-            &mut runs,
-            &push("m", WP, "a", "d1"),
-            true,
-            &mut asked
-        ));
-        assert!(admit(
-            &mut runs,
-            &push("m", WP, "a", "d2"),
-            false,
-            &mut asked
-        ));
-        // Apart, after another group: the same.
-        assert!(admit(
-            &mut runs,
-            &push("n", WP, "a", "d1"),
-            true,
-            &mut asked
-        ));
-        assert!(admit(
-            &mut runs,
-            &push("m", WP, "a", "d3"),
-            false,
-            &mut asked
-        ));
-        assert!(!admit(
-            &mut runs,
-            &push("m", WP, "a", "d2"),
-            true,
-            &mut asked
-        ));
-        assert_eq!(asked.len(), 2, "once per group");
+        let asked = walk(&[
+            ("m", WP, "a", "d1", true, true),
+            // Two copies of the message for one user (two addresses), the second
+            // wanting a device the first did not: d1 again is a duplicate, d2 is new.
+            ("m", WP, "a", "d1", true, false),
+            ("m", WP, "a", "d2", false, true),
+            // Apart, after another group: the same.
+            ("n", WP, "a", "d1", true, true),
+            ("m", WP, "a", "d3", false, true),
+            ("m", WP, "a", "d2", true, false),
+        ]);
+        assert_eq!(asked.len(), 2, "once per group: {asked:?}");
     }
 
     #[test]
     fn pushes_without_a_key_are_free() {
-        let (mut runs, mut asked) = (Runs::default(), Vec::new());
+        let mut runs = Runs::default();
         let validation = NewPush {
             dedupe: None,
             ..push("m", WP, "a", "d9")
         };
-        assert!(admit(&mut runs, &validation, false, &mut asked));
-        assert!(admit(&mut runs, &validation, false, &mut asked));
-        assert!(asked.is_empty());
+        for _ in 0..2 {
+            let admitted = runs.admit(&validation, |_| -> Result<bool, ()> {
+                panic!("a push without a key never asks the table")
+            });
+            assert_eq!(admitted, Ok(true));
+        }
     }
 }

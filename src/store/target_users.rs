@@ -68,20 +68,14 @@ impl TargetUsers {
         if !self.store.counters_are_local() {
             return None;
         }
-        let version = match self.store.counter_since(Counter::Targets, since) {
-            Ok(version) => version,
-            Err(err) => {
-                tracing::debug!(error = %err, "push target set: counter unreadable");
-                return None;
-            }
-        };
+        let version = self.version(Some(since))?;
         self.any_at(version, usernames)
     }
 
     /// [`TargetUsers::any`] whatever the engine, with a counter read now, which may
     /// be a round trip (PostgreSQL). Blocks.
     pub fn any_now<'a>(&self, usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
-        self.any_at(self.version()?, usernames)
+        self.any_at(self.version(None)?, usernames)
     }
 
     /// Whether any of `usernames` has a push target, if the set was read at `version`.
@@ -103,7 +97,7 @@ impl TargetUsers {
     /// SQLite failed; the set stays as it was (and unknown while the counter differs).
     pub fn refresh(&self) -> Result<(), StoreError> {
         // Read before the set: a commit in between makes the next check miss.
-        let Some(version) = self.version() else {
+        let Some(version) = self.version(None) else {
             return Ok(());
         };
         if lock(&self.loaded).version == Some(version) {
@@ -124,9 +118,14 @@ impl TargetUsers {
         Ok(())
     }
 
-    /// The counter now; `None` if it cannot be read.
-    fn version(&self) -> Option<i64> {
-        match self.store.counter(Counter::Targets) {
+    /// The counter as a read begun at or after `since` saw it (`None`: a read now);
+    /// `None` if it cannot be read (no caching then).
+    fn version(&self, since: Option<Instant>) -> Option<i64> {
+        let read = match since {
+            Some(since) => self.store.counter_since(Counter::Targets, since),
+            None => self.store.counter(Counter::Targets),
+        };
+        match read {
             Ok(version) => Some(version),
             Err(err) => {
                 tracing::debug!(error = %err, "push target set: counter unreadable");
