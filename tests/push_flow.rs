@@ -305,3 +305,32 @@ fn pending_pushes_survive_a_restart() {
     );
     assert!(received(last) > restarted_at, "sent by the restarted coid");
 }
+
+/// One chat to a user with ten devices: the worker claims its ten pushes in one trip,
+/// and the sends with at least eight claimed rows behind them (the first two) hand
+/// their encryption to the sealing thread (`[push] worker_threads` = 2, the default);
+/// with 1 none does. Either way every push decrypts elsewhere to the chat.
+#[test]
+fn a_backlog_is_encrypted_beside_the_worker_and_decrypts_elsewhere() {
+    for (push_toml, beside) in [("", 2.0), ("worker_threads = 1", 0.0)] {
+        let names: Vec<String> = (0..10).map(|i| format!("device{i}")).collect();
+        let endpoints: Vec<(&str, &[Answer])> =
+            names.iter().map(|name| (name.as_str(), &[][..])).collect();
+        let (flow, _imap) = subscribed(&endpoints, push_toml);
+        let chat = flow.send_chat("to every device\r\n");
+        for name in &names {
+            let pushes = flow.wait_message_pushes(name, 1);
+            assert_eq!(
+                (pushes[0]["_status"].as_u64(), pushes[0]["msg-id"].as_str()),
+                (Some(201), Some(bare(&chat))),
+                "{push_toml:?}: {name}"
+            );
+        }
+        let metrics = flow.stack.coid.metrics_addr();
+        let counted = [
+            ("coid_push_encrypted_beside_total", beside),
+            (r#"coid_push_outcomes_total{outcome="delivered"}"#, 20.0),
+        ];
+        wait_samples(metrics, &counted, Duration::from_secs(15));
+    }
+}

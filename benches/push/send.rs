@@ -297,8 +297,7 @@ fn drain(receiver: &Receiver, store: &Store, worker: Worker, total: usize) -> (R
     let (cpu, began, connections) = (Cpu::now(), Instant::now(), receiver.connections());
     // As `coid serve` runs it: threads of its own (`coid::push::thread`).
     let push = PushConfig::default();
-    let running = PushThread::spawn(worker, stopped, push.worker_nice, push.worker_threads)
-        .expect("push thread");
+    let running = PushThread::spawn(worker, stopped, push.worker_nice).expect("push thread");
     assert!(
         receiver.wait_for(total, DRAIN_LIMIT),
         "worker: {} of {total} requests arrived",

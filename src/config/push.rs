@@ -35,10 +35,11 @@ pub struct PushConfig {
     /// sends pushes with what is left, so they can lag under load
     /// (`crate::push::thread`).
     pub worker_nice: u8,
-    /// OS threads of the push worker's runtime (1 to 16; default 2). Each send's
-    /// RFC 8291 encryption is CPU work, so on a 2-CPU host two threads encrypt on
-    /// both CPUs; 1 is one thread with the worker and every send on it, which costs
-    /// less CPU per message while pushes trickle in (`crate::push::thread`).
+    /// Threads that encrypt Web Push in a backlog (1 to 16; default 2): the push
+    /// worker's own thread and `worker_threads` - 1 beside it
+    /// (`crate::push::webpush::sealers`), so a 2-CPU host encrypts on both CPUs.
+    /// Pushes that trickle in are encrypted on the worker's thread; with 1 every
+    /// encryption is (`crate::push::thread`).
     pub worker_threads: usize,
     /// Most pushes waiting in the queue; more are dropped with a warning.
     pub max_queue: usize,

@@ -119,17 +119,13 @@ async fn run(
     // Queue depth and tokens are counted even with every kind of push off: tokens
     // are stored either way.
     fixed.recorder.watch_push_queue(fixed.store.clone());
-    // On threads of its own (its CPU no longer takes turns with the sessions' on
-    // their runtime), `[push] worker_threads` of them at `[push] worker_nice`.
+    // On a thread of its own (its CPU no longer takes turns with the sessions' on
+    // their runtime), at `[push] worker_nice`; `[push] worker_threads` - 1 more
+    // encrypt beside it in a backlog.
     let push_thread = match worker {
         Some(worker) => Some(
-            PushThread::spawn(
-                worker,
-                stop_rx.clone(),
-                config.push.worker_nice,
-                config.push.worker_threads,
-            )
-            .map_err(|err| AppError::Host(format!("cannot start the push worker: {err}")))?,
+            PushThread::spawn(worker, stop_rx.clone(), config.push.worker_nice)
+                .map_err(|err| AppError::Host(format!("cannot start the push worker: {err}")))?,
         ),
         None => None,
     };

@@ -28,6 +28,7 @@
 //!   see `queue_depth`; [`Recorder::watch_push_queue`]), and from the same store
 //!   `coid_state_store_errors_total{engine}`,
 //!   `coid_push_outcomes_total{outcome}` ([`Recorder::push_outcome`]),
+//!   `coid_push_encrypted_beside_total` ([`Recorder::push_sealed_beside`]),
 //!   `coid_deltachat_notifications_total{outcome}` ([`Recorder::deltachat_outcome`]).
 //! - `coid_dict_commits_total{result}` ([`Recorder::dict_commit`]),
 //!   `coid_reloads_total{result}` ([`Recorder::reload`]), `coid_build_info{version}` = 1.
@@ -133,6 +134,13 @@ impl Recorder {
     pub fn push_outcomes(&self, outcome: PushOutcome, count: usize) {
         if let Some(m) = &self.0 {
             m.push_outcomes(outcome, count);
+        }
+    }
+
+    /// One Web Push was encrypted on a sealing thread, beside the push worker's.
+    pub fn push_sealed_beside(&self) {
+        if let Some(m) = &self.0 {
+            m.push_sealed_beside();
         }
     }
 

@@ -39,6 +39,7 @@ pub(super) struct Metrics {
     backend_errors: Family<BackendLabels, Counter>,
     policy_errors: Counter,
     push_outcomes: Family<PushLabels, Counter>,
+    pushes_sealed_beside: Counter,
     deltachat_outcomes: Family<DeltaChatLabels, Counter>,
     dict_commits: Family<DictLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
@@ -82,6 +83,7 @@ impl Metrics {
             backend_errors: Family::default(),
             policy_errors: Counter::default(),
             push_outcomes: Family::default(),
+            pushes_sealed_beside: Counter::default(),
             deltachat_outcomes: Family::default(),
             dict_commits: Family::default(),
             reloads: Family::default(),
@@ -150,6 +152,9 @@ impl Metrics {
         r.register("coid_policy_errors", help, self.policy_errors.clone());
         let help = "Pushes by outcome: each attempt's answer, or why one left the queue unsent";
         r.register("coid_push_outcomes", help, self.push_outcomes.clone());
+        let help = "Web Push encryptions done beside the push worker's thread (in a backlog)";
+        let beside = self.pushes_sealed_beside.clone();
+        r.register("coid_push_encrypted_beside", help, beside);
         let help = "Delta Chat notifications by outcome: each attempt's answer from the \
                     notification proxy, or why one left the queue unsent";
         let deltachat = self.deltachat_outcomes.clone();
@@ -212,6 +217,10 @@ impl Metrics {
                 .get_or_create(&PushLabels { outcome })
                 .inc_by(count);
         }
+    }
+
+    pub(super) fn push_sealed_beside(&self) {
+        self.pushes_sealed_beside.inc();
     }
 
     pub(super) fn deltachat_outcomes(&self, outcome: DeltaChatOutcome, count: usize) {

@@ -41,6 +41,7 @@ fn a_fresh_registry_lists_every_family_at_zero() {
         "# TYPE coid_backend_errors counter",
         "# TYPE coid_policy_errors counter",
         "# TYPE coid_push_outcomes counter",
+        "# TYPE coid_push_encrypted_beside counter",
         "# TYPE coid_dict_commits counter",
         "# TYPE coid_reloads counter",
         "# TYPE coid_build_info gauge",
@@ -63,6 +64,7 @@ fn a_fresh_registry_lists_every_family_at_zero() {
         0.0,
     );
     assert_value(&text, "coid_policy_errors_total", 0.0);
+    assert_value(&text, "coid_push_encrypted_beside_total", 0.0);
     let build = format!(
         r#"coid_build_info{{version="{}"}}"#,
         env!("CARGO_PKG_VERSION")
@@ -143,6 +145,8 @@ fn errors_outcomes_commits_and_reloads() {
     m.push_outcomes(Outcome::Rejected(400).into(), 1);
     m.push_outcomes(PushOutcome::Expired, 3);
     m.push_outcomes(PushOutcome::QueueFull, 0);
+    m.push_sealed_beside();
+    m.push_sealed_beside();
     m.dict_commit(DictCommit::Refused);
     m.reload(true);
     m.reload(false);
@@ -153,6 +157,7 @@ fn errors_outcomes_commits_and_reloads() {
     assert_value(&text, r#"coid_backend_errors_total{kind="locked"}"#, 1.0);
     assert_value(&text, r#"coid_backend_errors_total{kind="connect"}"#, 0.0);
     assert_value(&text, "coid_policy_errors_total", 1.0);
+    assert_value(&text, "coid_push_encrypted_beside_total", 2.0);
     assert_value(
         &text,
         r#"coid_push_outcomes_total{outcome="rate_limited"}"#,

@@ -1,7 +1,7 @@
-//! The push worker's own OS thread and a tokio runtime of its own (`[push]
-//! worker_threads`: default 2, a multi-thread runtime; 1, a current-thread runtime on
-//! the `coid-push` thread itself), at, if configured, a lower CPU priority (`[push]
-//! worker_nice`, default 0).
+//! The push worker's own OS thread and a current-thread tokio runtime on it, at, if
+//! configured, a lower CPU priority (`[push] worker_nice`, default 0); in a backlog of
+//! Web Push, `[push] worker_threads` - 1 threads beside it encrypt
+//! ([`crate::push::webpush::sealers`], started by the worker).
 //!
 //! Why: Web Push costs about 65 µs of CPU per push (a fresh ECDH key agreement per
 //! message, RFC 8291 §3.1, with ring; the ES256 VAPID signature, RFC 8292 §2, is
@@ -17,29 +17,22 @@
 //! at 10; push p99 24 ms at 0, 33–51 ms at 10: hence the default 0.
 //! Pushes never block mail either way: they wait in the durable queue.
 //!
-//! Why several threads: the worker's sends run as tasks of this runtime, and each
-//! one's encryption is CPU work; with `worker_threads` runtime threads (default 2)
-//! the sends' encryption runs in parallel. The worker's own loop is a task of the
-//! runtime too, not the future the `coid-push` thread blocks on: a send that ends on
-//! a runtime thread wakes the loop through the runtime's own queues, often on the same
-//! thread, where a loop outside would need its thread unparked (a futex wake-up and a
-//! third thread wanting the CPUs) for every send. Measured (`benches/push` in-process
-//! worker, 6 runs each, alternating): Web Push 11.3–13.2k -> 12.2–13.9k/s, Delta Chat
-//! 34.7–37.4k -> 37.5–41.1k/s. With 1, the
-//! loop, the sends and their connections all run on that one thread: no hand-offs
-//! between threads (each a futex wake-up), so while mail flows and pushes trickle in
-//! it costs less CPU per message, but a backlog of Web Push encrypts on one CPU.
-//! Measured on 2 CPUs (`benches/push`, one run each, alternating): coid's CPU per
-//! message with mail flowing, Web Push 875 µs at 1 against 950–955 at 2 (push off:
-//! 310–318), Delta Chat 650 against 682–722; a backlog of Web Push, 8.7–9.5k/s at 1
-//! against 9.5–11.4k/s at 2 (Delta Chat: the same, 28k/s). The default stays 2: the
-//! backlog is what the queue is for, and the mail's share was within the rounds'
-//! noise either way.
+//! Why one thread: the worker's loop, its sends and their connections all run on it,
+//! so nothing moves between threads (each move a futex wake-up of a thread that
+//! slept). While mail flows, pushes trickle in a few per round, and those hand-offs
+//! were what a push cost beyond its encryption and its request. Measured on 2 CPUs
+//! (`benches/push`, mail rounds, two runs each, alternating, in one hour): what push
+//! adds to coid's CPU per message, Web Push 810–846 µs with a multi-thread runtime
+//! of 2 threads against 687–688 on one, Delta Chat 522–590 against 416–425. A
+//! backlog is what more threads are for, and there only the encryption needs more
+//! than one CPU: the sealing threads take it (worker only, 3 runs each in one hour:
+//! Web Push 11.2–12.0k/s with 2 runtime threads, 11.5–12.3k/s with one and a sealing
+//! thread; Delta Chat, no encryption, 33.9–34.5k/s and 37.7–40.1k/s).
 //!
 //! On Linux `setpriority(PRIO_PROCESS, tid)` changes one thread, so the nice value is
 //! set in each thread: the `coid-push` thread itself and, through the runtime's
-//! `on_thread_start` hook, every runtime thread (its workers and its blocking pool,
-//! which runs the worker's store trips). It goes through `rustix` (a safe API over
+//! `on_thread_start` hook, every thread of its blocking pool (which runs the worker's
+//! store trips); the sealing threads set it as they start. It goes through `rustix` (a safe API over
 //! the system call; coid forbids `unsafe`). A nice value that cannot be set (a
 //! container that refuses it) is logged and that thread runs at the process's
 //! priority.
@@ -68,26 +61,22 @@ pub struct PushThread {
 }
 
 impl PushThread {
-    /// Starts `worker` on a thread of its own and a runtime of `threads` threads, all
-    /// at nice value `nice` (0: the process's own priority), until `stop` turns true.
+    /// Starts `worker` on a thread of its own and a current-thread runtime on it, at
+    /// nice value `nice` (0: the process's own priority), until `stop` turns true.
     ///
     /// # Errors
     /// The runtime or the thread could not be made.
-    pub fn spawn(
-        worker: Worker,
-        stop: watch::Receiver<bool>,
-        nice: u8,
-        threads: usize,
-    ) -> std::io::Result<Self> {
-        let runtime = runtime(threads, nice)?;
+    pub fn spawn(worker: Worker, stop: watch::Receiver<bool>, nice: u8) -> std::io::Result<Self> {
+        let runtime = runtime(nice)?;
         let (tx, done) = oneshot::channel();
         std::thread::Builder::new()
             .name(NAME.to_owned())
             .spawn(move || {
                 lower_priority(nice);
-                // A task, so that the sends' wake-ups stay in the runtime (above). An
-                // Err is a panic in the worker, printed to stderr (the journal) by the
-                // standard panic hook; the thread then ends as when the worker returns.
+                // A task, not the future blocked on: the sends' wake-ups then go
+                // through the runtime's own run queue. An Err is a panic in the
+                // worker, printed to stderr (the journal) by the standard panic
+                // hook; the thread then ends as when the worker returns.
                 runtime.block_on(async move {
                     let _ = tokio::spawn(worker.run(stop)).await;
                 });
@@ -104,18 +93,9 @@ impl PushThread {
     }
 }
 
-/// A multi-thread runtime of `threads` worker threads, or with 1 (or 0) a
-/// current-thread one, each of its threads (workers and blocking pool) at nice value
-/// `nice`.
-fn runtime(threads: usize, nice: u8) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
-    };
-    builder
+/// A current-thread runtime, each thread of its blocking pool at nice value `nice`.
+fn runtime(nice: u8) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .thread_name(NAME)
         .on_thread_start(move || lower_priority(nice))
         .enable_all()
@@ -123,7 +103,7 @@ fn runtime(threads: usize, nice: u8) -> std::io::Result<tokio::runtime::Runtime>
 }
 
 /// Sets the calling thread's nice value to `nice`, if above 0.
-fn lower_priority(nice: u8) {
+pub(crate) fn lower_priority(nice: u8) {
     if nice == 0 {
         return;
     }
@@ -175,7 +155,7 @@ mod tests {
 
     #[test]
     fn one_thread_runs_the_tasks_on_the_thread_that_blocks_on_the_runtime() {
-        let runtime = runtime(1, 0).expect("runtime");
+        let runtime = runtime(0).expect("runtime");
         let here = std::thread::current().id();
         let ran_on = runtime.block_on(async {
             tokio::spawn(async { std::thread::current().id() })
@@ -186,30 +166,17 @@ mod tests {
     }
 
     #[test]
-    fn the_runtime_runs_tasks_on_two_threads_at_the_nice_value() {
+    fn the_blocking_pool_runs_at_the_nice_value_and_the_caller_keeps_its_own() {
         let before = current_nice();
-        let runtime = runtime(2, 7).expect("runtime");
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let (seen, got) = std::sync::mpsc::channel();
-        for _ in 0..2 {
-            let (barrier, seen) = (barrier.clone(), seen.clone());
-            // Each task holds its thread until the other arrives: on one thread
-            // the second never starts and the barrier never opens.
-            runtime.spawn(async move {
-                barrier.wait();
-                let _ = seen.send((std::thread::current().id(), current_nice()));
-            });
-        }
-        let limit = Duration::from_secs(10);
-        let (first, second) = (got.recv_timeout(limit), got.recv_timeout(limit));
-        // Before asserting: a task stuck at the barrier would hold a plain drop.
+        let runtime = runtime(7).expect("runtime");
+        let (thread, nice) = runtime.block_on(async {
+            tokio::task::spawn_blocking(|| (std::thread::current().id(), current_nice()))
+                .await
+                .expect("blocking task")
+        });
         runtime.shutdown_timeout(Duration::from_secs(1));
-        let (first, second) = (
-            first.expect("two tasks at once"),
-            second.expect("two tasks"),
-        );
-        assert_ne!(first.0, second.0, "two OS threads");
-        assert_eq!((first.1, second.1), (7, 7), "each runtime thread at nice 7");
+        assert_ne!(thread, std::thread::current().id(), "a thread of the pool");
+        assert_eq!(nice, 7, "the pool's thread at nice 7");
         assert_eq!(
             current_nice(),
             before,

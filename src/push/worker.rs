@@ -49,9 +49,10 @@ use super::rounds::{
     LastTrip, SendTime, claim_room, count, finished, hold_back, linger, trip_due, until,
 };
 use super::webpush::payload::Payload;
+use super::webpush::sealers::Sealers;
 use super::webpush::sender::{Options, SendError, Sender, Target, folder_topic};
 use crate::config::{DeltaChatConfig, PushConfig};
-use crate::metrics::{DeltaChatOutcome, PushOutcome};
+use crate::metrics::{DeltaChatOutcome, PushOutcome, Recorder};
 use crate::store::{
     Claim, Claimed, Destination, Kinds, PushKind, QueuedPush, Settle, StoreError, unix_now_ms,
 };
@@ -78,6 +79,11 @@ pub(super) const AHEAD: usize = 8;
 /// ([`super::rounds::linger`]): a push waits at most this much longer, and the
 /// pushes of several messages share one transaction.
 pub const LINGER: Duration = Duration::from_millis(10);
+/// A Web Push send is encrypted beside the runtime's thread ([`WebPushSide::sealers`])
+/// when at least this many claimed rows wait behind it: a backlog. Pushes that
+/// trickle in (a few per round) are encrypted on the runtime's thread, where a hop
+/// to another thread and back would cost more than the encryption.
+const ASIDE_BEHIND: usize = 8;
 /// How often expired subscriptions, tokens and overdue pushes are deleted.
 pub const SWEEP: Duration = Duration::from_secs(60);
 
@@ -88,6 +94,9 @@ struct WebPushSide {
     rules: Rules,
     /// Send a `Topic` per folder (`[push] coalesce`).
     coalesce: bool,
+    /// The threads that encrypt beside the runtime's thread in a backlog (`[push]
+    /// worker_threads` - 1 of them); `None`: all on it.
+    sealers: Option<Sealers>,
 }
 
 /// How Delta Chat rows are sent.
@@ -170,6 +179,7 @@ impl Worker {
                 rate_limit: Duration::from_secs(config.rate_limit_secs),
             },
             coalesce: config.coalesce,
+            sealers: start_sealers(config, self.queue.recorder()),
         });
         self.widen_send_limit(config.timeout_secs);
         self
@@ -339,7 +349,8 @@ impl Worker {
                 });
                 continue;
             }
-            inflight.spawn(Arc::clone(self).send_one(push));
+            let aside = ready.len() >= ASIDE_BEHIND;
+            inflight.spawn(Arc::clone(self).send_one(push, aside));
         }
     }
 
@@ -441,10 +452,11 @@ impl Worker {
         }
     }
 
-    /// Sends one push; returns what its answer does to the queue.
-    async fn send_one(self: Arc<Self>, push: QueuedPush) -> Vec<Settle> {
+    /// Sends one push (encrypted beside the runtime's thread if `aside` and this
+    /// worker may); returns what its answer does to the queue.
+    async fn send_one(self: Arc<Self>, push: QueuedPush, aside: bool) -> Vec<Settle> {
         let began = std::time::Instant::now();
-        let sent = tokio::time::timeout(self.send_limit, self.attempt(&push)).await;
+        let sent = tokio::time::timeout(self.send_limit, self.attempt(&push, aside)).await;
         self.send_time.record(began.elapsed());
         let attempt = match sent {
             Ok(Ok(attempt)) => attempt,
@@ -473,7 +485,7 @@ impl Worker {
     }
 
     /// One try with the row's kind's sender.
-    async fn attempt(&self, push: &QueuedPush) -> Result<Attempt, Unsent> {
+    async fn attempt(&self, push: &QueuedPush, aside: bool) -> Result<Attempt, Unsent> {
         match &push.to {
             Destination::WebPush {
                 endpoint,
@@ -490,7 +502,10 @@ impl Worker {
                         .map(|folder| folder_topic(&folder)),
                     ..side.options.clone()
                 };
-                let sent = side.sender.send(&target, push.payload.as_bytes(), &options);
+                let sealers = side.sealers.as_ref().filter(|_| aside);
+                let sent =
+                    side.sender
+                        .send_with(&target, push.payload.as_bytes(), &options, sealers);
                 sent.await.map_err(|err| match err {
                     SendError::Refused(refused) => Unsent::Refused(refused.to_string()),
                     SendError::Build(why) => Unsent::Build(why),
@@ -538,6 +553,18 @@ impl Worker {
         }
         settlement(push, Action::Done)
     }
+}
+
+/// `[push] worker_threads` - 1 sealing threads, at `[push] worker_nice`; none if that
+/// is 0 or they cannot be started (said so: every push is encrypted on the
+/// runtime's thread).
+fn start_sealers(config: &PushConfig, recorder: &Recorder) -> Option<Sealers> {
+    let threads = config.worker_threads.checked_sub(1).filter(|n| *n > 0)?;
+    Sealers::start(threads, config.worker_nice, recorder)
+        .inspect_err(|err| {
+            tracing::warn!(error = %err, "cannot start the push encryption threads; the push worker's thread encrypts alone");
+        })
+        .ok()
 }
 
 #[cfg(test)]

@@ -172,4 +172,4 @@ fn expand<const N: usize>(
 
 #[cfg(test)]
 #[path = "ece_tests.rs"]
-mod tests;
+pub(crate) mod tests;

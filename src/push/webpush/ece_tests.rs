@@ -6,10 +6,10 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use super::*;
 use crate::push::webpush::MAX_PLAINTEXT;
 
-const AUTH: [u8; 16] = *b"0123456789abcdef";
+pub(crate) const AUTH: [u8; 16] = *b"0123456789abcdef";
 
 /// A user agent: its private key and its `p256dh` as an uncompressed point.
-fn user_agent() -> (p256::SecretKey, Vec<u8>) {
+pub(crate) fn user_agent() -> (p256::SecretKey, Vec<u8>) {
     let secret = p256::SecretKey::random(&mut rand_core::OsRng);
     let public = secret
         .public_key()
@@ -19,7 +19,7 @@ fn user_agent() -> (p256::SecretKey, Vec<u8>) {
     (secret, public)
 }
 
-fn decrypt(body: &[u8], secret: &p256::SecretKey) -> Vec<u8> {
+pub(crate) fn decrypt(body: &[u8], secret: &p256::SecretKey) -> Vec<u8> {
     let auth = web_push_native::Auth::clone_from_slice(&AUTH);
     web_push_native::decrypt(body.to_vec(), secret, &auth).expect("web-push-native decrypts it")
 }

@@ -9,12 +9,14 @@
 //! - [`vapid_tokens`]: signed tokens reused per push service origin until half their
 //!   lifetime is gone.
 //! - [`ece`]: RFC 8291 encryption of one push (aes128gcm, RFC 8188), with `ring`.
-//! - [`sender`]: encrypt, sign and POST one push.
+//! - [`sender`]: encrypt, sign and POST one push;
+//!   [`sealers`]: threads that encrypt beside the push runtime's thread in a backlog.
 //!
 //! [`ece`], [`payload`], [`subscription`] and [`vapid`] are pure.
 
 pub mod ece;
 pub mod payload;
+pub mod sealers;
 pub mod sender;
 pub mod subscription;
 pub mod vapid;

@@ -13,6 +13,7 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use url::Url;
 
 use super::ece;
+use super::sealers::Sealers;
 use super::subscription::{decode_auth, decode_p256dh};
 use super::vapid::VapidKey;
 use super::vapid_tokens::VapidTokens;
@@ -132,24 +133,45 @@ impl Sender {
         plaintext: &[u8],
         options: &Options,
     ) -> Result<Attempt, SendError> {
+        self.send_with(target, plaintext, options, None).await
+    }
+
+    /// [`Sender::send`], encrypting on `sealers`' threads if given and their queue
+    /// has room, else on this task's thread.
+    ///
+    /// # Errors
+    /// As [`Sender::send`].
+    pub async fn send_with(
+        &self,
+        target: &Target,
+        plaintext: &[u8],
+        options: &Options,
+        sealers: Option<&Sealers>,
+    ) -> Result<Attempt, SendError> {
         self.policy.check_url(&target.endpoint)?;
         client::check_resolved(self.policy, &self.names, &target.endpoint).await?;
-        let request = self.build(target, plaintext, options)?;
+        let p256dh = target.p256dh.to_encoded_point(false);
+        let handed = sealers.and_then(|s| s.try_seal(p256dh.as_bytes(), &target.auth, plaintext));
+        let sealed = match handed {
+            Some(body) => body
+                .await
+                .unwrap_or_else(|_| ece::encrypt(plaintext, p256dh.as_bytes(), &target.auth)),
+            None => ece::encrypt(plaintext, p256dh.as_bytes(), &target.auth),
+        };
+        let body = sealed.map_err(|e| SendError::Build(e.to_string()))?;
+        let request = self.build(target, body, options)?;
         Ok(client::execute(&self.client, request, Outcome::from_response).await)
     }
 
-    /// The POST of one push: the RFC 8291 body ([`super::ece`]) with the headers
+    /// The POST of one push: the RFC 8291 `body` ([`super::ece`]) with the headers
     /// web-push-native's builder set before (`TTL`, `Content-Encoding: aes128gcm`,
     /// `Content-Type`, `Content-Length`), VAPID and the RFC 8030 options.
     fn build(
         &self,
         target: &Target,
-        plaintext: &[u8],
+        body: Vec<u8>,
         options: &Options,
     ) -> Result<reqwest::Request, SendError> {
-        let p256dh = target.p256dh.to_encoded_point(false);
-        let body = ece::encrypt(plaintext, p256dh.as_bytes(), &target.auth)
-            .map_err(|e| SendError::Build(e.to_string()))?;
         let now = u64::try_from(unix_now_ms() / 1000).unwrap_or(0);
         let vapid = self
             .vapid
