@@ -152,13 +152,14 @@ impl Sender {
         client::check_resolved(self.policy, &self.names, &target.endpoint).await?;
         let p256dh = target.p256dh.to_encoded_point(false);
         let handed = sealers.and_then(|s| s.try_seal(p256dh.as_bytes(), &target.auth, plaintext));
+        // No room on the sealing threads, or the job was lost there: encrypt here.
         let sealed = match handed {
-            Some(body) => body
-                .await
-                .unwrap_or_else(|_| ece::encrypt(plaintext, p256dh.as_bytes(), &target.auth)),
-            None => ece::encrypt(plaintext, p256dh.as_bytes(), &target.auth),
+            Some(body) => body.await.ok(),
+            None => None,
         };
-        let body = sealed.map_err(|e| SendError::Build(e.to_string()))?;
+        let body = sealed
+            .unwrap_or_else(|| ece::encrypt(plaintext, p256dh.as_bytes(), &target.auth))
+            .map_err(|e| SendError::Build(e.to_string()))?;
         let request = self.build(target, body, options)?;
         Ok(client::execute(&self.client, request, Outcome::from_response).await)
     }
