@@ -16,6 +16,7 @@
 //! Needs root (Postfix and Dovecot run as root) and is meant to run through
 //! `benches/run.sh --bench push`. `COID_BENCH_QUICK=1` runs a tenth of the work;
 //! `COID_BENCH_ONLY=worker` only the in-process queue → worker runs (for profiling);
+//! `COID_BENCH_ONLY=rates` only the in-process rates (2.), each path beside the others;
 //! `COID_BENCH_ONLY=mail` only the mail rounds through the real stack;
 //! `COID_BENCH_ONLY=far` only the runs against a push service far away.
 
@@ -35,6 +36,7 @@ mod machine;
 #[allow(dead_code)]
 #[path = "../e2e/postfix_log.rs"]
 mod postfix_log;
+mod rates;
 mod receiver;
 #[allow(dead_code)]
 #[path = "../e2e/relay.rs"]
@@ -92,7 +94,8 @@ fn main() {
     let pushes = PUSHES / scale;
     let concurrency = PushConfig::default().concurrency;
     let tokens = receiver::device_tokens(SUBSCRIPTIONS);
-    match std::env::var("COID_BENCH_ONLY").as_deref() {
+    let only = std::env::var("COID_BENCH_ONLY");
+    match only.as_deref() {
         Ok("worker") => {
             let chats = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
             in_process_only(&receiver, &endpoints, &tokens, &chats, concurrency);
@@ -107,63 +110,15 @@ fn main() {
             report::mail(&mail_rounds(&receiver, MESSAGES / scale));
             return;
         }
-        Ok(other) => panic!("COID_BENCH_ONLY={other}: only `worker`, `mail` and `far` are known"),
-        Err(_) => {}
-    }
-    let all = send::Threads::All;
-    send::sender(&receiver, &endpoints, &payload, pushes / 10, all); // warm-up
-    let notifications = NOTIFICATIONS / scale;
-    send::notifier(&receiver, &tokens, notifications / 10, all);
-    let (sender, notifier): (Vec<send::Rate>, Vec<send::Rate>) = (0..PUSH_RUNS)
-        .map(|_| {
-            (
-                send::sender(&receiver, &endpoints, &payload, pushes, all),
-                send::notifier(&receiver, &tokens, notifications, all),
-            )
-        })
-        .unzip();
-    // The worker's own shape: one thread (`coid::push::thread`).
-    let one = send::Threads::One;
-    let (sender_one, notifier_one): (Vec<send::Rate>, Vec<send::Rate>) = (0..PUSH_RUNS)
-        .map(|_| {
-            (
-                send::sender(&receiver, &endpoints, &payload, pushes, one),
-                send::notifier(&receiver, &tokens, notifications, one),
-            )
-        })
-        .unzip();
-    let (pushed, notified) = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
-    let mut worker = Vec::new();
-    let mut deltachat = Vec::new();
-    for _ in 0..PUSH_RUNS {
-        worker.push(send::worker(&receiver, &endpoints, &pushed, concurrency));
-        deltachat.push(send::deltachat_worker(
-            &receiver,
-            &tokens,
-            &notified,
-            concurrency,
-        ));
-    }
-    let (worker, enqueue): (Vec<send::Rate>, Vec<f64>) = worker.into_iter().unzip();
-    let (deltachat, enqueue_dc): (Vec<send::Rate>, Vec<f64>) = deltachat.into_iter().unzip();
-    for (name, runs) in [
-        ("sender", &sender),
-        ("sender, one thread", &sender_one),
-        ("worker", &worker),
-        ("notifier", &notifier),
-        ("notifier, one thread", &notifier_one),
-        ("deltachat worker", &deltachat),
-    ] {
-        for r in runs {
-            eprintln!(
-                "[bench] {name}: {} sent, {:.0}/s, {} connections, CPU {:?} + receiver {:?}",
-                r.pushes,
-                r.per_second(),
-                r.connections,
-                r.cpu.rest,
-                r.cpu.receiver
-            );
+        Ok("rates") | Err(_) => {}
+        Ok(other) => {
+            panic!("COID_BENCH_ONLY={other}: only `worker`, `rates`, `mail` and `far` are known")
         }
+    }
+    let rates = rates::measure(&receiver, &endpoints, &tokens, &payload, pushes);
+    if only.as_deref() == Ok("rates") {
+        rates.report(concurrency);
+        return;
     }
 
     // Page cache, binaries; and a failing setup shows before the rounds.
@@ -173,32 +128,19 @@ fn main() {
     let far = far::measure(distinct_chats);
 
     report::cost(&cost);
-    report::rates(
-        concurrency,
-        SUBSCRIPTIONS,
-        &[
-            ("Sender::send", &sender),
-            ("Sender::send, one thread", &sender_one),
-            ("queue → Worker → Sender", &worker),
-            ("Notifier::notify", &notifier),
-            ("Notifier::notify, one thread", &notifier_one),
-            ("queue → Worker → Notifier", &deltachat),
-        ],
-        stats::median(enqueue.clone()),
-        stats::median(enqueue_dc.clone()),
-    );
+    rates.report(concurrency);
     report::mail(&mail);
     report::far(&far, concurrency);
     report::summary(&report::Summary {
         cost: &cost,
-        sender: &sender,
-        sender_one: &sender_one,
-        worker: &worker,
-        notifier: &notifier,
-        notifier_one: &notifier_one,
-        deltachat: &deltachat,
-        enqueue_us: stats::median(enqueue.clone()),
-        enqueue_deltachat_us: stats::median(enqueue_dc.clone()),
+        sender: &rates.sender,
+        sender_one: &rates.sender_one,
+        worker: &rates.worker,
+        notifier: &rates.notifier,
+        notifier_one: &rates.notifier_one,
+        deltachat: &rates.deltachat,
+        enqueue_us: stats::median(rates.enqueue.clone()),
+        enqueue_deltachat_us: stats::median(rates.enqueue_dc.clone()),
         mail: &mail,
     });
     println!(
