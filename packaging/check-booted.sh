@@ -760,6 +760,10 @@ grep -q "rcpt=$user folder=\"COI/Chats\" flags=\[\"\\\$Chat\"\]" <<<"$delivered"
 n=$(grep -c "rcpt=$local_user@$host" <<<"$delivered" || true)
 ((n == 2)) || fail "coid's journal has $n deliveries to $local_user@$host, want 2"
 ok "coid's journal: a 'delivered' line per message and recipient"
+# The unit raises journald's per-unit rate limit above coid's lines at line rate.
+limit="$(unit coid.service LogRateLimitIntervalUSec) $(unit coid.service LogRateLimitBurst)"
+[[ $limit == "10s 20000" ]] || fail "coid's journal rate limit is '$limit', want '10s 20000'"
+ok "coid's journal rate limit: 20000 lines per 10 s"
 # The push threads run at [push] worker_nice (10 here): the unit's system call filter
 # lets coid lower its own threads' priority (setpriority is in @resources).
 threads=$(ct bash -c 'for t in /proc/'"$pid"'/task/*; do s=$(cat "$t/stat"); s=${s##*) }; set -- $s; echo "$(cat "$t/comm") ${17}"; done')
