@@ -524,12 +524,13 @@ impl PushHook {
     /// The pushes of every job in `jobs`; a job whose targets cannot be read has
     /// none, and says so. Blocking.
     fn pushes_of_all(&self, jobs: &[Job], now: i64) -> Vec<NewPush> {
-        if let Err(err) = self.targets.refresh() {
+        let targets = self.targets.refresh().unwrap_or_else(|err| {
             tracing::warn!(error = %err, "cannot read which users have push targets");
-        }
+            None
+        });
         let mut pushes = Vec::new();
         for job in jobs {
-            match self.pushes_of(job, now) {
+            match self.pushes_of(job, now, targets) {
                 Ok(more) => pushes.extend(more),
                 Err(err) => tracing::error!(error = %err, "cannot queue a message's pushes"),
             }
@@ -537,14 +538,20 @@ impl PushHook {
         pushes
     }
 
-    /// One job's pushes of every kind on. Blocking (reads targets).
-    fn pushes_of(&self, job: &Job, now: i64) -> Result<Vec<NewPush>, StoreError> {
+    /// One job's pushes of every kind on. Blocking (reads targets). `targets`: the
+    /// counter the set of users with targets was just refreshed at, if it was.
+    fn pushes_of(
+        &self,
+        job: &Job,
+        now: i64,
+        targets: Option<i64>,
+    ) -> Result<Vec<NewPush>, StoreError> {
         let (message, recipients) = (&job.message, &job.recipients);
         // Just refreshed: where the async check could not tell (PostgreSQL's counter
         // is a round trip), a message for users without targets stops here, before
-        // one query per recipient and kind.
+        // one query per recipient and kind, and without reading the counter again.
         let names = recipients.iter().map(|r| r.username.as_str());
-        if self.targets.any_now(names) == Some(false) {
+        if targets.and_then(|version| self.targets.any_at(version, names)) == Some(false) {
             return Ok(Vec::new());
         }
         let parsed = parse_header(message);

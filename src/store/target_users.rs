@@ -17,7 +17,8 @@
 //! With PostgreSQL the counter is a round trip ([`crate::store::Engine::counters_are_local`] is
 //! false): [`TargetUsers::any`] then always answers "unknown" and the push hook takes
 //! the slow path on a blocking thread, where [`TargetUsers::refresh`] reads the shared
-//! counter; a target added on another node is seen at the next message.
+//! counter once for every message waiting; a target added on another node is seen at
+//! the next batch of messages.
 //!
 //! Bounded: past [`MAX_USERS`] users with targets the set is not kept and every
 //! message takes the slow path.
@@ -74,12 +75,15 @@ impl TargetUsers {
 
     /// [`TargetUsers::any`] whatever the engine, with a counter read now, which may
     /// be a round trip (PostgreSQL). Blocks.
+    #[cfg(test)]
     pub fn any_now<'a>(&self, usernames: impl Iterator<Item = &'a str>) -> Option<bool> {
         self.any_at(self.version(None)?, usernames)
     }
 
-    /// Whether any of `usernames` has a push target, if the set was read at `version`.
-    fn any_at<'a>(
+    /// Whether any of `usernames` has a push target, if the set was read at `version`
+    /// (what [`TargetUsers::refresh`] returned: a caller that just refreshed asks
+    /// without reading the counter again); `None` if it was not.
+    pub fn any_at<'a>(
         &self,
         version: i64,
         mut usernames: impl Iterator<Item = &'a str>,
@@ -91,17 +95,19 @@ impl TargetUsers {
         Some(usernames.any(|name| loaded.users.contains(name)))
     }
 
-    /// Reads the set again if the counter moved since it was read. Blocks.
+    /// Reads the set again if the counter moved since it was read. Blocks. Returns
+    /// the counter the set is current at, for [`TargetUsers::any_at`]; `None` if the
+    /// counter cannot be read or the set is not kept (past [`MAX_USERS`]).
     ///
     /// # Errors
     /// SQLite failed; the set stays as it was (and unknown while the counter differs).
-    pub fn refresh(&self) -> Result<(), StoreError> {
+    pub fn refresh(&self) -> Result<Option<i64>, StoreError> {
         // Read before the set: a commit in between makes the next check miss.
         let Some(version) = self.version(None) else {
-            return Ok(());
+            return Ok(None);
         };
         if lock(&self.loaded).version == Some(version) {
-            return Ok(());
+            return Ok(Some(version));
         }
         let users = self.store.target_users(MAX_USERS)?;
         let mut loaded = lock(&self.loaded);
@@ -115,7 +121,7 @@ impl TargetUsers {
                 loaded.version = None;
             }
         }
-        Ok(())
+        Ok(loaded.version)
     }
 
     /// The counter as a read begun at or after `since` saw it (`None`: a read now);

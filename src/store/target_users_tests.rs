@@ -49,8 +49,14 @@ fn add_token(store: &Store, user: &str, token: &str) {
 
 /// Refreshes (as the hook's slow path does) and asks about one user.
 fn has(set: &TargetUsers, user: &str) -> Option<bool> {
-    set.refresh().expect("refresh");
-    set.any_now(std::iter::once(user))
+    let version = set.refresh().expect("refresh")?;
+    let answer = set.any_at(version, std::iter::once(user));
+    assert_eq!(
+        answer,
+        set.any_now(std::iter::once(user)),
+        "the counter moved"
+    );
+    answer
 }
 
 /// Whether any of `users` has a target, as the set answers now. The answer on an
