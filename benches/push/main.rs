@@ -115,7 +115,14 @@ fn main() {
             panic!("COID_BENCH_ONLY={other}: only `worker`, `rates`, `mail` and `far` are known")
         }
     }
-    let rates = rates::measure(&receiver, &endpoints, &tokens, &payload, pushes);
+    let rates = rates::measure(
+        &receiver,
+        &endpoints,
+        &tokens,
+        &payload,
+        pushes,
+        concurrency,
+    );
     if only.as_deref() == Ok("rates") {
         rates.report(concurrency);
         return;

@@ -3,8 +3,6 @@
 //! durable queue and the real `Worker`, the paths taking turns (see
 //! benches/README.md).
 
-use coid::config::PushConfig;
-
 use crate::receiver::{self, Receiver};
 use crate::{NOTIFICATIONS, NOTIFIED_MESSAGES, PUSH_RUNS, SUBSCRIPTIONS};
 use crate::{in_process_chats, machine, report, send, stats};
@@ -29,8 +27,8 @@ pub fn measure(
     tokens: &[String],
     payload: &[u8],
     pushes: usize,
+    concurrency: usize,
 ) -> Rates {
-    let concurrency = PushConfig::default().concurrency;
     let scale = machine::scale();
     let (all, one) = (send::Threads::All, send::Threads::One);
     send::sender(receiver, endpoints, payload, pushes / 10, all); // warm-up

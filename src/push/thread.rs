@@ -32,10 +32,10 @@
 //! On Linux `setpriority(PRIO_PROCESS, tid)` changes one thread, so the nice value is
 //! set in each thread: the `coid-push` thread itself and, through the runtime's
 //! `on_thread_start` hook, every thread of its blocking pool (which runs the worker's
-//! store trips); the sealing threads set it as they start. It goes through `rustix` (a safe API over
-//! the system call; coid forbids `unsafe`). A nice value that cannot be set (a
-//! container that refuses it) is logged and that thread runs at the process's
-//! priority.
+//! store trips); the sealing threads set it as they start. It goes through `rustix`
+//! (a safe API over the system call; coid forbids `unsafe`). A nice value that cannot
+//! be set (a container that refuses it) is logged and that thread runs at the
+//! process's priority.
 //!
 //! Shutdown is unchanged: the worker stops when the service's stop signal turns true,
 //! lets pushes in flight finish within its send limit, records them, and
