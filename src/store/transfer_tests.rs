@@ -135,6 +135,31 @@ fn every_kind_of_row_moves_exactly(#[case] from: Kind, #[case] to: Kind) {
         .expect("claim");
     assert_eq!(claimed.len(), 3);
     assert_eq!(claimed[0].attempts, 3);
+    // A push queued after the import (to its token) is counted and numbered after the
+    // imported rows
+    // (SQLite counts an import once, at its end: schema 14).
+    let after = NewPush {
+        kind: PushKind::DeltaChat,
+        username: "alice@example.org".into(),
+        target: "tok-1".into(),
+        payload: String::new(),
+        with_content: false,
+        validation: false,
+        not_before: 1_700_000_000_000,
+        deadline: 1_700_000_060_000,
+        dedupe: None,
+    };
+    assert_eq!(
+        new.enqueue(&[after], 10, 1_700_000_000_000)
+            .expect("queued"),
+        1
+    );
+    assert_eq!(new.queue_len().expect("len"), 4);
+    let more = new
+        .claim_due(1_700_000_000_123, 1_700_000_060_000, 10, Kinds::ALL)
+        .expect("claim");
+    assert_eq!(more.len(), 1);
+    assert!(claimed.iter().all(|c| c.seq < more[0].seq), "{more:?}");
 }
 
 /// State that coid's own operations wrote on SQLite (a payload shared by several rows

@@ -254,6 +254,20 @@ fn temp_sqlite() -> (tempfile::TempDir, Sqlite) {
     (dir, db)
 }
 
+/// A raw connection to a fresh database at schema `version` (the migrations up to
+/// it, as the coid of that version made them), for tests of what later ones do.
+#[cfg(test)]
+fn sqlite_at(version: usize) -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = Connection::open(dir.path().join("s.sqlite")).expect("open");
+    for sql in &MIGRATIONS[..version] {
+        conn.execute_batch(sql).expect("an older migration");
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+        .expect("version");
+    (dir, conn)
+}
+
 #[cfg(test)]
 #[path = "checkpoint_tests.rs"]
 mod checkpoint_tests;

@@ -1,7 +1,8 @@
 //! The durable push queue over SQLite (see `crate::store::queue` for the model): the
-//! bound kept by a trigger-maintained counter (schema 7), payloads shared by several
-//! rows stored once (schema 8) with a trigger-kept count of those rows (schema 13),
-//! and the `Sqlite` methods around `super::queue_rows`.
+//! bound kept by a counter (schema 7), payloads shared by several rows stored once
+//! (schema 8) with a count of those rows (schema 13), and the `Sqlite` methods around
+//! `super::queue_rows`. Deleting a row counts by trigger; queueing counts once per
+//! transaction, here, and numbers its rows from the same counter row (schema 14).
 
 use std::collections::HashMap;
 
@@ -14,39 +15,59 @@ use super::{Sqlite, count};
 use crate::store::dedupe::Runs;
 use crate::store::{DEDUPE_KEEP_MS, Kinds, NewPush, PushKind, QueuedPush, StoreError};
 
-/// Inserts `push` unless the queue holds `max_queue` rows already; true if stored.
+/// Inserts `push` unless the queue holds `max_queue` rows already; true if stored
+/// (or a duplicate of a group queued already, which is no error).
 pub(super) fn insert(
     tx: &Transaction<'_>,
     push: &NewPush,
     max_queue: usize,
     now: i64,
 ) -> Result<bool, StoreError> {
-    if queue_len(tx)? >= max_queue {
-        return Ok(false);
-    }
-    put(tx, push, now)?;
-    Ok(true)
+    Ok(enqueue_in(tx, std::slice::from_ref(push), max_queue, now)? > 0)
 }
 
-/// Rows in the queue, inside `tx`: the counter the triggers keep (schema 7).
-fn queue_len(tx: &Transaction<'_>) -> Result<usize, StoreError> {
-    Ok(count(tx, SIZE, [])?)
+/// The queue's length and the number its next row takes (`push_queue_size`,
+/// schemas 7 and 14), as a transaction that inserts reads them before its first row.
+struct Counter {
+    len: usize,
+    next_seq: i64,
+}
+
+impl Counter {
+    fn read(tx: &Transaction<'_>) -> Result<Counter, StoreError> {
+        let (len, next_seq): (i64, i64) = tx
+            .prepare_cached("SELECT n, next_seq FROM push_queue_size WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Counter {
+            len: usize::try_from(len).unwrap_or(0),
+            next_seq,
+        })
+    }
+
+    /// Counts the rows numbered since [`Counter::read`], up to `next_seq`: one write
+    /// for all of them (schema 14 dropped the per-row trigger).
+    fn write(&self, tx: &Transaction<'_>, next_seq: i64) -> Result<(), StoreError> {
+        if next_seq == self.next_seq {
+            return Ok(());
+        }
+        tx.prepare_cached(
+            "UPDATE push_queue_size SET n = n + ?1 - next_seq, next_seq = ?1 WHERE id = 1",
+        )?
+        .execute(params![next_seq])?;
+        Ok(())
+    }
 }
 
 /// The queue's length, one row (`push_queue_size`).
 const SIZE: &str = "SELECT n FROM push_queue_size WHERE id = 1";
 
-/// Inserts `push`, whatever the queue holds (a duplicate is no error).
-fn put(tx: &Transaction<'_>, push: &NewPush, now: i64) -> Result<(), StoreError> {
-    put_shared(tx, push, None, now, &mut Runs::default()).map(|_| ())
-}
-
-/// Inserts `push`, its payload in its row, or the shared payload `payload_id`; false
-/// if its group was queued already (`crate::store::dedupe`; then nothing was
-/// written). `runs` walks the batch `push` is the next of.
+/// Inserts `push` as row `seq`, its payload in its row, or the shared payload
+/// `payload_id`; false if its group was queued already (`crate::store::dedupe`; then
+/// nothing was written). `runs` walks the batch `push` is the next of.
 fn put_shared(
     tx: &Transaction<'_>,
     push: &NewPush,
+    seq: i64,
     payload_id: Option<i64>,
     now: i64,
     runs: &mut Runs,
@@ -61,12 +82,13 @@ fn put_shared(
     };
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO push_queue (username, target, payload, with_content, validation,
-                                     attempts, not_before, deadline, created, kind,
-                                     payload_id, dedupe)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO push_queue (seq, username, target, payload, with_content,
+                                     validation, attempts, not_before, deadline, created,
+                                     kind, payload_id, dedupe)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
+            seq,
             push.username,
             push.target,
             payload,
@@ -108,8 +130,8 @@ fn keep_group(
 struct Shared<'a> {
     /// How many rows carry each payload.
     counts: HashMap<Content<'a>, usize>,
-    /// Stored so far: payload → `push_payloads.id`.
-    ids: HashMap<Content<'a>, i64>,
+    /// Stored so far: payload → `push_payloads.id` and the rows queued with it.
+    ids: HashMap<Content<'a>, (i64, i64)>,
 }
 
 impl<'a> Shared<'a> {
@@ -130,14 +152,36 @@ impl<'a> Shared<'a> {
         if self.counts.get(&key).copied().unwrap_or(0) < 2 {
             return Ok(None);
         }
-        if let Some(id) = self.ids.get(&key) {
+        if let Some((id, _)) = self.ids.get(&key) {
             return Ok(Some(*id));
         }
         tx.prepare_cached("INSERT INTO push_payloads (payload) VALUES (?1)")?
             .execute(params![payload])?;
         let id = tx.last_insert_rowid();
-        self.ids.insert(key, id);
+        self.ids.insert(key, (id, 0));
         Ok(Some(id))
+    }
+
+    /// A row was queued with `payload`.
+    fn carried(&mut self, payload: &'a str) {
+        if let Some((_, rows)) = self.ids.get_mut(&Content(payload)) {
+            *rows += 1;
+        }
+    }
+
+    /// Gives each payload stored its count of rows (schema 14: once, not by a
+    /// trigger per row); one that no row carries (every row a duplicate) goes.
+    fn count(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        for (id, rows) in self.ids.values() {
+            if *rows == 0 {
+                tx.prepare_cached("DELETE FROM push_payloads WHERE id = ?1")?
+                    .execute(params![id])?;
+            } else {
+                tx.prepare_cached("UPDATE push_payloads SET refs = refs + ?2 WHERE id = ?1")?
+                    .execute(params![id, rows])?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -318,8 +362,10 @@ pub(super) fn enqueue_in(
         // Most worker rounds bring nothing new: no read of the queue's length.
         return Ok(0);
     }
-    // Counted once: the queue only grows by what this loop puts.
-    let mut room = max_queue.saturating_sub(queue_len(tx)?);
+    // Read once: the queue only grows by what this loop puts.
+    let counter = Counter::read(tx)?;
+    let mut room = max_queue.saturating_sub(counter.len);
+    let mut seq = counter.next_seq;
     let mut shared = Shared::of(pushes);
     let mut runs = Runs::default();
     let mut taken = 0;
@@ -328,15 +374,14 @@ pub(super) fn enqueue_in(
             break;
         }
         let payload_id = shared.id(tx, &push.payload)?;
-        if put_shared(tx, push, payload_id, now, &mut runs)? {
+        if put_shared(tx, push, seq, payload_id, now, &mut runs)? {
             room -= 1;
+            seq += 1;
+            shared.carried(&push.payload);
         }
         taken += 1;
     }
-    // A shared payload whose every row was a duplicate is carried by none.
-    for id in shared.ids.values() {
-        tx.prepare_cached("DELETE FROM push_payloads WHERE id = ?1 AND refs = 0")?
-            .execute(params![id])?;
-    }
+    counter.write(tx, seq)?;
+    shared.count(tx)?;
     Ok(taken)
 }

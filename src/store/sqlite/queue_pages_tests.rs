@@ -69,7 +69,11 @@ fn wal_len(dir: &tempfile::TempDir) -> u64 {
 /// With hundreds of a user's rows queued already, a message's rows for their 8
 /// devices append to one page of each index: indexed by (user, target), as before
 /// schema 12, each device's rows had pages of their own and a message wrote about
-/// 22 pages; with the index of payload ids before schema 13, about 14; now about 12.
+/// 22 pages; with the index of payload ids before schema 13, about 14; numbered by
+/// AUTOINCREMENT before schema 14 (`sqlite_sequence`), about 10; now about 9: the
+/// queue's two indexes about 1.8 and 1.5 (an index that fills at its end moves
+/// entries among up to three leaves), its rows, the shared payload about 1.5 each,
+/// the dedupe group and the counter row one each, the file's header most times.
 #[test]
 fn a_message_for_many_devices_writes_few_pages() {
     let (dir, mut conn) = bare();
@@ -80,7 +84,7 @@ fn a_message_for_many_devices_writes_few_pages() {
     let frames = (wal_len(&dir) - before) / FRAME;
     let per_message = frames as f64 / measured as f64;
     assert!(
-        per_message <= 13.0,
+        per_message <= 9.5,
         "{per_message:.1} pages written per message"
     );
 }

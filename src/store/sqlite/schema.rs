@@ -5,7 +5,7 @@
 //! in the push queue (its waits are shorter than a second in tests).
 
 /// Entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
-pub(in crate::store) const MIGRATIONS: [&str; 13] = [
+pub(in crate::store) const MIGRATIONS: [&str; 14] = [
     // 1: the users' METADATA entries (COI settings), by entry name.
     "CREATE TABLE IF NOT EXISTS user_metadata (
         username TEXT NOT NULL,
@@ -208,6 +208,58 @@ pub(in crate::store) const MIGRATIONS: [&str; 13] = [
     CREATE TRIGGER push_payloads_attach AFTER INSERT ON push_queue
     WHEN new.payload_id IS NOT NULL
     BEGIN UPDATE push_payloads SET refs = refs + 1 WHERE id = new.payload_id; END;
+    CREATE TRIGGER push_payloads_delete AFTER DELETE ON push_queue
+    WHEN old.payload_id IS NOT NULL
+    BEGIN UPDATE push_payloads SET refs = refs - 1 WHERE id = old.payload_id;
+          DELETE FROM push_payloads WHERE id = old.payload_id AND refs <= 0; END;
+    CREATE TRIGGER push_payloads_detach AFTER UPDATE OF payload_id ON push_queue
+    WHEN old.payload_id IS NOT NULL AND new.payload_id IS NOT old.payload_id
+    BEGIN UPDATE push_payloads SET refs = refs - 1 WHERE id = old.payload_id;
+          DELETE FROM push_payloads WHERE id = old.payload_id AND refs <= 0;
+          UPDATE push_payloads SET refs = refs + 1 WHERE id = new.payload_id; END;",
+    // 14: queueing a message counts once instead of once per row. The queue's rows
+    // are numbered from `push_queue_size.next_seq`, which the transaction that
+    // queues them moves on once with the length `n`, instead of by AUTOINCREMENT
+    // (`sqlite_sequence`: one more page per transaction and a read and a write of it
+    // per row); numbers are still never reused, so a push the worker holds cannot
+    // settle a newer row that took its number. The insert triggers go the same way:
+    // the length and a shared payload's `refs` are added to once per transaction by
+    // the code that inserts (`queue::enqueue_in`, and the import, which counts after
+    // it). Deletes keep their triggers. The table is rebuilt (SQLite cannot drop
+    // AUTOINCREMENT), its rows, numbers and indexes kept.
+    "CREATE TABLE push_queue_14 (
+        seq          INTEGER PRIMARY KEY,
+        username     TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        with_content INTEGER NOT NULL,
+        validation   INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        not_before   INTEGER NOT NULL,
+        deadline     INTEGER NOT NULL,
+        created      INTEGER NOT NULL,
+        kind         INTEGER NOT NULL DEFAULT 0,
+        payload_id   INTEGER,
+        dedupe       TEXT
+    );
+    INSERT INTO push_queue_14 (seq, username, target, payload, with_content, validation,
+                               attempts, not_before, deadline, created, kind,
+                               payload_id, dedupe)
+    SELECT seq, username, target, payload, with_content, validation, attempts,
+           not_before, deadline, created, kind, payload_id, dedupe
+      FROM push_queue;
+    ALTER TABLE push_queue_size ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 1;
+    UPDATE push_queue_size
+       SET n = (SELECT count(*) FROM push_queue),
+           next_seq = 1 + max(
+               coalesce((SELECT max(seq) FROM push_queue), 0),
+               coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'push_queue'), 0));
+    DROP TABLE push_queue;
+    ALTER TABLE push_queue_14 RENAME TO push_queue;
+    CREATE INDEX push_queue_due ON push_queue (not_before);
+    CREATE INDEX push_queue_user ON push_queue (username);
+    CREATE TRIGGER push_queue_size_delete AFTER DELETE ON push_queue
+    BEGIN UPDATE push_queue_size SET n = n - 1 WHERE id = 1; END;
     CREATE TRIGGER push_payloads_delete AFTER DELETE ON push_queue
     WHEN old.payload_id IS NOT NULL
     BEGIN UPDATE push_payloads SET refs = refs - 1 WHERE id = old.payload_id;

@@ -137,9 +137,24 @@ impl Sqlite {
             insert(&tx, &row?)?;
             stored += 1;
         }
+        count_queue(&tx)?;
         tx.commit()?;
         Ok(stored)
     }
+}
+
+/// Counts the queue's imported rows and numbers the next row after them: the rows
+/// took numbers of their own (SQLite's rowids), and no trigger counts an insert
+/// (schema 14, `super::queue`).
+fn count_queue(tx: &Transaction<'_>) -> Result<(), TransferError> {
+    tx.execute(
+        "UPDATE push_queue_size
+            SET n = (SELECT count(*) FROM push_queue),
+                next_seq = max(next_seq, 1 + coalesce((SELECT max(seq) FROM push_queue), 0))
+          WHERE id = 1",
+        [],
+    )?;
+    Ok(())
 }
 
 /// [`TransferError::NotEmpty`] naming the tables that hold rows, if any do.
