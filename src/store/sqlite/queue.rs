@@ -34,9 +34,15 @@ struct Counter {
 }
 
 impl Counter {
+    /// Also past the highest row's number (the table's last rowid, one descent of
+    /// its B-tree): a row inserted behind coid's back (by hand, with `sqlite3`)
+    /// would otherwise make every later insert fail on its number.
     fn read(tx: &Transaction<'_>) -> Result<Counter, StoreError> {
         let (len, next_seq): (i64, i64) = tx
-            .prepare_cached("SELECT n, next_seq FROM push_queue_size WHERE id = 1")?
+            .prepare_cached(
+                "SELECT n, max(next_seq, 1 + coalesce((SELECT max(seq) FROM push_queue), 0))
+                   FROM push_queue_size WHERE id = 1",
+            )?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(Counter {
             len: usize::try_from(len).unwrap_or(0),
@@ -50,10 +56,9 @@ impl Counter {
         if next_seq == self.next_seq {
             return Ok(());
         }
-        tx.prepare_cached(
-            "UPDATE push_queue_size SET n = n + ?1 - next_seq, next_seq = ?1 WHERE id = 1",
-        )?
-        .execute(params![next_seq])?;
+        let added = next_seq - self.next_seq;
+        tx.prepare_cached("UPDATE push_queue_size SET n = n + ?1, next_seq = ?2 WHERE id = 1")?
+            .execute(params![added, next_seq])?;
         Ok(())
     }
 }

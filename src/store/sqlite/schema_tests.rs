@@ -131,3 +131,16 @@ fn a_queue_from_13_keeps_its_rows_counts_and_numbers() {
     assert_eq!(payloads(&raw), 0, "gone with the last of its rows");
     assert_eq!(db.queue_len().expect("len"), 1);
 }
+
+/// A row inserted behind coid's back (by hand, numbered by SQLite) does not make
+/// queueing fail on its number: the next row is numbered past it.
+#[test]
+fn a_row_inserted_by_hand_does_not_stop_queueing() {
+    let (dir, raw) = sqlite_at(14);
+    queue_at(&raw, 14, &["by-hand"]);
+    let db = super::Sqlite::open(&dir.path().join("s.sqlite")).expect("open");
+    assert_eq!(db.enqueue(&[push("a", "{}")], 100, T).expect("queued"), 1);
+    let seqs = seqs(&raw);
+    assert_eq!(seqs.len(), 2);
+    assert!(seqs[1] > seqs[0], "{seqs:?}");
+}
