@@ -29,8 +29,9 @@ fn payloads(conn: &Connection) -> i64 {
         .expect("count")
 }
 
-/// Queues, as the coid of schema `version` did, one row per target in `targets`,
-/// all carrying one shared payload (schema 8 on); the triggers of that version count.
+/// Queues one row per target in `targets` with plain SQL, all carrying one shared
+/// payload (schema 8 on): as the coid of schema `version` did up to 13, whose
+/// triggers count the rows; from 14 on, as a hand with `sqlite3` would.
 fn queue_at(conn: &Connection, version: usize, targets: &[&str]) {
     let shared = version >= 8;
     if shared {
