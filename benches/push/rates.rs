@@ -9,6 +9,7 @@ use crate::{in_process_chats, machine, report, send, stats};
 
 /// The in-process rates of step 2: every path `PUSH_RUNS` times, the paths taking
 /// turns so that a change in the host's load falls on all of them.
+#[derive(Default)]
 pub struct Rates {
     pub sender: Vec<send::Rate>,
     pub sender_one: Vec<send::Rate>,
@@ -35,16 +36,7 @@ pub fn measure(
     let notifications = NOTIFICATIONS / scale;
     send::notifier(receiver, tokens, notifications / 10, all);
     let (pushed, notified) = in_process_chats(pushes / SUBSCRIPTIONS, NOTIFIED_MESSAGES / scale);
-    let mut r = Rates {
-        sender: Vec::new(),
-        sender_one: Vec::new(),
-        worker: Vec::new(),
-        notifier: Vec::new(),
-        notifier_one: Vec::new(),
-        deltachat: Vec::new(),
-        enqueue: Vec::new(),
-        enqueue_dc: Vec::new(),
-    };
+    let mut r = Rates::default();
     for _ in 0..PUSH_RUNS {
         r.sender
             .push(send::sender(receiver, endpoints, payload, pushes, all));
