@@ -4,7 +4,9 @@
 //! worker, its tokio and blocking threads). Good to 10 ms per thread, so runs that
 //! take seconds give per-push figures within a few per cent. [`process`] reads another
 //! process's total the same way (`/proc/<pid>/stat`, all its threads, living and
-//! ended), for coid in the stack runs.
+//! ended), for coid in the stack runs; [`Host::now`] the whole machine's, every CPU
+//! busy and idle (`/proc/stat`), to tell whether the mail kept the CPUs busy and what
+//! push adds to all the work on them.
 
 use std::time::Duration;
 
@@ -54,11 +56,87 @@ impl Cpu {
     }
 }
 
+/// The machine's CPU time so far, all CPUs together (`/proc/stat`'s `cpu` line).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Host {
+    /// user, nice, system, irq, softirq and steal.
+    pub busy: Duration,
+    /// idle and iowait.
+    pub idle: Duration,
+}
+
+impl Host {
+    /// Now; zero if `/proc/stat` cannot be read.
+    pub fn now() -> Host {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| parse_host(&stat))
+            .unwrap_or_default()
+    }
+
+    /// What was used since `earlier`.
+    pub fn since(self, earlier: Host) -> Host {
+        Host {
+            busy: self.busy.saturating_sub(earlier.busy),
+            idle: self.idle.saturating_sub(earlier.idle),
+        }
+    }
+
+    /// The idle share of the time, 0 to 1.
+    pub fn idle_share(self) -> f64 {
+        let all = (self.busy + self.idle).as_secs_f64();
+        if all > 0.0 {
+            self.idle.as_secs_f64() / all
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The `cpu` line of `/proc/stat`: `cpu user nice system idle iowait irq softirq
+/// steal ...`, in clock ticks.
+fn parse_host(stat: &str) -> Option<Host> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+    let idle = field(3) + field(4);
+    let of = |n: u64| TICK * u32::try_from(n).unwrap_or(u32::MAX);
+    Some(Host {
+        busy: of(busy),
+        idle: of(idle),
+    })
+}
+
 /// The CPU `pid` has used so far (all its threads); `None` when it is gone.
 pub fn process(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, ticks) = parse_stat(&stat)?;
     Some(TICK * u32::try_from(ticks).ok()?)
+}
+
+/// The CPU each thread of `pid` has used so far, summed by thread name (living
+/// threads only: one that ended is lost, so measure threads that outlive the work).
+pub fn threads(pid: u32) -> std::collections::BTreeMap<String, Duration> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        if let Some((name, ticks)) = parse_stat(&stat) {
+            *by_name.entry(name.to_owned()).or_insert(Duration::ZERO) +=
+                TICK * u32::try_from(ticks).unwrap_or(u32::MAX);
+        }
+    }
+    by_name
 }
 
 /// (thread name, utime + stime ticks) of a `stat` line: `pid (comm) state ...`, with

@@ -51,13 +51,65 @@ const DEVICES: [&str; 2] = ["chat", "all"];
 pub const TOKENS: usize = 2;
 const PUSH_WAIT: Duration = Duration::from_secs(60);
 
-/// The mail runs of the bench: one `Vec` per round, and each round's control, push
-/// off once more after it. The control is the same code run twice: its ratio to the
-/// round's push-off run is what the rounds' noise alone gives, to read the on/off
-/// ratios against.
+/// A measured run of the mail rounds: a kind of push on, or the control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Mail with this kind of push on.
+    Push(Mode),
+    /// Push off once more, measured as a kind of push is: the same code as the
+    /// push-off runs either side of it, so its ratio to them is what the rounds' noise
+    /// alone gives, to read the on/off ratios against.
+    Control,
+}
+
+impl Slot {
+    /// The mode the stack runs in.
+    pub fn mode(self) -> Mode {
+        match self {
+            Slot::Push(mode) => mode,
+            Slot::Control => Mode::Off,
+        }
+    }
+
+    /// A short name for run tags.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Slot::Push(Mode::WebPush) => "wp",
+            Slot::Push(Mode::DeltaChat) => "dc",
+            Slot::Push(Mode::Off) => "off",
+            Slot::Control => "control",
+        }
+    }
+}
+
+/// The mail runs of the bench, in the order they ran: push off, then by turns one
+/// measured run and push off again. Each measured run is set against the mean of the
+/// push-off runs either side of it (an A-B-A design): a host that speeds up or slows
+/// down over the sequence, as this one does (its first runs are the fastest), moves
+/// the run and its baseline alike, where a baseline run earlier or later in the
+/// round would not.
 pub struct MailRounds {
-    pub rounds: Vec<Vec<Outcome>>,
-    pub control: Vec<Outcome>,
+    /// The push-off runs: `offs[i]` and `offs[i + 1]` ran either side of
+    /// `measured[i]`.
+    pub offs: Vec<Outcome>,
+    /// The measured runs in the order they ran, round after round.
+    pub measured: Vec<(Slot, Outcome)>,
+}
+
+impl MailRounds {
+    /// The runs of `slot` in the order they ran (one per round), each with its ratio
+    /// to the mean throughput of the push-off runs either side of it.
+    pub fn of(&self, slot: Slot) -> Vec<(&Outcome, f64)> {
+        self.measured
+            .iter()
+            .enumerate()
+            .filter(|(_, (s, _))| *s == slot)
+            .map(|(i, (_, run))| {
+                let baseline = (self.offs[i].rate() + self.offs[i + 1].rate()) / 2.0;
+                (run, run.rate() / baseline)
+            })
+            .collect()
+    }
 }
 
 /// What a stack run pushes.
@@ -107,6 +159,11 @@ pub struct Outcome {
     /// CPU the stand-in push service used in the same time (its thread in this
     /// process): on the same CPUs as the mail here, on other hosts in production.
     pub receiver_cpu: Duration,
+    /// The whole machine's CPU from the first submission to the last `status=sent`
+    /// (every process: Postfix, Dovecot, coid, this bench's clients and receiver).
+    pub host: crate::cpu::Host,
+    /// coid's CPU in the same time as `coid_cpu`, by thread name (living threads).
+    pub coid_threads: std::collections::BTreeMap<String, Duration>,
     /// coid's `delivered` → push or notification received, ms, one per push or
     /// notification (Delta Chat: matched by rank, see [`match_notifications`]).
     pub latencies: Vec<f64>,
@@ -185,13 +242,17 @@ pub fn run_on(
         let pid = stack.coid.pid().expect("coid runs");
         crate::cpu::process(pid).expect("coid's /proc/<pid>/stat")
     };
+    let coid_threads = || crate::cpu::threads(stack.coid.pid().expect("coid runs"));
+    let threads_before = coid_threads();
     let (cpu_before, receiver_before) = (coid_cpu(), crate::cpu::Cpu::now());
+    let host_before = crate::cpu::Host::now();
     let (began, began_us) = (Instant::now(), now_us());
     let injection = inject_chats(stack.postfix.smtp_port(), tag, messages);
     while poll_sent(&mut log, &stack.postfix, began, messages, tag) < messages {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = began.elapsed();
+    let host = crate::cpu::Host::now().since(host_before);
     let injected = injection.join().expect("every submission was accepted");
     let expected = match push {
         Mode::Off => 0,
@@ -200,6 +261,10 @@ pub fn run_on(
     };
     let arrived = receiver.wait_for(expected, PUSH_WAIT);
     let cpu_used = coid_cpu().saturating_sub(cpu_before);
+    let mut threads_used = coid_threads();
+    for (name, used) in &mut threads_used {
+        *used = used.saturating_sub(threads_before.get(name).copied().unwrap_or_default());
+    }
     let receiver_cpu = crate::cpu::Cpu::now().since(receiver_before).receiver;
     let coid_tail = || tail_file(&stack.coid.log_path(), 20);
     assert!(
@@ -229,6 +294,8 @@ pub fn run_on(
         drained: (push != Mode::Off).then_some(drained),
         coid_cpu: cpu_used,
         receiver_cpu,
+        host,
+        coid_threads: threads_used,
         latencies,
     }
 }

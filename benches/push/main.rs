@@ -6,8 +6,9 @@
 //!    and the real `Worker`; Delta Chat notifications per second with coid's
 //!    `Notifier`, and through the queue and the `Worker` ([`send`]);
 //! 3. and 4. the real stack (Postfix → coid → Dovecot, `tests/common`) at full speed,
-//!    rounds of push off, Web Push on and Delta Chat push on taking turns
-//!    ([`ORDERS`]): mail throughput with each kind of push on against off, and the time
+//!    rounds of Web Push on, Delta Chat push on and a control, each between two runs
+//!    with push off ([`ORDERS`]): mail throughput with each kind of push on against
+//!    the push-off runs either side, and the time
 //!    from coid's delivery of each message to its push or notification arriving
 //!    ([`flow`], [`coid_log`]);
 //! 5. the worker against a push service 50 ms away, at several `[push] concurrency`
@@ -55,7 +56,7 @@ use std::time::Instant;
 
 use coid::config::PushConfig;
 
-use flow::Mode;
+use flow::{Mode, Slot};
 use receiver::Receiver;
 
 /// Subscriptions the in-process runs push to, and Delta Chat tokens they notify.
@@ -71,13 +72,29 @@ const NOTIFICATIONS: usize = 40_000;
 const NOTIFIED_MESSAGES: usize = 2_000;
 /// Chats per stack run.
 const MESSAGES: usize = 2000;
-/// The order of the modes in each round: each mode runs before each other mode in
-/// half of the rounds.
-const ORDERS: [[Mode; 3]; 4] = [
-    [Mode::Off, Mode::WebPush, Mode::DeltaChat],
-    [Mode::DeltaChat, Mode::WebPush, Mode::Off],
-    [Mode::WebPush, Mode::Off, Mode::DeltaChat],
-    [Mode::DeltaChat, Mode::Off, Mode::WebPush],
+/// The measured runs of each round, in order, each between two push-off runs
+/// ([`flow::MailRounds`]): each runs before each other one in half of the rounds.
+const ORDERS: [[Slot; 3]; 4] = [
+    [
+        Slot::Push(Mode::WebPush),
+        Slot::Push(Mode::DeltaChat),
+        Slot::Control,
+    ],
+    [
+        Slot::Control,
+        Slot::Push(Mode::DeltaChat),
+        Slot::Push(Mode::WebPush),
+    ],
+    [
+        Slot::Push(Mode::DeltaChat),
+        Slot::Control,
+        Slot::Push(Mode::WebPush),
+    ],
+    [
+        Slot::Push(Mode::WebPush),
+        Slot::Control,
+        Slot::Push(Mode::DeltaChat),
+    ],
 ];
 
 fn main() {
@@ -200,33 +217,33 @@ fn distinct_chats(tag: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| flow::chat(tag, i, &filler).0).collect()
 }
 
-/// A round of every mode, in the [`ORDERS`], then the round's control (push off once
-/// more, see [`flow::MailRounds`]). A run of full size
-/// with push off goes first and is not counted: in every run of this bench the first
-/// full-size run was 10–20% faster than any later one, whatever followed, so the
-/// mode that opened round 1 (off) looked faster and round 1's ratios fell to
-/// 0.79–0.88 while the other rounds' did not.
+/// The mail rounds: push off, then each round's measured runs in the [`ORDERS`],
+/// each followed by push off again ([`flow::MailRounds`]). A run of full size with push
+/// off goes first and is not counted: in every run of this bench the first full-size
+/// run was 10–20% faster than any later one, whatever followed.
 fn mail_rounds(receiver: &Receiver, messages: usize) -> flow::MailRounds {
     let first = flow::run(receiver, Mode::Off, messages, "warmfull");
     eprintln!("{} (not counted)", report::progress(0, &first));
-    let mut rounds = Vec::new();
-    let mut control = Vec::new();
+    let off = |n: usize, round: usize| {
+        let outcome = flow::run(receiver, Mode::Off, messages, &format!("off{n}"));
+        eprintln!("{} (baseline)", report::progress(round, &outcome));
+        outcome
+    };
+    let mut offs = vec![off(0, 1)];
+    let mut measured = Vec::new();
     for (round, order) in ORDERS.iter().enumerate() {
-        let mut outcomes = Vec::new();
-        for &push in order {
-            let mode = match push {
-                Mode::Off => "off",
-                Mode::WebPush => "wp",
-                Mode::DeltaChat => "dc",
+        for &slot in order {
+            let tag = format!("r{round}{}", slot.tag());
+            let outcome = flow::run(receiver, slot.mode(), messages, &tag);
+            let control = if slot == Slot::Control {
+                " (control)"
+            } else {
+                ""
             };
-            let outcome = flow::run(receiver, push, messages, &format!("r{round}{mode}"));
-            eprintln!("{}", report::progress(round + 1, &outcome));
-            outcomes.push(outcome);
+            eprintln!("{}{control}", report::progress(round + 1, &outcome));
+            measured.push((slot, outcome));
+            offs.push(off(offs.len(), round + 1));
         }
-        rounds.push(outcomes);
-        let again = flow::run(receiver, Mode::Off, messages, &format!("r{round}control"));
-        eprintln!("{} (control)", report::progress(round + 1, &again));
-        control.push(again);
     }
-    flow::MailRounds { rounds, control }
+    flow::MailRounds { offs, measured }
 }

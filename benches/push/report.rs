@@ -1,14 +1,15 @@
 //! The push benchmark's tables: CPU per push, pushes and Delta Chat notifications per
 //! second in process (median of the runs, with the range), and the stack runs: mail
-//! throughput with push off, Web Push on and Delta Chat push on (median of the rounds,
-//! the ratio of each kind's median to off's and the ratio within each round), and the
-//! delivery-to-push latency quantiles over every push (notification) of every round.
+//! throughput with push off, Web Push on and Delta Chat push on (median of the runs,
+//! and each on-run's ratio to the push-off runs either side of it, by round with their
+//! median), and the delivery-to-push latency quantiles over every push (notification)
+//! of every round.
 
 use std::time::Duration;
 
 use crate::cost::Cost;
 use crate::far::{ANSWER_AFTER, Far};
-use crate::flow::{CHAT_SIZE, MailRounds, Mode, Outcome, SESSIONS, TOKENS};
+use crate::flow::{CHAT_SIZE, MailRounds, Mode, Outcome, SESSIONS, Slot, TOKENS};
 use crate::send::Rate;
 use crate::stats::{median, quantile, range};
 
@@ -111,96 +112,62 @@ pub fn rates(
     );
 }
 
-/// The stack runs, one `Vec` per round with one outcome of each mode.
+/// The stack runs: every run of each mode, then each measured run's ratio to the
+/// push-off runs either side of it, by round.
 pub fn mail(mail: &MailRounds) {
-    let of = |push: Mode| -> Vec<&Outcome> {
-        mail.rounds
-            .iter()
-            .flat_map(|round| round.iter().filter(move |o| o.push == push))
-            .collect()
-    };
-    let modes = [Mode::Off, Mode::WebPush, Mode::DeltaChat];
+    let runs_of =
+        |slot: Slot| -> Vec<&Outcome> { mail.of(slot).into_iter().map(|(o, _)| o).collect() };
     println!(
         "\nmail throughput, Postfix → coid → Dovecot, {SESSIONS} LMTP sessions, chats of {} KB \
          to one user (web push: 2 devices, each chat pushes to both; delta chat: {TOKENS} \
-         device tokens, each chat notifies both)",
+         device tokens, each chat notifies both; off: the push-off runs between the others)",
         CHAT_SIZE / 1024
     );
     println!(
-        "push        msgs  rounds  submit s  total s   msgs/s  (min–max)    pushes  push drain s  \
-         coid CPU µs/msg  stand-in CPU µs/msg"
+        "push        msgs    runs  submit s  total s   msgs/s  (min–max)    pushes  push drain s  \
+         coid CPU µs/msg  stand-in CPU µs/msg  host CPU µs/msg  host idle"
     );
-    for mode in modes {
-        let runs = of(mode);
-        let rates: Vec<f64> = runs.iter().map(|o| o.rate()).collect();
-        let secs = |of: fn(&Outcome) -> Option<Duration>| {
-            let values: Vec<f64> = runs
-                .iter()
-                .filter_map(|o| of(o))
-                .map(|d| d.as_secs_f64())
-                .collect();
-            if values.is_empty() {
-                "-".to_owned()
-            } else {
-                format!("{:.2}", median(values))
-            }
-        };
-        let per_message = |of: fn(&Outcome) -> Duration| {
-            median(
-                runs.iter()
-                    .map(|o| of(o).as_secs_f64() * 1e6 / o.messages as f64)
-                    .collect(),
-            )
-        };
-        let cpu = per_message(|o| o.coid_cpu);
-        let stand_in = per_message(|o| o.receiver_cpu);
-        println!(
-            "{:<10}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}  {:>15.0}  {:>19.0}",
-            mode.name(),
-            runs.first().map_or(0, |o| o.messages),
-            runs.len(),
-            secs(|o| Some(o.injected)),
-            secs(|o| Some(o.elapsed)),
-            median(rates.clone()),
-            range(&rates),
-            runs.iter().map(|o| o.latencies.len()).sum::<usize>(),
-            secs(|o| o.drained),
-            cpu,
-            stand_in,
-        );
+    let rows = [
+        (Mode::Off, mail.offs.iter().collect::<Vec<_>>()),
+        (Mode::WebPush, runs_of(Slot::Push(Mode::WebPush))),
+        (Mode::DeltaChat, runs_of(Slot::Push(Mode::DeltaChat))),
+    ];
+    for (mode, runs) in &rows {
+        mode_row(*mode, runs);
     }
-    let median_rate = |runs: &[&Outcome]| median(runs.iter().map(|o| o.rate()).collect());
-    let off = of(Mode::Off);
-    for mode in [Mode::WebPush, Mode::DeltaChat] {
-        let on = of(mode);
-        let per_round: Vec<String> = on
-            .iter()
-            .zip(&off)
-            .map(|(on, off)| format!("{:.2}", on.rate() / off.rate()))
-            .collect();
+    for (slot, what) in [
+        (Slot::Push(Mode::WebPush), "web push on/off"),
+        (Slot::Push(Mode::DeltaChat), "delta chat on/off"),
+        (
+            Slot::Control,
+            "control, push off/off (the same code: the rounds' own noise)",
+        ),
+    ] {
+        let (middle, per_round) = ratios(mail, slot);
+        let per_round: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "ratio {} on/off (medians): {:.2}; per round: {}",
-            mode.name(),
-            median_rate(&on) / median_rate(&off),
+            "ratio {what}, each run against the push-off runs either side: median {middle:.2}; \
+             per round: {}",
             per_round.join(" ")
         );
     }
-    let again: Vec<&Outcome> = mail.control.iter().collect();
-    let per_round: Vec<String> = control_ratios(&off, &again)
-        .iter()
-        .map(|r| format!("{r:.2}"))
-        .collect();
+    for (mode, runs) in &rows {
+        println!(
+            "coid CPU by thread, {} (µs/msg, medians): {}",
+            mode.name(),
+            by_thread(runs)
+        );
+    }
+    let control = runs_of(Slot::Control);
     println!(
-        "control, push off again/off (the same code twice: the rounds' own noise; {} µs/msg \
-         coid CPU): per round: {}",
+        "control runs: {:.1} msgs/s, {:.0} µs/msg coid CPU (medians)",
+        median(control.iter().map(|o| o.rate()).collect()),
         median(
-            again
+            control
                 .iter()
                 .map(|o| o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64)
                 .collect()
         )
-        .round(),
-        per_round.join(" ")
     );
 
     println!(
@@ -210,7 +177,7 @@ pub fn mail(mail: &MailRounds) {
     );
     println!("push        pushes     p50     p90     p95     p99     max  per round p50/p99");
     for mode in [Mode::WebPush, Mode::DeltaChat] {
-        let on = of(mode);
+        let on = runs_of(Slot::Push(mode));
         let all: Vec<f64> = on
             .iter()
             .flat_map(|o| o.latencies.iter().copied())
@@ -239,24 +206,91 @@ pub fn mail(mail: &MailRounds) {
     }
 }
 
-/// Each round's control run against its push-off run.
-fn control_ratios(off: &[&Outcome], again: &[&Outcome]) -> Vec<f64> {
-    off.iter()
-        .zip(again)
-        .map(|(off, again)| again.rate() / off.rate())
-        .collect()
+/// One mode's row of the mail table: its runs' medians, with the range of their rates.
+fn mode_row(mode: Mode, runs: &[&Outcome]) {
+    let rates: Vec<f64> = runs.iter().map(|o| o.rate()).collect();
+    let secs = |of: fn(&Outcome) -> Option<Duration>| {
+        let values: Vec<f64> = runs
+            .iter()
+            .filter_map(|o| of(o))
+            .map(|d| d.as_secs_f64())
+            .collect();
+        if values.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", median(values))
+        }
+    };
+    let per_message = |of: fn(&Outcome) -> Duration| {
+        median(
+            runs.iter()
+                .map(|o| of(o).as_secs_f64() * 1e6 / o.messages as f64)
+                .collect(),
+        )
+    };
+    let idle = median(runs.iter().map(|o| o.host.idle_share()).collect());
+    println!(
+        "{:<10}  {:>4}  {:>6}  {:>8}  {:>7}  {:>7.1}  {:<11}  {:>6}  {:>12}  {:>15.0}  {:>19.0}  \
+         {:>15.0}  {:>8.0}%",
+        mode.name(),
+        runs.first().map_or(0, |o| o.messages),
+        runs.len(),
+        secs(|o| Some(o.injected)),
+        secs(|o| Some(o.elapsed)),
+        median(rates.clone()),
+        range(&rates),
+        runs.iter().map(|o| o.latencies.len()).sum::<usize>(),
+        secs(|o| o.drained),
+        per_message(|o| o.coid_cpu),
+        per_message(|o| o.receiver_cpu),
+        per_message(|o| o.host.busy),
+        idle * 100.0,
+    );
+}
+
+/// coid's CPU per message by thread name, the median of `runs`, busiest first.
+fn by_thread(runs: &[&Outcome]) -> String {
+    let mut names: Vec<&String> = runs.iter().flat_map(|o| o.coid_threads.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut per_name: Vec<(f64, &String)> = names
+        .into_iter()
+        .map(|name| {
+            let per_message = runs.iter().map(|o| {
+                let used = o.coid_threads.get(name).copied().unwrap_or_default();
+                used.as_secs_f64() * 1e6 / o.messages as f64
+            });
+            (median(per_message.collect()), name)
+        })
+        .filter(|(used, _)| *used > 0.0)
+        .collect();
+    per_name.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let parts: Vec<String> = per_name
+        .iter()
+        .map(|(used, name)| format!("{name} {used:.0}"))
+        .collect();
+    parts.join(", ")
+}
+
+/// The ratios of `slot`'s runs to the push-off runs either side of each: their
+/// median, and each round's.
+fn ratios(mail: &MailRounds, slot: Slot) -> (f64, Vec<f64>) {
+    let per_round: Vec<f64> = mail.of(slot).into_iter().map(|(_, r)| r).collect();
+    (median(per_round.clone()), per_round)
 }
 
 /// One line per stack run, on stderr while the bench runs.
 pub fn progress(round: usize, o: &Outcome) -> String {
     format!(
         "[bench] round {round} push {:<10}: {} msgs in {:.2} s, {:.1} msgs/s, coid CPU {:.0} µs/msg, \
-         {} pushes, p50 {:.1} ms",
+         host CPU {:.0} µs/msg ({:.0}% idle), {} pushes, p50 {:.1} ms",
         o.push.name(),
         o.messages,
         o.elapsed.as_secs_f64(),
         o.rate(),
         o.coid_cpu.as_secs_f64() * 1e6 / o.messages as f64,
+        o.host.busy.as_secs_f64() * 1e6 / o.messages as f64,
+        o.host.idle_share() * 100.0,
         o.latencies.len(),
         quantile(&o.latencies, 0.5),
     )
@@ -284,44 +318,21 @@ pub fn summary(s: &Summary<'_>) {
     let (sender, worker) = (rate(s.sender), rate(s.worker));
     let (notifier, deltachat) = (rate(s.notifier), rate(s.deltachat));
     let (sender_one, notifier_one) = (rate(s.sender_one), rate(s.notifier_one));
-    let of = |push: Mode| -> Vec<&Outcome> {
-        s.mail
-            .rounds
-            .iter()
-            .flat_map(|round| round.iter().filter(move |o| o.push == push))
-            .collect()
-    };
-    let off = of(Mode::Off);
-    let ratios = |mode: Mode| -> (f64, String) {
-        let on = of(mode);
-        let per_round: Vec<f64> = on
-            .iter()
-            .zip(&off)
-            .map(|(on, off)| on.rate() / off.rate())
-            .collect();
-        let medians = median(on.iter().map(|o| o.rate()).collect())
-            / median(off.iter().map(|o| o.rate()).collect());
-        let lowest = per_round.iter().copied().fold(f64::INFINITY, f64::min);
-        let highest = per_round.iter().copied().fold(0.0, f64::max);
-        (medians, format!("{lowest:.2}–{highest:.2}"))
-    };
     let p99 = |mode: Mode| {
-        let all: Vec<f64> = of(mode)
+        let all: Vec<f64> = s
+            .mail
+            .of(Slot::Push(mode))
             .iter()
-            .flat_map(|o| o.latencies.iter().copied())
+            .flat_map(|(o, _)| o.latencies.iter().copied())
             .collect();
         quantile(&all, 0.99)
     };
-    let (wp_ratio, wp_rounds) = ratios(Mode::WebPush);
-    let (dc_ratio, dc_rounds) = ratios(Mode::DeltaChat);
-    let again: Vec<&Outcome> = s.mail.control.iter().collect();
-    let control = control_ratios(&off, &again);
-    let control_median = median(again.iter().map(|o| o.rate()).collect())
-        / median(off.iter().map(|o| o.rate()).collect());
-    let (low, high) = (
-        control.iter().copied().fold(f64::INFINITY, f64::min),
-        control.iter().copied().fold(0.0, f64::max),
-    );
+    let rounds = |slot: Slot| {
+        let (middle, per_round) = ratios(s.mail, slot);
+        let lowest = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = per_round.iter().copied().fold(0.0, f64::max);
+        format!("{middle:.2} ({lowest:.2}–{highest:.2})")
+    };
     println!("\nissue 14: where push stands (this run)");
     println!("{:<58} {:>22}  goal", "what", "now");
     let rows = [
@@ -362,12 +373,12 @@ pub fn summary(s: &Summary<'_>) {
         ),
         (
             "mail throughput web push on/off (rounds)".to_owned(),
-            format!("{wp_ratio:.2} ({wp_rounds})"),
+            rounds(Slot::Push(Mode::WebPush)),
             "≥ 0.95 in every round",
         ),
         (
-            "control: push off again/off, the rounds' noise (rounds)".to_owned(),
-            format!("{control_median:.2} ({low:.2}–{high:.2})"),
+            "control: push off/off, the rounds' noise (rounds)".to_owned(),
+            rounds(Slot::Control),
             "",
         ),
         (
@@ -396,7 +407,7 @@ pub fn summary(s: &Summary<'_>) {
         ),
         (
             "mail throughput delta chat on/off (rounds)".to_owned(),
-            format!("{dc_ratio:.2} ({dc_rounds})"),
+            rounds(Slot::Push(Mode::DeltaChat)),
             "≥ 0.95 in every round",
         ),
         (
