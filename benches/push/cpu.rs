@@ -8,6 +8,7 @@
 //! busy and idle (`/proc/stat`), to tell whether the mail kept the CPUs busy and what
 //! push adds to all the work on them.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const RECEIVER_THREAD: &str = "push-receiver";
@@ -26,17 +27,7 @@ impl Cpu {
     /// The process's CPU now.
     pub fn now() -> Cpu {
         let mut cpu = Cpu::default();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return cpu;
-        };
-        for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-                continue;
-            };
-            let Some((name, ticks)) = parse_stat(&stat) else {
-                continue;
-            };
-            let used = TICK * u32::try_from(ticks).unwrap_or(u32::MAX);
+        for (name, used) in by_thread("/proc/self/task") {
             if name == RECEIVER_THREAD {
                 cpu.receiver += used;
             } else {
@@ -97,46 +88,55 @@ impl Host {
 /// steal ...`, in clock ticks.
 fn parse_host(stat: &str) -> Option<Host> {
     let line = stat.lines().find(|line| line.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
+    let counts: Vec<u64> = line
         .split_whitespace()
         .skip(1)
         .map(str::parse)
         .collect::<Result<_, _>>()
         .ok()?;
-    let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    let field = |i: usize| counts.get(i).copied().unwrap_or(0);
     let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
     let idle = field(3) + field(4);
-    let of = |n: u64| TICK * u32::try_from(n).unwrap_or(u32::MAX);
     Some(Host {
-        busy: of(busy),
-        idle: of(idle),
+        busy: ticks(busy),
+        idle: ticks(idle),
     })
 }
 
 /// The CPU `pid` has used so far (all its threads); `None` when it is gone.
 pub fn process(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, ticks) = parse_stat(&stat)?;
-    Some(TICK * u32::try_from(ticks).ok()?)
+    let (_, used) = parse_stat(&stat)?;
+    Some(ticks(used))
 }
 
 /// The CPU each thread of `pid` has used so far, summed by thread name (living
 /// threads only: one that ended is lost, so measure threads that outlive the work).
-pub fn threads(pid: u32) -> std::collections::BTreeMap<String, Duration> {
-    let mut by_name = std::collections::BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+pub fn threads(pid: u32) -> BTreeMap<String, Duration> {
+    by_thread(&format!("/proc/{pid}/task"))
+}
+
+/// The CPU of each thread listed in `tasks` (a `/proc/<pid>/task` directory), summed
+/// by thread name; empty if it cannot be read.
+fn by_thread(tasks: &str) -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(tasks) else {
         return by_name;
     };
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
-        if let Some((name, ticks)) = parse_stat(&stat) {
-            *by_name.entry(name.to_owned()).or_insert(Duration::ZERO) +=
-                TICK * u32::try_from(ticks).unwrap_or(u32::MAX);
+        if let Some((name, used)) = parse_stat(&stat) {
+            *by_name.entry(name.to_owned()).or_insert(Duration::ZERO) += ticks(used);
         }
     }
     by_name
+}
+
+/// `n` clock ticks as a duration.
+fn ticks(n: u64) -> Duration {
+    TICK * u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// (thread name, utime + stime ticks) of a `stat` line: `pid (comm) state ...`, with
