@@ -329,8 +329,7 @@ pub fn summary(s: &Summary<'_>) {
     };
     let rounds = |slot: Slot| {
         let (middle, per_round) = ratios(s.mail, slot);
-        let lowest = per_round.iter().copied().fold(f64::INFINITY, f64::min);
-        let highest = per_round.iter().copied().fold(0.0, f64::max);
+        let (lowest, highest) = (quantile(&per_round, 0.0), quantile(&per_round, 1.0));
         format!("{middle:.2} ({lowest:.2}–{highest:.2})")
     };
     println!("\nissue 14: where push stands (this run)");
